@@ -1,0 +1,1 @@
+"""ordercore: an embeddable order management core."""

@@ -1,0 +1,282 @@
+"""The one error hierarchy of ordercore.
+
+Every error has a machine-readable ``code`` (stable, snake_case) and carries the data that explains it.
+Validation errors name the field (a dotted path such as ``lines[0].unit_price``), the offending value and
+the reason; :class:`ValidationFailed` collects every problem found at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any, ClassVar
+
+import attrs
+
+__all__ = [
+    "ConcurrencyConflict",
+    "CurrencyMismatch",
+    "DuplicateOrder",
+    "EventHandlerFailed",
+    "HoldNotFound",
+    "IllegalTransition",
+    "InvalidAddress",
+    "InvalidIdentifier",
+    "InvalidMoney",
+    "InvalidQuantity",
+    "InvalidTimestamp",
+    "InvalidValue",
+    "LifecycleDefinitionError",
+    "LineNotFound",
+    "NotFound",
+    "OrderCoreError",
+    "OrderNotFound",
+    "Problem",
+    "QuantityExceeded",
+    "StoreUnavailable",
+    "UnknownStore",
+    "ValidationFailed",
+]
+
+
+class OrderCoreError(Exception):
+    """Root of every error raised by ordercore. ``code`` is stable and machine-readable."""
+
+    code: ClassVar[str] = "ordercore_error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-friendly description, for APIs and logs."""
+        return {"code": self.code, "message": self.message}
+
+
+@attrs.frozen
+class Problem:
+    """One thing wrong with an input: where (``field``), what kind (``code``), why, and the value seen."""
+
+    field: str
+    code: str
+    message: str
+    value: Any = None
+
+    def at(self, prefix: str) -> Problem:
+        """The same problem, located under ``prefix`` (``"lines[0]"`` + ``"sku"`` -> ``"lines[0].sku"``)."""
+        if not prefix:
+            return self
+        if not self.field:
+            return attrs.evolve(self, field=prefix)
+        joiner = "" if self.field.startswith("[") else "."
+        return attrs.evolve(self, field=f"{prefix}{joiner}{self.field}")
+
+    def __str__(self) -> str:
+        where = self.field or "<input>"
+        return f"{where}: {self.message} ({self.code})"
+
+
+class InvalidValue(OrderCoreError, ValueError):
+    """A single value is not acceptable. ``field`` is the path of the value when it is known."""
+
+    code: ClassVar[str] = "invalid_value"
+
+    def __init__(self, message: str, *, field: str = "", value: Any = None, code: str | None = None) -> None:
+        super().__init__(f"{field}: {message}" if field else message)
+        self.reason = message
+        self.field = field
+        self.value = value
+        if code is not None:
+            self.code = code  # type: ignore[misc]  # a narrower code for this instance
+
+    def problem(self) -> Problem:
+        return Problem(field=self.field, code=self.code, message=self.reason, value=self.value)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"code": self.code, "message": self.reason, "field": self.field, "value": repr(self.value)}
+
+
+class InvalidMoney(InvalidValue):
+    code: ClassVar[str] = "invalid_money"
+
+
+class CurrencyMismatch(InvalidValue):
+    code: ClassVar[str] = "currency_mismatch"
+
+
+class InvalidQuantity(InvalidValue):
+    code: ClassVar[str] = "invalid_quantity"
+
+
+class QuantityExceeded(InvalidValue):
+    """A change asks for more units than the line has in the bucket it draws from."""
+
+    code: ClassVar[str] = "quantity_exceeded"
+
+
+class InvalidAddress(InvalidValue):
+    code: ClassVar[str] = "invalid_address"
+
+
+class InvalidIdentifier(InvalidValue):
+    code: ClassVar[str] = "invalid_identifier"
+
+
+class InvalidTimestamp(InvalidValue):
+    code: ClassVar[str] = "invalid_timestamp"
+
+
+class ValidationFailed(OrderCoreError, ValueError):
+    """An input had one or more problems; ``problems`` lists every one of them."""
+
+    code: ClassVar[str] = "validation_failed"
+
+    def __init__(self, problems: Sequence[Problem], *, subject: str = "input") -> None:
+        self.problems = tuple(problems)
+        self.subject = subject
+        listing = "; ".join(str(p) for p in self.problems)
+        super().__init__(f"{subject} is invalid ({len(self.problems)} problem(s)): {listing}")
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        return tuple(p.field for p in self.problems)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "code": self.code,
+            "message": self.message,
+            "problems": [
+                {"field": p.field, "code": p.code, "message": p.message, "value": repr(p.value)}
+                for p in self.problems
+            ],
+        }
+
+
+class NotFound(OrderCoreError, LookupError):
+    code: ClassVar[str] = "not_found"
+
+
+class OrderNotFound(NotFound):
+    code: ClassVar[str] = "order_not_found"
+
+    def __init__(self, order_id: object) -> None:
+        super().__init__(f"order {order_id} does not exist")
+        self.order_id = order_id
+
+
+class LineNotFound(NotFound):
+    code: ClassVar[str] = "line_not_found"
+
+    def __init__(self, order_id: object, line_id: object) -> None:
+        super().__init__(f"order {order_id} has no line {line_id}")
+        self.order_id = order_id
+        self.line_id = line_id
+
+
+class HoldNotFound(NotFound):
+    code: ClassVar[str] = "hold_not_found"
+
+    def __init__(self, order_id: object, hold_code: str) -> None:
+        super().__init__(f"order {order_id} has no active hold {hold_code!r}")
+        self.order_id = order_id
+        self.hold_code = hold_code
+
+
+class IllegalTransition(OrderCoreError):
+    """The lifecycle does not allow ``trigger`` in the order's current state; nothing was changed."""
+
+    code: ClassVar[str] = "illegal_transition"
+
+    def __init__(
+        self,
+        *,
+        order_id: object,
+        state: object,
+        trigger: object,
+        target: object = None,
+        failed_guard: str | None = None,
+        detail: str | None = None,
+    ) -> None:
+        msg = f"order {order_id}: {trigger} is not allowed in state {state}"
+        if target is not None:
+            msg += f" (it would lead to {target})"
+        if failed_guard:
+            msg += f": guard {failed_guard} refused"
+        if detail:
+            msg += f": {detail}"
+        super().__init__(msg)
+        self.order_id = order_id
+        self.state = state
+        self.trigger = trigger
+        self.target = target
+        self.failed_guard = failed_guard
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "code": self.code,
+            "message": self.message,
+            "order_id": str(self.order_id),
+            "state": str(self.state),
+            "trigger": str(self.trigger),
+            "target": None if self.target is None else str(self.target),
+            "failed_guard": self.failed_guard,
+        }
+
+
+class LifecycleDefinitionError(OrderCoreError, ValueError):
+    """A lifecycle (state machine) definition is inconsistent; ``problems`` lists every defect."""
+
+    code: ClassVar[str] = "lifecycle_definition"
+
+    def __init__(self, problems: Iterable[str]) -> None:
+        self.problems = tuple(problems)
+        super().__init__("lifecycle definition is invalid: " + "; ".join(self.problems))
+
+
+class ConcurrencyConflict(OrderCoreError):
+    """Somebody else changed the aggregate since it was loaded (optimistic concurrency)."""
+
+    code: ClassVar[str] = "concurrency_conflict"
+
+    def __init__(self, aggregate_id: object, expected_version: int, actual_version: int | None) -> None:
+        super().__init__(
+            f"{aggregate_id} was changed concurrently: expected version {expected_version}, "
+            f"found {actual_version}"
+        )
+        self.aggregate_id = aggregate_id
+        self.expected_version = expected_version
+        self.actual_version = actual_version
+
+
+class DuplicateOrder(OrderCoreError):
+    """An order with this id, or this channel and external reference, already exists."""
+
+    code: ClassVar[str] = "duplicate_order"
+
+    def __init__(self, message: str, *, existing_order_id: object = None) -> None:
+        super().__init__(message)
+        self.existing_order_id = existing_order_id
+
+
+class UnknownStore(OrderCoreError, ValueError):
+    """No store adapter is registered for the URL's scheme."""
+
+    code: ClassVar[str] = "unknown_store"
+
+
+class StoreUnavailable(OrderCoreError):
+    """The store could not be reached or failed mid-operation; nothing was committed."""
+
+    code: ClassVar[str] = "store_unavailable"
+
+
+class EventHandlerFailed(OrderCoreError):
+    """Raised by a strict message bus after every handler ran, when one or more of them failed."""
+
+    code: ClassVar[str] = "event_handler_failed"
+
+    def __init__(self, failures: Sequence[Any]) -> None:
+        self.failures = tuple(failures)
+        super().__init__(
+            f"{len(self.failures)} event handler(s) failed: "
+            + "; ".join(f"{f.handler} on {f.event_type}: {f.error}" for f in self.failures)
+        )

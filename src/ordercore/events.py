@@ -1,0 +1,187 @@
+"""Domain events: every change to an order is one of these, kept as the order's history.
+
+Each event says who (``actor``), when (``occurred_at``, timezone-aware), why (``reason``) and what status the
+order was in afterwards (``status``). An event is a fact: replaying an order's history rebuilds the order
+exactly (:meth:`ordercore.Order.replay`), whatever the lifecycle says today.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+import attrs
+
+from ordercore.lifecycle import State, Trigger
+from ordercore.lines import Adjustment, OrderLine, TaxLine
+from ordercore.values import Actor, Address, Channel, CustomerRef, LineId, OrderId
+
+__all__ = [
+    "DeliveryRecorded",
+    "EVENT_TYPES",
+    "HoldApplied",
+    "HoldReleased",
+    "LineQty",
+    "LineQuantityChanged",
+    "LinesAllocated",
+    "LinesBackordered",
+    "LinesCancelled",
+    "LinesReleased",
+    "OrderCancelled",
+    "OrderCreated",
+    "OrderEvent",
+    "ReturnRecorded",
+    "ShipmentRecorded",
+    "ShippingAddressChanged",
+    "StatusChanged",
+]
+
+
+@attrs.frozen
+class LineQty:
+    """A number of units of one line."""
+
+    line_id: LineId
+    quantity: int
+
+
+@attrs.frozen(kw_only=True)
+class OrderEvent:
+    """Base of every order event."""
+
+    order_id: OrderId
+    sequence: int
+    occurred_at: datetime
+    actor: Actor
+    status: State
+    reason: str = ""
+
+    @property
+    def event_id(self) -> str:
+        """Unique across all orders: the order id and the event's sequence number in that order."""
+        return f"{self.order_id.value}#{self.sequence}"
+
+    @property
+    def type(self) -> str:
+        return type(self).__name__
+
+
+@attrs.frozen(kw_only=True)
+class OrderCreated(OrderEvent):
+    channel: Channel
+    external_ref: str | None
+    customer: CustomerRef
+    currency: str
+    shipping_address: Address
+    billing_address: Address | None
+    lines: tuple[OrderLine, ...]
+    discounts: tuple[Adjustment, ...]
+    shipping_charges: tuple[Adjustment, ...]
+    shipping_taxes: tuple[TaxLine, ...]
+    service_level: str
+    requested_delivery_date: date | None
+    attributes: dict[str, str] = attrs.field(hash=False)
+
+
+@attrs.frozen(kw_only=True)
+class StatusChanged(OrderEvent):
+    """A decision moved the order (place, accept, reject, complete, or a user-defined trigger)."""
+
+    trigger: Trigger
+    previous: State
+    code: str = ""
+
+
+@attrs.frozen(kw_only=True)
+class HoldApplied(OrderEvent):
+    code: str
+    message: str = ""
+
+
+@attrs.frozen(kw_only=True)
+class HoldReleased(OrderEvent):
+    code: str
+    comment: str = ""
+
+
+@attrs.frozen(kw_only=True)
+class _LinesEvent(OrderEvent):
+    lines: tuple[LineQty, ...]
+
+
+@attrs.frozen(kw_only=True)
+class LinesAllocated(_LinesEvent):
+    pass
+
+
+@attrs.frozen(kw_only=True)
+class LinesBackordered(_LinesEvent):
+    pass
+
+
+@attrs.frozen(kw_only=True)
+class LinesReleased(_LinesEvent):
+    """Units handed to fulfilment (a warehouse or store)."""
+
+
+@attrs.frozen(kw_only=True)
+class ShipmentRecorded(_LinesEvent):
+    shipment_id: str
+    carrier: str = ""
+    tracking_number: str = ""
+
+
+@attrs.frozen(kw_only=True)
+class DeliveryRecorded(_LinesEvent):
+    shipment_id: str = ""
+
+
+@attrs.frozen(kw_only=True)
+class ReturnRecorded(_LinesEvent):
+    return_id: str = ""
+
+
+@attrs.frozen(kw_only=True)
+class LinesCancelled(_LinesEvent):
+    pass
+
+
+@attrs.frozen(kw_only=True)
+class OrderCancelled(_LinesEvent):
+    """The whole order was cancelled; ``lines`` are the units that were cancelled by it."""
+
+
+@attrs.frozen(kw_only=True)
+class LineQuantityChanged(OrderEvent):
+    line_id: LineId
+    quantity: int
+    previous: int
+    discounts: tuple[Adjustment, ...]
+    taxes: tuple[TaxLine, ...]
+
+
+@attrs.frozen(kw_only=True)
+class ShippingAddressChanged(OrderEvent):
+    address: Address
+    previous: Address
+
+
+#: Every built-in event type by name (for serialization).
+EVENT_TYPES: dict[str, type[OrderEvent]] = {
+    cls.__name__: cls
+    for cls in (
+        OrderCreated,
+        StatusChanged,
+        HoldApplied,
+        HoldReleased,
+        LinesAllocated,
+        LinesBackordered,
+        LinesReleased,
+        ShipmentRecorded,
+        DeliveryRecorded,
+        ReturnRecorded,
+        LinesCancelled,
+        OrderCancelled,
+        LineQuantityChanged,
+        ShippingAddressChanged,
+    )
+}

@@ -1,0 +1,252 @@
+"""Order lines and their quantity buckets, discounts, charges and tax lines."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from decimal import Decimal
+from typing import Any
+
+import attrs
+
+from ordercore.errors import InvalidQuantity, InvalidValue, QuantityExceeded
+from ordercore.money import Money, sum_money
+from ordercore.values import LineId, Sku, check_quantity
+
+__all__ = [
+    "BUCKETS",
+    "Adjustment",
+    "LineQuantities",
+    "NewLine",
+    "OrderLine",
+    "TaxLine",
+]
+
+#: The exclusive stages a unit of a line can be in; they always add up to ``ordered``.
+BUCKETS = ("open", "backordered", "allocated", "released", "shipped", "delivered", "returned", "cancelled")
+
+
+def _text(max_len: int, *, required: bool = False) -> Any:
+    def check(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+        if not isinstance(value, str):
+            raise InvalidValue(f"must be a string, not {type(value).__name__}", field=attribute.name, value=value)
+        if len(value) > max_len:
+            raise InvalidValue(f"must be at most {max_len} characters", field=attribute.name, value=value)
+        if required and not value.strip():
+            raise InvalidValue("is required", field=attribute.name, value=value)
+
+    return check
+
+
+def _str_mapping(value: object) -> dict[str, str]:
+    if not isinstance(value, Mapping):
+        raise InvalidValue("must be a mapping of strings to strings", field="attributes", value=value)
+    for k, v in value.items():
+        if not isinstance(k, str) or not isinstance(v, str):
+            raise InvalidValue("must map strings to strings", field=f"attributes[{k!r}]", value=v)
+    return dict(value)
+
+
+@attrs.frozen
+class Adjustment:
+    """A discount or a charge: a non-negative amount with a code (``SUMMER10``, ``shipping-express``)."""
+
+    code: str = attrs.field(validator=_text(64, required=True))
+    amount: Money
+    description: str = attrs.field(default="", validator=_text(200))
+
+    def __attrs_post_init__(self) -> None:
+        if not isinstance(self.amount, Money):
+            raise InvalidValue("must be Money", field="amount", value=self.amount)
+        if self.amount.is_negative:
+            raise InvalidValue("must not be negative", field="amount", value=self.amount)
+
+
+@attrs.frozen
+class TaxLine:
+    """A tax on a line or a charge, as computed by the channel or the tax port: ``VAT 19% = 3.80 EUR``."""
+
+    code: str = attrs.field(validator=_text(64, required=True))
+    rate: Decimal
+    amount: Money
+
+    def __attrs_post_init__(self) -> None:
+        if isinstance(self.rate, bool) or not isinstance(self.rate, Decimal) or not self.rate.is_finite():
+            raise InvalidValue("must be a finite Decimal", field="rate", value=self.rate)
+        if self.rate < 0:
+            raise InvalidValue("must not be negative", field="rate", value=self.rate)
+        if not isinstance(self.amount, Money):
+            raise InvalidValue("must be Money", field="amount", value=self.amount)
+        if self.amount.is_negative:
+            raise InvalidValue("must not be negative", field="amount", value=self.amount)
+
+
+@attrs.frozen
+class LineQuantities:
+    """How many units of a line are in each stage. Every unit is in exactly one bucket, so the buckets
+    always add up to ``ordered``; no bucket is ever negative."""
+
+    ordered: int
+    open: int
+    backordered: int = 0
+    allocated: int = 0
+    released: int = 0
+    shipped: int = 0
+    delivered: int = 0
+    returned: int = 0
+    cancelled: int = 0
+
+    def __attrs_post_init__(self) -> None:
+        total = 0
+        for name in BUCKETS:
+            value = getattr(self, name)
+            check_quantity(value, name, allow_zero=True)
+            total += value
+        check_quantity(self.ordered, "ordered", allow_zero=True)
+        if total != self.ordered:
+            raise InvalidQuantity(
+                f"buckets add up to {total}, not to the {self.ordered} ordered", field="ordered", value=total
+            )
+
+    @classmethod
+    def new(cls, ordered: int) -> LineQuantities:
+        return cls(ordered=ordered, open=ordered)
+
+    @property
+    def live(self) -> int:
+        """Units not cancelled."""
+        return self.ordered - self.cancelled
+
+    def move(self, sources: tuple[str, ...], target: str, quantity: int, *, field: str = "quantity") -> LineQuantities:
+        """Move ``quantity`` units into ``target``, drawing from ``sources`` in order."""
+        values = {name: getattr(self, name) for name in BUCKETS}
+        available = sum(values[s] for s in sources)
+        if quantity > available:
+            raise QuantityExceeded(
+                f"asks for {quantity} but only {available} are {' or '.join(sources)}", field=field, value=quantity
+            )
+        left = quantity
+        for s in sources:
+            take = min(left, values[s])
+            values[s] -= take
+            left -= take
+        values[target] += quantity
+        return LineQuantities(ordered=self.ordered, **values)
+
+    def resize(self, ordered: int, *, field: str = "quantity") -> LineQuantities:
+        """Change the ordered quantity: growth is open; shrinking takes open, then backordered, then
+        allocated units (released, shipped and later units cannot be un-ordered)."""
+        check_quantity(ordered, field)
+        delta = ordered - self.ordered
+        if delta >= 0:
+            return attrs.evolve(self, ordered=ordered, open=self.open + delta)
+        values = {name: getattr(self, name) for name in BUCKETS}
+        left = -delta
+        for s in ("open", "backordered", "allocated"):
+            take = min(left, values[s])
+            values[s] -= take
+            left -= take
+        if left:
+            floor = self.ordered - self.open - self.backordered - self.allocated
+            raise QuantityExceeded(
+                f"cannot go below {max(floor, 1)}: the rest is released, shipped, delivered, returned or cancelled",
+                field=field,
+                value=ordered,
+            )
+        result = LineQuantities(ordered=ordered, **values)
+        if result.live == 0:
+            raise InvalidQuantity("would leave no live units; cancel the line instead", field=field, value=ordered)
+        return result
+
+    def __add__(self, other: LineQuantities) -> LineQuantities:
+        return LineQuantities(
+            ordered=self.ordered + other.ordered,
+            **{name: getattr(self, name) + getattr(other, name) for name in BUCKETS},
+        )
+
+    @classmethod
+    def total(cls, items: Iterable[LineQuantities]) -> LineQuantities:
+        result = cls.new(0)
+        for q in items:
+            result = result + q
+        return result
+
+
+@attrs.frozen
+class NewLine:
+    """A line as a channel sends it. ``line_id`` defaults to the line's position (``"1"``, ``"2"``...)."""
+
+    sku: Sku
+    quantity: int
+    unit_price: Money
+    line_id: LineId | None = None
+    discounts: tuple[Adjustment, ...] = attrs.field(default=(), converter=tuple)
+    taxes: tuple[TaxLine, ...] = attrs.field(default=(), converter=tuple)
+    description: str = attrs.field(default="", validator=_text(500))
+    uom: str = attrs.field(default="EA", validator=_text(16, required=True))
+    attributes: dict[str, str] = attrs.field(factory=dict, converter=_str_mapping, hash=False)
+
+    def __attrs_post_init__(self) -> None:
+        if not isinstance(self.sku, Sku):
+            raise InvalidValue("must be a Sku", field="sku", value=self.sku)
+        check_quantity(self.quantity, "quantity")
+        if not isinstance(self.unit_price, Money):
+            raise InvalidValue("must be Money", field="unit_price", value=self.unit_price)
+        if self.line_id is not None and not isinstance(self.line_id, LineId):
+            raise InvalidValue("must be a LineId", field="line_id", value=self.line_id)
+
+
+@attrs.frozen
+class OrderLine:
+    """A line of an order: what was ordered, at what price, and where each unit is now."""
+
+    id: LineId
+    sku: Sku
+    unit_price: Money
+    qty: LineQuantities
+    discounts: tuple[Adjustment, ...] = ()
+    taxes: tuple[TaxLine, ...] = ()
+    description: str = ""
+    uom: str = "EA"
+    attributes: dict[str, str] = attrs.field(factory=dict, hash=False)
+
+    @classmethod
+    def from_new(cls, new: NewLine, line_id: LineId) -> OrderLine:
+        return cls(
+            id=line_id,
+            sku=new.sku,
+            unit_price=new.unit_price,
+            qty=LineQuantities.new(new.quantity),
+            discounts=new.discounts,
+            taxes=new.taxes,
+            description=new.description,
+            uom=new.uom,
+            attributes=dict(new.attributes),
+        )
+
+    # Amounts follow the live (not cancelled) quantity. Discounts and taxes given for the ordered quantity
+    # are pro-rated exactly (largest remainder), so partial cancellations never lose or invent a cent.
+    def _prorate(self, amount: Money) -> Money:
+        q = self.qty
+        if q.cancelled == 0:
+            return amount
+        return amount.allocate([q.live, q.cancelled])[0]
+
+    @property
+    def gross(self) -> Money:
+        return self.unit_price * self.qty.live
+
+    @property
+    def ordered_gross(self) -> Money:
+        return self.unit_price * self.qty.ordered
+
+    @property
+    def discount_total(self) -> Money:
+        return self._prorate(sum_money((d.amount for d in self.discounts), self.unit_price.currency))
+
+    @property
+    def tax_total(self) -> Money:
+        return self._prorate(sum_money((t.amount for t in self.taxes), self.unit_price.currency))
+
+    @property
+    def net(self) -> Money:
+        return self.gross - self.discount_total

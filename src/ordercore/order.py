@@ -1,0 +1,739 @@
+"""The order aggregate.
+
+An :class:`Order` changes only through its methods. Each method checks everything first (input, quantity
+buckets, the lifecycle), raises a typed error and changes nothing if any check fails, and otherwise records
+exactly one domain event and applies it. ``Order.replay(order.history)`` rebuilds an equal order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any, TypeVar
+
+import attrs
+
+from ordercore.errors import (
+    HoldNotFound,
+    InvalidValue,
+    LineNotFound,
+    OrderCoreError,
+    Problem,
+    ValidationFailed,
+)
+from ordercore.events import (
+    DeliveryRecorded,
+    HoldApplied,
+    HoldReleased,
+    LineQty,
+    LineQuantityChanged,
+    LinesAllocated,
+    LinesBackordered,
+    LinesCancelled,
+    LinesReleased,
+    OrderCancelled,
+    OrderCreated,
+    OrderEvent,
+    ReturnRecorded,
+    ShipmentRecorded,
+    ShippingAddressChanged,
+    StatusChanged,
+)
+from ordercore.lifecycle import DEFAULT_LIFECYCLE, Lifecycle, OrderStatus, State, Trigger, Triggers, derive_status
+from ordercore.lines import Adjustment, LineQuantities, NewLine, OrderLine, TaxLine
+from ordercore.money import Money, sum_money
+from ordercore.values import (
+    Actor,
+    Address,
+    Channel,
+    CustomerRef,
+    LineId,
+    OrderId,
+    check_aware,
+    check_quantity,
+)
+
+__all__ = ["Hold", "Order", "OrderTotals"]
+
+_E = TypeVar("_E", bound=OrderEvent)
+
+# What each bucket event moves: (source buckets drawn in order, target bucket).
+_MOVES: dict[type[OrderEvent], tuple[tuple[str, ...], str]] = {
+    LinesAllocated: (("open", "backordered"), "allocated"),
+    LinesBackordered: (("open",), "backordered"),
+    LinesReleased: (("allocated",), "released"),
+    ShipmentRecorded: (("released", "allocated", "open"), "shipped"),
+    DeliveryRecorded: (("shipped",), "delivered"),
+    ReturnRecorded: (("delivered",), "returned"),
+    LinesCancelled: (("open", "backordered", "allocated"), "cancelled"),
+    OrderCancelled: (("open", "backordered", "allocated"), "cancelled"),
+}
+
+
+@attrs.frozen
+class Hold:
+    """An active hold: why (``code``, ``message``), who placed it and when."""
+
+    code: str
+    message: str
+    actor: Actor
+    placed_at: datetime
+
+
+@attrs.frozen
+class OrderTotals:
+    """The order's amounts for its live (not cancelled) quantities, exact to the minor unit.
+
+    ``grand_total = subtotal - discount_total + tax_total + shipping_total``.
+    """
+
+    subtotal: Money
+    line_discounts: Money
+    order_discounts: Money
+    discount_total: Money
+    tax_total: Money
+    shipping_total: Money
+    grand_total: Money
+
+
+def _totals_of(lines: Iterable[OrderLine]) -> LineQuantities:
+    return LineQuantities.total(line.qty for line in lines)
+
+
+@attrs.define(eq=True)
+class Order:
+    """The order aggregate. Create one with :meth:`create`; rebuild one with :meth:`replay`."""
+
+    id: OrderId
+    channel: Channel
+    external_ref: str | None
+    customer: CustomerRef
+    currency: str
+    shipping_address: Address
+    billing_address: Address | None
+    lines: tuple[OrderLine, ...]
+    discounts: tuple[Adjustment, ...]
+    shipping_charges: tuple[Adjustment, ...]
+    shipping_taxes: tuple[TaxLine, ...]
+    service_level: str
+    requested_delivery_date: date | None
+    attributes: dict[str, str]
+    status: State
+    created_at: datetime
+    updated_at: datetime
+    placed_at: datetime | None = None
+    accepted: bool = False
+    holds: tuple[Hold, ...] = ()
+    held_from: State | None = None
+    version: int = 0
+    history: list[OrderEvent] = attrs.field(factory=list)
+    lifecycle: Lifecycle = attrs.field(default=DEFAULT_LIFECYCLE, eq=False, repr=False)
+    persisted_version: int = attrs.field(default=0, eq=False, repr=False)
+
+    # -- construction -------------------------------------------------------------------------------------
+    @classmethod
+    def create(
+        cls,
+        *,
+        order_id: OrderId,
+        channel: Channel,
+        customer: CustomerRef,
+        currency: str,
+        shipping_address: Address,
+        lines: Sequence[NewLine],
+        actor: Actor,
+        at: datetime,
+        billing_address: Address | None = None,
+        external_ref: str | None = None,
+        discounts: Sequence[Adjustment] = (),
+        shipping_charges: Sequence[Adjustment] = (),
+        shipping_taxes: Sequence[TaxLine] = (),
+        service_level: str = "standard",
+        requested_delivery_date: date | None = None,
+        attributes: Mapping[str, str] | None = None,
+        lifecycle: Lifecycle = DEFAULT_LIFECYCLE,
+        reason: str = "",
+    ) -> Order:
+        """A new draft order. Every problem with the input is reported at once in :class:`ValidationFailed`."""
+        problems: list[Problem] = []
+
+        def expect(name: str, value: object, kind: type | tuple[type, ...], what: str) -> bool:
+            if isinstance(value, kind):
+                return True
+            problems.append(Problem(name, InvalidValue.code, f"must be {what}", value))
+            return False
+
+        expect("order_id", order_id, OrderId, "an OrderId")
+        expect("channel", channel, Channel, "a Channel")
+        expect("customer", customer, CustomerRef, "a CustomerRef")
+        expect("shipping_address", shipping_address, Address, "an Address")
+        if billing_address is not None:
+            expect("billing_address", billing_address, Address, "an Address")
+        if external_ref is not None and (not isinstance(external_ref, str) or not 0 < len(external_ref) <= 128):
+            problems.append(Problem("external_ref", InvalidValue.code, "must be 1-128 characters", external_ref))
+        if not isinstance(service_level, str) or not 0 < len(service_level) <= 64:
+            problems.append(Problem("service_level", InvalidValue.code, "must be 1-64 characters", service_level))
+        if requested_delivery_date is not None and (
+            not isinstance(requested_delivery_date, date) or isinstance(requested_delivery_date, datetime)
+        ):
+            problems.append(Problem("requested_delivery_date", InvalidValue.code, "must be a date",
+                                    requested_delivery_date))
+        attrs_dict: dict[str, str] = {}
+        if attributes is not None:
+            if not isinstance(attributes, Mapping) or not all(
+                isinstance(k, str) and isinstance(v, str) for k, v in attributes.items()
+            ):
+                problems.append(Problem("attributes", InvalidValue.code, "must map strings to strings", attributes))
+            else:
+                attrs_dict = dict(attributes)
+        currency_ok = True
+        try:
+            Money.zero(currency)
+        except OrderCoreError:
+            currency_ok = False
+            problems.append(Problem("currency", "invalid_money", "is not an ISO 4217 currency code", currency))
+        try:
+            check_aware(at, "at")
+        except InvalidValue as e:
+            problems.append(e.problem())
+        if not isinstance(actor, Actor):
+            problems.append(Problem("actor", InvalidValue.code, "must be an Actor", actor))
+
+        def money_in(name: str, m: Money) -> None:
+            if currency_ok and m.currency != currency:
+                problems.append(Problem(name, "currency_mismatch", f"is in {m.currency}, the order in {currency}", m))
+
+        built: list[OrderLine] = []
+        seen_ids: set[LineId] = set()
+        if not isinstance(lines, Sequence) or isinstance(lines, str) or not lines:
+            problems.append(Problem("lines", InvalidValue.code, "must hold at least one line", lines))
+            lines = ()
+        for i, new in enumerate(lines):
+            where = f"lines[{i}]"
+            if not isinstance(new, NewLine):
+                problems.append(Problem(where, InvalidValue.code, "must be a NewLine", new))
+                continue
+            line_id = new.line_id or LineId(str(i + 1))
+            if line_id in seen_ids:
+                problems.append(Problem(f"{where}.line_id", InvalidValue.code, "is used by another line", line_id))
+            seen_ids.add(line_id)
+            money_in(f"{where}.unit_price", new.unit_price)
+            if new.unit_price.is_negative:
+                problems.append(Problem(f"{where}.unit_price", "invalid_money", "must not be negative",
+                                        new.unit_price))
+            for j, d in enumerate(new.discounts):
+                money_in(f"{where}.discounts[{j}].amount", d.amount)
+            for j, t in enumerate(new.taxes):
+                money_in(f"{where}.taxes[{j}].amount", t.amount)
+            if currency_ok and all(d.amount.currency == currency for d in new.discounts) and \
+                    new.unit_price.currency == currency:
+                gross = new.unit_price * new.quantity
+                disc = sum_money((d.amount for d in new.discounts), currency)
+                if disc > gross:
+                    problems.append(Problem(f"{where}.discounts", InvalidValue.code,
+                                            f"add up to {disc}, more than the line's {gross}", disc))
+            built.append(OrderLine.from_new(new, line_id))
+        for j, d in enumerate(discounts):
+            money_in(f"discounts[{j}].amount", d.amount)
+        for j, c in enumerate(shipping_charges):
+            money_in(f"shipping_charges[{j}].amount", c.amount)
+        for j, t in enumerate(shipping_taxes):
+            money_in(f"shipping_taxes[{j}].amount", t.amount)
+        if not problems:
+            net = sum_money((line.net for line in built), currency)
+            order_disc = sum_money((d.amount for d in discounts), currency)
+            if order_disc > net:
+                problems.append(Problem("discounts", InvalidValue.code,
+                                        f"add up to {order_disc}, more than the lines' {net}", order_disc))
+        if problems:
+            raise ValidationFailed(problems, subject="order")
+        event = OrderCreated(
+            order_id=order_id,
+            sequence=1,
+            occurred_at=at,
+            actor=actor,
+            status=lifecycle.initial,
+            reason=reason,
+            channel=channel,
+            external_ref=external_ref,
+            customer=customer,
+            currency=currency,
+            shipping_address=shipping_address,
+            billing_address=billing_address,
+            lines=tuple(built),
+            discounts=tuple(discounts),
+            shipping_charges=tuple(shipping_charges),
+            shipping_taxes=tuple(shipping_taxes),
+            service_level=service_level,
+            requested_delivery_date=requested_delivery_date,
+            attributes=attrs_dict,
+        )
+        return cls._from_created(event, lifecycle)
+
+    @classmethod
+    def _from_created(cls, ev: OrderCreated, lifecycle: Lifecycle) -> Order:
+        return cls(
+            id=ev.order_id,
+            channel=ev.channel,
+            external_ref=ev.external_ref,
+            customer=ev.customer,
+            currency=ev.currency,
+            shipping_address=ev.shipping_address,
+            billing_address=ev.billing_address,
+            lines=ev.lines,
+            discounts=ev.discounts,
+            shipping_charges=ev.shipping_charges,
+            shipping_taxes=ev.shipping_taxes,
+            service_level=ev.service_level,
+            requested_delivery_date=ev.requested_delivery_date,
+            attributes=dict(ev.attributes),
+            status=ev.status,
+            created_at=ev.occurred_at,
+            updated_at=ev.occurred_at,
+            version=1,
+            history=[ev],
+            lifecycle=lifecycle,
+        )
+
+    @classmethod
+    def replay(cls, events: Iterable[OrderEvent], lifecycle: Lifecycle = DEFAULT_LIFECYCLE) -> Order:
+        """Rebuild an order from its history. The first event must be :class:`OrderCreated`, and sequence
+        numbers must run 1, 2, 3... without gaps."""
+        it = iter(events)
+        first = next(it, None)
+        if not isinstance(first, OrderCreated) or first.sequence != 1:
+            raise InvalidValue("must start with OrderCreated, sequence 1", field="history[0]", value=first)
+        order = cls._from_created(first, lifecycle)
+        for ev in it:
+            if ev.order_id != order.id or ev.sequence != order.version + 1:
+                raise InvalidValue(
+                    f"expected event {order.version + 1} of order {order.id}",
+                    field=f"history[{order.version}]",
+                    value=ev,
+                )
+            order._record(ev, None)
+        return order
+
+    # -- reading ------------------------------------------------------------------------------------------
+    def line(self, line_id: LineId | str) -> OrderLine:
+        lid = LineId.parse(line_id)
+        for line in self.lines:
+            if line.id == lid:
+                return line
+        raise LineNotFound(self.id, lid)
+
+    @property
+    def quantities(self) -> LineQuantities:
+        """The buckets summed over all lines."""
+        return _totals_of(self.lines)
+
+    @property
+    def is_final(self) -> bool:
+        return self.status.final
+
+    def totals(self) -> OrderTotals:
+        cur = self.currency
+        zero = Money.zero(cur)
+        subtotal = sum_money((line.gross for line in self.lines), cur)
+        line_disc = sum_money((line.discount_total for line in self.lines), cur)
+        tax = sum_money((line.tax_total for line in self.lines), cur)
+        live = self.quantities.live
+        order_disc = sum_money((d.amount for d in self.discounts), cur)
+        if live == 0:
+            order_disc = shipping = zero
+        else:
+            live_net = subtotal - line_disc
+            ordered_net = sum_money(
+                (line.ordered_gross - sum_money((d.amount for d in line.discounts), cur) for line in self.lines), cur
+            )
+            if live_net != ordered_net and not order_disc.is_zero:
+                # pro-rate order-level discounts by the share of the net amount still live
+                order_disc = order_disc.allocate([live_net.minor, (ordered_net - live_net).minor])[0]
+            shipping = sum_money((c.amount for c in self.shipping_charges), cur)
+            tax = tax + sum_money((t.amount for t in self.shipping_taxes), cur)
+        discount_total = line_disc + order_disc
+        return OrderTotals(
+            subtotal=subtotal,
+            line_discounts=line_disc,
+            order_discounts=order_disc,
+            discount_total=discount_total,
+            tax_total=tax,
+            shipping_total=shipping,
+            grand_total=subtotal - discount_total + tax + shipping,
+        )
+
+    def new_events(self) -> list[OrderEvent]:
+        """Events recorded since the order was loaded or last saved."""
+        return self.history[self.persisted_version:]
+
+    def timeline(self) -> list[str]:
+        """A human-readable line per event."""
+        out = []
+        for ev in self.history:
+            detail = _describe(ev)
+            why = f" - {ev.reason}" if ev.reason else ""
+            out.append(
+                f"{ev.occurred_at.isoformat(timespec='seconds')}  #{ev.sequence:<3} {ev.type:<22} "
+                f"-> {ev.status.name:<20} by {ev.actor}{': ' + detail if detail else ''}{why}"
+            )
+        return out
+
+    # -- decisions ----------------------------------------------------------------------------------------
+    def place(self, *, actor: Actor, at: datetime, reason: str = "") -> StatusChanged:
+        return self.fire(Triggers.PLACE, actor=actor, at=at, reason=reason)
+
+    def accept(self, *, actor: Actor, at: datetime, reason: str = "") -> StatusChanged:
+        return self.fire(Triggers.ACCEPT, actor=actor, at=at, reason=reason)
+
+    def reject(self, *, actor: Actor, at: datetime, reason: str, code: str = "") -> StatusChanged:
+        return self.fire(Triggers.REJECT, actor=actor, at=at, reason=reason, code=code)
+
+    def complete(self, *, actor: Actor, at: datetime, reason: str = "") -> StatusChanged:
+        return self.fire(Triggers.COMPLETE, actor=actor, at=at, reason=reason)
+
+    def fire(
+        self, trigger: Trigger, *, actor: Actor, at: datetime, reason: str = "", code: str = ""
+    ) -> StatusChanged:
+        """Fire a manual trigger (built-in or user-defined) whose transition has a single target."""
+        self._check_stamp(actor, at, reason)
+        if not trigger.manual:
+            raise InvalidValue(f"{trigger} belongs to an order method and cannot be fired directly",
+                               field="trigger", value=trigger)
+        t = self.lifecycle.transition(self.status, trigger)
+        target = next(iter(t.targets)) if t is not None and len(t.targets) == 1 else self.status
+        self.lifecycle.check(self, trigger, target)
+        return self._emit(StatusChanged, target, actor, at, reason, trigger=trigger, previous=self.status,
+                          code=code)
+
+    def hold(self, code: str, *, actor: Actor, at: datetime, message: str = "") -> HoldApplied | None:
+        """Put the order on hold for ``code``. Holds stack; holding again for an active code does nothing."""
+        self._check_stamp(actor, at, message)
+        _check_code(code)
+        if any(h.code == code for h in self.holds):
+            return None
+        self.lifecycle.check(self, Triggers.HOLD, OrderStatus.ON_HOLD)
+        return self._emit(HoldApplied, OrderStatus.ON_HOLD, actor, at, message, code=code, message=message)
+
+    def release_hold(self, code: str, *, actor: Actor, at: datetime, comment: str = "") -> HoldReleased:
+        """Release one hold. When the last one goes, the order resumes where it was."""
+        self._check_stamp(actor, at, comment)
+        if not any(h.code == code for h in self.holds):
+            raise HoldNotFound(self.id, code)
+        remaining = tuple(h for h in self.holds if h.code != code)
+        if remaining:
+            target = OrderStatus.ON_HOLD
+        elif self.accepted:
+            target = derive_status(self.quantities)
+        else:
+            target = self.held_from or OrderStatus.PLACED
+        self.lifecycle.check(self, Triggers.RELEASE_HOLD, target)
+        return self._emit(HoldReleased, target, actor, at, comment, code=code, comment=comment)
+
+    def cancel(self, *, actor: Actor, at: datetime, reason: str) -> OrderCancelled:
+        """Cancel every unit that is not yet released to fulfilment."""
+        self._check_stamp(actor, at, reason)
+        self.lifecycle.check(self, Triggers.CANCEL, OrderStatus.CANCELLED)
+        moves = tuple(
+            LineQty(line.id, n)
+            for line in self.lines
+            if (n := line.qty.open + line.qty.backordered + line.qty.allocated)
+        )
+        new_lines = self._moved(OrderCancelled, moves)
+        if _totals_of(new_lines).live:
+            raise InvalidValue("has units released to fulfilment; cancel lines instead", field="order",
+                               value=self.id)
+        return self._emit(OrderCancelled, OrderStatus.CANCELLED, actor, at, reason, lines=moves,
+                          _lines=new_lines)
+
+    # -- quantities ---------------------------------------------------------------------------------------
+    def cancel_lines(
+        self, lines: Mapping[LineId | str, int], *, actor: Actor, at: datetime, reason: str
+    ) -> LinesCancelled:
+        """Cancel some units of some lines (those not yet released)."""
+        return self._move_event(LinesCancelled, Triggers.CANCEL_LINES, lines, actor, at, reason)
+
+    def allocate(
+        self, lines: Mapping[LineId | str, int] | None = None, *, actor: Actor, at: datetime, reason: str = ""
+    ) -> LinesAllocated:
+        """Allocate units (all open and backordered units when ``lines`` is None)."""
+        if lines is None:
+            lines = {ln.id: ln.qty.open + ln.qty.backordered for ln in self.lines}
+        return self._move_event(LinesAllocated, Triggers.ALLOCATE, lines, actor, at, reason)
+
+    def backorder(
+        self, lines: Mapping[LineId | str, int], *, actor: Actor, at: datetime, reason: str = ""
+    ) -> LinesBackordered:
+        return self._move_event(LinesBackordered, Triggers.BACKORDER, lines, actor, at, reason)
+
+    def release(
+        self, lines: Mapping[LineId | str, int] | None = None, *, actor: Actor, at: datetime, reason: str = ""
+    ) -> LinesReleased:
+        """Release allocated units to fulfilment (all allocated units when ``lines`` is None)."""
+        if lines is None:
+            lines = {ln.id: ln.qty.allocated for ln in self.lines}
+        return self._move_event(LinesReleased, Triggers.RELEASE, lines, actor, at, reason)
+
+    def ship(
+        self,
+        lines: Mapping[LineId | str, int] | None = None,
+        *,
+        shipment_id: str,
+        actor: Actor,
+        at: datetime,
+        carrier: str = "",
+        tracking_number: str = "",
+        reason: str = "",
+    ) -> ShipmentRecorded:
+        """Record a shipment of units (every unit not yet shipped when ``lines`` is None). Units are taken
+        from released, then allocated, then open stock."""
+        _check_code(shipment_id, "shipment_id")
+        if lines is None:
+            lines = {ln.id: ln.qty.released + ln.qty.allocated + ln.qty.open for ln in self.lines}
+        return self._move_event(ShipmentRecorded, Triggers.SHIP, lines, actor, at, reason,
+                                shipment_id=shipment_id, carrier=carrier, tracking_number=tracking_number)
+
+    def deliver(
+        self,
+        lines: Mapping[LineId | str, int] | None = None,
+        *,
+        actor: Actor,
+        at: datetime,
+        shipment_id: str = "",
+        reason: str = "",
+    ) -> DeliveryRecorded:
+        """Record delivery of shipped units (every shipped unit when ``lines`` is None)."""
+        if lines is None:
+            lines = {ln.id: ln.qty.shipped for ln in self.lines}
+        return self._move_event(DeliveryRecorded, Triggers.DELIVER, lines, actor, at, reason,
+                                shipment_id=shipment_id)
+
+    def record_return(
+        self, lines: Mapping[LineId | str, int], *, actor: Actor, at: datetime, return_id: str = "",
+        reason: str = "",
+    ) -> ReturnRecorded:
+        """Record delivered units coming back."""
+        return self._move_event(ReturnRecorded, Triggers.RETURN, lines, actor, at, reason, return_id=return_id)
+
+    # -- edits --------------------------------------------------------------------------------------------
+    def change_line_quantity(
+        self, line_id: LineId | str, quantity: int, *, actor: Actor, at: datetime, reason: str = ""
+    ) -> LineQuantityChanged:
+        """Change how many units a line orders. Its discounts and taxes scale with it."""
+        self._check_stamp(actor, at, reason)
+        line = self.line(line_id)
+        check_quantity(quantity, "quantity")
+        new_qty = line.qty.resize(quantity)
+        factor = Decimal(quantity) / Decimal(line.qty.ordered)
+        discounts = tuple(attrs.evolve(d, amount=d.amount * factor) for d in line.discounts)
+        taxes = tuple(attrs.evolve(t, amount=t.amount * factor) for t in line.taxes)
+        new_line = attrs.evolve(line, qty=new_qty, discounts=discounts, taxes=taxes)
+        new_lines = tuple(new_line if ln.id == line.id else ln for ln in self.lines)
+        target = self._resolve(new_lines)
+        self.lifecycle.check(self, Triggers.EDIT, target)
+        return self._emit(LineQuantityChanged, target, actor, at, reason, line_id=line.id, quantity=quantity,
+                          previous=line.qty.ordered, discounts=discounts, taxes=taxes, _lines=new_lines)
+
+    def change_shipping_address(
+        self, address: Address, *, actor: Actor, at: datetime, reason: str = ""
+    ) -> ShippingAddressChanged:
+        self._check_stamp(actor, at, reason)
+        if not isinstance(address, Address):
+            raise InvalidValue("must be an Address", field="address", value=address)
+        self.lifecycle.check(self, Triggers.EDIT, self.status)
+        return self._emit(ShippingAddressChanged, self.status, actor, at, reason, address=address,
+                          previous=self.shipping_address)
+
+    # -- internals ----------------------------------------------------------------------------------------
+    def _check_stamp(self, actor: object, at: object, reason: object) -> None:
+        if not isinstance(actor, Actor):
+            raise InvalidValue("must be an Actor", field="actor", value=actor)
+        check_aware(at, "at")
+        if not isinstance(reason, str) or len(reason) > 1000:
+            raise InvalidValue("must be a string of at most 1000 characters", field="reason", value=reason)
+
+    def _parse_moves(self, lines: Mapping[LineId | str, int]) -> tuple[LineQty, ...]:
+        if not isinstance(lines, Mapping):
+            raise InvalidValue("must map line ids to quantities", field="lines", value=lines)
+        problems: list[Problem] = []
+        known = {ln.id for ln in self.lines}
+        moves: dict[LineId, int] = {}
+        for raw_id, qty in lines.items():
+            try:
+                lid = LineId.parse(raw_id)
+            except InvalidValue as e:
+                problems.append(e.problem().at(f"lines[{raw_id!r}]"))
+                continue
+            where = f"lines[{lid.value}]"
+            if lid not in known:
+                problems.append(Problem(where, LineNotFound.code, f"order {self.id} has no such line", raw_id))
+                continue
+            try:
+                check_quantity(qty, where, allow_zero=True)
+            except InvalidValue as e:
+                problems.append(e.problem())
+                continue
+            if qty:
+                moves[lid] = moves.get(lid, 0) + qty
+        if problems:
+            raise ValidationFailed(problems, subject="line quantities")
+        if not moves:
+            raise InvalidValue("must move at least one unit", field="lines", value=dict(lines))
+        order_of = {ln.id: i for i, ln in enumerate(self.lines)}
+        return tuple(LineQty(lid, q) for lid, q in sorted(moves.items(), key=lambda kv: order_of[kv[0]]))
+
+    def _moved(self, kind: type[OrderEvent], moves: Sequence[LineQty]) -> tuple[OrderLine, ...]:
+        sources, target = _MOVES[kind]
+        by_id = {m.line_id: m.quantity for m in moves}
+        problems: list[Problem] = []
+        result = []
+        for line in self.lines:
+            qty = by_id.get(line.id)
+            if qty:
+                try:
+                    line = attrs.evolve(line, qty=line.qty.move(sources, target, qty,
+                                                                field=f"lines[{line.id.value}]"))
+                except InvalidValue as e:
+                    problems.append(e.problem())
+            result.append(line)
+        if problems:
+            raise ValidationFailed(problems, subject="line quantities")
+        return tuple(result)
+
+    def _resolve(self, lines: Sequence[OrderLine]) -> State:
+        totals = _totals_of(lines)
+        if totals.live == 0:
+            return OrderStatus.CANCELLED
+        if self.holds:
+            return OrderStatus.ON_HOLD
+        if not self.accepted:
+            return self.status
+        return derive_status(totals)
+
+    def _move_event(
+        self,
+        kind: type[_E],
+        trigger: Trigger,
+        lines: Mapping[LineId | str, int],
+        actor: Actor,
+        at: datetime,
+        reason: str,
+        **payload: Any,
+    ) -> _E:
+        self._check_stamp(actor, at, reason)
+        moves = self._parse_moves(lines)
+        new_lines = self._moved(kind, moves)
+        target = self._resolve(new_lines)
+        self.lifecycle.check(self, trigger, target)
+        return self._emit(kind, target, actor, at, reason, lines=moves, _lines=new_lines, **payload)
+
+    def _emit(
+        self,
+        kind: type[_E],
+        status: State,
+        actor: Actor,
+        at: datetime,
+        reason: str,
+        _lines: tuple[OrderLine, ...] | None = None,
+        **payload: Any,
+    ) -> _E:
+        event = kind(
+            order_id=self.id,
+            sequence=self.version + 1,
+            occurred_at=at,
+            actor=actor,
+            status=status,
+            reason=reason,
+            **payload,
+        )
+        self._record(event, _lines)
+        return event
+
+    def _record(self, ev: OrderEvent, lines: tuple[OrderLine, ...] | None) -> None:
+        """Apply an event (already checked, or read from history) and append it to the history."""
+        apply = _APPLY.get(type(ev))
+        if apply is not None:
+            apply(self, ev, lines)
+        elif isinstance(ev, OrderCreated):
+            raise InvalidValue("an order is created only once", field="event", value=ev)
+        if ev.status == OrderStatus.ACCEPTED:
+            self.accepted = True
+        if ev.status.final:
+            self.holds = ()
+            self.held_from = None
+        if ev.status == OrderStatus.PLACED and self.placed_at is None:
+            self.placed_at = ev.occurred_at
+        self.status = ev.status
+        self.updated_at = ev.occurred_at
+        self.version = ev.sequence
+        self.history.append(ev)
+
+
+def _check_code(code: object, field: str = "code") -> None:
+    if not isinstance(code, str) or not code.strip() or len(code) > 64:
+        raise InvalidValue("must be a non-empty string of at most 64 characters", field=field, value=code)
+
+
+# -- how each event changes the order (used live and by replay) -----------------------------------------------
+def _apply_moves(order: Order, ev: OrderEvent, lines: tuple[OrderLine, ...] | None) -> None:
+    order.lines = lines if lines is not None else order._moved(type(ev), ev.lines)  # type: ignore[attr-defined]
+
+
+def _apply_hold(order: Order, ev: OrderEvent, _: object) -> None:
+    assert isinstance(ev, HoldApplied)
+    if not order.holds:
+        order.held_from = order.status
+    order.holds = (*order.holds, Hold(ev.code, ev.message, ev.actor, ev.occurred_at))
+
+
+def _apply_hold_released(order: Order, ev: OrderEvent, _: object) -> None:
+    assert isinstance(ev, HoldReleased)
+    order.holds = tuple(h for h in order.holds if h.code != ev.code)
+    if not order.holds:
+        order.held_from = None
+
+
+def _apply_quantity(order: Order, ev: OrderEvent, lines: tuple[OrderLine, ...] | None) -> None:
+    assert isinstance(ev, LineQuantityChanged)
+    if lines is None:
+        line = order.line(ev.line_id)
+        new_line = attrs.evolve(line, qty=line.qty.resize(ev.quantity), discounts=ev.discounts, taxes=ev.taxes)
+        lines = tuple(new_line if ln.id == ev.line_id else ln for ln in order.lines)
+    order.lines = lines
+
+
+def _apply_address(order: Order, ev: OrderEvent, _: object) -> None:
+    assert isinstance(ev, ShippingAddressChanged)
+    order.shipping_address = ev.address
+
+
+def _apply_nothing(order: Order, ev: OrderEvent, _: object) -> None:
+    return None
+
+
+_APPLY: dict[type[OrderEvent], Callable[[Order, Any, Any], None]] = {
+    **dict.fromkeys(_MOVES, _apply_moves),
+    StatusChanged: _apply_nothing,
+    HoldApplied: _apply_hold,
+    HoldReleased: _apply_hold_released,
+    LineQuantityChanged: _apply_quantity,
+    ShippingAddressChanged: _apply_address,
+}
+
+
+def _describe(ev: OrderEvent) -> str:
+    if isinstance(ev, OrderCreated):
+        return f"{len(ev.lines)} line(s) via {ev.channel}"
+    if isinstance(ev, StatusChanged):
+        return f"{ev.trigger} from {ev.previous}" + (f" [{ev.code}]" if ev.code else "")
+    if isinstance(ev, HoldApplied | HoldReleased):
+        return ev.code
+    if isinstance(ev, LineQuantityChanged):
+        return f"line {ev.line_id} {ev.previous} -> {ev.quantity}"
+    if isinstance(ev, ShippingAddressChanged):
+        return f"to {ev.address.city}, {ev.address.country}"
+    lines = getattr(ev, "lines", ())
+    text = ", ".join(f"{m.line_id}x{m.quantity}" for m in lines)
+    if isinstance(ev, ShipmentRecorded):
+        text += f" in {ev.shipment_id}" + (f" ({ev.carrier} {ev.tracking_number})".rstrip() if ev.carrier else "")
+    return text
