@@ -19,6 +19,7 @@ __all__ = [
     "EventHandlerFailed",
     "HoldNotFound",
     "IllegalTransition",
+    "InsufficientStock",
     "InvalidAddress",
     "InvalidIdentifier",
     "InvalidMoney",
@@ -255,6 +256,19 @@ class DuplicateOrder(OrderCoreError):
     def __init__(self, message: str, *, existing_order_id: object = None) -> None:
         super().__init__(message)
         self.existing_order_id = existing_order_id
+
+
+class InsufficientStock(OrderCoreError):
+    """Not enough stock to reserve at a node, and the SKU is not backorderable there."""
+
+    code: ClassVar[str] = "insufficient_stock"
+
+    def __init__(self, node_id: object, sku: object, *, requested: int, available: int) -> None:
+        super().__init__(f"{node_id} has {available} of {sku} available, {requested} requested")
+        self.node_id = node_id
+        self.sku = sku
+        self.requested = requested
+        self.available = available
 
 
 class UnknownStore(OrderCoreError, ValueError):

@@ -274,7 +274,8 @@ class Lifecycle:
         unknown = dropped - set(self._table)
         if unknown:
             raise LifecycleDefinitionError(
-                f"cannot remove {src} on {trig}: there is no such exit" for src, trig in sorted(unknown, key=str)
+                f"cannot remove {src} on {trig}: there is no such exit"
+                for src, trig in sorted(unknown, key=str)
             )
         return Lifecycle.define(
             name=name or self.name,
@@ -290,7 +291,9 @@ class Lifecycle:
         try:
             return self._by_name[name]
         except (KeyError, TypeError):
-            raise InvalidValue(f"is not a state of lifecycle {self.name!r}", field="status", value=name) from None
+            raise InvalidValue(
+                f"is not a state of lifecycle {self.name!r}", field="status", value=name
+            ) from None
 
     def trigger(self, name: str) -> Trigger:
         try:
@@ -370,13 +373,18 @@ def _build_default() -> Lifecycle:
         Transition(t.RELEASE, {s.PARTIALLY_ALLOCATED, s.ALLOCATED}, released),
         Transition(t.RELEASE, s.PARTIALLY_RELEASED, released),
         *(Transition(trig, s.PARTIALLY_RELEASED, s.PARTIALLY_RELEASED) for trig in (t.ALLOCATE, t.BACKORDER)),
-        *(Transition(trig, s.PARTIALLY_SHIPPED, s.PARTIALLY_SHIPPED) for trig in (t.ALLOCATE, t.BACKORDER,
-                                                                                   t.RELEASE)),
+        *(
+            Transition(trig, s.PARTIALLY_SHIPPED, s.PARTIALLY_SHIPPED)
+            for trig in (t.ALLOCATE, t.BACKORDER, t.RELEASE)
+        ),
         Transition(t.SHIP, unreleased | released, {s.PARTIALLY_SHIPPED, s.SHIPPED}),
         Transition(t.SHIP, s.PARTIALLY_SHIPPED, {s.PARTIALLY_SHIPPED, s.SHIPPED, s.PARTIALLY_DELIVERED}),
         Transition(t.DELIVER, s.PARTIALLY_SHIPPED, s.PARTIALLY_SHIPPED),
-        Transition(t.DELIVER, {s.SHIPPED, s.PARTIALLY_DELIVERED},
-                   {s.PARTIALLY_DELIVERED, s.DELIVERED, s.PARTIALLY_RETURNED}),
+        Transition(
+            t.DELIVER,
+            {s.SHIPPED, s.PARTIALLY_DELIVERED},
+            {s.PARTIALLY_DELIVERED, s.DELIVERED, s.PARTIALLY_RETURNED},
+        ),
         Transition(t.RETURN, s.PARTIALLY_SHIPPED, s.PARTIALLY_SHIPPED),
         Transition(t.RETURN, s.PARTIALLY_DELIVERED, s.PARTIALLY_DELIVERED),
         Transition(t.RETURN, {s.DELIVERED, s.PARTIALLY_RETURNED}, {s.PARTIALLY_RETURNED, s.RETURNED}),

@@ -28,7 +28,9 @@ BUCKETS = ("open", "backordered", "allocated", "released", "shipped", "delivered
 def _text(max_len: int, *, required: bool = False) -> Any:
     def check(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
         if not isinstance(value, str):
-            raise InvalidValue(f"must be a string, not {type(value).__name__}", field=attribute.name, value=value)
+            raise InvalidValue(
+                f"must be a string, not {type(value).__name__}", field=attribute.name, value=value
+            )
         if len(value) > max_len:
             raise InvalidValue(f"must be at most {max_len} characters", field=attribute.name, value=value)
         if required and not value.strip():
@@ -116,13 +118,17 @@ class LineQuantities:
         """Units not cancelled."""
         return self.ordered - self.cancelled
 
-    def move(self, sources: tuple[str, ...], target: str, quantity: int, *, field: str = "quantity") -> LineQuantities:
+    def move(
+        self, sources: tuple[str, ...], target: str, quantity: int, *, field: str = "quantity"
+    ) -> LineQuantities:
         """Move ``quantity`` units into ``target``, drawing from ``sources`` in order."""
         values = {name: getattr(self, name) for name in BUCKETS}
         available = sum(values[s] for s in sources)
         if quantity > available:
             raise QuantityExceeded(
-                f"asks for {quantity} but only {available} are {' or '.join(sources)}", field=field, value=quantity
+                f"asks for {quantity} but only {available} are {' or '.join(sources)}",
+                field=field,
+                value=quantity,
             )
         left = quantity
         for s in sources:
@@ -154,7 +160,9 @@ class LineQuantities:
             )
         result = LineQuantities(ordered=ordered, **values)
         if result.live == 0:
-            raise InvalidQuantity("would leave no live units; cancel the line instead", field=field, value=ordered)
+            raise InvalidQuantity(
+                "would leave no live units; cancel the line instead", field=field, value=ordered
+            )
         return result
 
     def __add__(self, other: LineQuantities) -> LineQuantities:

@@ -40,7 +40,15 @@ from ordercore.events import (
     ShippingAddressChanged,
     StatusChanged,
 )
-from ordercore.lifecycle import DEFAULT_LIFECYCLE, Lifecycle, OrderStatus, State, Trigger, Triggers, derive_status
+from ordercore.lifecycle import (
+    DEFAULT_LIFECYCLE,
+    Lifecycle,
+    OrderStatus,
+    State,
+    Trigger,
+    Triggers,
+    derive_status,
+)
 from ordercore.lines import Adjustment, LineQuantities, NewLine, OrderLine, TaxLine
 from ordercore.money import Money, sum_money
 from ordercore.values import (
@@ -170,21 +178,32 @@ class Order:
         expect("shipping_address", shipping_address, Address, "an Address")
         if billing_address is not None:
             expect("billing_address", billing_address, Address, "an Address")
-        if external_ref is not None and (not isinstance(external_ref, str) or not 0 < len(external_ref) <= 128):
-            problems.append(Problem("external_ref", InvalidValue.code, "must be 1-128 characters", external_ref))
+        if external_ref is not None and (
+            not isinstance(external_ref, str) or not 0 < len(external_ref) <= 128
+        ):
+            problems.append(
+                Problem("external_ref", InvalidValue.code, "must be 1-128 characters", external_ref)
+            )
         if not isinstance(service_level, str) or not 0 < len(service_level) <= 64:
-            problems.append(Problem("service_level", InvalidValue.code, "must be 1-64 characters", service_level))
+            problems.append(
+                Problem("service_level", InvalidValue.code, "must be 1-64 characters", service_level)
+            )
         if requested_delivery_date is not None and (
             not isinstance(requested_delivery_date, date) or isinstance(requested_delivery_date, datetime)
         ):
-            problems.append(Problem("requested_delivery_date", InvalidValue.code, "must be a date",
-                                    requested_delivery_date))
+            problems.append(
+                Problem(
+                    "requested_delivery_date", InvalidValue.code, "must be a date", requested_delivery_date
+                )
+            )
         attrs_dict: dict[str, str] = {}
         if attributes is not None:
             if not isinstance(attributes, Mapping) or not all(
                 isinstance(k, str) and isinstance(v, str) for k, v in attributes.items()
             ):
-                problems.append(Problem("attributes", InvalidValue.code, "must map strings to strings", attributes))
+                problems.append(
+                    Problem("attributes", InvalidValue.code, "must map strings to strings", attributes)
+                )
             else:
                 attrs_dict = dict(attributes)
         currency_ok = True
@@ -192,7 +211,9 @@ class Order:
             Money.zero(currency)
         except OrderCoreError:
             currency_ok = False
-            problems.append(Problem("currency", "invalid_money", "is not an ISO 4217 currency code", currency))
+            problems.append(
+                Problem("currency", "invalid_money", "is not an ISO 4217 currency code", currency)
+            )
         try:
             check_aware(at, "at")
         except InvalidValue as e:
@@ -202,7 +223,9 @@ class Order:
 
         def money_in(name: str, m: Money) -> None:
             if currency_ok and m.currency != currency:
-                problems.append(Problem(name, "currency_mismatch", f"is in {m.currency}, the order in {currency}", m))
+                problems.append(
+                    Problem(name, "currency_mismatch", f"is in {m.currency}, the order in {currency}", m)
+                )
 
         built: list[OrderLine] = []
         seen_ids: set[LineId] = set()
@@ -216,23 +239,35 @@ class Order:
                 continue
             line_id = new.line_id or LineId(str(i + 1))
             if line_id in seen_ids:
-                problems.append(Problem(f"{where}.line_id", InvalidValue.code, "is used by another line", line_id))
+                problems.append(
+                    Problem(f"{where}.line_id", InvalidValue.code, "is used by another line", line_id)
+                )
             seen_ids.add(line_id)
             money_in(f"{where}.unit_price", new.unit_price)
             if new.unit_price.is_negative:
-                problems.append(Problem(f"{where}.unit_price", "invalid_money", "must not be negative",
-                                        new.unit_price))
+                problems.append(
+                    Problem(f"{where}.unit_price", "invalid_money", "must not be negative", new.unit_price)
+                )
             for j, d in enumerate(new.discounts):
                 money_in(f"{where}.discounts[{j}].amount", d.amount)
             for j, t in enumerate(new.taxes):
                 money_in(f"{where}.taxes[{j}].amount", t.amount)
-            if currency_ok and all(d.amount.currency == currency for d in new.discounts) and \
-                    new.unit_price.currency == currency:
+            if (
+                currency_ok
+                and all(d.amount.currency == currency for d in new.discounts)
+                and new.unit_price.currency == currency
+            ):
                 gross = new.unit_price * new.quantity
                 disc = sum_money((d.amount for d in new.discounts), currency)
                 if disc > gross:
-                    problems.append(Problem(f"{where}.discounts", InvalidValue.code,
-                                            f"add up to {disc}, more than the line's {gross}", disc))
+                    problems.append(
+                        Problem(
+                            f"{where}.discounts",
+                            InvalidValue.code,
+                            f"add up to {disc}, more than the line's {gross}",
+                            disc,
+                        )
+                    )
             built.append(OrderLine.from_new(new, line_id))
         for j, d in enumerate(discounts):
             money_in(f"discounts[{j}].amount", d.amount)
@@ -244,8 +279,14 @@ class Order:
             net = sum_money((line.net for line in built), currency)
             order_disc = sum_money((d.amount for d in discounts), currency)
             if order_disc > net:
-                problems.append(Problem("discounts", InvalidValue.code,
-                                        f"add up to {order_disc}, more than the lines' {net}", order_disc))
+                problems.append(
+                    Problem(
+                        "discounts",
+                        InvalidValue.code,
+                        f"add up to {order_disc}, more than the lines' {net}",
+                        order_disc,
+                    )
+                )
         if problems:
             raise ValidationFailed(problems, subject="order")
         event = OrderCreated(
@@ -345,7 +386,11 @@ class Order:
         else:
             live_net = subtotal - line_disc
             ordered_net = sum_money(
-                (line.ordered_gross - sum_money((d.amount for d in line.discounts), cur) for line in self.lines), cur
+                (
+                    line.ordered_gross - sum_money((d.amount for d in line.discounts), cur)
+                    for line in self.lines
+                ),
+                cur,
             )
             if live_net != ordered_net and not order_disc.is_zero:
                 # pro-rate order-level discounts by the share of the net amount still live
@@ -363,9 +408,13 @@ class Order:
             grand_total=subtotal - discount_total + tax + shipping,
         )
 
+    def clone(self) -> Order:
+        """An independent copy (the history list and attributes are copied; everything else is immutable)."""
+        return attrs.evolve(self, history=list(self.history), attributes=dict(self.attributes))
+
     def new_events(self) -> list[OrderEvent]:
         """Events recorded since the order was loaded or last saved."""
-        return self.history[self.persisted_version:]
+        return self.history[self.persisted_version :]
 
     def timeline(self) -> list[str]:
         """A human-readable line per event."""
@@ -398,13 +447,17 @@ class Order:
         """Fire a manual trigger (built-in or user-defined) whose transition has a single target."""
         self._check_stamp(actor, at, reason)
         if not trigger.manual:
-            raise InvalidValue(f"{trigger} belongs to an order method and cannot be fired directly",
-                               field="trigger", value=trigger)
+            raise InvalidValue(
+                f"{trigger} belongs to an order method and cannot be fired directly",
+                field="trigger",
+                value=trigger,
+            )
         t = self.lifecycle.transition(self.status, trigger)
         target = next(iter(t.targets)) if t is not None and len(t.targets) == 1 else self.status
         self.lifecycle.check(self, trigger, target)
-        return self._emit(StatusChanged, target, actor, at, reason, trigger=trigger, previous=self.status,
-                          code=code)
+        return self._emit(
+            StatusChanged, target, actor, at, reason, trigger=trigger, previous=self.status, code=code
+        )
 
     def hold(self, code: str, *, actor: Actor, at: datetime, message: str = "") -> HoldApplied | None:
         """Put the order on hold for ``code``. Holds stack; holding again for an active code does nothing."""
@@ -441,10 +494,12 @@ class Order:
         )
         new_lines = self._moved(OrderCancelled, moves)
         if _totals_of(new_lines).live:
-            raise InvalidValue("has units released to fulfilment; cancel lines instead", field="order",
-                               value=self.id)
-        return self._emit(OrderCancelled, OrderStatus.CANCELLED, actor, at, reason, lines=moves,
-                          _lines=new_lines)
+            raise InvalidValue(
+                "has units released to fulfilment; cancel lines instead", field="order", value=self.id
+            )
+        return self._emit(
+            OrderCancelled, OrderStatus.CANCELLED, actor, at, reason, lines=moves, _lines=new_lines
+        )
 
     # -- quantities ---------------------------------------------------------------------------------------
     def cancel_lines(
@@ -490,8 +545,17 @@ class Order:
         _check_code(shipment_id, "shipment_id")
         if lines is None:
             lines = {ln.id: ln.qty.released + ln.qty.allocated + ln.qty.open for ln in self.lines}
-        return self._move_event(ShipmentRecorded, Triggers.SHIP, lines, actor, at, reason,
-                                shipment_id=shipment_id, carrier=carrier, tracking_number=tracking_number)
+        return self._move_event(
+            ShipmentRecorded,
+            Triggers.SHIP,
+            lines,
+            actor,
+            at,
+            reason,
+            shipment_id=shipment_id,
+            carrier=carrier,
+            tracking_number=tracking_number,
+        )
 
     def deliver(
         self,
@@ -505,15 +569,23 @@ class Order:
         """Record delivery of shipped units (every shipped unit when ``lines`` is None)."""
         if lines is None:
             lines = {ln.id: ln.qty.shipped for ln in self.lines}
-        return self._move_event(DeliveryRecorded, Triggers.DELIVER, lines, actor, at, reason,
-                                shipment_id=shipment_id)
+        return self._move_event(
+            DeliveryRecorded, Triggers.DELIVER, lines, actor, at, reason, shipment_id=shipment_id
+        )
 
     def record_return(
-        self, lines: Mapping[LineId | str, int], *, actor: Actor, at: datetime, return_id: str = "",
+        self,
+        lines: Mapping[LineId | str, int],
+        *,
+        actor: Actor,
+        at: datetime,
+        return_id: str = "",
         reason: str = "",
     ) -> ReturnRecorded:
         """Record delivered units coming back."""
-        return self._move_event(ReturnRecorded, Triggers.RETURN, lines, actor, at, reason, return_id=return_id)
+        return self._move_event(
+            ReturnRecorded, Triggers.RETURN, lines, actor, at, reason, return_id=return_id
+        )
 
     # -- edits --------------------------------------------------------------------------------------------
     def change_line_quantity(
@@ -521,6 +593,7 @@ class Order:
     ) -> LineQuantityChanged:
         """Change how many units a line orders. Its discounts and taxes scale with it."""
         self._check_stamp(actor, at, reason)
+        self._require(Triggers.EDIT)
         line = self.line(line_id)
         check_quantity(quantity, "quantity")
         new_qty = line.qty.resize(quantity)
@@ -531,8 +604,19 @@ class Order:
         new_lines = tuple(new_line if ln.id == line.id else ln for ln in self.lines)
         target = self._resolve(new_lines)
         self.lifecycle.check(self, Triggers.EDIT, target)
-        return self._emit(LineQuantityChanged, target, actor, at, reason, line_id=line.id, quantity=quantity,
-                          previous=line.qty.ordered, discounts=discounts, taxes=taxes, _lines=new_lines)
+        return self._emit(
+            LineQuantityChanged,
+            target,
+            actor,
+            at,
+            reason,
+            line_id=line.id,
+            quantity=quantity,
+            previous=line.qty.ordered,
+            discounts=discounts,
+            taxes=taxes,
+            _lines=new_lines,
+        )
 
     def change_shipping_address(
         self, address: Address, *, actor: Actor, at: datetime, reason: str = ""
@@ -541,8 +625,15 @@ class Order:
         if not isinstance(address, Address):
             raise InvalidValue("must be an Address", field="address", value=address)
         self.lifecycle.check(self, Triggers.EDIT, self.status)
-        return self._emit(ShippingAddressChanged, self.status, actor, at, reason, address=address,
-                          previous=self.shipping_address)
+        return self._emit(
+            ShippingAddressChanged,
+            self.status,
+            actor,
+            at,
+            reason,
+            address=address,
+            previous=self.shipping_address,
+        )
 
     # -- internals ----------------------------------------------------------------------------------------
     def _check_stamp(self, actor: object, at: object, reason: object) -> None:
@@ -551,6 +642,11 @@ class Order:
         check_aware(at, "at")
         if not isinstance(reason, str) or len(reason) > 1000:
             raise InvalidValue("must be a string of at most 1000 characters", field="reason", value=reason)
+
+    def _require(self, trigger: Trigger) -> None:
+        """Refuse at once a trigger that the current state has no exit for."""
+        if self.lifecycle.transition(self.status, trigger) is None:
+            self.lifecycle.check(self, trigger, self.status)
 
     def _parse_moves(self, lines: Mapping[LineId | str, int]) -> tuple[LineQty, ...]:
         if not isinstance(lines, Mapping):
@@ -566,7 +662,9 @@ class Order:
                 continue
             where = f"lines[{lid.value}]"
             if lid not in known:
-                problems.append(Problem(where, LineNotFound.code, f"order {self.id} has no such line", raw_id))
+                problems.append(
+                    Problem(where, LineNotFound.code, f"order {self.id} has no such line", raw_id)
+                )
                 continue
             try:
                 check_quantity(qty, where, allow_zero=True)
@@ -591,8 +689,9 @@ class Order:
             qty = by_id.get(line.id)
             if qty:
                 try:
-                    line = attrs.evolve(line, qty=line.qty.move(sources, target, qty,
-                                                                field=f"lines[{line.id.value}]"))
+                    line = attrs.evolve(
+                        line, qty=line.qty.move(sources, target, qty, field=f"lines[{line.id.value}]")
+                    )
                 except InvalidValue as e:
                     problems.append(e.problem())
             result.append(line)
@@ -621,6 +720,7 @@ class Order:
         **payload: Any,
     ) -> _E:
         self._check_stamp(actor, at, reason)
+        self._require(trigger)
         moves = self._parse_moves(lines)
         new_lines = self._moved(kind, moves)
         target = self._resolve(new_lines)
@@ -697,7 +797,9 @@ def _apply_quantity(order: Order, ev: OrderEvent, lines: tuple[OrderLine, ...] |
     assert isinstance(ev, LineQuantityChanged)
     if lines is None:
         line = order.line(ev.line_id)
-        new_line = attrs.evolve(line, qty=line.qty.resize(ev.quantity), discounts=ev.discounts, taxes=ev.taxes)
+        new_line = attrs.evolve(
+            line, qty=line.qty.resize(ev.quantity), discounts=ev.discounts, taxes=ev.taxes
+        )
         lines = tuple(new_line if ln.id == ev.line_id else ln for ln in order.lines)
     order.lines = lines
 
@@ -735,5 +837,6 @@ def _describe(ev: OrderEvent) -> str:
     lines = getattr(ev, "lines", ())
     text = ", ".join(f"{m.line_id}x{m.quantity}" for m in lines)
     if isinstance(ev, ShipmentRecorded):
-        text += f" in {ev.shipment_id}" + (f" ({ev.carrier} {ev.tracking_number})".rstrip() if ev.carrier else "")
+        via = " ".join(x for x in (ev.carrier, ev.tracking_number) if x)
+        text += f" in {ev.shipment_id}" + (f" ({via})" if via else "")
     return text

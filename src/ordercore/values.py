@@ -214,10 +214,14 @@ def address_problems(address: Address) -> list[Problem]:
     if problems:
         return problems
     if address.country not in COUNTRY_CODES:
-        problems.append(Problem("country", code, "is not an ISO 3166-1 alpha-2 country code", address.country))
+        problems.append(
+            Problem("country", code, "is not an ISO 3166-1 alpha-2 country code", address.country)
+        )
     if not _POSTAL_CODE.fullmatch(address.postal_code):
         problems.append(
-            Problem("postal_code", code, "must be 1-12 letters, digits, spaces or dashes", address.postal_code)
+            Problem(
+                "postal_code", code, "must be 1-12 letters, digits, spaces or dashes", address.postal_code
+            )
         )
     for name in ("city", "line1"):
         if not getattr(address, name).strip():
@@ -262,8 +266,9 @@ class Actor:
         for name in ("kind", "id"):
             v = getattr(self, name)
             if not isinstance(v, str) or not v or len(v) > 128:
-                raise InvalidValue("must be a non-empty string of at most 128 characters", field=f"actor.{name}",
-                                   value=v)
+                raise InvalidValue(
+                    "must be a non-empty string of at most 128 characters", field=f"actor.{name}", value=v
+                )
 
     @classmethod
     def user(cls, user_id: str) -> Actor:

@@ -1,0 +1,1 @@
+"""ordercore_adapters: the shipped adapters (in-memory store, command line and demo)."""

@@ -1,0 +1,258 @@
+"""The scripted demo: a few orders from different channels driven through their lifecycle."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import TextIO
+
+import ordercore as oc
+
+__all__ = ["run_demo"]
+
+START = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+
+
+def _eur(amount: str) -> oc.Money:
+    return oc.Money.of(amount, "EUR")
+
+
+def run_demo(store: str, *, out: TextIO) -> dict[str, oc.Order]:
+    """Run the demo on ``store`` and print each order's timeline; returns the final orders by name."""
+    clock = oc.ManualClock(START, tick=timedelta(minutes=7))
+    published: list[oc.OrderEvent] = []
+
+    class ListPublisher:
+        def publish(self, events: list[oc.OrderEvent]) -> None:
+            published.extend(events)
+
+    app = oc.bootstrap(store, clock=clock, ids=oc.SequentialIds("DEMO"), publisher=ListPublisher())
+    notified: list[str] = []
+    app.subscribe(
+        oc.ShipmentRecorded, lambda ev: notified.append(f"shipment {ev.shipment_id} of {ev.order_id}")
+    )
+
+    berlin = oc.Address(
+        country="DE",
+        postal_code="10115",
+        city="Berlin",
+        line1="Invalidenstr. 1",
+        name="Ada Muster",
+        coordinates=oc.GeoPoint(52.53, 13.38),
+    )
+    lyon = oc.Address(
+        country="FR", postal_code="69002", city="Lyon", line1="1 Rue de la République", company="Bistro SARL"
+    )
+    vat = Decimal("0.19")
+    alice = oc.Actor.user("alice")
+    wms = oc.Actor.system("wms")
+    carrier = oc.Actor.system("carrier")
+    orders: dict[str, oc.Order] = {}
+
+    with app:
+        # 1. A web shop order: allocated, released, shipped in two parcels, delivered, completed.
+        web = app.handle(
+            oc.PlaceOrder(
+                channel=oc.Channel("web"),
+                external_ref="WEB-1001",
+                actor=oc.Actor.channel("web"),
+                customer=oc.CustomerRef(oc.CustomerId("C-ADA"), segment="retail", email="ada@example.com"),
+                currency="EUR",
+                shipping_address=berlin,
+                lines=[
+                    oc.NewLine(
+                        oc.Sku("MUG-BLUE"), 2, _eur("12.50"), taxes=[oc.TaxLine("VAT", vat, _eur("4.75"))]
+                    ),
+                    oc.NewLine(
+                        oc.Sku("TEA-GREEN"),
+                        3,
+                        _eur("6.00"),
+                        discounts=[oc.Adjustment("BUNDLE", _eur("3.00"))],
+                        taxes=[oc.TaxLine("VAT", vat, _eur("2.85"))],
+                    ),
+                ],
+                shipping_charges=[oc.Adjustment("standard", _eur("4.95"))],
+                requested_delivery_date=date(2026, 11, 6),
+            )
+        ).order_id
+        app.handle(oc.AcceptOrder(order_id=web, actor=oc.Actor.system("rules"), reason="all checks passed"))
+        app.handle(oc.AllocateLines(order_id=web, actor=oc.Actor.system("sourcing"), reason="from WH-BERLIN"))
+        app.handle(oc.ReleaseToFulfilment(order_id=web, actor=oc.Actor.system("sourcing")))
+        app.handle(
+            oc.RecordShipment(
+                order_id=web,
+                shipment_id="SHP-1",
+                lines={"1": 2, "2": 1},
+                actor=wms,
+                carrier="DHL",
+                tracking_number="00340434161094012345",
+            )
+        )
+        app.handle(
+            oc.RecordShipment(
+                order_id=web,
+                shipment_id="SHP-2",
+                actor=wms,
+                carrier="DHL",
+                tracking_number="00340434161094012346",
+                reason="second parcel",
+            )
+        )
+        app.handle(
+            oc.RecordDelivery(order_id=web, shipment_id="SHP-1", lines={"1": 2, "2": 1}, actor=carrier)
+        )
+        app.handle(oc.RecordDelivery(order_id=web, shipment_id="SHP-2", actor=carrier))
+        app.handle(oc.CompleteOrder(order_id=web, actor=oc.Actor.system("closer")))
+        orders["web"] = app.get_order(web)
+
+        # 2. An EDI order from a business customer: held for credit review, released, one line short,
+        #    partially cancelled, shipped, delivered, one unit returned.
+        edi = app.handle(
+            oc.PlaceOrder(
+                channel=oc.Channel("edi"),
+                external_ref="ORDERS-77812",
+                actor=oc.Actor.channel("edi"),
+                customer=oc.CustomerRef(oc.CustomerId("B-BISTRO"), segment="b2b"),
+                currency="EUR",
+                shipping_address=lyon,
+                billing_address=lyon,
+                service_level="freight",
+                lines=[
+                    oc.NewLine(oc.Sku("PLATE-26"), 24, _eur("4.20")),
+                    oc.NewLine(oc.Sku("BOWL-14"), 12, _eur("3.10")),
+                ],
+                discounts=[oc.Adjustment("B2B-5", _eur("6.90"), "5% trade discount")],
+            )
+        ).order_id
+        # the same EDI message arrives twice: the retry returns the same order, nothing is duplicated
+        retry = app.handle(
+            oc.PlaceOrder(
+                channel=oc.Channel("edi"),
+                external_ref="ORDERS-77812",
+                actor=oc.Actor.channel("edi"),
+                customer=oc.CustomerRef(oc.CustomerId("B-BISTRO"), segment="b2b"),
+                currency="EUR",
+                shipping_address=lyon,
+                billing_address=lyon,
+                service_level="freight",
+                lines=[
+                    oc.NewLine(oc.Sku("PLATE-26"), 24, _eur("4.20")),
+                    oc.NewLine(oc.Sku("BOWL-14"), 12, _eur("3.10")),
+                ],
+                discounts=[oc.Adjustment("B2B-5", _eur("6.90"), "5% trade discount")],
+            )
+        )
+        assert retry.order_id == edi and not retry.changed
+        app.handle(
+            oc.HoldOrder(
+                order_id=edi,
+                code="CREDIT_LIMIT",
+                actor=oc.Actor.system("rules"),
+                message="open balance plus this order exceeds the credit limit",
+            )
+        )
+        app.handle(
+            oc.ReleaseHold(
+                order_id=edi, code="CREDIT_LIMIT", actor=alice, comment="customer paid the overdue invoice"
+            )
+        )
+        app.handle(oc.AcceptOrder(order_id=edi, actor=alice))
+        app.handle(oc.AllocateLines(order_id=edi, lines={"1": 24, "2": 8}, actor=oc.Actor.system("sourcing")))
+        app.handle(oc.BackorderLines(order_id=edi, lines={"2": 4}, actor=oc.Actor.system("sourcing")))
+        app.handle(
+            oc.CancelLines(
+                order_id=edi, lines={"2": 4}, actor=alice, reason="customer declined the backorder"
+            )
+        )
+        app.handle(oc.RecordShipment(order_id=edi, shipment_id="SHP-3", actor=wms, carrier="GEODIS"))
+        app.handle(oc.RecordDelivery(order_id=edi, actor=carrier))
+        app.handle(
+            oc.RecordReturn(
+                order_id=edi, lines={"1": 1}, return_id="RMA-1", actor=alice, reason="arrived broken"
+            )
+        )
+        orders["edi"] = app.get_order(edi)
+
+        # 3. A marketplace order rejected, and a point-of-sale order cancelled after an address edit.
+        market = app.handle(
+            oc.PlaceOrder(
+                channel=oc.Channel("marketplace-de"),
+                external_ref="MP-553",
+                actor=oc.Actor.channel("marketplace-de"),
+                customer=oc.CustomerRef(oc.CustomerId("C-ANON-9")),
+                currency="EUR",
+                shipping_address=berlin,
+                lines=[oc.NewLine(oc.Sku("KNIFE-SET"), 1, _eur("89.00"))],
+            )
+        ).order_id
+        app.handle(
+            oc.RejectOrder(
+                order_id=market,
+                code="RESTRICTED_ITEM",
+                actor=oc.Actor.system("rules"),
+                reason="knives cannot be sold on this marketplace",
+            )
+        )
+        orders["marketplace"] = app.get_order(market)
+
+        pos = app.handle(
+            oc.PlaceOrder(
+                channel=oc.Channel("pos-berlin-1"),
+                actor=oc.Actor.channel("pos-berlin-1"),
+                customer=oc.CustomerRef(oc.CustomerId("C-ADA")),
+                currency="EUR",
+                shipping_address=berlin,
+                lines=[oc.NewLine(oc.Sku("LAMP-OAK"), 1, _eur("149.00"))],
+            )
+        ).order_id
+        app.handle(oc.AcceptOrder(order_id=pos, actor=alice))
+        app.handle(
+            oc.ChangeShippingAddress(order_id=pos, address=lyon, actor=alice, reason="ship to the bistro")
+        )
+        app.handle(oc.ChangeLineQuantity(order_id=pos, line_id=oc.LineId("1"), quantity=2, actor=alice))
+        app.handle(oc.CancelOrder(order_id=pos, actor=alice, reason="customer changed their mind"))
+        orders["pos"] = app.get_order(pos)
+
+        for name, order in orders.items():
+            t = order.totals()
+            out.write(f"\n== {order.id} ({name}, {order.channel}) -> {order.status}\n")
+            for line in order.timeline():
+                out.write(f"   {line}\n")
+            out.write(
+                f"   totals: subtotal {t.subtotal}, discounts {t.discount_total}, tax {t.tax_total}, "
+                f"shipping {t.shipping_total}, grand total {t.grand_total}\n"
+            )
+            assert oc.Order.replay(order.history) == order
+
+        out.write("\n== what ordercore refuses, and why\n")
+        try:
+            app.handle(oc.RecordShipment(order_id=pos, shipment_id="SHP-X", actor=wms))
+        except oc.IllegalTransition as e:
+            out.write(f"   [{e.code}] {e}\n")
+        try:
+            app.handle(
+                oc.PlaceOrder(
+                    channel=oc.Channel("web"),
+                    customer=oc.CustomerRef(oc.CustomerId("C-ADA")),
+                    currency="EUR",
+                    shipping_address=berlin,
+                    lines=[
+                        oc.NewLine(oc.Sku("MUG-BLUE"), 1, oc.Money.of("10.00", "USD")),
+                        oc.NewLine(
+                            oc.Sku("TEA-GREEN"),
+                            1,
+                            _eur("1.00"),
+                            discounts=[oc.Adjustment("TOO-MUCH", _eur("5.00"))],
+                        ),
+                    ],
+                )
+            )
+        except oc.ValidationFailed as e:
+            out.write(f"   [{e.code}]\n")
+            for p in e.problems:
+                out.write(f"     - {p}\n")
+        out.write(
+            f"\n{len(published)} events published through the outbox; "
+            f"{len(notified)} shipment notifications sent.\n"
+        )
+    return orders

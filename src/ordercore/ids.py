@@ -1,0 +1,36 @@
+"""Identifier generators: random (UUID-based) for production, sequential for tests and demos."""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+
+from ordercore.values import OrderId
+
+__all__ = ["SequentialIds", "UuidIds"]
+
+
+class UuidIds:
+    """Collision-free ids from random UUIDs: ``O-3f2a...``."""
+
+    def new_order_id(self) -> OrderId:
+        return OrderId(f"O-{uuid.uuid4().hex}")
+
+    def new_id(self, prefix: str) -> str:
+        return f"{prefix}-{uuid.uuid4().hex}"
+
+
+class SequentialIds:
+    """Readable, repeatable ids: ``O-000001``, ``O-000002``... (one process only)."""
+
+    def __init__(self, order_prefix: str = "O", start: int = 1) -> None:
+        self._order_prefix = order_prefix
+        self._orders = itertools.count(start)
+        self._others: dict[str, itertools.count[int]] = {}
+
+    def new_order_id(self) -> OrderId:
+        return OrderId(f"{self._order_prefix}-{next(self._orders):06d}")
+
+    def new_id(self, prefix: str) -> str:
+        counter = self._others.setdefault(prefix, itertools.count(1))
+        return f"{prefix}-{next(counter):06d}"

@@ -1,0 +1,316 @@
+"""Ports: what the core needs from the outside world, as ``typing.Protocol`` classes.
+
+An integrator implements these without inheriting from anything of ours. Storage ports (repositories, the
+outbox, the unit of work, the store) have complete in-memory adapters in ``ordercore_adapters.memory``; the
+contract suites in :mod:`ordercore.testing` check any implementation.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping, Sequence
+from datetime import date, datetime
+from types import TracebackType
+from typing import Protocol, Self, runtime_checkable
+
+import attrs
+
+from ordercore.events import LineQty, OrderEvent
+from ordercore.inventory import StockLevel
+from ordercore.lifecycle import State
+from ordercore.lines import TaxLine
+from ordercore.money import Money
+from ordercore.order import Order
+from ordercore.values import Address, Channel, CustomerId, CustomerRef, LineId, OrderId, Sku
+
+__all__ = [
+    "Clock",
+    "CrmGateway",
+    "ErpGateway",
+    "EventPublisher",
+    "FulfilmentRequest",
+    "IdGenerator",
+    "InventoryRepository",
+    "Notification",
+    "Notifier",
+    "OrderRepository",
+    "Outbox",
+    "OutboxRecord",
+    "PaymentGateway",
+    "PaymentRequest",
+    "PaymentResult",
+    "PaymentStatus",
+    "ShipmentBooking",
+    "ShipmentRequest",
+    "Store",
+    "TaxCalculator",
+    "TaxRequest",
+    "TaxRequestLine",
+    "TmsGateway",
+    "TrackingUpdate",
+    "UnitOfWork",
+    "WmsGateway",
+]
+
+
+# -- infrastructure ---------------------------------------------------------------------------------------
+@runtime_checkable
+class Clock(Protocol):
+    """The time. Must return timezone-aware datetimes."""
+
+    def now(self) -> datetime: ...
+
+
+@runtime_checkable
+class IdGenerator(Protocol):
+    """New identifiers for orders and other records."""
+
+    def new_order_id(self) -> OrderId: ...
+
+    def new_id(self, prefix: str) -> str: ...
+
+
+# -- storage ----------------------------------------------------------------------------------------------
+class OrderRepository(Protocol):
+    """Orders inside a unit of work. Changes become visible to others only when the unit commits."""
+
+    def add(self, order: Order) -> None:
+        """Stage a new order. Raises DuplicateOrder if its id, or its channel and external reference,
+        is taken."""
+        ...
+
+    def get(self, order_id: OrderId) -> Order:
+        """The order, or OrderNotFound."""
+        ...
+
+    def find(self, order_id: OrderId) -> Order | None: ...
+
+    def find_by_external_ref(self, channel: Channel, external_ref: str) -> Order | None: ...
+
+    def save(self, order: Order) -> None:
+        """Stage a changed order. At commit, ConcurrencyConflict if the stored version is no longer the
+        one the order was loaded at (``order.persisted_version``)."""
+        ...
+
+    def list_ids(
+        self, *, status: State | None = None, after: OrderId | None = None, limit: int = 100
+    ) -> list[OrderId]:
+        """Order ids in ascending order, optionally only those in ``status``, starting after ``after``."""
+        ...
+
+
+class InventoryRepository(Protocol):
+    """Stock levels per fulfilment node and SKU, with optimistic concurrency on each record."""
+
+    def get(self, node_id: str, sku: Sku) -> StockLevel | None: ...
+
+    def for_sku(self, sku: Sku) -> list[StockLevel]: ...
+
+    def save(self, level: StockLevel) -> None:
+        """Stage ``level``. At commit, ConcurrencyConflict unless the stored record is at
+        ``level.version - 1`` (or absent, for version 1)."""
+        ...
+
+
+@attrs.frozen
+class OutboxRecord:
+    """An event waiting to be published, in commit order (``position``)."""
+
+    position: int
+    event: OrderEvent
+
+
+class Outbox(Protocol):
+    """Events written in the same transaction as the state that produced them."""
+
+    def pending(self, limit: int = 100) -> list[OutboxRecord]: ...
+
+    def mark_published(self, event_ids: Sequence[str]) -> None: ...
+
+
+class UnitOfWork(Protocol):
+    """One atomic change. Nothing is stored unless :meth:`commit` is called; leaving the ``with`` block
+    without committing rolls back."""
+
+    orders: OrderRepository
+    inventory: InventoryRepository
+    outbox: Outbox
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+    def commit(self) -> None:
+        """Store every staged change and its events atomically, or raise and store nothing."""
+        ...
+
+    def rollback(self) -> None: ...
+
+
+class Store(Protocol):
+    """An opened storage backend: where units of work come from."""
+
+    def unit_of_work(self) -> UnitOfWork: ...
+
+    def close(self) -> None: ...
+
+
+class EventPublisher(Protocol):
+    """Sends events to the outside (a broker, a webhook...). Must be idempotent by ``event.event_id``."""
+
+    def publish(self, events: Sequence[OrderEvent]) -> None: ...
+
+
+# -- payments ---------------------------------------------------------------------------------------------
+class PaymentStatus(enum.Enum):
+    AUTHORIZED = "authorized"
+    CAPTURED = "captured"
+    REFUNDED = "refunded"
+    VOIDED = "voided"
+    DECLINED = "declined"
+    FAILED = "failed"
+
+
+@attrs.frozen
+class PaymentRequest:
+    order_id: OrderId
+    amount: Money
+    idempotency_key: str
+    payment_method: str = ""
+
+
+@attrs.frozen
+class PaymentResult:
+    status: PaymentStatus
+    reference: str
+    amount: Money
+    message: str = ""
+
+
+class PaymentGateway(Protocol):
+    """A payment service provider. Every call is idempotent by its key."""
+
+    def authorize(self, request: PaymentRequest) -> PaymentResult: ...
+
+    def capture(self, reference: str, amount: Money, idempotency_key: str) -> PaymentResult: ...
+
+    def refund(self, reference: str, amount: Money, idempotency_key: str) -> PaymentResult: ...
+
+    def void(self, reference: str, idempotency_key: str) -> PaymentResult: ...
+
+
+# -- ERP, WMS, TMS, CRM -----------------------------------------------------------------------------------
+class ErpGateway(Protocol):
+    """The ERP: receives sales orders, and knows customers' open balances."""
+
+    def post_sales_order(self, order: Order) -> str:
+        """Send the order; returns the ERP's document number. Idempotent by order id."""
+        ...
+
+    def open_balance(self, customer_id: CustomerId, currency: str) -> Money: ...
+
+
+@attrs.frozen
+class FulfilmentRequest:
+    order_id: OrderId
+    release_id: str
+    node_id: str
+    lines: tuple[LineQty, ...]
+    ship_to: Address
+    service_level: str
+
+
+class WmsGateway(Protocol):
+    """A warehouse (or store) system that picks and packs released lines."""
+
+    def release(self, request: FulfilmentRequest) -> None: ...
+
+    def cancel_release(self, release_id: str) -> bool:
+        """Try to call back a release; False when picking is too far along."""
+        ...
+
+
+@attrs.frozen
+class ShipmentRequest:
+    order_id: OrderId
+    shipment_id: str
+    origin_node_id: str
+    ship_to: Address
+    service_level: str
+    weight_grams: int
+    lines: tuple[LineQty, ...]
+
+
+@attrs.frozen
+class ShipmentBooking:
+    shipment_id: str
+    carrier: str
+    tracking_number: str
+    estimated_delivery: date | None = None
+
+
+@attrs.frozen
+class TrackingUpdate:
+    tracking_number: str
+    status: str
+    occurred_at: datetime
+    location: str = ""
+    delivered: bool = False
+
+
+class TmsGateway(Protocol):
+    """A transport system or carrier: books shipments and reports tracking."""
+
+    def book(self, request: ShipmentRequest) -> ShipmentBooking: ...
+
+    def track(self, tracking_number: str) -> Sequence[TrackingUpdate]: ...
+
+
+class CrmGateway(Protocol):
+    """The CRM: kept informed of customers and of what happens to their orders."""
+
+    def upsert_customer(self, customer: CustomerRef, address: Address | None) -> None: ...
+
+    def record_order_event(self, customer_id: CustomerId, event: OrderEvent) -> None: ...
+
+
+# -- tax, notifications -----------------------------------------------------------------------------------
+@attrs.frozen
+class TaxRequestLine:
+    line_id: LineId
+    sku: Sku
+    quantity: int
+    net_amount: Money
+
+
+@attrs.frozen
+class TaxRequest:
+    currency: str
+    ship_to: Address
+    lines: tuple[TaxRequestLine, ...]
+    shipping: Money | None = None
+
+
+class TaxCalculator(Protocol):
+    """Computes taxes for lines shipped to an address; returns tax lines keyed by line id."""
+
+    def calculate(self, request: TaxRequest) -> Mapping[LineId, tuple[TaxLine, ...]]: ...
+
+
+@attrs.frozen
+class Notification:
+    recipient: str
+    template: str
+    order_id: OrderId
+    data: Mapping[str, str] = attrs.field(factory=dict, hash=False)
+
+
+class Notifier(Protocol):
+    """Sends messages to customers (e-mail, SMS, push)."""
+
+    def notify(self, notification: Notification) -> None: ...

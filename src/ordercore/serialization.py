@@ -1,0 +1,310 @@
+"""Serialization at the edges: cattrs converters for every public value, event and the order.
+
+Each adapter builds its own converter with :func:`make_converter` (or configures one of its own with
+:func:`configure_converter`); nothing is registered on cattrs' global converter. Money is
+``{"amount": "12.30", "currency": "EUR"}`` (the amount a string, never a float), times are ISO 8601 with
+their offset, identifiers are plain strings, states and triggers their names, and events carry a ``type``.
+
+:func:`parse` structures untrusted input and reports every problem at once as :class:`ValidationFailed`,
+each problem naming its field path (``lines[0].unit_price.amount``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
+from functools import cache
+from typing import Any, TypeVar
+
+import cattrs
+from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError, IterableValidationError
+from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
+from dateutil.parser import isoparse
+
+from ordercore.errors import (
+    InvalidMoney,
+    InvalidTimestamp,
+    InvalidValue,
+    OrderCoreError,
+    Problem,
+    ValidationFailed,
+)
+from ordercore.events import EVENT_TYPES, OrderEvent
+from ordercore.lifecycle import DEFAULT_LIFECYCLE, Lifecycle, State, Trigger
+from ordercore.money import CurrencyCode, Money, minor_units
+from ordercore.order import Order
+from ordercore.values import Channel, CustomerId, LineId, OrderId, Sku
+
+__all__ = ["configure_converter", "from_json", "make_converter", "parse", "to_json"]
+
+T = TypeVar("T")
+
+_IDENTIFIERS: tuple[type[Any], ...] = (OrderId, LineId, CustomerId, Channel, Sku)
+_INTERNAL_EVENT_BASES = {"OrderEvent", "_LinesEvent"}
+
+
+def make_converter(
+    lifecycle: Lifecycle = DEFAULT_LIFECYCLE, *, event_types: Mapping[str, type[OrderEvent]] | None = None
+) -> cattrs.Converter:
+    """A new converter for ordercore's types. ``event_types`` adds user-defined events by type name."""
+    conv = cattrs.Converter(forbid_extra_keys=True, detailed_validation=True)
+    configure_converter(conv, lifecycle=lifecycle, event_types=event_types)
+    return conv
+
+
+def configure_converter(
+    conv: cattrs.Converter,
+    *,
+    lifecycle: Lifecycle = DEFAULT_LIFECYCLE,
+    event_types: Mapping[str, type[OrderEvent]] | None = None,
+) -> None:
+    """Register ordercore's hooks on ``conv`` (your own converter, never cattrs' global one)."""
+    events = {**EVENT_TYPES, **(event_types or {})}
+
+    # scalars: strict, no silent coercion
+    conv.register_structure_hook(str, _strict(str, "a string"))
+    conv.register_structure_hook(int, _strict_int)
+    conv.register_structure_hook(bool, _strict(bool, "true or false"))
+    conv.register_structure_hook(float, _number)
+    conv.register_unstructure_hook(Decimal, str)
+    conv.register_structure_hook(Decimal, _decimal)
+    conv.register_unstructure_hook(datetime, lambda d: d.isoformat())
+    conv.register_structure_hook(datetime, _datetime)
+    conv.register_unstructure_hook(date, lambda d: d.isoformat())
+    conv.register_structure_hook(date, _date)
+
+    conv.register_structure_hook(CurrencyCode, _currency)
+    conv.register_unstructure_hook(Money, lambda m: {"amount": str(m.amount), "currency": m.currency})
+    conv.register_structure_hook(Money, _money)
+    for cls in _IDENTIFIERS:
+        conv.register_unstructure_hook(cls, lambda v: v.value)
+        conv.register_structure_hook(cls, _identifier(cls))
+
+    conv.register_unstructure_hook(State, lambda s: s.name)
+    conv.register_structure_hook(State, lambda v, _: lifecycle.state(_strict(str, "a state name")(v, str)))
+    conv.register_unstructure_hook(Trigger, lambda t: t.name)
+    conv.register_structure_hook(
+        Trigger, lambda v, _: lifecycle.trigger(_strict(str, "a trigger name")(v, str))
+    )
+
+    # events: tagged with their type name
+    def is_event(t: Any) -> bool:
+        return isinstance(t, type) and issubclass(t, OrderEvent)
+
+    def event_unstructure(cls: type[OrderEvent]) -> Callable[[OrderEvent], dict[str, Any]]:
+        if cls.__name__ in _INTERNAL_EVENT_BASES:
+            return lambda ev: conv.unstructure(ev, unstructure_as=type(ev))
+        fn = make_dict_unstructure_fn(cls, conv)
+
+        def unstructure(ev: OrderEvent) -> dict[str, Any]:
+            return {"type": cls.__name__, **fn(ev)}
+
+        return unstructure
+
+    def event_structure(cls: type[OrderEvent]) -> Callable[[Any, Any], OrderEvent]:
+        specific = (
+            None
+            if cls.__name__ in _INTERNAL_EVENT_BASES
+            else make_dict_structure_fn(cls, conv, _cattrs_forbid_extra_keys=True)
+        )
+
+        def structure(data: Any, _: Any) -> OrderEvent:
+            if not isinstance(data, Mapping):
+                raise InvalidValue("must be an object", field="", value=data)
+            name = data.get("type")
+            target = events.get(name) if isinstance(name, str) else None
+            if target is None or not issubclass(target, cls):
+                raise InvalidValue(f"is not a known {cls.__name__} type", field="type", value=name)
+            body = {k: v for k, v in data.items() if k != "type"}
+            if target is cls and specific is not None:
+                return specific(body, cls)
+            return conv.structure({"type": name, **body}, target)
+
+        return structure
+
+    conv.register_unstructure_hook_factory(is_event, event_unstructure)
+    conv.register_structure_hook_factory(is_event, event_structure)
+
+    # the order: everything but the (process-local) lifecycle and persistence bookkeeping
+    order_unstructure = make_dict_unstructure_fn(
+        Order, conv, lifecycle=override(omit=True), persisted_version=override(omit=True)
+    )
+    order_structure = make_dict_structure_fn(
+        Order,
+        conv,
+        _cattrs_forbid_extra_keys=True,
+        lifecycle=override(omit=True),
+        persisted_version=override(omit=True),
+    )
+
+    def structure_order(data: Any, _: Any) -> Order:
+        order = order_structure(data, Order)
+        order.lifecycle = lifecycle
+        order.persisted_version = order.version
+        return order
+
+    conv.register_unstructure_hook(Order, order_unstructure)
+    conv.register_structure_hook(Order, structure_order)
+
+
+# -- hooks ------------------------------------------------------------------------------------------------
+def _strict(kind: type, what: str) -> Callable[[Any, Any], Any]:
+    def structure(value: Any, _: Any) -> Any:
+        if type(value) is not kind:
+            raise InvalidValue(f"must be {what}, not {type(value).__name__}", value=value)
+        return value
+
+    return structure
+
+
+def _strict_int(value: Any, _: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidValue(f"must be a whole number, not {type(value).__name__}", value=value)
+    return value
+
+
+def _number(value: Any, _: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidValue(f"must be a number, not {type(value).__name__}", value=value)
+    return float(value)
+
+
+def _decimal(value: Any, _: Any) -> Decimal:
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise InvalidValue(f"must be a decimal string, not {type(value).__name__}", value=value)
+    try:
+        result = Decimal(value)
+    except InvalidOperation:
+        raise InvalidValue("is not a decimal number", value=value) from None
+    if not result.is_finite():
+        raise InvalidValue("must be finite", value=value)
+    return result
+
+
+def _datetime(value: Any, _: Any) -> datetime:
+    if not isinstance(value, str):
+        raise InvalidTimestamp(f"must be an ISO 8601 string, not {type(value).__name__}", value=value)
+    try:
+        result: datetime = isoparse(value)
+    except (ValueError, OverflowError):
+        raise InvalidTimestamp("is not an ISO 8601 date and time", value=value) from None
+    if result.tzinfo is None or result.utcoffset() is None:
+        raise InvalidTimestamp("must carry a timezone offset", value=value)
+    return result
+
+
+def _date(value: Any, _: Any) -> date:
+    if not isinstance(value, str):
+        raise InvalidValue(f"must be an ISO 8601 date string, not {type(value).__name__}", value=value)
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise InvalidValue("is not an ISO 8601 date (YYYY-MM-DD)", value=value) from None
+
+
+def _money(value: Any, _: Any) -> Money:
+    if not isinstance(value, Mapping):
+        raise InvalidMoney('must be an object like {"amount": "12.30", "currency": "EUR"}', value=value)
+    extra = set(value) - {"amount", "currency"}
+    problems = [Problem(k, "unexpected_field", "is not a field of money", value[k]) for k in sorted(extra)]
+    for key in ("amount", "currency"):
+        if key not in value:
+            problems.append(Problem(key, InvalidMoney.code, "is required"))
+    if problems:
+        raise ValidationFailed(problems, subject="money")
+    amount = value["amount"]
+    if isinstance(amount, float):
+        raise InvalidMoney("must be a decimal string, not a float", field="amount", value=amount)
+    return Money.of(amount, value["currency"])
+
+
+def _currency(value: Any, _: Any) -> str:
+    code = _strict(str, "a currency code")(value, str)
+    minor_units(code)
+    return code  # type: ignore[no-any-return]
+
+
+def _identifier(cls: type[Any]) -> Callable[[Any, Any], Any]:
+    def structure(value: Any, _: Any) -> Any:
+        try:
+            return cls(value)
+        except InvalidValue as e:  # the path comes from where the identifier sits
+            raise InvalidValue(f"{e.reason} ({cls.kind})", value=value, code=e.code) from None
+
+    return structure
+
+
+# -- parsing untrusted input ------------------------------------------------------------------------------
+@cache
+def _default_converter() -> cattrs.Converter:
+    return make_converter()
+
+
+def parse(data: Any, cls: type[T], *, converter: cattrs.Converter | None = None) -> T:
+    """Structure ``data`` (parsed JSON) into ``cls``; every problem is reported in one ValidationFailed."""
+    conv = converter or _default_converter()
+    try:
+        return conv.structure(data, cls)
+    except Exception as e:
+        problems = _problems(e, "")
+        if not problems:  # pragma: no cover - defensive
+            raise
+        raise ValidationFailed(problems, subject=getattr(cls, "__name__", str(cls))) from e
+
+
+def _join(path: str, part: str) -> str:
+    if not path:
+        return part.lstrip(".")
+    return path + part
+
+
+def _problems(exc: BaseException, path: str) -> list[Problem]:
+    out: list[Problem] = []
+    if isinstance(exc, IterableValidationError):
+        items, rest = exc.group_exceptions()
+        for sub, item in items:
+            out.extend(_problems(sub, _join(path, f"[{item.index!r}]".replace("'", ""))))
+        for sub in rest:
+            out.extend(_problems(sub, path))
+        return out
+    if isinstance(exc, ClassValidationError):
+        fields, rest = exc.group_exceptions()
+        for sub, attr in fields:
+            out.extend(_problems(sub, _join(path, f".{attr.name}")))
+        for sub in rest:
+            out.extend(_problems(sub, path))
+        return out
+    if isinstance(exc, ForbiddenExtraKeysError):
+        return [
+            Problem(_join(path, f".{k}"), "unexpected_field", "is not a known field", None)
+            for k in sorted(exc.extra_fields)
+        ]
+    if isinstance(exc, ValidationFailed):
+        return [p.at(path) for p in exc.problems]
+    if isinstance(exc, InvalidValue):
+        return [exc.problem().at(path)]
+    if isinstance(exc, OrderCoreError):
+        return [Problem(path, exc.code, exc.message, None)]
+    if isinstance(exc, KeyError):
+        return [Problem(path, "required", "is required", None)]
+    if isinstance(exc, TypeError | ValueError | AttributeError):
+        return [Problem(path, "invalid_value", str(exc) or type(exc).__name__, None)]
+    return []
+
+
+# -- JSON -------------------------------------------------------------------------------------------------
+def to_json(obj: Any, *, converter: cattrs.Converter | None = None, indent: int | None = None) -> str:
+    """JSON text for any ordercore value, event or order."""
+    conv = converter or _default_converter()
+    return json.dumps(conv.unstructure(obj), indent=indent, sort_keys=True, ensure_ascii=False)
+
+
+def from_json(text: str | bytes, cls: type[T], *, converter: cattrs.Converter | None = None) -> T:
+    """Parse JSON text into ``cls``; malformed JSON and invalid content raise ValidationFailed."""
+    try:
+        data = json.loads(text)
+    except (ValueError, TypeError) as e:
+        raise ValidationFailed([Problem("", "invalid_json", str(e), None)], subject="JSON") from None
+    return parse(data, cls, converter=converter)

@@ -1,0 +1,1 @@
+"""The application layer: commands, handlers, the message bus, the composition root."""

@@ -1,0 +1,79 @@
+"""The composition root: builds an application from a store and the adapters you pass. Nothing here runs
+at import time."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+
+from ordercore.clock import SystemClock
+from ordercore.events import OrderEvent
+from ordercore.ids import UuidIds
+from ordercore.lifecycle import DEFAULT_LIFECYCLE, Lifecycle
+from ordercore.ports import (
+    Clock,
+    CrmGateway,
+    ErpGateway,
+    EventPublisher,
+    IdGenerator,
+    Notifier,
+    PaymentGateway,
+    Store,
+    TaxCalculator,
+    TmsGateway,
+    WmsGateway,
+)
+from ordercore.service.application import OrderCore
+from ordercore.service.commands import Command
+from ordercore.service.handlers import COMMAND_HANDLERS, Handler, Services
+from ordercore.service.messagebus import EventHandler, HandlerFailure, MessageBus
+from ordercore.service.stores import open_store
+
+__all__ = ["bootstrap"]
+
+
+def bootstrap(
+    store: str | Store = "memory://",
+    *,
+    clock: Clock | None = None,
+    ids: IdGenerator | None = None,
+    lifecycle: Lifecycle = DEFAULT_LIFECYCLE,
+    publisher: EventPublisher | None = None,
+    event_handlers: Mapping[type[OrderEvent], Iterable[EventHandler]] | None = None,
+    command_handlers: Mapping[type[Command], Handler] | None = None,
+    strict: bool = False,
+    on_failure: Callable[[HandlerFailure], None] | None = None,
+    payment: PaymentGateway | None = None,
+    erp: ErpGateway | None = None,
+    wms: WmsGateway | None = None,
+    tms: TmsGateway | None = None,
+    crm: CrmGateway | None = None,
+    tax: TaxCalculator | None = None,
+    notifier: Notifier | None = None,
+) -> OrderCore:
+    """Build an :class:`OrderCore`. ``store`` is a URL (``memory://`` by default) or an opened store.
+
+    Extra ``command_handlers`` are added to (and may replace) the built-in ones.
+    """
+    opened = open_store(store, lifecycle=lifecycle) if isinstance(store, str) else store
+    services = Services(
+        clock=clock or SystemClock(),
+        ids=ids or UuidIds(),
+        lifecycle=lifecycle,
+        payment=payment,
+        erp=erp,
+        wms=wms,
+        tms=tms,
+        crm=crm,
+        tax=tax,
+        notifier=notifier,
+    )
+    bus = MessageBus(
+        opened.unit_of_work,
+        services,
+        command_handlers={**COMMAND_HANDLERS, **(command_handlers or {})},
+        event_handlers=event_handlers,
+        publisher=publisher,
+        strict=strict,
+        on_failure=on_failure,
+    )
+    return OrderCore(opened, bus)

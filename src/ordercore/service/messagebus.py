@@ -1,0 +1,161 @@
+"""The message bus: runs a command in a unit of work, then hands the committed events to subscribers.
+
+Failure policy (documented in docs/concepts.md):
+
+* A command either commits entirely or not at all; its error reaches the caller unchanged.
+* Event handlers run only after the command committed, in subscription order. One failing handler does not
+  stop the others and does not undo the command: the failure is logged and kept as a
+  :class:`HandlerFailure` (``bus.failures``, and the ``on_failure`` callback). With ``strict=True`` the bus
+  raises :class:`EventHandlerFailed` once every handler ran (tests use this).
+* A handler may return follow-up commands (one or a list); the bus runs them after the current event's
+  handlers, each in its own unit of work. A follow-up that fails is recorded like a failing handler.
+* Events stay in the outbox until a publisher has taken them (:meth:`MessageBus.relay_outbox`), so an
+  outage of the publisher delays publication but loses nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+import attrs
+
+from ordercore.errors import EventHandlerFailed, OrderCoreError
+from ordercore.events import OrderEvent
+from ordercore.ports import EventPublisher, UnitOfWork
+from ordercore.service.commands import Command
+from ordercore.service.handlers import COMMAND_HANDLERS, CommandResult, Handler, Services
+
+__all__ = ["EventHandler", "HandlerFailure", "MessageBus"]
+
+log = logging.getLogger("ordercore.bus")
+
+#: An event handler; it may return nothing, a follow-up command, or a sequence of them.
+EventHandler = Callable[[OrderEvent], "Command | Sequence[Command] | None"]
+
+
+@attrs.frozen
+class HandlerFailure:
+    """An event handler (or a follow-up command) that raised."""
+
+    event_id: str
+    event_type: str
+    handler: str
+    error: str
+    exception: BaseException = attrs.field(eq=False, repr=False)
+
+
+class MessageBus:
+    """Dispatches commands to handlers and committed events to subscribers."""
+
+    def __init__(
+        self,
+        uow_factory: Callable[[], UnitOfWork],
+        services: Services,
+        *,
+        command_handlers: Mapping[type[Command], Handler] | None = None,
+        event_handlers: Mapping[type[OrderEvent], Iterable[EventHandler]] | None = None,
+        publisher: EventPublisher | None = None,
+        strict: bool = False,
+        on_failure: Callable[[HandlerFailure], None] | None = None,
+        max_failures_kept: int = 1000,
+    ) -> None:
+        self.uow_factory = uow_factory
+        self.services = services
+        self.command_handlers: dict[type[Command], Handler] = dict(command_handlers or COMMAND_HANDLERS)
+        self.event_handlers: dict[type[OrderEvent], list[EventHandler]] = {
+            k: list(v) for k, v in (event_handlers or {}).items()
+        }
+        self.publisher = publisher
+        self.strict = strict
+        self.on_failure = on_failure
+        self.failures: deque[HandlerFailure] = deque(maxlen=max_failures_kept)
+
+    def subscribe(self, event_type: type[OrderEvent], handler: EventHandler) -> None:
+        """Call ``handler`` for every committed event that is an instance of ``event_type``."""
+        self.event_handlers.setdefault(event_type, []).append(handler)
+
+    def handle(self, command: Command) -> CommandResult:
+        """Run ``command``; then its events' handlers, their follow-ups, and the outbox relay."""
+        result = self._run(command)
+        failures: list[HandlerFailure] = []
+        queue: deque[OrderEvent] = deque(result.events)
+        while queue:
+            event = queue.popleft()
+            for follow_up in self._dispatch(event, failures):
+                try:
+                    queue.extend(self._run(follow_up).events)
+                except Exception as e:
+                    self._failed(event, f"follow-up {type(follow_up).__name__}", e, failures)
+        if self.publisher is not None and result.events:
+            self.relay_outbox()
+        if failures and self.strict:
+            raise EventHandlerFailed(failures)
+        return result
+
+    def relay_outbox(self, batch_size: int = 500) -> int:
+        """Publish pending outbox events in commit order; returns how many were published. A publisher
+        error leaves them pending (and is recorded as a failure)."""
+        if self.publisher is None:
+            return 0
+        published = 0
+        while True:
+            with self.uow_factory() as uow:
+                records = uow.outbox.pending(batch_size)
+                if not records:
+                    return published
+                events = [r.event for r in records]
+                try:
+                    self.publisher.publish(events)
+                except Exception as e:
+                    self._failed(events[0], f"publisher {type(self.publisher).__name__}", e, [])
+                    return published
+                uow.outbox.mark_published([ev.event_id for ev in events])
+                uow.commit()
+                published += len(events)
+
+    # -- internals ----------------------------------------------------------------------------------------
+    def _run(self, command: Command) -> CommandResult:
+        handler = self.command_handlers.get(type(command))
+        if handler is None:
+            raise OrderCoreError(f"no handler for command {type(command).__name__}")
+        with self.uow_factory() as uow:
+            return handler(command, uow, self.services)
+
+    def _dispatch(self, event: OrderEvent, failures: list[HandlerFailure]) -> list[Command]:
+        follow_ups: list[Command] = []
+        for event_type, handlers in list(self.event_handlers.items()):
+            if not isinstance(event, event_type):
+                continue
+            for handler in list(handlers):
+                try:
+                    out: Any = handler(event)
+                except Exception as e:
+                    self._failed(event, _name(handler), e, failures)
+                    continue
+                if isinstance(out, Command):
+                    follow_ups.append(out)
+                elif out:
+                    follow_ups.extend(out)
+        return follow_ups
+
+    def _failed(
+        self, event: OrderEvent, handler: str, error: Exception, failures: list[HandlerFailure]
+    ) -> None:
+        failure = HandlerFailure(
+            event.event_id, event.type, handler, f"{type(error).__name__}: {error}", error
+        )
+        log.error("event handler %s failed on %s: %s", handler, event.event_id, failure.error, exc_info=error)
+        self.failures.append(failure)
+        failures.append(failure)
+        if self.on_failure is not None:
+            try:
+                self.on_failure(failure)
+            except Exception:
+                log.exception("on_failure callback failed")
+
+
+def _name(handler: object) -> str:
+    return getattr(handler, "__qualname__", None) or repr(handler)
