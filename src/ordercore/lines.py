@@ -39,6 +39,19 @@ def _text(max_len: int, *, required: bool = False) -> Any:
     return check
 
 
+# attrs converters: any iterable to a tuple, so that values stay immutable and hashable
+def adjustments(value: Iterable[Adjustment]) -> tuple[Adjustment, ...]:
+    return tuple(value)
+
+
+def tax_lines(value: Iterable[TaxLine]) -> tuple[TaxLine, ...]:
+    return tuple(value)
+
+
+def new_lines(value: Iterable[NewLine]) -> tuple[NewLine, ...]:
+    return tuple(value)
+
+
 def _str_mapping(value: object) -> dict[str, str]:
     if not isinstance(value, Mapping):
         raise InvalidValue("must be a mapping of strings to strings", field="attributes", value=value)
@@ -187,8 +200,8 @@ class NewLine:
     quantity: int
     unit_price: Money
     line_id: LineId | None = None
-    discounts: tuple[Adjustment, ...] = attrs.field(default=(), converter=tuple)
-    taxes: tuple[TaxLine, ...] = attrs.field(default=(), converter=tuple)
+    discounts: tuple[Adjustment, ...] = attrs.field(default=(), converter=adjustments)
+    taxes: tuple[TaxLine, ...] = attrs.field(default=(), converter=tax_lines)
     description: str = attrs.field(default="", validator=_text(500))
     uom: str = attrs.field(default="EA", validator=_text(16, required=True))
     attributes: dict[str, str] = attrs.field(factory=dict, converter=_str_mapping, hash=False)

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
-from typing import Any, NewType
+from typing import Any
 
 import attrs
 
 from ordercore.errors import CurrencyMismatch, InvalidMoney
 
-__all__ = ["CURRENCY_MINOR_UNITS", "CurrencyCode", "Money", "minor_units", "sum_money"]
+__all__ = ["CURRENCY_MINOR_UNITS", "Money", "minor_units", "sum_money"]
 
 _ZERO_DECIMALS = "BIF CLP DJF GNF ISK JPY KMF KRW PYG RWF UGX UYI VND VUV XAF XOF XPF"
 _THREE_DECIMALS = "BHD IQD JOD KWD LYD OMR TND"
@@ -35,9 +35,6 @@ CURRENCY_MINOR_UNITS: dict[str, int] = {
     **dict.fromkeys(_THREE_DECIMALS.split(), 3),
     **dict.fromkeys(_FOUR_DECIMALS.split(), 4),
 }
-
-#: An ISO 4217 code where a plain ``str`` is expected (serialization checks it).
-CurrencyCode = NewType("CurrencyCode", str)
 
 _QUANTUM = {digits: Decimal(1).scaleb(-digits) for digits in set(CURRENCY_MINOR_UNITS.values())}
 

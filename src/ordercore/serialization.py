@@ -33,8 +33,9 @@ from ordercore.errors import (
 )
 from ordercore.events import EVENT_TYPES, OrderEvent
 from ordercore.lifecycle import DEFAULT_LIFECYCLE, Lifecycle, State, Trigger
-from ordercore.money import CurrencyCode, Money, minor_units
+from ordercore.money import Money, minor_units
 from ordercore.order import Order
+from ordercore.service.commands import PlaceOrder
 from ordercore.values import Channel, CustomerId, LineId, OrderId, Sku
 
 __all__ = ["configure_converter", "from_json", "make_converter", "parse", "to_json"]
@@ -75,7 +76,6 @@ def configure_converter(
     conv.register_unstructure_hook(date, lambda d: d.isoformat())
     conv.register_structure_hook(date, _date)
 
-    conv.register_structure_hook(CurrencyCode, _currency)
     conv.register_unstructure_hook(Money, lambda m: {"amount": str(m.amount), "currency": m.currency})
     conv.register_structure_hook(Money, _money)
     for cls in _IDENTIFIERS:
@@ -146,6 +146,12 @@ def configure_converter(
         return order
 
     conv.register_unstructure_hook(Order, order_unstructure)
+    conv.register_structure_hook(
+        PlaceOrder,
+        make_dict_structure_fn(
+            PlaceOrder, conv, _cattrs_forbid_extra_keys=True, currency=override(struct_hook=_currency)
+        ),
+    )
     conv.register_structure_hook(Order, structure_order)
 
 

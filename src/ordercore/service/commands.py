@@ -8,8 +8,7 @@ from datetime import date
 import attrs
 
 from ordercore.lifecycle import Trigger
-from ordercore.lines import Adjustment, NewLine, TaxLine
-from ordercore.money import CurrencyCode
+from ordercore.lines import Adjustment, NewLine, TaxLine, adjustments, new_lines, tax_lines
 from ordercore.values import Actor, Address, Channel, CustomerRef, LineId, OrderId
 
 __all__ = [
@@ -54,15 +53,15 @@ class PlaceOrder(Command):
 
     channel: Channel
     customer: CustomerRef
-    currency: CurrencyCode
+    currency: str
     shipping_address: Address
-    lines: tuple[NewLine, ...] = attrs.field(converter=tuple)
+    lines: tuple[NewLine, ...] = attrs.field(converter=new_lines)
     order_id: OrderId | None = None
     external_ref: str | None = None
     billing_address: Address | None = None
-    discounts: tuple[Adjustment, ...] = attrs.field(default=(), converter=tuple)
-    shipping_charges: tuple[Adjustment, ...] = attrs.field(default=(), converter=tuple)
-    shipping_taxes: tuple[TaxLine, ...] = attrs.field(default=(), converter=tuple)
+    discounts: tuple[Adjustment, ...] = attrs.field(default=(), converter=adjustments)
+    shipping_charges: tuple[Adjustment, ...] = attrs.field(default=(), converter=adjustments)
+    shipping_taxes: tuple[TaxLine, ...] = attrs.field(default=(), converter=tax_lines)
     service_level: str = "standard"
     requested_delivery_date: date | None = None
     attributes: dict[str, str] = attrs.field(factory=dict, hash=False)
