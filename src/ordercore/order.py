@@ -395,6 +395,8 @@ class Order:
             if live_net != ordered_net and not order_disc.is_zero:
                 # pro-rate order-level discounts by the share of the net amount still live
                 order_disc = order_disc.allocate([live_net.minor, (ordered_net - live_net).minor])[0]
+            # and never more than the net itself (a line edited down can leave less to discount)
+            order_disc = min(order_disc, live_net)
             shipping = sum_money((c.amount for c in self.shipping_charges), cur)
             tax = tax + sum_money((t.amount for t in self.shipping_taxes), cur)
         discount_total = line_disc + order_disc

@@ -4,7 +4,6 @@ do and the core never names a driver."""
 
 from __future__ import annotations
 
-from importlib.metadata import entry_points
 from typing import Protocol
 
 from ordercore.errors import UnknownStore
@@ -23,6 +22,8 @@ class StoreOpener(Protocol):
 
 
 def available_schemes() -> list[str]:
+    from importlib.metadata import entry_points  # noqa: PLC0415 - read only when a store is opened
+
     return sorted({ep.name for ep in entry_points(group=ENTRY_POINT_GROUP)})
 
 
@@ -30,6 +31,8 @@ def open_store(url: str, *, lifecycle: Lifecycle = DEFAULT_LIFECYCLE) -> Store:
     """Open the store that ``url`` names (``memory://``, ``sqlite:///orders.db``...)."""
     if not isinstance(url, str) or "://" not in url:
         raise UnknownStore(f"store URL {url!r} has no scheme (expected e.g. 'memory://')")
+    from importlib.metadata import entry_points  # noqa: PLC0415 - read only when a store is opened
+
     scheme = url.split("://", 1)[0].split("+", 1)[0].lower()
     found = entry_points(group=ENTRY_POINT_GROUP, name=scheme)
     if not found:

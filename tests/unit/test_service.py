@@ -1,0 +1,255 @@
+"""The application layer: commands, unit of work, message bus, outbox and bootstrap."""
+
+import subprocess
+import sys
+
+import attrs
+import pytest
+
+from ordercore import (
+    AcceptOrder,
+    CancelLines,
+    ConcurrencyConflict,
+    DuplicateOrder,
+    EventHandlerFailed,
+    HandlerFailure,
+    HoldOrder,
+    IllegalTransition,
+    ManualClock,
+    NewLine,
+    OrderCore,
+    OrderCoreError,
+    OrderCreated,
+    OrderEvent,
+    OrderId,
+    OrderNotFound,
+    OrderStatus,
+    RecordDelivery,
+    RecordShipment,
+    SequentialIds,
+    ShipmentRecorded,
+    Sku,
+    StatusChanged,
+    UnknownStore,
+    ValidationFailed,
+    bootstrap,
+    open_store,
+)
+from ordercore.ports import UnitOfWork
+from ordercore.service.commands import Command, OrderCommand
+from ordercore.service.handlers import CommandResult, Services
+from tests.unit.factories import AT, eur, place_command
+
+S = OrderStatus
+
+
+def app_with(**kwargs: object) -> OrderCore:
+    return bootstrap(clock=ManualClock(AT), ids=SequentialIds(), **kwargs)  # type: ignore[arg-type]
+
+
+def outbox_ids(app: OrderCore) -> list[str]:
+    with app.store.unit_of_work() as uow:
+        return [r.event.event_id for r in uow.outbox.pending(limit=1000)]
+
+
+def test_place_and_drive_an_order(ordercore_app: OrderCore) -> None:
+    result = ordercore_app.handle(place_command())
+    assert result.order_id == OrderId("O-000001") and result.version == 2
+    assert [type(e) for e in result.events] == [OrderCreated, StatusChanged]
+    ordercore_app.handle(AcceptOrder(order_id=result.order_id))
+    ordercore_app.handle(RecordShipment(order_id=result.order_id, shipment_id="S1"))
+    ordercore_app.handle(RecordDelivery(order_id=result.order_id))
+    order = ordercore_app.get_order(result.order_id)
+    assert order.status == S.DELIVERED and order.version == 5
+    assert ordercore_app.history("O-000001") == order.history
+    assert ordercore_app.list_orders(status=S.DELIVERED) == [result.order_id]
+
+
+def test_orders_read_back_are_copies(ordercore_app: OrderCore) -> None:
+    order_id = ordercore_app.handle(place_command()).order_id
+    copy = ordercore_app.get_order(order_id)
+    copy.accept(actor=copy.history[0].actor, at=AT)
+    assert ordercore_app.get_order(order_id).status == S.PLACED
+
+
+def test_a_retry_with_the_same_external_reference_returns_the_same_order(ordercore_app: OrderCore) -> None:
+    first = ordercore_app.handle(place_command(external_ref="WEB-1"))
+    again = ordercore_app.handle(place_command(external_ref="WEB-1"))
+    assert again.order_id == first.order_id and not again.changed
+    with pytest.raises(DuplicateOrder) as err:
+        ordercore_app.handle(place_command(external_ref="WEB-1", lines=[NewLine(Sku("X"), 1, eur("1.00"))]))
+    assert err.value.existing_order_id == first.order_id
+    assert ordercore_app.list_orders() == [first.order_id]
+
+
+def test_invalid_input_stores_nothing() -> None:
+    app = app_with()
+    with pytest.raises(ValidationFailed):
+        app.handle(place_command(currency="USD"))
+    assert app.list_orders() == [] and outbox_ids(app) == []
+
+
+def test_a_refused_command_leaves_the_order_as_it_was(ordercore_app: OrderCore) -> None:
+    order_id = ordercore_app.handle(place_command()).order_id
+    with pytest.raises(IllegalTransition):
+        ordercore_app.handle(RecordDelivery(order_id=order_id))
+    with pytest.raises(ValidationFailed):
+        ordercore_app.handle(CancelLines(order_id=order_id, lines={"1": 99}, reason="x"))
+    order = ordercore_app.get_order(order_id)
+    assert order.status == S.PLACED and order.version == 2
+
+
+def test_expected_version_guards_against_lost_updates(ordercore_app: OrderCore) -> None:
+    order_id = ordercore_app.handle(place_command()).order_id
+    ordercore_app.handle(HoldOrder(order_id=order_id, code="CHECK", expected_version=2))
+    with pytest.raises(ConcurrencyConflict) as err:
+        ordercore_app.handle(AcceptOrder(order_id=order_id, expected_version=2))
+    assert (err.value.expected_version, err.value.actual_version) == (2, 3)
+    assert ordercore_app.get_order(order_id).status == S.ON_HOLD
+
+
+def test_unknown_order_is_a_typed_error(ordercore_app: OrderCore) -> None:
+    with pytest.raises(OrderNotFound) as err:
+        ordercore_app.handle(AcceptOrder(order_id=OrderId("missing")))
+    assert err.value.code == "order_not_found"
+
+
+# -- message bus ----------------------------------------------------------------------------------------
+def test_subscribers_get_committed_events_in_order() -> None:
+    app = app_with(strict=True)
+    seen: list[str] = []
+    app.subscribe(OrderEvent, lambda ev: seen.append(ev.event_id))
+    app.subscribe(ShipmentRecorded, lambda ev: seen.append(f"shipped {ev.shipment_id}"))
+    order_id = app.handle(place_command()).order_id
+    app.handle(AcceptOrder(order_id=order_id))
+    app.handle(RecordShipment(order_id=order_id, shipment_id="S1"))
+    assert seen == ["O-000001#1", "O-000001#2", "O-000001#3", "O-000001#4", "shipped S1"]
+
+
+def test_a_failing_handler_does_not_undo_the_command_nor_stop_the_others() -> None:
+    reported: list[HandlerFailure] = []
+    app = app_with(on_failure=reported.append)
+    seen: list[str] = []
+
+    def broken(ev: OrderEvent) -> None:
+        raise RuntimeError("mail server down")
+
+    app.subscribe(StatusChanged, broken)
+    app.subscribe(StatusChanged, lambda ev: seen.append(ev.event_id))
+    result = app.handle(place_command())
+    assert app.get_order(result.order_id).status == S.PLACED
+    assert seen == ["O-000001#2"]
+    (failure,) = app.failures
+    assert failure.event_id == "O-000001#2" and "mail server down" in failure.error
+    assert "broken" in failure.handler
+    assert reported == [failure]
+
+
+def test_a_strict_bus_raises_after_every_handler_ran() -> None:
+    app = app_with(strict=True)
+    seen: list[str] = []
+
+    def broken(ev: OrderEvent) -> None:
+        raise ValueError("bad template")
+
+    app.subscribe(OrderCreated, broken)
+    app.subscribe(OrderEvent, lambda ev: seen.append(ev.type))
+    with pytest.raises(EventHandlerFailed) as err:
+        app.handle(place_command())
+    assert len(err.value.failures) == 1
+    assert seen == ["OrderCreated", "StatusChanged"]
+    assert app.list_orders() == [OrderId("O-000001")]  # the command itself was committed
+
+
+def test_handlers_may_return_follow_up_commands() -> None:
+    app = app_with(strict=True)
+
+    def auto_accept(ev: OrderEvent) -> Command | None:
+        if isinstance(ev, StatusChanged) and ev.status == S.PLACED:
+            return AcceptOrder(order_id=ev.order_id, reason="auto")
+        return None
+
+    app.subscribe(StatusChanged, auto_accept)
+    order_id = app.handle(place_command()).order_id
+    assert app.get_order(order_id).status == S.ACCEPTED
+
+
+def test_a_failing_follow_up_is_recorded() -> None:
+    app = app_with()
+    app.subscribe(OrderCreated, lambda ev: RecordDelivery(order_id=ev.order_id))
+    order_id = app.handle(place_command()).order_id
+    assert app.get_order(order_id).status == S.PLACED
+    assert "IllegalTransition" in app.failures[0].error
+
+
+def test_events_are_published_from_the_outbox_and_survive_a_publisher_outage() -> None:
+    class FlakyPublisher:
+        def __init__(self) -> None:
+            self.down = True
+            self.received: list[str] = []
+
+        def publish(self, events: list[OrderEvent]) -> None:
+            if self.down:
+                raise ConnectionError("broker unreachable")
+            self.received.extend(e.event_id for e in events)
+
+    publisher = FlakyPublisher()
+    app = app_with(publisher=publisher)
+    order_id = app.handle(place_command()).order_id
+    assert publisher.received == [] and outbox_ids(app) == ["O-000001#1", "O-000001#2"]
+    assert "broker unreachable" in app.failures[0].error
+    publisher.down = False
+    app.handle(AcceptOrder(order_id=order_id))
+    assert publisher.received == ["O-000001#1", "O-000001#2", "O-000001#3"]
+    assert outbox_ids(app) == []
+    assert app.relay_outbox() == 0
+
+
+def test_the_unit_of_work_rolls_back_when_a_handler_raises_before_commit() -> None:
+    @attrs.frozen(kw_only=True)
+    class AcceptThenFail(OrderCommand):
+        pass
+
+    def handler(cmd: AcceptThenFail, uow: UnitOfWork, svc: Services) -> CommandResult:
+        order = uow.orders.get(cmd.order_id)
+        order.accept(actor=cmd.actor, at=svc.clock.now())
+        uow.orders.save(order)
+        raise RuntimeError("crashed before commit")
+
+    app = app_with(command_handlers={AcceptThenFail: handler})
+    order_id = app.handle(place_command()).order_id
+    with pytest.raises(RuntimeError):
+        app.handle(AcceptThenFail(order_id=order_id))
+    assert app.get_order(order_id).status == S.PLACED
+    assert outbox_ids(app) == ["O-000001#1", "O-000001#2"]
+
+
+def test_a_command_without_handler_is_refused() -> None:
+    @attrs.frozen(kw_only=True)
+    class Unknown(Command):
+        pass
+
+    with pytest.raises(OrderCoreError, match="no handler"):
+        app_with().handle(Unknown())
+
+
+# -- bootstrap and stores -------------------------------------------------------------------------------
+def test_stores_are_chosen_by_url_scheme() -> None:
+    store = open_store("memory://")
+    with store.unit_of_work() as uow:
+        assert uow.orders.list_ids() == []
+    with pytest.raises(UnknownStore, match="available: memory"):
+        open_store("nosuch://x")
+    with pytest.raises(UnknownStore, match="no scheme"):
+        bootstrap("orders.db")
+
+
+def test_importing_ordercore_has_no_side_effects() -> None:
+    code = (
+        "import sys, threading; import ordercore; "
+        "loaded = sorted(m for m in sys.modules if m.startswith('ordercore_adapters') or m in "
+        "('sqlite3', 'socket', 'hypothesis', 'pytest')); "
+        "print(loaded, threading.active_count())"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[] 1"
