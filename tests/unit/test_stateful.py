@@ -6,6 +6,7 @@ the status agrees with the buckets once the order is accepted; replaying the his
 order; and subscribers saw exactly the committed history.
 """
 
+import itertools
 from datetime import timedelta
 
 import attrs
@@ -186,7 +187,7 @@ class OrderLifecycleMachine(RuleBasedStateMachine):
     def every_status_change_is_legal(self) -> None:
         history = self.order.history
         assert history[0].status == DEFAULT_LIFECYCLE.initial
-        for prev, event in zip(history, history[1:], strict=False):
+        for prev, event in itertools.pairwise(history):
             trigger = event.trigger if isinstance(event, ev.StatusChanged) else _TRIGGER_OF[type(event)]
             transition = DEFAULT_LIFECYCLE.transition(prev.status, trigger)
             assert transition is not None, f"{trigger} from {prev.status}"

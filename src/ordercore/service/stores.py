@@ -22,7 +22,7 @@ class StoreOpener(Protocol):
 
 
 def available_schemes() -> list[str]:
-    from importlib.metadata import entry_points  # noqa: PLC0415 - read only when a store is opened
+    from importlib.metadata import entry_points  # read only when a store is opened
 
     return sorted({ep.name for ep in entry_points(group=ENTRY_POINT_GROUP)})
 
@@ -31,7 +31,7 @@ def open_store(url: str, *, lifecycle: Lifecycle = DEFAULT_LIFECYCLE) -> Store:
     """Open the store that ``url`` names (``memory://``, ``sqlite:///orders.db``...)."""
     if not isinstance(url, str) or "://" not in url:
         raise UnknownStore(f"store URL {url!r} has no scheme (expected e.g. 'memory://')")
-    from importlib.metadata import entry_points  # noqa: PLC0415 - read only when a store is opened
+    from importlib.metadata import entry_points  # read only when a store is opened
 
     scheme = url.split("://", 1)[0].split("+", 1)[0].lower()
     found = entry_points(group=ENTRY_POINT_GROUP, name=scheme)
