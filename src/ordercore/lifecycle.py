@@ -41,11 +41,11 @@ __all__ = [
 
 @attrs.frozen(repr=False)
 class State:
-    """A lifecycle state. ``final`` states have no way out."""
+    """A lifecycle state, identified by its name. ``final`` states have no way out."""
 
     name: str
-    final: bool = False
-    description: str = ""
+    final: bool = attrs.field(default=False, eq=False)
+    description: str = attrs.field(default="", eq=False)
 
     def __repr__(self) -> str:
         return f"State({self.name!r})"
@@ -60,8 +60,8 @@ class Trigger:
     belong to an order method that also changes quantities or holds (``ship``, ``hold``...)."""
 
     name: str
-    manual: bool = True
-    description: str = ""
+    manual: bool = attrs.field(default=True, eq=False)
+    description: str = attrs.field(default="", eq=False)
 
     def __repr__(self) -> str:
         return f"Trigger({self.name!r})"
@@ -198,20 +198,24 @@ class Lifecycle:
         transitions: Iterable[Transition],
     ) -> Lifecycle:
         """Build and check a lifecycle; raises :class:`LifecycleDefinitionError` listing every defect."""
-        states_f = frozenset(states)
-        triggers_f = frozenset(triggers)
+        states_l, triggers_l = list(states), list(triggers)
+        states_f = frozenset(states_l)
+        triggers_f = frozenset(triggers_l)
         transitions_t = tuple(transitions)
         problems: list[str] = []
         by_name: dict[str, State] = {}
-        for st in sorted(states_f, key=lambda x: (x.name, x.final)):
-            if st.name in by_name:
+        for st in states_l:
+            if st.name in by_name and (by_name[st.name].final, by_name[st.name].description) != (
+                st.final,
+                st.description,
+            ):
                 problems.append(f"two different states are named {st.name!r}")
-            by_name[st.name] = st
+            by_name.setdefault(st.name, st)
         trig_by_name: dict[str, Trigger] = {}
-        for tr in sorted(triggers_f, key=lambda x: (x.name, x.manual)):
-            if tr.name in trig_by_name:
+        for tr in triggers_l:
+            if tr.name in trig_by_name and trig_by_name[tr.name].manual != tr.manual:
                 problems.append(f"two different triggers are named {tr.name!r}")
-            trig_by_name[tr.name] = tr
+            trig_by_name.setdefault(tr.name, tr)
         if initial not in states_f:
             problems.append(f"initial state {initial} is not among the states")
         table: dict[tuple[State, Trigger], Transition] = {}
@@ -225,6 +229,10 @@ class Lifecycle:
             for st in sorted(t.sources | t.targets, key=str):
                 if st not in states_f:
                     problems.append(f"transition on {t.trigger} names unknown state {st}")
+            if t.trigger.manual and len(t.targets) > 1:
+                problems.append(
+                    f"transition on manual trigger {t.trigger} has {len(t.targets)} targets; it needs exactly one"
+                )
             for g in t.guards:
                 if not callable(g):
                     problems.append(f"transition on {t.trigger} has a guard that is not callable: {g!r}")
@@ -280,8 +288,8 @@ class Lifecycle:
         return Lifecycle.define(
             name=name or self.name,
             initial=self.initial,
-            states=self.states | frozenset(states),
-            triggers=self.triggers | frozenset(triggers),
+            states=[*sorted(self.states, key=str), *states],
+            triggers=[*sorted(self.triggers, key=str), *triggers],
             transitions=(*kept, *transitions),
         )
 

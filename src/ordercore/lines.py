@@ -135,6 +135,7 @@ class LineQuantities:
         self, sources: tuple[str, ...], target: str, quantity: int, *, field: str = "quantity"
     ) -> LineQuantities:
         """Move ``quantity`` units into ``target``, drawing from ``sources`` in order."""
+        check_quantity(quantity, field, allow_zero=True)
         values = {name: getattr(self, name) for name in BUCKETS}
         available = sum(values[s] for s in sources)
         if quantity > available:

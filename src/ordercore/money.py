@@ -97,6 +97,8 @@ class Money:
                 field="amount",
                 value=self.amount,
             )
+        if not quantized:
+            quantized = abs(quantized)  # no "-0.00"
         object.__setattr__(self, "amount", quantized)
 
     # -- construction -------------------------------------------------------------------------------------

@@ -660,9 +660,9 @@ class Order:
             try:
                 lid = LineId.parse(raw_id)
             except InvalidValue as e:
-                problems.append(e.problem().at(f"lines[{raw_id!r}]"))
+                problems.append(e.problem().at(f"lines[{str(raw_id)!r}]"))
                 continue
-            where = f"lines[{lid.value}]"
+            where = f"lines[{lid.value!r}]"
             if lid not in known:
                 problems.append(
                     Problem(where, LineNotFound.code, f"order {self.id} has no such line", raw_id)
@@ -692,7 +692,7 @@ class Order:
             if qty:
                 try:
                     line = attrs.evolve(
-                        line, qty=line.qty.move(sources, target, qty, field=f"lines[{line.id.value}]")
+                        line, qty=line.qty.move(sources, target, qty, field=f"lines[{line.id.value!r}]")
                     )
                 except InvalidValue as e:
                     problems.append(e.problem())

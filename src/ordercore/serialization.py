@@ -16,10 +16,15 @@ from collections.abc import Callable, Mapping
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from functools import cache
-from typing import Any, TypeVar
+from typing import Any, TypeVar, get_args, get_origin
 
 import cattrs
-from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError, IterableValidationError
+from cattrs.errors import (
+    ClassValidationError,
+    ForbiddenExtraKeysError,
+    IterableValidationError,
+    IterableValidationNote,
+)
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 from dateutil.parser import isoparse
 
@@ -83,11 +88,41 @@ def configure_converter(
         conv.register_structure_hook(cls, _identifier(cls))
 
     conv.register_unstructure_hook(State, lambda s: s.name)
-    conv.register_structure_hook(State, lambda v, _: lifecycle.state(_strict(str, "a state name")(v, str)))
+    conv.register_structure_hook(
+        State, _located(lambda v, _: lifecycle.state(_strict(str, "a state name")(v, str)))
+    )
     conv.register_unstructure_hook(Trigger, lambda t: t.name)
     conv.register_structure_hook(
-        Trigger, lambda v, _: lifecycle.trigger(_strict(str, "a trigger name")(v, str))
+        Trigger, _located(lambda v, _: lifecycle.trigger(_strict(str, "a trigger name")(v, str)))
     )
+
+    # arrays: a string or an object where an array is expected is refused, not iterated
+    def is_array(t: Any) -> bool:
+        origin = get_origin(t)
+        args = get_args(t)
+        return origin is list or (origin is tuple and len(args) == 2 and args[1] is Ellipsis)
+
+    def array_structure(t: Any) -> Callable[[Any, Any], Any]:
+        item_type = get_args(t)[0]
+        make = get_origin(t)
+
+        def structure(value: Any, _: Any) -> Any:
+            if not isinstance(value, list | tuple):
+                raise InvalidValue(f"must be an array, not {type(value).__name__}", value=value)
+            items, errors = [], []
+            for i, item in enumerate(value):
+                try:
+                    items.append(conv.structure(item, item_type))
+                except Exception as e:  # collected, and reported with the item's index
+                    e.add_note(IterableValidationNote(f"Structuring {t} @ index {i}", i, item_type))
+                    errors.append(e)
+            if errors:
+                raise IterableValidationError(f"While structuring {t!r}", errors, t)
+            return make(items)
+
+        return structure
+
+    conv.register_structure_hook_factory(is_array, array_structure)
 
     # events: tagged with their type name
     def is_event(t: Any) -> bool:
@@ -226,10 +261,23 @@ def _money(value: Any, _: Any) -> Money:
     return Money.of(amount, value["currency"])
 
 
+def _located(hook: Callable[[Any, Any], T]) -> Callable[[Any, Any], T]:
+    """A hook for a single value, whose errors take their field from where the value sits."""
+
+    def structure(value: Any, cls: Any) -> T:
+        try:
+            return hook(value, cls)
+        except InvalidValue as e:
+            raise InvalidValue(e.reason, value=value, code=e.code) from None
+
+    return structure
+
+
+@_located
 def _currency(value: Any, _: Any) -> str:
-    code = _strict(str, "a currency code")(value, str)
+    code: str = _strict(str, "a currency code")(value, str)
     minor_units(code)
-    return code  # type: ignore[no-any-return]
+    return code
 
 
 def _identifier(cls: type[Any]) -> Callable[[Any, Any], Any]:

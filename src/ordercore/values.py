@@ -267,7 +267,7 @@ class Actor:
             v = getattr(self, name)
             if not isinstance(v, str) or not v or len(v) > 128:
                 raise InvalidValue(
-                    "must be a non-empty string of at most 128 characters", field=f"actor.{name}", value=v
+                    "must be a non-empty string of at most 128 characters", field=name, value=v
                 )
 
     @classmethod

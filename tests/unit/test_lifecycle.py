@@ -243,3 +243,21 @@ def test_mermaid_diagram_lists_every_exit() -> None:
     assert text.startswith("stateDiagram-v2")
     assert "placed --> accepted: accept" in text
     assert "completed --> [*]" in text
+
+
+def test_a_manual_trigger_needs_a_single_target() -> None:
+    a, b, c = State("a"), State("b"), State("c", final=True)
+    go = Trigger("go")
+    with pytest.raises(LifecycleDefinitionError, match="manual trigger go has 2 targets"):
+        Lifecycle.define(
+            name="x",
+            initial=a,
+            states=[a, b, c],
+            triggers=[go],
+            transitions=[Transition(go, a, {b, c}), Transition(go, b, c)],
+        )
+
+
+def test_states_and_triggers_are_identified_by_name() -> None:
+    assert State("placed") == OrderStatus.PLACED
+    assert Trigger("accept", description="other words") == Triggers.ACCEPT

@@ -316,13 +316,11 @@ def test_zero_and_sign_helpers() -> None:
     assert not eur("0.01").is_negative
 
 
-@pytest.mark.xfail(
-    reason="BUG: a negative zero survives (Money.of('-5','EUR') * 0 is printed and serialized as '-0.00')",
-    strict=True,
-)
 def test_zero_is_never_shown_with_a_minus_sign() -> None:
     assert str(eur("-5.00") * 0) == "0.00 EUR"
+    assert str(Money.rounded("-0.004", "EUR")) == "0.00 EUR"
     assert Money.of("-0", "EUR").to_dict() == {"amount": "0.00", "currency": "EUR"}
+    assert str(eur("-1.00").allocate([1, 0])[1]) == "0.00 EUR"
 
 
 @LIGHT

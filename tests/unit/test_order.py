@@ -221,7 +221,7 @@ def test_asking_for_more_than_a_bucket_holds_changes_nothing() -> None:
     before = order.clone()
     with pytest.raises(ValidationFailed) as err:
         order.allocate({"1": 3, "2": 1}, actor=ACTOR, at=AT)
-    assert [(p.field, p.code) for p in err.value.problems] == [("lines[1]", "quantity_exceeded")]
+    assert [(p.field, p.code) for p in err.value.problems] == [("lines['1']", "quantity_exceeded")]
     assert order == before
 
 

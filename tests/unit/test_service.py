@@ -253,3 +253,19 @@ def test_importing_ordercore_has_no_side_effects() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[] 1"
+
+
+def test_commands_take_ids_as_strings_too(ordercore_app: OrderCore) -> None:
+    order_id = ordercore_app.handle(place_command()).order_id
+    ordercore_app.handle(AcceptOrder(order_id=order_id.value))
+    assert ordercore_app.get_order(order_id).status == S.ACCEPTED
+
+
+def test_handlers_run_in_subscription_order_across_event_types() -> None:
+    app = app_with(strict=True)
+    calls: list[str] = []
+    app.subscribe(StatusChanged, lambda ev: calls.append("A"))
+    app.subscribe(OrderEvent, lambda ev: calls.append("B"))
+    app.subscribe(StatusChanged, lambda ev: calls.append("C"))
+    app.handle(place_command())
+    assert calls == ["B", "A", "B", "C"]  # OrderCreated: B; StatusChanged: A, B, C

@@ -35,6 +35,20 @@ __all__ = [
 
 _API = Actor.system("api")
 
+
+# converters: commands accept identifiers as objects or as their string form
+def _order_id(value: OrderId | str) -> OrderId:
+    return OrderId.parse(value)
+
+
+def _optional_order_id(value: OrderId | str | None) -> OrderId | None:
+    return None if value is None else OrderId.parse(value)
+
+
+def _line_id(value: LineId | str) -> LineId:
+    return LineId.parse(value)
+
+
 LineQuantities = Mapping[LineId | str, int]
 
 
@@ -56,7 +70,7 @@ class PlaceOrder(Command):
     currency: str
     shipping_address: Address
     lines: tuple[NewLine, ...] = attrs.field(converter=new_lines)
-    order_id: OrderId | None = None
+    order_id: OrderId | None = attrs.field(default=None, converter=_optional_order_id)
     external_ref: str | None = None
     billing_address: Address | None = None
     discounts: tuple[Adjustment, ...] = attrs.field(default=(), converter=adjustments)
@@ -73,7 +87,7 @@ class OrderCommand(Command):
     """A command on one existing order. ``expected_version`` makes it fail with ConcurrencyConflict if the
     order changed since the caller read it."""
 
-    order_id: OrderId
+    order_id: OrderId = attrs.field(converter=_order_id)
     expected_version: int | None = None
 
 
@@ -124,7 +138,7 @@ class CancelLines(OrderCommand):
 
 @attrs.frozen(kw_only=True)
 class ChangeLineQuantity(OrderCommand):
-    line_id: LineId
+    line_id: LineId = attrs.field(converter=_line_id)
     quantity: int
 
 

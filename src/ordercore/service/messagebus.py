@@ -65,17 +65,18 @@ class MessageBus:
         self.uow_factory = uow_factory
         self.services = services
         self.command_handlers: dict[type[Command], Handler] = dict(command_handlers or COMMAND_HANDLERS)
-        self.event_handlers: dict[type[OrderEvent], list[EventHandler]] = {
-            k: list(v) for k, v in (event_handlers or {}).items()
-        }
+        self.subscriptions: list[tuple[type[OrderEvent], EventHandler]] = [
+            (event_type, h) for event_type, hs in (event_handlers or {}).items() for h in hs
+        ]
         self.publisher = publisher
         self.strict = strict
         self.on_failure = on_failure
         self.failures: deque[HandlerFailure] = deque(maxlen=max_failures_kept)
 
     def subscribe(self, event_type: type[OrderEvent], handler: EventHandler) -> None:
-        """Call ``handler`` for every committed event that is an instance of ``event_type``."""
-        self.event_handlers.setdefault(event_type, []).append(handler)
+        """Call ``handler`` for every committed event that is an instance of ``event_type``. Handlers run
+        in the order they subscribed, whatever type they subscribed to."""
+        self.subscriptions.append((event_type, handler))
 
     def handle(self, command: Command) -> CommandResult:
         """Run ``command``; then its events' handlers, their follow-ups, and the outbox relay."""
@@ -126,19 +127,18 @@ class MessageBus:
 
     def _dispatch(self, event: OrderEvent, failures: list[HandlerFailure]) -> list[Command]:
         follow_ups: list[Command] = []
-        for event_type, handlers in list(self.event_handlers.items()):
+        for event_type, handler in list(self.subscriptions):
             if not isinstance(event, event_type):
                 continue
-            for handler in list(handlers):
-                try:
-                    out: Any = handler(event)
-                except Exception as e:
-                    self._failed(event, _name(handler), e, failures)
-                    continue
-                if isinstance(out, Command):
-                    follow_ups.append(out)
-                elif out:
-                    follow_ups.extend(out)
+            try:
+                out: Any = handler(event)
+            except Exception as e:  # recorded: see the module's failure policy
+                self._failed(event, _name(handler), e, failures)
+                continue
+            if isinstance(out, Command):
+                follow_ups.append(out)
+            elif out:
+                follow_ups.extend(out)
         return follow_ups
 
     def _failed(
