@@ -1,0 +1,61 @@
+"""The ``ordercore`` command and its demo, run as a user would."""
+
+import io
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import ordercore
+from ordercore import OrderStatus
+from ordercore_adapters.cli import main
+from ordercore_adapters.cli.demo import run_demo
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "ordercore", *args], capture_output=True, text=True, timeout=120
+    )
+
+
+def test_demo_prints_a_timeline_for_every_order() -> None:
+    result = run("demo")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    for heading in (
+        "(web, web) -> completed",
+        "(edi, edi) -> partially_returned",
+        "(marketplace, marketplace-de) -> rejected",
+        "(pos, pos-berlin-1) -> cancelled",
+    ):
+        assert heading in out
+    assert "HoldApplied" in out and "CREDIT_LIMIT" in out and "HoldReleased" in out
+    assert "[illegal_transition]" in out and "currency_mismatch" in out
+    assert "grand total 52.55 EUR" in out
+    assert "30 events published through the outbox" in out
+
+
+def test_the_console_script_is_installed() -> None:
+    script = shutil.which("ordercore", path=str(Path(sys.executable).parent))
+    assert script is not None
+    result = subprocess.run([script, "--version"], capture_output=True, text=True, timeout=60)
+    assert result.stdout.strip() == f"ordercore {ordercore.__version__}"
+
+
+def test_demo_orders_replay_and_end_where_the_script_says() -> None:
+    orders = run_demo("memory://", out=io.StringIO())
+    assert orders["web"].status == OrderStatus.COMPLETED
+    assert orders["edi"].line("1").qty.returned == 1
+    for order in orders.values():
+        assert ordercore.Order.replay(order.history) == order
+
+
+def test_an_unknown_store_is_a_clear_error(capsys: object) -> None:
+    assert main(["demo", "--store", "nosuch://x"]) == 1
+    err = capsys.readouterr().err  # type: ignore[attr-defined]
+    assert "unknown_store" in err and "available: memory" in err
+
+
+def test_a_command_is_required() -> None:
+    result = run()
+    assert result.returncode == 2 and "demo" in result.stderr
