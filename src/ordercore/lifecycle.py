@@ -39,7 +39,7 @@ __all__ = [
 ]
 
 
-@attrs.frozen(repr=False)
+@attrs.frozen(repr=False, cache_hash=True)
 class State:
     """A lifecycle state, identified by its name. ``final`` states have no way out."""
 
@@ -54,7 +54,7 @@ class State:
         return self.name
 
 
-@attrs.frozen(repr=False)
+@attrs.frozen(repr=False, cache_hash=True)
 class Trigger:
     """What asks for a transition. ``manual`` triggers can be fired with :meth:`Order.fire`; the others
     belong to an order method that also changes quantities or holds (``ship``, ``hold``...)."""

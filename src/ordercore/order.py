@@ -49,7 +49,7 @@ from ordercore.lifecycle import (
     Triggers,
     derive_status,
 )
-from ordercore.lines import Adjustment, LineQuantities, NewLine, OrderLine, TaxLine
+from ordercore.lines import BUCKETS, Adjustment, LineQuantities, NewLine, OrderLine, TaxLine
 from ordercore.money import Money, sum_money
 from ordercore.values import (
     Actor,
@@ -66,16 +66,21 @@ __all__ = ["Hold", "Order", "OrderTotals"]
 
 _E = TypeVar("_E", bound=OrderEvent)
 
-# What each bucket event moves: (source buckets drawn in order, target bucket).
-_MOVES: dict[type[OrderEvent], tuple[tuple[str, ...], str]] = {
-    LinesAllocated: (("open", "backordered"), "allocated"),
-    LinesBackordered: (("open",), "backordered"),
-    LinesReleased: (("allocated",), "released"),
-    ShipmentRecorded: (("released", "allocated", "open"), "shipped"),
-    DeliveryRecorded: (("shipped",), "delivered"),
-    ReturnRecorded: (("delivered",), "returned"),
-    LinesCancelled: (("open", "backordered", "allocated"), "cancelled"),
-    OrderCancelled: (("open", "backordered", "allocated"), "cancelled"),
+
+# What each bucket event moves: (source buckets drawn in order, target bucket), as positions in BUCKETS.
+def _by_index(sources: tuple[str, ...], target: str) -> tuple[tuple[int, ...], int]:
+    return tuple(BUCKETS.index(s) for s in sources), BUCKETS.index(target)
+
+
+_MOVES: dict[type[OrderEvent], tuple[tuple[int, ...], int]] = {
+    LinesAllocated: _by_index(("open", "backordered"), "allocated"),
+    LinesBackordered: _by_index(("open",), "backordered"),
+    LinesReleased: _by_index(("allocated",), "released"),
+    ShipmentRecorded: _by_index(("released", "allocated", "open"), "shipped"),
+    DeliveryRecorded: _by_index(("shipped",), "delivered"),
+    ReturnRecorded: _by_index(("delivered",), "returned"),
+    LinesCancelled: _by_index(("open", "backordered", "allocated"), "cancelled"),
+    OrderCancelled: _by_index(("open", "backordered", "allocated"), "cancelled"),
 }
 
 
@@ -106,7 +111,7 @@ class OrderTotals:
 
 
 def _totals_of(lines: Iterable[OrderLine]) -> LineQuantities:
-    return LineQuantities.total(line.qty for line in lines)
+    return LineQuantities.total([line.qty for line in lines])
 
 
 @attrs.define(eq=True)
@@ -514,8 +519,6 @@ class Order:
         self, lines: Mapping[LineId | str, int] | None = None, *, actor: Actor, at: datetime, reason: str = ""
     ) -> LinesAllocated:
         """Allocate units (all open and backordered units when ``lines`` is None)."""
-        if lines is None:
-            lines = {ln.id: ln.qty.open + ln.qty.backordered for ln in self.lines}
         return self._move_event(LinesAllocated, Triggers.ALLOCATE, lines, actor, at, reason)
 
     def backorder(
@@ -527,8 +530,6 @@ class Order:
         self, lines: Mapping[LineId | str, int] | None = None, *, actor: Actor, at: datetime, reason: str = ""
     ) -> LinesReleased:
         """Release allocated units to fulfilment (all allocated units when ``lines`` is None)."""
-        if lines is None:
-            lines = {ln.id: ln.qty.allocated for ln in self.lines}
         return self._move_event(LinesReleased, Triggers.RELEASE, lines, actor, at, reason)
 
     def ship(
@@ -545,8 +546,6 @@ class Order:
         """Record a shipment of units (every unit not yet shipped when ``lines`` is None). Units are taken
         from released, then allocated, then open stock."""
         _check_code(shipment_id, "shipment_id")
-        if lines is None:
-            lines = {ln.id: ln.qty.released + ln.qty.allocated + ln.qty.open for ln in self.lines}
         return self._move_event(
             ShipmentRecorded,
             Triggers.SHIP,
@@ -569,8 +568,6 @@ class Order:
         reason: str = "",
     ) -> DeliveryRecorded:
         """Record delivery of shipped units (every shipped unit when ``lines`` is None)."""
-        if lines is None:
-            lines = {ln.id: ln.qty.shipped for ln in self.lines}
         return self._move_event(
             DeliveryRecorded, Triggers.DELIVER, lines, actor, at, reason, shipment_id=shipment_id
         )
@@ -641,7 +638,8 @@ class Order:
     def _check_stamp(self, actor: object, at: object, reason: object) -> None:
         if not isinstance(actor, Actor):
             raise InvalidValue("must be an Actor", field="actor", value=actor)
-        check_aware(at, "at")
+        if type(at) is not datetime or at.tzinfo is None:
+            check_aware(at, "at")
         if not isinstance(reason, str) or len(reason) > 1000:
             raise InvalidValue("must be a string of at most 1000 characters", field="reason", value=reason)
 
@@ -650,37 +648,63 @@ class Order:
         if self.lifecycle.transition(self.status, trigger) is None:
             self.lifecycle.check(self, trigger, self.status)
 
+    def _all_in_sources(self, kind: type[OrderEvent]) -> tuple[LineQty, ...]:
+        """Every unit in the buckets that ``kind`` draws from (the default when no lines are given)."""
+        sources = _MOVES[kind][0]
+        moves = []
+        for line in self.lines:
+            qty = line.qty
+            n = 0
+            for i in sources:
+                n += qty[i + 1]
+            if n:
+                moves.append(LineQty(line.id, n))
+        if not moves:
+            names = " or ".join(BUCKETS[i] for i in sources)
+            raise InvalidValue(
+                f"must move at least one unit, and no unit is {names}", field="lines", value=None
+            )
+        return tuple(moves)
+
     def _parse_moves(self, lines: Mapping[LineId | str, int]) -> tuple[LineQty, ...]:
         if not isinstance(lines, Mapping):
             raise InvalidValue("must map line ids to quantities", field="lines", value=lines)
         problems: list[Problem] = []
-        known = {ln.id for ln in self.lines}
-        moves: dict[LineId, int] = {}
+        position = {ln.id: i for i, ln in enumerate(self.lines)}
+        moves: dict[int, int] = {}
         for raw_id, qty in lines.items():
-            try:
-                lid = LineId.parse(raw_id)
-            except InvalidValue as e:
-                problems.append(e.problem().at(f"lines[{str(raw_id)!r}]"))
-                continue
-            where = f"lines[{lid.value!r}]"
-            if lid not in known:
+            if type(raw_id) is LineId:
+                lid = raw_id
+            else:
+                try:
+                    lid = LineId.parse(raw_id)
+                except InvalidValue as e:
+                    problems.append(e.problem().at(f"lines[{str(raw_id)!r}]"))
+                    continue
+            pos = position.get(lid)
+            if pos is None:
                 problems.append(
-                    Problem(where, LineNotFound.code, f"order {self.id} has no such line", raw_id)
+                    Problem(
+                        f"lines[{lid.value!r}]",
+                        LineNotFound.code,
+                        f"order {self.id} has no such line",
+                        raw_id,
+                    )
                 )
                 continue
-            try:
-                check_quantity(qty, where, allow_zero=True)
-            except InvalidValue as e:
-                problems.append(e.problem())
+            if type(qty) is not int or qty < 0:
+                try:
+                    check_quantity(qty, f"lines[{lid.value!r}]", allow_zero=True)
+                except InvalidValue as e:
+                    problems.append(e.problem())
                 continue
             if qty:
-                moves[lid] = moves.get(lid, 0) + qty
+                moves[pos] = moves.get(pos, 0) + qty
         if problems:
             raise ValidationFailed(problems, subject="line quantities")
         if not moves:
             raise InvalidValue("must move at least one unit", field="lines", value=dict(lines))
-        order_of = {ln.id: i for i, ln in enumerate(self.lines)}
-        return tuple(LineQty(lid, q) for lid, q in sorted(moves.items(), key=lambda kv: order_of[kv[0]]))
+        return tuple(LineQty(self.lines[pos].id, q) for pos, q in sorted(moves.items()))
 
     def _moved(self, kind: type[OrderEvent], moves: Sequence[LineQty]) -> tuple[OrderLine, ...]:
         sources, target = _MOVES[kind]
@@ -691,11 +715,9 @@ class Order:
             qty = by_id.get(line.id)
             if qty:
                 try:
-                    line = attrs.evolve(
-                        line, qty=line.qty.move(sources, target, qty, field=f"lines[{line.id.value!r}]")
-                    )
+                    line = line.with_qty(line.qty.move_by_index(sources, target, qty))
                 except InvalidValue as e:
-                    problems.append(e.problem())
+                    problems.append(attrs.evolve(e.problem(), field=f"lines[{line.id.value!r}]"))
             result.append(line)
         if problems:
             raise ValidationFailed(problems, subject="line quantities")
@@ -715,7 +737,7 @@ class Order:
         self,
         kind: type[_E],
         trigger: Trigger,
-        lines: Mapping[LineId | str, int],
+        lines: Mapping[LineId | str, int] | None,
         actor: Actor,
         at: datetime,
         reason: str,
@@ -723,7 +745,7 @@ class Order:
     ) -> _E:
         self._check_stamp(actor, at, reason)
         self._require(trigger)
-        moves = self._parse_moves(lines)
+        moves = self._all_in_sources(kind) if lines is None else self._parse_moves(lines)
         new_lines = self._moved(kind, moves)
         target = self._resolve(new_lines)
         self.lifecycle.check(self, trigger, target)
@@ -758,14 +780,15 @@ class Order:
             apply(self, ev, lines)
         elif isinstance(ev, OrderCreated):
             raise InvalidValue("an order is created only once", field="event", value=ev)
-        if ev.status == OrderStatus.ACCEPTED:
+        status = ev.status
+        if not self.accepted and status == OrderStatus.ACCEPTED:
             self.accepted = True
-        if ev.status.final:
+        if status.final:
             self.holds = ()
             self.held_from = None
-        if ev.status == OrderStatus.PLACED and self.placed_at is None:
+        if self.placed_at is None and status == OrderStatus.PLACED:
             self.placed_at = ev.occurred_at
-        self.status = ev.status
+        self.status = status
         self.updated_at = ev.occurred_at
         self.version = ev.sequence
         self.history.append(ev)

@@ -38,6 +38,7 @@ from ordercore.errors import (
 )
 from ordercore.events import EVENT_TYPES, OrderEvent
 from ordercore.lifecycle import DEFAULT_LIFECYCLE, Lifecycle, State, Trigger
+from ordercore.lines import LineQuantities
 from ordercore.money import Money, minor_units
 from ordercore.order import Order
 from ordercore.service.commands import PlaceOrder
@@ -87,6 +88,8 @@ def configure_converter(
         conv.register_unstructure_hook(cls, lambda v: v.value)
         conv.register_structure_hook(cls, _identifier(cls))
 
+    conv.register_unstructure_hook(LineQuantities, lambda q: dict(q._asdict()))
+    conv.register_structure_hook(LineQuantities, _quantities(conv))
     conv.register_unstructure_hook(State, lambda s: s.name)
     conv.register_structure_hook(
         State, _located(lambda v, _: lifecycle.state(_strict(str, "a state name")(v, str)))
@@ -278,6 +281,32 @@ def _currency(value: Any, _: Any) -> str:
     code: str = _strict(str, "a currency code")(value, str)
     minor_units(code)
     return code
+
+
+def _quantities(conv: cattrs.Converter) -> Callable[[Any, Any], LineQuantities]:
+    fields = LineQuantities._fields
+
+    def structure(value: Any, _: Any) -> LineQuantities:
+        if not isinstance(value, Mapping):
+            raise InvalidValue(f"must be an object, not {type(value).__name__}", value=value)
+        problems = [
+            Problem(k, "unexpected_field", "is not a known field", None) for k in value if k not in fields
+        ]
+        counts: dict[str, int] = {}
+        for name in fields[:2]:
+            if name not in value:
+                problems.append(Problem(name, "required", "is required", None))
+        for name in fields:
+            if name in value:
+                try:
+                    counts[name] = _strict_int(value[name], int)
+                except InvalidValue as e:
+                    problems.append(e.problem().at(name))
+        if problems:
+            raise ValidationFailed(problems, subject="quantities")
+        return LineQuantities(**counts)
+
+    return structure
 
 
 def _identifier(cls: type[Any]) -> Callable[[Any, Any], Any]:

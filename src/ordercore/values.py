@@ -107,7 +107,7 @@ class _Identifier:
         return cls(value)  # type: ignore[call-arg]
 
 
-@attrs.frozen(repr=False)
+@attrs.frozen(repr=False, cache_hash=True)
 class OrderId(_Identifier):
     kind: ClassVar[str] = "order_id"
     value: str
@@ -116,7 +116,7 @@ class OrderId(_Identifier):
         return f"OrderId({self.value!r})"
 
 
-@attrs.frozen(repr=False)
+@attrs.frozen(repr=False, cache_hash=True)
 class LineId(_Identifier):
     kind: ClassVar[str] = "line_id"
     value: str
@@ -125,7 +125,7 @@ class LineId(_Identifier):
         return f"LineId({self.value!r})"
 
 
-@attrs.frozen(repr=False)
+@attrs.frozen(repr=False, cache_hash=True)
 class CustomerId(_Identifier):
     kind: ClassVar[str] = "customer_id"
     value: str
@@ -134,7 +134,7 @@ class CustomerId(_Identifier):
         return f"CustomerId({self.value!r})"
 
 
-@attrs.frozen(repr=False)
+@attrs.frozen(repr=False, cache_hash=True)
 class Channel(_Identifier):
     """A sales channel: ``web``, ``edi``, ``amazon-de``, ``pos-store-12``..."""
 
@@ -145,7 +145,7 @@ class Channel(_Identifier):
         return f"Channel({self.value!r})"
 
 
-@attrs.frozen(repr=False)
+@attrs.frozen(repr=False, cache_hash=True)
 class Sku(_Identifier):
     """A stock keeping unit code."""
 
