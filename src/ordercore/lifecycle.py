@@ -319,10 +319,19 @@ class Lifecycle:
 
     def check(self, order: Order, trigger: Trigger, target: State) -> None:
         """Raise :class:`IllegalTransition` unless ``trigger`` may move ``order`` to ``target`` now."""
+        self.admit(order, self.exit(order, trigger), target)
+
+    def exit(self, order: Order, trigger: Trigger) -> Transition:
+        """The transition that ``trigger`` takes from the order's state, or :class:`IllegalTransition`."""
         t = self._table.get((order.status, trigger))
         if t is None:
             detail = None if trigger in self.triggers else "the trigger is not part of this lifecycle"
             raise IllegalTransition(order_id=order.id, state=order.status, trigger=trigger, detail=detail)
+        return t
+
+    def admit(self, order: Order, t: Transition, target: State) -> None:
+        """Raise :class:`IllegalTransition` unless ``t`` may take ``order`` to ``target`` (its guards agree)."""
+        trigger = t.trigger
         if target not in t.targets:
             raise IllegalTransition(order_id=order.id, state=order.status, trigger=trigger, target=target)
         for guard in t.guards:

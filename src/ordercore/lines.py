@@ -172,7 +172,7 @@ class LineQuantities(_Quantities):
         """:meth:`move` with buckets given by their position in :data:`BUCKETS` (the order's hot path)."""
         if type(quantity) is not int or quantity < 0:
             check_quantity(quantity, field, allow_zero=True)
-        values = list(self.buckets())
+        values = list(self[1:])
         available = 0
         for i in sources:
             available += values[i]
@@ -188,7 +188,7 @@ class LineQuantities(_Quantities):
             left -= take
         values[target] += quantity
         # units moved between buckets, no more than were there: the invariant holds by construction
-        return _trusted(self.ordered, values)
+        return tuple.__new__(LineQuantities, (self.ordered, *values))
 
     def resize(self, ordered: int, *, field: str = "quantity") -> LineQuantities:
         """Change the ordered quantity: growth is open; shrinking takes open, then backordered, then

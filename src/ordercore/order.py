@@ -358,7 +358,7 @@ class Order:
                     field=f"history[{order.version}]",
                     value=ev,
                 )
-            order._record(ev, None)
+            order._record(ev)
         return order
 
     # -- reading ------------------------------------------------------------------------------------------
@@ -459,9 +459,9 @@ class Order:
                 field="trigger",
                 value=trigger,
             )
-        t = self.lifecycle.transition(self.status, trigger)
-        target = next(iter(t.targets)) if t is not None and len(t.targets) == 1 else self.status
-        self.lifecycle.check(self, trigger, target)
+        t = self.lifecycle.exit(self, trigger)
+        (target,) = t.targets  # a manual trigger's transition has exactly one target (checked at definition)
+        self.lifecycle.admit(self, t, target)
         return self._emit(
             StatusChanged, target, actor, at, reason, trigger=trigger, previous=self.status, code=code
         )
@@ -494,18 +494,15 @@ class Order:
         """Cancel every unit that is not yet released to fulfilment."""
         self._check_stamp(actor, at, reason)
         self.lifecycle.check(self, Triggers.CANCEL, OrderStatus.CANCELLED)
-        moves = tuple(
-            LineQty(line.id, n)
-            for line in self.lines
-            if (n := line.qty.open + line.qty.backordered + line.qty.allocated)
-        )
+        moves = self._all_in_sources(OrderCancelled)
         new_lines = self._moved(OrderCancelled, moves)
         if _totals_of(new_lines).live:
             raise InvalidValue(
                 "has units released to fulfilment; cancel lines instead", field="order", value=self.id
             )
+        event_lines = tuple(LineQty(self.lines[pos].id, qty) for pos, qty in moves.items())
         return self._emit(
-            OrderCancelled, OrderStatus.CANCELLED, actor, at, reason, lines=moves, _lines=new_lines
+            OrderCancelled, OrderStatus.CANCELLED, actor, at, reason, lines=event_lines, _lines=new_lines
         )
 
     # -- quantities ---------------------------------------------------------------------------------------
@@ -645,28 +642,29 @@ class Order:
 
     def _require(self, trigger: Trigger) -> None:
         """Refuse at once a trigger that the current state has no exit for."""
-        if self.lifecycle.transition(self.status, trigger) is None:
-            self.lifecycle.check(self, trigger, self.status)
+        self.lifecycle.exit(self, trigger)
 
-    def _all_in_sources(self, kind: type[OrderEvent]) -> tuple[LineQty, ...]:
-        """Every unit in the buckets that ``kind`` draws from (the default when no lines are given)."""
+    def _all_in_sources(self, kind: type[OrderEvent]) -> dict[int, int]:
+        """Every unit in the buckets that ``kind`` draws from, by line position (the default when no lines
+        are given)."""
         sources = _MOVES[kind][0]
-        moves = []
-        for line in self.lines:
+        moves = {}
+        for pos, line in enumerate(self.lines):
             qty = line.qty
             n = 0
             for i in sources:
                 n += qty[i + 1]
             if n:
-                moves.append(LineQty(line.id, n))
+                moves[pos] = n
         if not moves:
             names = " or ".join(BUCKETS[i] for i in sources)
             raise InvalidValue(
                 f"must move at least one unit, and no unit is {names}", field="lines", value=None
             )
-        return tuple(moves)
+        return moves
 
-    def _parse_moves(self, lines: Mapping[LineId | str, int]) -> tuple[LineQty, ...]:
+    def _parse_moves(self, lines: Mapping[LineId | str, int]) -> dict[int, int]:
+        """Units to move, by line position, from a caller's mapping of line ids to quantities."""
         if not isinstance(lines, Mapping):
             raise InvalidValue("must map line ids to quantities", field="lines", value=lines)
         problems: list[Problem] = []
@@ -704,27 +702,30 @@ class Order:
             raise ValidationFailed(problems, subject="line quantities")
         if not moves:
             raise InvalidValue("must move at least one unit", field="lines", value=dict(lines))
-        return tuple(LineQty(self.lines[pos].id, q) for pos, q in sorted(moves.items()))
+        return dict(sorted(moves.items()))
 
-    def _moved(self, kind: type[OrderEvent], moves: Sequence[LineQty]) -> tuple[OrderLine, ...]:
+    def _moved(self, kind: type[OrderEvent], moves: Mapping[int, int]) -> tuple[OrderLine, ...]:
+        """The lines after moving ``moves`` (units by line position) as ``kind`` does."""
         sources, target = _MOVES[kind]
-        by_id = {m.line_id: m.quantity for m in moves}
         problems: list[Problem] = []
-        result = []
-        for line in self.lines:
-            qty = by_id.get(line.id)
-            if qty:
-                try:
-                    line = line.with_qty(line.qty.move_by_index(sources, target, qty))
-                except InvalidValue as e:
-                    problems.append(attrs.evolve(e.problem(), field=f"lines[{line.id.value!r}]"))
-            result.append(line)
+        result = list(self.lines)
+        for pos, qty in moves.items():
+            line = result[pos]
+            try:
+                result[pos] = line.with_qty(line.qty.move_by_index(sources, target, qty))
+            except InvalidValue as e:
+                problems.append(attrs.evolve(e.problem(), field=f"lines[{line.id.value!r}]"))
         if problems:
             raise ValidationFailed(problems, subject="line quantities")
         return tuple(result)
 
+    def _positions(self, moves: Sequence[LineQty]) -> dict[int, int]:
+        """Units by line position, from an event's line quantities (for replay)."""
+        position = {ln.id: i for i, ln in enumerate(self.lines)}
+        return {position[m.line_id]: m.quantity for m in moves}
+
     def _resolve(self, lines: Sequence[OrderLine]) -> State:
-        totals = _totals_of(lines)
+        totals = LineQuantities.total([line.qty for line in lines])
         if totals.live == 0:
             return OrderStatus.CANCELLED
         if self.holds:
@@ -744,12 +745,14 @@ class Order:
         **payload: Any,
     ) -> _E:
         self._check_stamp(actor, at, reason)
-        self._require(trigger)
+        t = self.lifecycle.exit(self, trigger)
         moves = self._all_in_sources(kind) if lines is None else self._parse_moves(lines)
         new_lines = self._moved(kind, moves)
         target = self._resolve(new_lines)
-        self.lifecycle.check(self, trigger, target)
-        return self._emit(kind, target, actor, at, reason, lines=moves, _lines=new_lines, **payload)
+        self.lifecycle.admit(self, t, target)
+        old = self.lines
+        event_lines = tuple([LineQty(old[pos].id, qty) for pos, qty in moves.items()])
+        return self._emit(kind, target, actor, at, reason, lines=event_lines, _lines=new_lines, **payload)
 
     def _emit(
         self,
@@ -770,16 +773,24 @@ class Order:
             reason=reason,
             **payload,
         )
-        self._record(event, _lines)
+        if _lines is not None:  # the new lines were worked out while checking: no need to apply again
+            self.lines = _lines
+            self._settle(event)
+        else:
+            self._record(event)
         return event
 
-    def _record(self, ev: OrderEvent, lines: tuple[OrderLine, ...] | None) -> None:
+    def _record(self, ev: OrderEvent) -> None:
         """Apply an event (already checked, or read from history) and append it to the history."""
         apply = _APPLY.get(type(ev))
         if apply is not None:
-            apply(self, ev, lines)
+            apply(self, ev)
         elif isinstance(ev, OrderCreated):
             raise InvalidValue("an order is created only once", field="event", value=ev)
+        self._settle(ev)
+
+    def _settle(self, ev: OrderEvent) -> None:
+        """What every event does: status, bookkeeping, history."""
         status = ev.status
         if not self.accepted and status == OrderStatus.ACCEPTED:
             self.accepted = True
@@ -800,45 +811,41 @@ def _check_code(code: object, field: str = "code") -> None:
 
 
 # -- how each event changes the order (used live and by replay) -----------------------------------------------
-def _apply_moves(order: Order, ev: OrderEvent, lines: tuple[OrderLine, ...] | None) -> None:
-    order.lines = lines if lines is not None else order._moved(type(ev), ev.lines)  # type: ignore[attr-defined]
+def _apply_moves(order: Order, ev: OrderEvent) -> None:
+    order.lines = order._moved(type(ev), order._positions(ev.lines))  # type: ignore[attr-defined]
 
 
-def _apply_hold(order: Order, ev: OrderEvent, _: object) -> None:
+def _apply_hold(order: Order, ev: OrderEvent) -> None:
     assert isinstance(ev, HoldApplied)
     if not order.holds:
         order.held_from = order.status
     order.holds = (*order.holds, Hold(ev.code, ev.message, ev.actor, ev.occurred_at))
 
 
-def _apply_hold_released(order: Order, ev: OrderEvent, _: object) -> None:
+def _apply_hold_released(order: Order, ev: OrderEvent) -> None:
     assert isinstance(ev, HoldReleased)
     order.holds = tuple(h for h in order.holds if h.code != ev.code)
     if not order.holds:
         order.held_from = None
 
 
-def _apply_quantity(order: Order, ev: OrderEvent, lines: tuple[OrderLine, ...] | None) -> None:
+def _apply_quantity(order: Order, ev: OrderEvent) -> None:
     assert isinstance(ev, LineQuantityChanged)
-    if lines is None:
-        line = order.line(ev.line_id)
-        new_line = attrs.evolve(
-            line, qty=line.qty.resize(ev.quantity), discounts=ev.discounts, taxes=ev.taxes
-        )
-        lines = tuple(new_line if ln.id == ev.line_id else ln for ln in order.lines)
-    order.lines = lines
+    line = order.line(ev.line_id)
+    new_line = attrs.evolve(line, qty=line.qty.resize(ev.quantity), discounts=ev.discounts, taxes=ev.taxes)
+    order.lines = tuple(new_line if ln.id == ev.line_id else ln for ln in order.lines)
 
 
-def _apply_address(order: Order, ev: OrderEvent, _: object) -> None:
+def _apply_address(order: Order, ev: OrderEvent) -> None:
     assert isinstance(ev, ShippingAddressChanged)
     order.shipping_address = ev.address
 
 
-def _apply_nothing(order: Order, ev: OrderEvent, _: object) -> None:
+def _apply_nothing(order: Order, ev: OrderEvent) -> None:
     return None
 
 
-_APPLY: dict[type[OrderEvent], Callable[[Order, Any, Any], None]] = {
+_APPLY: dict[type[OrderEvent], Callable[[Order, Any], None]] = {
     **dict.fromkeys(_MOVES, _apply_moves),
     StatusChanged: _apply_nothing,
     HoldApplied: _apply_hold,
