@@ -107,41 +107,24 @@ def run_demo(store: str, *, out: TextIO) -> dict[str, oc.Order]:
 
         # 2. An EDI order from a business customer: held for credit review, released, one line short,
         #    partially cancelled, shipped, delivered, one unit returned.
-        edi = app.handle(
-            oc.PlaceOrder(
-                channel=oc.Channel("edi"),
-                external_ref="ORDERS-77812",
-                actor=oc.Actor.channel("edi"),
-                customer=oc.CustomerRef(oc.CustomerId("B-BISTRO"), segment="b2b"),
-                currency="EUR",
-                shipping_address=lyon,
-                billing_address=lyon,
-                service_level="freight",
-                lines=[
-                    oc.NewLine(oc.Sku("PLATE-26"), 24, _eur("4.20")),
-                    oc.NewLine(oc.Sku("BOWL-14"), 12, _eur("3.10")),
-                ],
-                discounts=[oc.Adjustment("B2B-5", _eur("6.90"), "5% trade discount")],
-            )
-        ).order_id
-        # the same EDI message arrives twice: the retry returns the same order, nothing is duplicated
-        retry = app.handle(
-            oc.PlaceOrder(
-                channel=oc.Channel("edi"),
-                external_ref="ORDERS-77812",
-                actor=oc.Actor.channel("edi"),
-                customer=oc.CustomerRef(oc.CustomerId("B-BISTRO"), segment="b2b"),
-                currency="EUR",
-                shipping_address=lyon,
-                billing_address=lyon,
-                service_level="freight",
-                lines=[
-                    oc.NewLine(oc.Sku("PLATE-26"), 24, _eur("4.20")),
-                    oc.NewLine(oc.Sku("BOWL-14"), 12, _eur("3.10")),
-                ],
-                discounts=[oc.Adjustment("B2B-5", _eur("6.90"), "5% trade discount")],
-            )
+        edi_message = oc.PlaceOrder(
+            channel=oc.Channel("edi"),
+            external_ref="ORDERS-77812",
+            actor=oc.Actor.channel("edi"),
+            customer=oc.CustomerRef(oc.CustomerId("B-BISTRO"), segment="b2b"),
+            currency="EUR",
+            shipping_address=lyon,
+            billing_address=lyon,
+            service_level="freight",
+            lines=[
+                oc.NewLine(oc.Sku("PLATE-26"), 24, _eur("4.20")),
+                oc.NewLine(oc.Sku("BOWL-14"), 12, _eur("3.10")),
+            ],
+            discounts=[oc.Adjustment("B2B-5", _eur("6.90"), "5% trade discount")],
         )
+        edi = app.handle(edi_message).order_id
+        # the same EDI message arrives twice: the retry returns the same order, nothing is duplicated
+        retry = app.handle(edi_message)
         assert retry.order_id == edi and not retry.changed
         app.handle(
             oc.HoldOrder(

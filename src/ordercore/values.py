@@ -99,6 +99,9 @@ class _Identifier:
     def __str__(self) -> str:
         return self.value
 
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.value!r})"
+
     @classmethod
     def parse(cls, value: object) -> Self:
         """Accept an instance of this class or its string form."""
@@ -112,26 +115,17 @@ class OrderId(_Identifier):
     kind: ClassVar[str] = "order_id"
     value: str
 
-    def __repr__(self) -> str:
-        return f"OrderId({self.value!r})"
-
 
 @attrs.frozen(repr=False, cache_hash=True)
 class LineId(_Identifier):
     kind: ClassVar[str] = "line_id"
     value: str
 
-    def __repr__(self) -> str:
-        return f"LineId({self.value!r})"
-
 
 @attrs.frozen(repr=False, cache_hash=True)
 class CustomerId(_Identifier):
     kind: ClassVar[str] = "customer_id"
     value: str
-
-    def __repr__(self) -> str:
-        return f"CustomerId({self.value!r})"
 
 
 @attrs.frozen(repr=False, cache_hash=True)
@@ -141,9 +135,6 @@ class Channel(_Identifier):
     kind: ClassVar[str] = "channel"
     value: str
 
-    def __repr__(self) -> str:
-        return f"Channel({self.value!r})"
-
 
 @attrs.frozen(repr=False, cache_hash=True)
 class Sku(_Identifier):
@@ -151,9 +142,6 @@ class Sku(_Identifier):
 
     kind: ClassVar[str] = "sku"
     value: str
-
-    def __repr__(self) -> str:
-        return f"Sku({self.value!r})"
 
 
 @attrs.frozen
