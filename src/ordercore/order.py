@@ -725,7 +725,7 @@ class Order:
         return {position[m.line_id]: m.quantity for m in moves}
 
     def _resolve(self, lines: Sequence[OrderLine]) -> State:
-        totals = LineQuantities.total([line.qty for line in lines])
+        totals = _totals_of(lines)
         if totals.live == 0:
             return OrderStatus.CANCELLED
         if self.holds:

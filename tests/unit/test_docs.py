@@ -1,4 +1,4 @@
-"""The guides in docs/ are executed: every fenced ```python block of a guide runs, in order, in one fresh
+"""The guides in docs/ (and the README) are executed: every fenced ```python block of a guide runs, in order, in one fresh
 namespace per guide, so a guide fails here as soon as an example no longer matches the library.
 
 A block fenced as ```python no-run is shown but not executed (for fragments that cannot run on their own,
@@ -15,8 +15,9 @@ import pytest
 
 from ordercore import DEFAULT_LIFECYCLE
 
-DOCS = Path(__file__).resolve().parents[2] / "docs"
-DOC_FILES = sorted(DOCS.glob("*.md"))
+ROOT = Path(__file__).resolve().parents[2]
+DOCS = ROOT / "docs"
+DOC_FILES = [*sorted(DOCS.glob("*.md")), ROOT / "README.md"]
 NO_RUN = "no-run"
 
 _FENCE = re.compile(r"^(?P<fence>`{3,}|~{3,})\s*(?P<info>.*?)\s*$")
@@ -62,7 +63,7 @@ def python_blocks(path: Path) -> list[Block]:
 
 
 def test_there_are_guides() -> None:
-    assert DOC_FILES, f"no guide found in {DOCS}"
+    assert sorted(DOCS.glob("*.md")), f"no guide found in {DOCS}"
 
 
 @pytest.mark.parametrize("path", DOC_FILES, ids=[p.name for p in DOC_FILES])
