@@ -18,6 +18,7 @@ from decimal import Decimal, InvalidOperation
 from functools import cache
 from typing import Any, TypeVar, get_args, get_origin
 
+import attrs
 import cattrs
 from cattrs.errors import (
     ClassValidationError,
@@ -69,6 +70,12 @@ def configure_converter(
 ) -> None:
     """Register ordercore's hooks on ``conv`` (your own converter, never cattrs' global one)."""
     events = {**EVENT_TYPES, **(event_types or {})}
+
+    # attrs classes come from JSON objects; anything else is refused with a clear message
+    def attrs_structure(cls: type[Any]) -> Callable[[Any, Any], Any]:
+        return _objects_only(make_dict_structure_fn(cls, conv, _cattrs_forbid_extra_keys=True))
+
+    conv.register_structure_hook_factory(attrs.has, attrs_structure)
 
     # scalars: strict, no silent coercion
     conv.register_structure_hook(str, _strict(str, "a string"))
@@ -177,6 +184,7 @@ def configure_converter(
         persisted_version=override(omit=True),
     )
 
+    @_objects_only
     def structure_order(data: Any, _: Any) -> Order:
         order = order_structure(data, Order)
         order.lifecycle = lifecycle
@@ -186,14 +194,27 @@ def configure_converter(
     conv.register_unstructure_hook(Order, order_unstructure)
     conv.register_structure_hook(
         PlaceOrder,
-        make_dict_structure_fn(
-            PlaceOrder, conv, _cattrs_forbid_extra_keys=True, currency=override(struct_hook=_currency)
+        _objects_only(
+            make_dict_structure_fn(
+                PlaceOrder, conv, _cattrs_forbid_extra_keys=True, currency=override(struct_hook=_currency)
+            )
         ),
     )
     conv.register_structure_hook(Order, structure_order)
 
 
 # -- hooks ------------------------------------------------------------------------------------------------
+def _objects_only(hook: Callable[[Any, Any], T]) -> Callable[[Any, Any], T]:
+    """A structure hook for a class, refusing anything but a JSON object."""
+
+    def structure(value: Any, cls: Any) -> T:
+        if not isinstance(value, Mapping):
+            raise InvalidValue(f"must be an object, not {type(value).__name__}", value=value)
+        return hook(value, cls)
+
+    return structure
+
+
 def _strict(kind: type, what: str) -> Callable[[Any, Any], Any]:
     def structure(value: Any, _: Any) -> Any:
         if type(value) is not kind:

@@ -671,3 +671,13 @@ def test_each_converter_is_independent() -> None:
 def test_parse_with_an_explicit_converter() -> None:
     data = json.loads(to_json(new_order()))
     assert parse(copy.deepcopy(data), Order, converter=make_converter(lifecycle=CUSTOM)).lifecycle is CUSTOM
+
+
+def test_anything_but_an_object_where_an_object_is_expected_is_refused_by_name() -> None:
+    with pytest.raises(ValidationFailed) as info:
+        parse(None, PlaceOrder)
+    assert [(p.field, p.message) for p in info.value.problems] == [("", "must be an object, not NoneType")]
+    data = place_order_data()
+    data["customer"] = 5
+    data["lines"] = [3]
+    assert _problems(data) == {"customer": "invalid_value", "lines[0]": "invalid_value"}

@@ -15,6 +15,7 @@ from ordercore import (
     HandlerFailure,
     HoldOrder,
     IllegalTransition,
+    InvalidValue,
     ManualClock,
     NewLine,
     OrderCore,
@@ -269,3 +270,9 @@ def test_handlers_run_in_subscription_order_across_event_types() -> None:
     app.subscribe(StatusChanged, lambda ev: calls.append("C"))
     app.handle(place_command())
     assert calls == ["B", "A", "B", "C"]  # OrderCreated: B; StatusChanged: A, B, C
+
+
+def test_bootstrap_refuses_something_that_is_not_a_store() -> None:
+    with pytest.raises(InvalidValue) as err:
+        bootstrap(123)  # type: ignore[arg-type]
+    assert err.value.field == "store"

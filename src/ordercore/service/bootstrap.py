@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 
 from ordercore.clock import SystemClock
+from ordercore.errors import InvalidValue
 from ordercore.events import OrderEvent
 from ordercore.ids import UuidIds
 from ordercore.lifecycle import DEFAULT_LIFECYCLE, Lifecycle
@@ -54,6 +55,8 @@ def bootstrap(
 
     Extra ``command_handlers`` are added to (and may replace) the built-in ones.
     """
+    if not isinstance(store, str) and not callable(getattr(store, "unit_of_work", None)):
+        raise InvalidValue("must be a store URL or an opened store", field="store", value=store)
     opened = open_store(store, lifecycle=lifecycle) if isinstance(store, str) else store
     services = Services(
         clock=clock or SystemClock(),
