@@ -232,4 +232,5 @@ class MemoryUnitOfWork:
         self._reset()
 
     def rollback(self) -> None:
-        self._reset()
+        if self.orders.staged or self.inventory.staged or self.outbox.published:
+            self._reset()

@@ -417,7 +417,10 @@ class Order:
 
     def clone(self) -> Order:
         """An independent copy (the history list and attributes are copied; everything else is immutable)."""
-        return attrs.evolve(self, history=list(self.history), attributes=dict(self.attributes))
+        copy = Order(*[getattr(self, name) for name in _ORDER_FIELDS])  # faster than attrs.evolve
+        copy.history = list(self.history)
+        copy.attributes = dict(self.attributes)
+        return copy
 
     def new_events(self) -> list[OrderEvent]:
         """Events recorded since the order was loaded or last saved."""
@@ -803,6 +806,9 @@ class Order:
         self.updated_at = ev.occurred_at
         self.version = ev.sequence
         self.history.append(ev)
+
+
+_ORDER_FIELDS = tuple(f.name for f in attrs.fields(Order))
 
 
 def _check_code(code: object, field: str = "code") -> None:
