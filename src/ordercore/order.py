@@ -62,7 +62,10 @@ from ordercore.values import (
     check_quantity,
 )
 
-__all__ = ["Hold", "Order", "OrderTotals"]
+__all__ = ["Hold", "Order", "OrderTotals", "UnitsByLine"]
+
+#: Units by line, keyed by line id or its string form: ``{"1": 2, LineId("2"): 1}``.
+UnitsByLine = Mapping[LineId, int] | Mapping[str, int] | Mapping[LineId | str, int]
 
 _E = TypeVar("_E", bound=OrderEvent)
 
@@ -509,32 +512,30 @@ class Order:
         )
 
     # -- quantities ---------------------------------------------------------------------------------------
-    def cancel_lines(
-        self, lines: Mapping[LineId | str, int], *, actor: Actor, at: datetime, reason: str
-    ) -> LinesCancelled:
+    def cancel_lines(self, lines: UnitsByLine, *, actor: Actor, at: datetime, reason: str) -> LinesCancelled:
         """Cancel some units of some lines (those not yet released)."""
         return self._move_event(LinesCancelled, Triggers.CANCEL_LINES, lines, actor, at, reason)
 
     def allocate(
-        self, lines: Mapping[LineId | str, int] | None = None, *, actor: Actor, at: datetime, reason: str = ""
+        self, lines: UnitsByLine | None = None, *, actor: Actor, at: datetime, reason: str = ""
     ) -> LinesAllocated:
         """Allocate units (all open and backordered units when ``lines`` is None)."""
         return self._move_event(LinesAllocated, Triggers.ALLOCATE, lines, actor, at, reason)
 
     def backorder(
-        self, lines: Mapping[LineId | str, int], *, actor: Actor, at: datetime, reason: str = ""
+        self, lines: UnitsByLine, *, actor: Actor, at: datetime, reason: str = ""
     ) -> LinesBackordered:
         return self._move_event(LinesBackordered, Triggers.BACKORDER, lines, actor, at, reason)
 
     def release(
-        self, lines: Mapping[LineId | str, int] | None = None, *, actor: Actor, at: datetime, reason: str = ""
+        self, lines: UnitsByLine | None = None, *, actor: Actor, at: datetime, reason: str = ""
     ) -> LinesReleased:
         """Release allocated units to fulfilment (all allocated units when ``lines`` is None)."""
         return self._move_event(LinesReleased, Triggers.RELEASE, lines, actor, at, reason)
 
     def ship(
         self,
-        lines: Mapping[LineId | str, int] | None = None,
+        lines: UnitsByLine | None = None,
         *,
         shipment_id: str,
         actor: Actor,
@@ -560,7 +561,7 @@ class Order:
 
     def deliver(
         self,
-        lines: Mapping[LineId | str, int] | None = None,
+        lines: UnitsByLine | None = None,
         *,
         actor: Actor,
         at: datetime,
@@ -574,7 +575,7 @@ class Order:
 
     def record_return(
         self,
-        lines: Mapping[LineId | str, int],
+        lines: UnitsByLine,
         *,
         actor: Actor,
         at: datetime,
@@ -666,7 +667,7 @@ class Order:
             )
         return moves
 
-    def _parse_moves(self, lines: Mapping[LineId | str, int]) -> dict[int, int]:
+    def _parse_moves(self, lines: UnitsByLine) -> dict[int, int]:
         """Units to move, by line position, from a caller's mapping of line ids to quantities."""
         if not isinstance(lines, Mapping):
             raise InvalidValue("must map line ids to quantities", field="lines", value=lines)
@@ -741,7 +742,7 @@ class Order:
         self,
         kind: type[_E],
         trigger: Trigger,
-        lines: Mapping[LineId | str, int] | None,
+        lines: UnitsByLine | None,
         actor: Actor,
         at: datetime,
         reason: str,

@@ -7,8 +7,10 @@ from datetime import date
 
 import attrs
 
+from ordercore.errors import InvalidValue
 from ordercore.lifecycle import Trigger
 from ordercore.lines import Adjustment, NewLine, TaxLine, adjustments, new_lines, tax_lines
+from ordercore.order import UnitsByLine
 from ordercore.values import Actor, Address, Channel, CustomerRef, LineId, OrderId
 
 __all__ = [
@@ -49,7 +51,15 @@ def _line_id(value: LineId | str) -> LineId:
     return LineId.parse(value)
 
 
-LineQuantities = Mapping[LineId | str, int]
+def _unit_map(value: UnitsByLine) -> dict[LineId, int]:
+    """Units by line: keys may be line ids or their string form; they are kept as line ids."""
+    if not isinstance(value, Mapping):
+        raise InvalidValue("must map line ids to quantities", field="lines", value=value)
+    return {LineId.parse(k): v for k, v in value.items()}
+
+
+def _optional_unit_map(value: UnitsByLine | None) -> dict[LineId, int] | None:
+    return None if value is None else _unit_map(value)
 
 
 @attrs.frozen(kw_only=True)
@@ -133,7 +143,7 @@ class CancelOrder(OrderCommand):
 
 @attrs.frozen(kw_only=True)
 class CancelLines(OrderCommand):
-    lines: LineQuantities = attrs.field(hash=False)
+    lines: dict[LineId, int] = attrs.field(converter=_unit_map, hash=False)
 
 
 @attrs.frozen(kw_only=True)
@@ -151,19 +161,19 @@ class ChangeShippingAddress(OrderCommand):
 class AllocateLines(OrderCommand):
     """Allocate units; ``lines=None`` allocates every open and backordered unit."""
 
-    lines: LineQuantities | None = attrs.field(default=None, hash=False)
+    lines: dict[LineId, int] | None = attrs.field(default=None, converter=_optional_unit_map, hash=False)
 
 
 @attrs.frozen(kw_only=True)
 class BackorderLines(OrderCommand):
-    lines: LineQuantities = attrs.field(hash=False)
+    lines: dict[LineId, int] = attrs.field(converter=_unit_map, hash=False)
 
 
 @attrs.frozen(kw_only=True)
 class ReleaseToFulfilment(OrderCommand):
     """Release allocated units to fulfilment; ``lines=None`` releases every allocated unit."""
 
-    lines: LineQuantities | None = attrs.field(default=None, hash=False)
+    lines: dict[LineId, int] | None = attrs.field(default=None, converter=_optional_unit_map, hash=False)
 
 
 @attrs.frozen(kw_only=True)
@@ -171,7 +181,7 @@ class RecordShipment(OrderCommand):
     """Record units leaving in a shipment; ``lines=None`` ships every unit not yet shipped."""
 
     shipment_id: str
-    lines: LineQuantities | None = attrs.field(default=None, hash=False)
+    lines: dict[LineId, int] | None = attrs.field(default=None, converter=_optional_unit_map, hash=False)
     carrier: str = ""
     tracking_number: str = ""
 
@@ -180,11 +190,11 @@ class RecordShipment(OrderCommand):
 class RecordDelivery(OrderCommand):
     """Record delivery; ``lines=None`` delivers every shipped unit."""
 
-    lines: LineQuantities | None = attrs.field(default=None, hash=False)
+    lines: dict[LineId, int] | None = attrs.field(default=None, converter=_optional_unit_map, hash=False)
     shipment_id: str = ""
 
 
 @attrs.frozen(kw_only=True)
 class RecordReturn(OrderCommand):
-    lines: LineQuantities = attrs.field(hash=False)
+    lines: dict[LineId, int] = attrs.field(converter=_unit_map, hash=False)
     return_id: str = ""
