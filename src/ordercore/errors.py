@@ -270,6 +270,15 @@ class InsufficientStock(OrderCoreError):
         self.requested = requested
         self.available = available
 
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            **super().to_dict(),
+            "node_id": str(self.node_id),
+            "sku": str(self.sku),
+            "requested": self.requested,
+            "available": self.available,
+        }
+
 
 class UnknownStore(OrderCoreError, ValueError):
     """No store adapter is registered for the URL's scheme."""

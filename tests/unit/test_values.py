@@ -821,6 +821,13 @@ def test_illegal_transition_carries_its_context() -> None:
     json.dumps(bare.to_dict())
 
 
-def test_root_error_to_dict() -> None:
+def test_stock_shortage_to_dict() -> None:
     e = InsufficientStock("DC-1", Sku("A"), requested=3, available=1)
-    assert e.to_dict() == {"code": "insufficient_stock", "message": str(e)}
+    assert e.to_dict() == {
+        "code": "insufficient_stock",
+        "message": str(e),
+        "node_id": "DC-1",
+        "sku": "A",
+        "requested": 3,
+        "available": 1,
+    }
