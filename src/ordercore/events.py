@@ -22,6 +22,7 @@ __all__ = [
     "HoldReleased",
     "LineQty",
     "LineQuantityChanged",
+    "LinesEvent",
     "LinesAllocated",
     "LinesBackordered",
     "LinesCancelled",
@@ -104,49 +105,51 @@ class HoldReleased(OrderEvent):
 
 
 @attrs.frozen(kw_only=True)
-class _LinesEvent(OrderEvent):
+class LinesEvent(OrderEvent):
+    """Base of the events that move units of lines between buckets (subscribe to it for all of them)."""
+
     lines: tuple[LineQty, ...]
 
 
 @attrs.frozen(kw_only=True)
-class LinesAllocated(_LinesEvent):
+class LinesAllocated(LinesEvent):
     pass
 
 
 @attrs.frozen(kw_only=True)
-class LinesBackordered(_LinesEvent):
+class LinesBackordered(LinesEvent):
     pass
 
 
 @attrs.frozen(kw_only=True)
-class LinesReleased(_LinesEvent):
+class LinesReleased(LinesEvent):
     """Units handed to fulfilment (a warehouse or store)."""
 
 
 @attrs.frozen(kw_only=True)
-class ShipmentRecorded(_LinesEvent):
+class ShipmentRecorded(LinesEvent):
     shipment_id: str
     carrier: str = ""
     tracking_number: str = ""
 
 
 @attrs.frozen(kw_only=True)
-class DeliveryRecorded(_LinesEvent):
+class DeliveryRecorded(LinesEvent):
     shipment_id: str = ""
 
 
 @attrs.frozen(kw_only=True)
-class ReturnRecorded(_LinesEvent):
+class ReturnRecorded(LinesEvent):
     return_id: str = ""
 
 
 @attrs.frozen(kw_only=True)
-class LinesCancelled(_LinesEvent):
+class LinesCancelled(LinesEvent):
     pass
 
 
 @attrs.frozen(kw_only=True)
-class OrderCancelled(_LinesEvent):
+class OrderCancelled(LinesEvent):
     """The whole order was cancelled; ``lines`` are the units that were cancelled by it."""
 
 

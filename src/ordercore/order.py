@@ -31,6 +31,7 @@ from ordercore.events import (
     LinesAllocated,
     LinesBackordered,
     LinesCancelled,
+    LinesEvent,
     LinesReleased,
     OrderCancelled,
     OrderCreated,
@@ -68,6 +69,7 @@ __all__ = ["Hold", "Order", "OrderTotals", "UnitsByLine"]
 UnitsByLine = Mapping[LineId, int] | Mapping[str, int] | Mapping[LineId | str, int]
 
 _E = TypeVar("_E", bound=OrderEvent)
+_L = TypeVar("_L", bound=LinesEvent)
 
 
 # What each bucket event moves: (source buckets drawn in order, target bucket), as positions in BUCKETS.
@@ -500,15 +502,13 @@ class Order:
         """Cancel every unit that is not yet released to fulfilment."""
         self._check_stamp(actor, at, reason)
         self.lifecycle.check(self, Triggers.CANCEL, OrderStatus.CANCELLED)
-        moves = self._all_in_sources(OrderCancelled)
-        new_lines = self._moved(OrderCancelled, moves)
+        new_lines, moved = self._moved(OrderCancelled, None)
         if _totals_of(new_lines).live:
             raise InvalidValue(
                 "has units released to fulfilment; cancel lines instead", field="order", value=self.id
             )
-        event_lines = tuple(LineQty(self.lines[pos].id, qty) for pos, qty in moves.items())
         return self._emit(
-            OrderCancelled, OrderStatus.CANCELLED, actor, at, reason, lines=event_lines, _lines=new_lines
+            OrderCancelled, OrderStatus.CANCELLED, actor, at, reason, lines=moved, _lines=new_lines
         )
 
     # -- quantities ---------------------------------------------------------------------------------------
@@ -648,25 +648,6 @@ class Order:
         """Refuse at once a trigger that the current state has no exit for."""
         self.lifecycle.exit(self, trigger)
 
-    def _all_in_sources(self, kind: type[OrderEvent]) -> dict[int, int]:
-        """Every unit in the buckets that ``kind`` draws from, by line position (the default when no lines
-        are given)."""
-        sources = _MOVES[kind][0]
-        moves = {}
-        for pos, line in enumerate(self.lines):
-            qty = line.qty
-            n = 0
-            for i in sources:
-                n += qty[i + 1]
-            if n:
-                moves[pos] = n
-        if not moves:
-            names = " or ".join(BUCKETS[i] for i in sources)
-            raise InvalidValue(
-                f"must move at least one unit, and no unit is {names}", field="lines", value=None
-            )
-        return moves
-
     def _parse_moves(self, lines: UnitsByLine) -> dict[int, int]:
         """Units to move, by line position, from a caller's mapping of line ids to quantities."""
         if not isinstance(lines, Mapping):
@@ -706,22 +687,42 @@ class Order:
             raise ValidationFailed(problems, subject="line quantities")
         if not moves:
             raise InvalidValue("must move at least one unit", field="lines", value=dict(lines))
-        return dict(sorted(moves.items()))
+        return moves
 
-    def _moved(self, kind: type[OrderEvent], moves: Mapping[int, int]) -> tuple[OrderLine, ...]:
-        """The lines after moving ``moves`` (units by line position) as ``kind`` does."""
+    def _moved(
+        self, kind: type[OrderEvent], wanted: Mapping[int, int] | None
+    ) -> tuple[tuple[OrderLine, ...], tuple[LineQty, ...]]:
+        """The lines after moving units as ``kind`` does, in one pass, and the units moved per line.
+
+        ``wanted`` gives units by line position; ``None`` moves every unit in the buckets ``kind`` draws
+        from. Every problem is reported at once; nothing is changed here."""
         sources, target = _MOVES[kind]
+        result: list[OrderLine] = []
+        moved: list[LineQty] = []
         problems: list[Problem] = []
-        result = list(self.lines)
-        for pos, qty in moves.items():
-            line = result[pos]
-            try:
-                result[pos] = line.with_qty(line.qty.move_by_index(sources, target, qty))
-            except InvalidValue as e:
-                problems.append(attrs.evolve(e.problem(), field=f"lines[{line.id.value!r}]"))
+        for pos, line in enumerate(self.lines):
+            qty = line.qty
+            if wanted is None:
+                n = 0
+                for i in sources:
+                    n += qty[i + 1]
+            else:
+                n = wanted.get(pos, 0)
+            if n:
+                try:
+                    line = line.with_qty(qty.move_by_index(sources, target, n))
+                except InvalidValue as e:
+                    problems.append(attrs.evolve(e.problem(), field=f"lines[{line.id.value!r}]"))
+                moved.append(LineQty(line.id, n))
+            result.append(line)
         if problems:
             raise ValidationFailed(problems, subject="line quantities")
-        return tuple(result)
+        if not moved:
+            names = " or ".join(BUCKETS[i] for i in sources)
+            raise InvalidValue(
+                f"must move at least one unit, and no unit is {names}", field="lines", value=None
+            )
+        return tuple(result), tuple(moved)
 
     def _positions(self, moves: Sequence[LineQty]) -> dict[int, int]:
         """Units by line position, from an event's line quantities (for replay)."""
@@ -740,23 +741,32 @@ class Order:
 
     def _move_event(
         self,
-        kind: type[_E],
+        kind: type[_L],
         trigger: Trigger,
         lines: UnitsByLine | None,
         actor: Actor,
         at: datetime,
         reason: str,
         **payload: Any,
-    ) -> _E:
+    ) -> _L:
         self._check_stamp(actor, at, reason)
         t = self.lifecycle.exit(self, trigger)
-        moves = self._all_in_sources(kind) if lines is None else self._parse_moves(lines)
-        new_lines = self._moved(kind, moves)
+        new_lines, moved = self._moved(kind, None if lines is None else self._parse_moves(lines))
         target = self._resolve(new_lines)
         self.lifecycle.admit(self, t, target)
-        old = self.lines
-        event_lines = tuple([LineQty(old[pos].id, qty) for pos, qty in moves.items()])
-        return self._emit(kind, target, actor, at, reason, lines=event_lines, _lines=new_lines, **payload)
+        event = kind(
+            order_id=self.id,
+            sequence=self.version + 1,
+            occurred_at=at,
+            actor=actor,
+            status=target,
+            reason=reason,
+            lines=moved,
+            **payload,
+        )
+        self.lines = new_lines  # worked out while checking: no need to apply the event again
+        self._settle(event)
+        return event
 
     def _emit(
         self,
@@ -819,7 +829,7 @@ def _check_code(code: object, field: str = "code") -> None:
 
 # -- how each event changes the order (used live and by replay) -----------------------------------------------
 def _apply_moves(order: Order, ev: OrderEvent) -> None:
-    order.lines = order._moved(type(ev), order._positions(ev.lines))  # type: ignore[attr-defined]
+    order.lines = order._moved(type(ev), order._positions(ev.lines))[0]  # type: ignore[attr-defined]
 
 
 def _apply_hold(order: Order, ev: OrderEvent) -> None:

@@ -50,7 +50,7 @@ __all__ = ["configure_converter", "from_json", "make_converter", "parse", "to_js
 T = TypeVar("T")
 
 _IDENTIFIERS: tuple[type[Any], ...] = (OrderId, LineId, CustomerId, Channel, Sku)
-_INTERNAL_EVENT_BASES = {"OrderEvent", "_LinesEvent"}
+_ABSTRACT_EVENTS = {"OrderEvent", "LinesEvent"}
 
 
 def make_converter(
@@ -139,7 +139,7 @@ def configure_converter(
         return isinstance(t, type) and issubclass(t, OrderEvent)
 
     def event_unstructure(cls: type[OrderEvent]) -> Callable[[OrderEvent], dict[str, Any]]:
-        if cls.__name__ in _INTERNAL_EVENT_BASES:
+        if cls.__name__ in _ABSTRACT_EVENTS:
             return lambda ev: conv.unstructure(ev, unstructure_as=type(ev))
         fn = make_dict_unstructure_fn(cls, conv)
 
@@ -151,7 +151,7 @@ def configure_converter(
     def event_structure(cls: type[OrderEvent]) -> Callable[[Any, Any], OrderEvent]:
         specific = (
             None
-            if cls.__name__ in _INTERNAL_EVENT_BASES
+            if cls.__name__ in _ABSTRACT_EVENTS
             else make_dict_structure_fn(cls, conv, _cattrs_forbid_extra_keys=True)
         )
 
