@@ -470,9 +470,19 @@ class Order:
         t = self.lifecycle.exit(self, trigger)
         (target,) = t.targets  # a manual trigger's transition has exactly one target (checked at definition)
         self.lifecycle.admit(self, t, target)
-        return self._emit(
-            StatusChanged, target, actor, at, reason, trigger=trigger, previous=self.status, code=code
+        event = StatusChanged(
+            order_id=self.id,
+            sequence=self.version + 1,
+            occurred_at=at,
+            actor=actor,
+            status=target,
+            reason=reason,
+            trigger=trigger,
+            previous=self.status,
+            code=code,
         )
+        self._settle(event)  # a decision changes nothing but the status
+        return event
 
     def hold(self, code: str, *, actor: Actor, at: datetime, message: str = "") -> HoldApplied | None:
         """Put the order on hold for ``code``. Holds stack; holding again for an active code does nothing."""
