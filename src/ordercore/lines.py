@@ -255,10 +255,7 @@ class NewLine:
             raise InvalidValue("must be a LineId", field="line_id", value=self.line_id)
 
 
-@attrs.frozen
-class OrderLine:
-    """A line of an order: what was ordered, at what price, and where each unit is now."""
-
+class _LineFields(NamedTuple):
     id: LineId
     sku: Sku
     unit_price: Money
@@ -267,21 +264,30 @@ class OrderLine:
     taxes: tuple[TaxLine, ...] = ()
     description: str = ""
     uom: str = "EA"
-    attributes: dict[str, str] = attrs.field(factory=dict, hash=False)
+    attributes: dict[str, str] = {}  # noqa: RUF012 - never mutated: from_new copies the channel's mapping
+
+
+class OrderLine(_LineFields):
+    """A line of an order: what was ordered, at what price, and where each unit is now.
+
+    An immutable named tuple, like :class:`LineQuantities` and for the same reason: a line is rebuilt
+    whenever units of it move. Lines are made by :meth:`from_new` (from a validated :class:`NewLine`).
+    """
+
+    __slots__ = ()
+
+    def __hash__(self) -> int:
+        return hash(self[:8])  # the free attributes are a dict and take no part
 
     def with_qty(self, qty: LineQuantities) -> OrderLine:
         """The same line with other quantities."""
-        return OrderLine(
-            self.id,
-            self.sku,
-            self.unit_price,
-            qty,
-            self.discounts,
-            self.taxes,
-            self.description,
-            self.uom,
-            self.attributes,
-        )
+        return tuple.__new__(OrderLine, (*self[:3], qty, *self[4:]))
+
+    def with_amounts(
+        self, qty: LineQuantities, discounts: tuple[Adjustment, ...], taxes: tuple[TaxLine, ...]
+    ) -> OrderLine:
+        """The same line with other quantities, discounts and taxes (after a quantity change)."""
+        return tuple.__new__(OrderLine, (*self[:3], qty, discounts, taxes, *self[6:]))
 
     @classmethod
     def from_new(cls, new: NewLine, line_id: LineId) -> OrderLine:

@@ -610,7 +610,7 @@ class Order:
         factor = Decimal(quantity) / Decimal(line.qty.ordered)
         discounts = tuple(attrs.evolve(d, amount=d.amount * factor) for d in line.discounts)
         taxes = tuple(attrs.evolve(t, amount=t.amount * factor) for t in line.taxes)
-        new_line = attrs.evolve(line, qty=new_qty, discounts=discounts, taxes=taxes)
+        new_line = line.with_amounts(new_qty, discounts, taxes)
         new_lines = tuple(new_line if ln.id == line.id else ln for ln in self.lines)
         target = self._resolve(new_lines)
         self.lifecycle.check(self, Triggers.EDIT, target)
@@ -859,7 +859,7 @@ def _apply_hold_released(order: Order, ev: OrderEvent) -> None:
 def _apply_quantity(order: Order, ev: OrderEvent) -> None:
     assert isinstance(ev, LineQuantityChanged)
     line = order.line(ev.line_id)
-    new_line = attrs.evolve(line, qty=line.qty.resize(ev.quantity), discounts=ev.discounts, taxes=ev.taxes)
+    new_line = line.with_amounts(line.qty.resize(ev.quantity), ev.discounts, ev.taxes)
     order.lines = tuple(new_line if ln.id == ev.line_id else ln for ln in order.lines)
 
 

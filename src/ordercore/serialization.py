@@ -20,6 +20,7 @@ from typing import Any, TypeVar, get_args, get_origin
 
 import attrs
 import cattrs
+from cattrs.cols import namedtuple_dict_structure_factory, namedtuple_dict_unstructure_factory
 from cattrs.errors import (
     ClassValidationError,
     ForbiddenExtraKeysError,
@@ -39,7 +40,7 @@ from ordercore.errors import (
 )
 from ordercore.events import EVENT_TYPES, OrderEvent
 from ordercore.lifecycle import DEFAULT_LIFECYCLE, Lifecycle, State, Trigger
-from ordercore.lines import LineQuantities
+from ordercore.lines import LineQuantities, OrderLine
 from ordercore.money import Money, minor_units
 from ordercore.order import Order
 from ordercore.service.commands import PlaceOrder
@@ -97,6 +98,10 @@ def configure_converter(
 
     conv.register_unstructure_hook(LineQuantities, lambda q: dict(q._asdict()))
     conv.register_structure_hook(LineQuantities, _quantities(conv))
+    conv.register_unstructure_hook(OrderLine, namedtuple_dict_unstructure_factory(OrderLine, conv))
+    conv.register_structure_hook(
+        OrderLine, _objects_only(namedtuple_dict_structure_factory(OrderLine, conv, "from_converter", True))
+    )
     conv.register_unstructure_hook(State, lambda s: s.name)
     conv.register_structure_hook(
         State, _located(lambda v, _: lifecycle.state(_strict(str, "a state name")(v, str)))
