@@ -92,6 +92,11 @@ class Transition:
     sources: frozenset[State] = attrs.field(converter=_frozen_states)
     targets: frozenset[State] = attrs.field(converter=_frozen_states)
     guards: tuple[Guard, ...] = attrs.field(default=(), converter=_guard_tuple)
+    #: the targets' names, for a quick membership test on every transition
+    target_names: frozenset[str] = attrs.field(init=False, eq=False, hash=False, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        object.__setattr__(self, "target_names", frozenset(s.name for s in self.targets))
 
 
 class OrderStatus:
@@ -184,6 +189,10 @@ class Lifecycle:
     triggers: frozenset[Trigger]
     transitions: tuple[Transition, ...]
     _table: dict[tuple[State, Trigger], Transition] = attrs.field(eq=False, repr=False, hash=False)
+    # the same exits keyed by names: strings hash in C, which matters on every transition
+    _exits: dict[tuple[str, str], Transition] = attrs.field(
+        init=False, eq=False, repr=False, hash=False, factory=dict
+    )
     _by_name: dict[str, State] = attrs.field(eq=False, repr=False, hash=False)
     _triggers_by_name: dict[str, Trigger] = attrs.field(eq=False, repr=False, hash=False)
 
@@ -323,7 +332,7 @@ class Lifecycle:
 
     def exit(self, order: Order, trigger: Trigger) -> Transition:
         """The transition that ``trigger`` takes from the order's state, or :class:`IllegalTransition`."""
-        t = self._table.get((order.status, trigger))
+        t = self._exits.get((order.status.name, trigger.name))
         if t is None:
             detail = None if trigger in self.triggers else "the trigger is not part of this lifecycle"
             raise IllegalTransition(order_id=order.id, state=order.status, trigger=trigger, detail=detail)
@@ -332,7 +341,7 @@ class Lifecycle:
     def admit(self, order: Order, t: Transition, target: State) -> None:
         """Raise :class:`IllegalTransition` unless ``t`` may take ``order`` to ``target`` (its guards agree)."""
         trigger = t.trigger
-        if target not in t.targets:
+        if target.name not in t.target_names:
             raise IllegalTransition(order_id=order.id, state=order.status, trigger=trigger, target=target)
         for guard in t.guards:
             if not guard(order):
@@ -357,6 +366,9 @@ class Lifecycle:
             if st.final:
                 lines.append(f"    {st.name} --> [*]")
         return "\n".join(lines)
+
+    def __attrs_post_init__(self) -> None:
+        self._exits.update({(s.name, t.name): tr for (s, t), tr in self._table.items()})
 
     def __repr__(self) -> str:
         return f"Lifecycle({self.name!r}, {len(self.states)} states, {len(self._table)} exits)"

@@ -116,7 +116,8 @@ class OrderTotals:
 
 
 def _totals_of(lines: Iterable[OrderLine]) -> LineQuantities:
-    return LineQuantities.total([line.qty for line in lines])
+    # sums of valid quantities are valid (and an order has at least one line): no need to check again
+    return tuple.__new__(LineQuantities, map(sum, zip(*[line.qty for line in lines], strict=True)))
 
 
 @attrs.define(eq=True)
@@ -740,6 +741,7 @@ class Order:
         return {position[m.line_id]: m.quantity for m in moves}
 
     def _resolve(self, lines: Sequence[OrderLine]) -> State:
+        """The status the order would have with ``lines``."""
         totals = _totals_of(lines)
         if totals.live == 0:
             return OrderStatus.CANCELLED
