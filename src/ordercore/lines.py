@@ -190,6 +190,16 @@ class LineQuantities(_Quantities):
         # units moved between buckets, no more than were there: the invariant holds by construction
         return tuple.__new__(LineQuantities, (self.ordered, *values))
 
+    def take_all(self, sources: tuple[int, ...], target: int) -> tuple[LineQuantities, int]:
+        """Every unit of ``sources`` (positions in :data:`BUCKETS`) moved to ``target``, and how many."""
+        values = list(self[1:])
+        n = 0
+        for i in sources:
+            n += values[i]
+            values[i] = 0
+        values[target] += n
+        return tuple.__new__(LineQuantities, (self.ordered, *values)), n
+
     def resize(self, ordered: int, *, field: str = "quantity") -> LineQuantities:
         """Change the ordered quantity: growth is open; shrinking takes open, then backordered, then
         allocated units (released, shipped and later units cannot be un-ordered)."""

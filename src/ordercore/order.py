@@ -470,7 +470,8 @@ class Order:
             )
         t = self.lifecycle.exit(self, trigger)
         (target,) = t.targets  # a manual trigger's transition has exactly one target (checked at definition)
-        self.lifecycle.admit(self, t, target)
+        if t.guards or target.name not in t.target_names:  # the common case needs no call
+            self.lifecycle.admit(self, t, target)
         event = StatusChanged(
             order_id=self.id,
             sequence=self.version + 1,
@@ -712,18 +713,16 @@ class Order:
         moved: list[LineQty] = []
         problems: list[Problem] = []
         for pos, line in enumerate(self.lines):
-            qty = line.qty
             if wanted is None:
-                n = 0
-                for i in sources:
-                    n += qty[i + 1]
-            else:
-                n = wanted.get(pos, 0)
-            if n:
+                qty, n = line.qty.take_all(sources, target)
+                if n:
+                    line = line.with_qty(qty)
+            elif n := wanted.get(pos, 0):
                 try:
-                    line = line.with_qty(qty.move_by_index(sources, target, n))
+                    line = line.with_qty(line.qty.move_by_index(sources, target, n))
                 except InvalidValue as e:
                     problems.append(attrs.evolve(e.problem(), field=f"lines[{line.id.value!r}]"))
+            if n:
                 moved.append(LineQty(line.id, n))
             result.append(line)
         if problems:
@@ -765,7 +764,8 @@ class Order:
         t = self.lifecycle.exit(self, trigger)
         new_lines, moved = self._moved(kind, None if lines is None else self._parse_moves(lines))
         target = self._resolve(new_lines)
-        self.lifecycle.admit(self, t, target)
+        if t.guards or target.name not in t.target_names:  # the common case needs no call
+            self.lifecycle.admit(self, t, target)
         event = kind(
             order_id=self.id,
             sequence=self.version + 1,
