@@ -711,22 +711,25 @@ class Order:
         sources, target = _MOVES[kind]
         result: list[OrderLine] = []
         moved: list[LineQty] = []
-        problems: list[Problem] = []
-        for pos, line in enumerate(self.lines):
-            if wanted is None:
+        if wanted is None:
+            for line in self.lines:
                 qty, n = line.qty.take_all(sources, target)
                 if n:
                     line = line.with_qty(qty)
-            elif n := wanted.get(pos, 0):
-                try:
-                    line = line.with_qty(line.qty.move_by_index(sources, target, n))
-                except InvalidValue as e:
-                    problems.append(attrs.evolve(e.problem(), field=f"lines[{line.id.value!r}]"))
-            if n:
-                moved.append(LineQty(line.id, n))
-            result.append(line)
-        if problems:
-            raise ValidationFailed(problems, subject="line quantities")
+                    moved.append(LineQty(line.id, n))
+                result.append(line)
+        else:
+            problems: list[Problem] = []
+            for pos, line in enumerate(self.lines):
+                if n := wanted.get(pos, 0):
+                    try:
+                        line = line.with_qty(line.qty.move_by_index(sources, target, n))
+                    except InvalidValue as e:
+                        problems.append(attrs.evolve(e.problem(), field=f"lines[{line.id.value!r}]"))
+                    moved.append(LineQty(line.id, n))
+                result.append(line)
+            if problems:
+                raise ValidationFailed(problems, subject="line quantities")
         if not moved:
             names = " or ".join(BUCKETS[i] for i in sources)
             raise InvalidValue(
