@@ -821,12 +821,12 @@ class Order:
     def _settle(self, ev: OrderEvent) -> None:
         """What every event does: status, bookkeeping, history."""
         status = ev.status
-        if not self.accepted and status == OrderStatus.ACCEPTED:
+        if not self.accepted and status.name == _ACCEPTED:
             self.accepted = True
         if status.final:
             self.holds = ()
             self.held_from = None
-        if self.placed_at is None and status == OrderStatus.PLACED:
+        if self.placed_at is None and status.name == _PLACED:
             self.placed_at = ev.occurred_at
         self.status = status
         self.updated_at = ev.occurred_at
@@ -835,6 +835,7 @@ class Order:
 
 
 _ORDER_FIELDS = tuple(f.name for f in attrs.fields(Order))
+_ACCEPTED, _PLACED = OrderStatus.ACCEPTED.name, OrderStatus.PLACED.name  # states are identified by name
 
 
 def _check_code(code: object, field: str = "code") -> None:
