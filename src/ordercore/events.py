@@ -8,6 +8,7 @@ exactly (:meth:`ordercore.Order.replay`), whatever the lifecycle says today.
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import NamedTuple
 
 import attrs
 
@@ -37,9 +38,8 @@ __all__ = [
 ]
 
 
-@attrs.frozen
-class LineQty:
-    """A number of units of one line."""
+class LineQty(NamedTuple):
+    """A number of units of one line. A named tuple: every quantity move makes one per line."""
 
     line_id: LineId
     quantity: int

@@ -38,7 +38,7 @@ from ordercore.errors import (
     Problem,
     ValidationFailed,
 )
-from ordercore.events import EVENT_TYPES, OrderEvent
+from ordercore.events import EVENT_TYPES, LineQty, OrderEvent
 from ordercore.lifecycle import DEFAULT_LIFECYCLE, Lifecycle, State, Trigger
 from ordercore.lines import LineQuantities, OrderLine
 from ordercore.money import Money, minor_units
@@ -98,10 +98,11 @@ def configure_converter(
 
     conv.register_unstructure_hook(LineQuantities, lambda q: dict(q._asdict()))
     conv.register_structure_hook(LineQuantities, _quantities(conv))
-    conv.register_unstructure_hook(OrderLine, namedtuple_dict_unstructure_factory(OrderLine, conv))
-    conv.register_structure_hook(
-        OrderLine, _objects_only(namedtuple_dict_structure_factory(OrderLine, conv, "from_converter", True))
-    )
+    for named in (OrderLine, LineQty):
+        conv.register_unstructure_hook(named, namedtuple_dict_unstructure_factory(named, conv))
+        conv.register_structure_hook(
+            named, _objects_only(namedtuple_dict_structure_factory(named, conv, "from_converter", True))
+        )
     conv.register_unstructure_hook(State, lambda s: s.name)
     conv.register_structure_hook(
         State, _located(lambda v, _: lifecycle.state(_strict(str, "a state name")(v, str)))
