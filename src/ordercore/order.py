@@ -462,6 +462,7 @@ class Order:
     ) -> StatusChanged:
         """Fire a manual trigger (built-in or user-defined) whose transition has a single target."""
         self._check_stamp(actor, at, reason)
+        _check_text(code, "code", 64)
         if not trigger.manual:
             raise InvalidValue(
                 f"{trigger} belongs to an order method and cannot be fired directly",
@@ -559,6 +560,8 @@ class Order:
         """Record a shipment of units (every unit not yet shipped when ``lines`` is None). Units are taken
         from released, then allocated, then open stock."""
         _check_code(shipment_id, "shipment_id")
+        _check_text(carrier, "carrier", 64)
+        _check_text(tracking_number, "tracking_number", 128)
         return self._move_event(
             ShipmentRecorded,
             Triggers.SHIP,
@@ -581,6 +584,7 @@ class Order:
         reason: str = "",
     ) -> DeliveryRecorded:
         """Record delivery of shipped units (every shipped unit when ``lines`` is None)."""
+        _check_text(shipment_id, "shipment_id", 64)
         return self._move_event(
             DeliveryRecorded, Triggers.DELIVER, lines, actor, at, reason, shipment_id=shipment_id
         )
@@ -595,6 +599,7 @@ class Order:
         reason: str = "",
     ) -> ReturnRecorded:
         """Record delivered units coming back."""
+        _check_text(return_id, "return_id", 64)
         return self._move_event(
             ReturnRecorded, Triggers.RETURN, lines, actor, at, reason, return_id=return_id
         )
@@ -836,6 +841,11 @@ class Order:
 
 _ORDER_FIELDS = tuple(f.name for f in attrs.fields(Order))
 _ACCEPTED, _PLACED = OrderStatus.ACCEPTED.name, OrderStatus.PLACED.name  # states are identified by name
+
+
+def _check_text(value: object, field: str, max_len: int) -> None:
+    if not isinstance(value, str) or len(value) > max_len:
+        raise InvalidValue(f"must be a string of at most {max_len} characters", field=field, value=value)
 
 
 def _check_code(code: object, field: str = "code") -> None:

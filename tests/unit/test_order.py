@@ -371,3 +371,15 @@ def test_order_discount_never_exceeds_what_is_left_after_an_edit() -> None:
     t = order.totals()
     assert t.order_discounts == eur("10.00")
     assert t.grand_total == eur("0.00")
+
+
+def test_shipment_details_are_checked_before_anything_changes() -> None:
+    order = accepted()
+    before = order.clone()
+    for bad in ({"carrier": 5}, {"tracking_number": "x" * 200}, {"shipment_id": ""}):
+        kwargs = {"shipment_id": "S1", **bad}
+        with pytest.raises(InvalidValue):
+            order.ship(actor=ACTOR, at=AT, **kwargs)  # type: ignore[arg-type]
+    with pytest.raises(InvalidValue):
+        order.reject(actor=ACTOR, at=AT, reason="x", code=None)  # type: ignore[arg-type]
+    assert order == before
