@@ -45,7 +45,7 @@ class LineQty(NamedTuple):
     quantity: int
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen
 class OrderEvent:
     """Base of every order event."""
 
@@ -54,7 +54,7 @@ class OrderEvent:
     occurred_at: datetime
     actor: Actor
     status: State
-    reason: str = ""
+    reason: str
 
     @property
     def event_id(self) -> str:
@@ -66,7 +66,7 @@ class OrderEvent:
         return type(self).__name__
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen
 class OrderCreated(OrderEvent):
     channel: Channel
     external_ref: str | None
@@ -83,7 +83,7 @@ class OrderCreated(OrderEvent):
     attributes: dict[str, str] = attrs.field(hash=False)
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen
 class StatusChanged(OrderEvent):
     """A decision moved the order (place, accept, reject, complete, or a user-defined trigger)."""
 
@@ -92,68 +92,68 @@ class StatusChanged(OrderEvent):
     code: str = ""
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen
 class HoldApplied(OrderEvent):
     code: str
     message: str = ""
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen
 class HoldReleased(OrderEvent):
     code: str
     comment: str = ""
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen
 class LinesEvent(OrderEvent):
     """Base of the events that move units of lines between buckets (subscribe to it for all of them)."""
 
     lines: tuple[LineQty, ...]
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen
 class LinesAllocated(LinesEvent):
     pass
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen
 class LinesBackordered(LinesEvent):
     pass
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen
 class LinesReleased(LinesEvent):
     """Units handed to fulfilment (a warehouse or store)."""
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen
 class ShipmentRecorded(LinesEvent):
     shipment_id: str
     carrier: str = ""
     tracking_number: str = ""
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen
 class DeliveryRecorded(LinesEvent):
     shipment_id: str = ""
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen
 class ReturnRecorded(LinesEvent):
     return_id: str = ""
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen
 class LinesCancelled(LinesEvent):
     pass
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen
 class OrderCancelled(LinesEvent):
     """The whole order was cancelled; ``lines`` are the units that were cancelled by it."""
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen
 class LineQuantityChanged(OrderEvent):
     line_id: LineId
     quantity: int
@@ -162,7 +162,7 @@ class LineQuantityChanged(OrderEvent):
     taxes: tuple[TaxLine, ...]
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen
 class ShippingAddressChanged(OrderEvent):
     address: Address
     previous: Address

@@ -94,9 +94,12 @@ class Transition:
     guards: tuple[Guard, ...] = attrs.field(default=(), converter=_guard_tuple)
     #: the targets' names, for a quick membership test on every transition
     target_names: frozenset[str] = attrs.field(init=False, eq=False, hash=False, repr=False)
+    #: the only target, for a transition that has one (every transition of a manual trigger), else None
+    target: State | None = attrs.field(init=False, eq=False, hash=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
         object.__setattr__(self, "target_names", frozenset(s.name for s in self.targets))
+        object.__setattr__(self, "target", next(iter(self.targets)) if len(self.targets) == 1 else None)
 
 
 class OrderStatus:
