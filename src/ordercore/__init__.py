@@ -64,7 +64,7 @@ from ordercore.lifecycle import (
 )
 from ordercore.lines import Adjustment, LineQuantities, NewLine, OrderLine, TaxLine
 from ordercore.money import Money, sum_money
-from ordercore.order import Hold, Order, OrderTotals
+from ordercore.order import Hold, Order, OrderTotals, UnitsByLine
 from ordercore.serialization import configure_converter, make_converter
 from ordercore.service.application import OrderCore
 from ordercore.service.bootstrap import bootstrap
@@ -199,6 +199,7 @@ __all__ = [
     "Transition",
     "Trigger",
     "Triggers",
+    "UnitsByLine",
     "UnknownStore",
     "UuidIds",
     "ValidationFailed",
