@@ -1,0 +1,14 @@
+"""SQLite store: the embedded store for ``sqlite:///path.db`` (a file) and ``sqlite://:memory:`` URLs.
+
+Orders are stored whole, as JSON, next to indexed columns (id, channel and external reference, status,
+version); a commit writes the orders, their new events (to the outbox) and stock levels in one transaction,
+with the same optimistic version checks as the in-memory store. Only the standard library's sqlite3 is used.
+"""
+
+from __future__ import annotations
+
+from ordercore_adapters.sqlite._schema import SCHEMA_VERSION
+from ordercore_adapters.sqlite._store import SqliteStore, open_store, parse_url
+from ordercore_adapters.sqlite._unit_of_work import SqliteUnitOfWork
+
+__all__ = ["SCHEMA_VERSION", "SqliteStore", "SqliteUnitOfWork", "open_store", "parse_url"]

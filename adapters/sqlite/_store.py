@@ -1,0 +1,135 @@
+"""Opening a SQLite database from a ``sqlite://`` URL, and handing out its connections."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+
+import cattrs
+
+from ordercore.errors import InvalidValue, StoreUnavailable, UnknownStore
+from ordercore.lifecycle import DEFAULT_LIFECYCLE, Lifecycle
+from ordercore.serialization import make_converter
+from ordercore_adapters.sqlite._schema import ensure_schema
+from ordercore_adapters.sqlite._unit_of_work import SqliteUnitOfWork
+
+__all__ = ["Connection", "SqliteStore", "open_store", "parse_url"]
+
+_BUSY_TIMEOUT_MS = 5000
+_URL_FORMS = "sqlite:///relative/path.db, sqlite:////absolute/path.db or sqlite://:memory:"
+
+
+class Connection:
+    """A sqlite3 connection and the lock that serialises its use across threads."""
+
+    def __init__(self, raw: sqlite3.Connection, *, shared: bool) -> None:
+        self.raw = raw
+        self.shared = shared
+        self.lock = threading.RLock()
+
+
+def parse_url(url: str) -> str | None:
+    """The database file a ``sqlite://`` URL names, made absolute; None for an in-memory database."""
+    if not isinstance(url, str) or "://" not in url:
+        raise UnknownStore(f"store URL {url!r} has no scheme (expected {_URL_FORMS})")
+    scheme, rest = url.split("://", 1)
+    if scheme.split("+", 1)[0].lower() != "sqlite":
+        raise UnknownStore(f"store URL {url!r} is not a sqlite URL (expected {_URL_FORMS})")
+    if "?" in rest:
+        raise InvalidValue(
+            f"query parameters are not supported (expected {_URL_FORMS})", field="url", value=url
+        )
+    if rest in ("", ":memory:", "/:memory:"):
+        return None
+    if not rest.startswith("/"):
+        raise InvalidValue(f"has a host or no path (expected {_URL_FORMS})", field="url", value=url)
+    path = rest[1:]
+    if not path or path.endswith("/"):
+        raise InvalidValue(f"names no database file (expected {_URL_FORMS})", field="url", value=url)
+    return os.path.abspath(path)
+
+
+class SqliteStore:
+    """A SQLite database holding orders, stock levels and the outbox.
+
+    A file database gives each unit of work its own connection; an in-memory database exists only inside
+    its one connection, so every unit shares it, one statement (or one commit) at a time.
+    """
+
+    def __init__(self, path: str | None, *, lifecycle: Lifecycle = DEFAULT_LIFECYCLE) -> None:
+        self.path = path
+        self.lifecycle = lifecycle
+        self.converter: cattrs.Converter = make_converter(lifecycle)
+        self.closed = False
+        self._shared: Connection | None = None
+        if path is None:
+            self._shared = Connection(self._open(), shared=True)
+            with self._shared.lock:
+                self._init_schema(self._shared.raw)
+        else:
+            raw = self._open()
+            try:
+                self._init_schema(raw)
+            finally:
+                raw.close()
+
+    @property
+    def url(self) -> str:
+        return "sqlite://:memory:" if self.path is None else f"sqlite:///{self.path}"
+
+    def __repr__(self) -> str:
+        return f"SqliteStore({self.url!r})"
+
+    def unit_of_work(self) -> SqliteUnitOfWork:
+        self.check_open()
+        return SqliteUnitOfWork(self)
+
+    def close(self) -> None:
+        """Close the shared connection, if any; units of work still in use fail with StoreUnavailable."""
+        self.closed = True
+        if self._shared is not None:
+            with self._shared.lock:
+                self._shared.raw.close()
+
+    def check_open(self) -> None:
+        if self.closed:
+            raise StoreUnavailable(f"the store {self.url} is closed")
+
+    def connect(self) -> Connection:
+        """A connection for one unit of work: the shared one in memory, a new one on a file."""
+        self.check_open()
+        if self._shared is not None:
+            return self._shared
+        return Connection(self._open(), shared=False)
+
+    def _open(self) -> sqlite3.Connection:
+        target = ":memory:" if self.path is None else self.path
+        try:
+            raw = sqlite3.connect(
+                target, isolation_level=None, check_same_thread=False, timeout=_BUSY_TIMEOUT_MS / 1000
+            )
+        except sqlite3.Error as e:
+            raise StoreUnavailable(f"cannot open {self.url}: {e}") from e
+        try:
+            raw.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+            raw.execute("PRAGMA foreign_keys = ON")
+            if self.path is not None:
+                raw.execute("PRAGMA journal_mode = WAL")
+        except sqlite3.Error as e:
+            raw.close()
+            raise StoreUnavailable(f"cannot open {self.url}: {e}") from e
+        return raw
+
+    def _init_schema(self, raw: sqlite3.Connection) -> None:
+        try:
+            ensure_schema(raw, self.url)
+        except sqlite3.Error as e:
+            if self._shared is not None:
+                raw.close()
+            raise StoreUnavailable(f"cannot prepare {self.url}: {e}") from e
+
+
+def open_store(url: str, *, lifecycle: Lifecycle = DEFAULT_LIFECYCLE) -> SqliteStore:
+    """Entry point for ``sqlite://`` URLs: opens (creating if needed) the database the URL names."""
+    return SqliteStore(parse_url(url), lifecycle=lifecycle)

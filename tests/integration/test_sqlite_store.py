@@ -1,0 +1,316 @@
+"""The SQLite store against the shipped store contract, and what only a database on disk can show."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from ordercore import (
+    AcceptOrder,
+    ConcurrencyConflict,
+    HoldOrder,
+    InvalidValue,
+    ManualClock,
+    Order,
+    OrderCoreError,
+    OrderId,
+    OrderStatus,
+    RecordShipment,
+    SequentialIds,
+    StockLevel,
+    StoreUnavailable,
+    UnknownStore,
+    bootstrap,
+)
+from ordercore import open_store as open_any_store
+from ordercore.ports import Store
+from ordercore.testing.contracts import StoreContract
+from ordercore_adapters.sqlite import SCHEMA_VERSION, SqliteStore, open_store, parse_url
+from tests.unit.factories import ACTOR, AT, make_order, place_command
+
+
+def file_url(tmp_path: Path, name: str = "orders.db") -> str:
+    return f"sqlite:///{tmp_path}/{name}"
+
+
+class TestSqliteFileStore(StoreContract):
+    @pytest.fixture
+    def store(self, tmp_path: Path) -> Iterator[Store]:
+        s = open_any_store(file_url(tmp_path))
+        assert isinstance(s, SqliteStore)
+        yield s
+        s.close()
+
+
+class TestSqliteMemoryStore(StoreContract):
+    @pytest.fixture
+    def store(self) -> Iterator[Store]:
+        s = open_store("sqlite://:memory:")
+        yield s
+        s.close()
+
+
+def add(store: Store, order: Order) -> None:
+    with store.unit_of_work() as uow:
+        uow.orders.add(order)
+        uow.commit()
+
+
+def load(store: Store, order_id: str) -> Order:
+    with store.unit_of_work() as uow:
+        return uow.orders.get(OrderId(order_id))
+
+
+# -- URLs -------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("sqlite://", None),
+        ("sqlite://:memory:", None),
+        ("sqlite:///:memory:", None),
+        ("sqlite:////tmp/x.db", "/tmp/x.db"),
+        ("SQLite+wal:////tmp/x.db", "/tmp/x.db"),
+    ],
+)
+def test_url_forms(url: str, expected: str | None) -> None:
+    assert parse_url(url) == expected
+
+
+def test_a_relative_path_is_resolved_against_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert parse_url("sqlite:///data/orders.db") == str(tmp_path / "data" / "orders.db")
+    store = open_store("sqlite:///orders.db")
+    store.close()
+    assert (tmp_path / "orders.db").exists()
+
+
+@pytest.mark.parametrize(
+    ("url", "error"),
+    [
+        ("orders.db", UnknownStore),
+        ("memory://", UnknownStore),
+        ("sqlite:///", InvalidValue),
+        ("sqlite:///data/", InvalidValue),
+        ("sqlite://localhost/orders.db", InvalidValue),
+        ("sqlite:///orders.db?mode=ro", InvalidValue),
+    ],
+)
+def test_a_malformed_url_is_a_typed_error(url: str, error: type[OrderCoreError]) -> None:
+    with pytest.raises(error) as info:
+        open_store(url)
+    assert "sqlite:///" in str(info.value)
+
+
+def test_a_missing_directory_is_store_unavailable(tmp_path: Path) -> None:
+    with pytest.raises(StoreUnavailable):
+        open_store(f"sqlite:///{tmp_path}/no/such/dir/orders.db")
+
+
+def test_a_file_that_is_no_database_is_store_unavailable(tmp_path: Path) -> None:
+    (tmp_path / "orders.db").write_bytes(b"this is not a database file" * 100)
+    with pytest.raises(StoreUnavailable):
+        open_store(file_url(tmp_path))
+
+
+def test_the_schema_is_versioned_and_a_newer_one_is_refused(tmp_path: Path) -> None:
+    open_store(file_url(tmp_path)).close()
+    open_store(file_url(tmp_path)).close()  # opening again is harmless
+    with sqlite3.connect(tmp_path / "orders.db") as raw:
+        assert raw.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 1
+        raw.execute("PRAGMA user_version = 2")
+    with pytest.raises(StoreUnavailable, match="schema version 2"):
+        open_store(file_url(tmp_path))
+
+
+# -- durability and sharing -------------------------------------------------------------------------------
+def test_orders_survive_closing_and_reopening(tmp_path: Path) -> None:
+    order = make_order(order_id="O-1", external_ref="EXT-1")
+    order.accept(actor=ACTOR, at=AT + timedelta(minutes=1))
+    order.hold("CHECK", actor=ACTOR, at=AT + timedelta(minutes=2))
+    order.release_hold("CHECK", actor=ACTOR, at=AT + timedelta(minutes=3))
+    store = open_store(file_url(tmp_path))
+    add(store, order)
+    store.close()
+
+    reopened = open_store(file_url(tmp_path))
+    try:
+        loaded = load(reopened, "O-1")
+        assert loaded == order
+        assert loaded.history == order.history and loaded.version == len(order.history)
+        assert Order.replay(loaded.history) == order
+        with reopened.unit_of_work() as uow:
+            assert uow.orders.find_by_external_ref(order.channel, "EXT-1") == order
+            pending = [r.event.event_id for r in uow.outbox.pending()]
+        assert pending == [ev.event_id for ev in order.history]
+    finally:
+        reopened.close()
+
+
+def test_bootstrap_with_a_sqlite_url_end_to_end(tmp_path: Path) -> None:
+    url = file_url(tmp_path)
+    clock = ManualClock(datetime(2026, 1, 5, 9, 0, tzinfo=UTC), tick=timedelta(minutes=1))
+    with bootstrap(url, clock=clock, ids=SequentialIds()) as app:
+        order_id = app.handle(place_command(external_ref="WEB-1")).order_id
+        app.handle(AcceptOrder(order_id=order_id))
+        app.handle(RecordShipment(order_id=order_id, shipment_id="S1"))
+        shipped = app.get_order(order_id)
+        assert shipped.status == OrderStatus.SHIPPED and shipped.version == 4
+        assert app.list_orders(status=OrderStatus.SHIPPED) == [order_id]
+    with bootstrap(url, ids=SequentialIds()) as again:
+        assert again.get_order(order_id) == shipped
+        assert again.history(order_id) == shipped.history
+
+
+def test_two_stores_on_one_file_see_each_others_commits(tmp_path: Path) -> None:
+    a, b = open_store(file_url(tmp_path)), open_store(file_url(tmp_path))
+    try:
+        add(a, make_order(order_id="O-1"))
+        assert load(b, "O-1") == load(a, "O-1")
+        with b.unit_of_work() as uow:
+            uow.inventory.save(StockLevel(node_id="WH-1", sku=make_order().lines[0].sku, on_hand=5))
+            uow.commit()
+        with a.unit_of_work() as uow:
+            assert [s.on_hand for s in uow.inventory.for_sku(make_order().lines[0].sku)] == [5]
+            assert uow.orders.list_ids() == [OrderId("O-1")]
+    finally:
+        a.close()
+        b.close()
+
+
+def test_a_stale_update_through_another_store_conflicts(tmp_path: Path) -> None:
+    a, b = open_store(file_url(tmp_path)), open_store(file_url(tmp_path))
+    try:
+        add(a, make_order(order_id="O-1"))
+        with a.unit_of_work() as first, b.unit_of_work() as second:
+            mine, theirs = first.orders.get(OrderId("O-1")), second.orders.get(OrderId("O-1"))
+            mine.accept(actor=ACTOR, at=AT)
+            theirs.hold("LATE", actor=ACTOR, at=AT)
+            first.orders.save(mine)
+            second.orders.save(theirs)
+            second.commit()
+            with pytest.raises(ConcurrencyConflict) as info:
+                first.commit()
+        assert (info.value.expected_version, info.value.actual_version) == (2, 3)
+        stored = load(a, "O-1")
+        assert stored.status == OrderStatus.ON_HOLD and not stored.accepted
+        with a.unit_of_work() as uow:  # the loser's events never reached the outbox
+            assert [r.event.event_id for r in uow.outbox.pending()] == ["O-1#1", "O-1#2", "O-1#3"]
+    finally:
+        a.close()
+        b.close()
+
+
+def test_the_outbox_keeps_commit_order_across_units(tmp_path: Path) -> None:
+    store = open_store(file_url(tmp_path))
+    try:
+        add(store, make_order(order_id="O-2"))
+        add(store, make_order(order_id="O-1"))
+        with store.unit_of_work() as uow:
+            order = uow.orders.get(OrderId("O-2"))
+            order.accept(actor=ACTOR, at=AT)
+            uow.orders.save(order)
+            uow.commit()
+        with store.unit_of_work() as uow:
+            records = uow.outbox.pending()
+            assert [r.event.event_id for r in records] == ["O-2#1", "O-2#2", "O-1#1", "O-1#2", "O-2#3"]
+            assert [r.position for r in records] == sorted(r.position for r in records)
+            uow.outbox.mark_published(["O-2#1", "O-2#2"])
+            uow.commit()
+        with store.unit_of_work() as uow:
+            assert [r.event.event_id for r in uow.outbox.pending(limit=2)] == ["O-1#1", "O-1#2"]
+            uow.outbox.mark_published(["O-2#1"])  # already published
+            with pytest.raises(InvalidValue):
+                uow.commit()
+    finally:
+        store.close()
+
+
+def test_marking_an_unknown_event_published_fails_and_stores_nothing() -> None:
+    store = open_store("sqlite://")
+    try:
+        add(store, make_order(order_id="O-1"))
+        with store.unit_of_work() as uow:
+            uow.outbox.mark_published(["O-1#1", "nope#1"])
+            with pytest.raises(InvalidValue):
+                uow.commit()
+        with store.unit_of_work() as uow:
+            assert [r.event.event_id for r in uow.outbox.pending()] == ["O-1#1", "O-1#2"]
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("where", ["file", "memory"])
+def test_concurrent_commands_from_threads_lose_no_update(tmp_path: Path, where: str) -> None:
+    url = file_url(tmp_path) if where == "file" else "sqlite://:memory:"
+    threads, holds = 4, 10
+    with bootstrap(url, clock=ManualClock(AT), ids=SequentialIds()) as app:
+        order_id = app.handle(place_command()).order_id
+        barrier = threading.Barrier(threads)
+        errors: list[BaseException] = []
+
+        def worker(n: int) -> None:
+            try:
+                barrier.wait()
+                for k in range(holds):
+                    while True:  # a caller retries on conflict
+                        try:
+                            app.handle(HoldOrder(order_id=order_id, code=f"T{n}-{k}"))
+                            break
+                        except ConcurrencyConflict:
+                            pass
+            except BaseException as e:
+                errors.append(e)
+
+        workers = [threading.Thread(target=worker, args=(n,)) for n in range(threads)]
+        for t in workers:
+            t.start()
+        for t in workers:
+            t.join()
+        assert errors == []
+        order = app.get_order(order_id)
+        assert len(order.holds) == threads * holds
+        assert [e.sequence for e in order.history] == list(range(1, 2 + threads * holds + 1))
+
+
+# -- failures ---------------------------------------------------------------------------------------------
+def test_a_driver_failure_is_store_unavailable_and_keeps_committed_data(tmp_path: Path) -> None:
+    store = open_store(file_url(tmp_path))
+    try:
+        add(store, make_order(order_id="O-1"))
+        with sqlite3.connect(tmp_path / "orders.db") as raw:
+            raw.execute("DROP TABLE stock")
+        with store.unit_of_work() as uow:
+            order = uow.orders.get(OrderId("O-1"))
+            order.accept(actor=ACTOR, at=AT)
+            uow.orders.save(order)
+            uow.orders.add(make_order(order_id="O-2"))
+            uow.inventory.save(StockLevel(node_id="WH-1", sku=order.lines[0].sku, on_hand=1))
+            with pytest.raises(StoreUnavailable) as info:
+                uow.commit()
+        assert isinstance(info.value.__cause__, sqlite3.OperationalError)
+        assert "stock" in str(info.value)
+        # the order update and the new order were written before the failure, and rolled back with it
+        stored = load(store, "O-1")
+        assert stored.status == OrderStatus.PLACED and stored.version == 2
+        with store.unit_of_work() as uow:
+            assert uow.orders.find(OrderId("O-2")) is None
+            assert [r.event.event_id for r in uow.outbox.pending()] == ["O-1#1", "O-1#2"]
+    finally:
+        store.close()
+
+
+def test_a_closed_store_refuses_work() -> None:
+    store = open_store("sqlite://:memory:")
+    uow = store.unit_of_work()
+    store.close()
+    with pytest.raises(StoreUnavailable):
+        store.unit_of_work()
+    with pytest.raises(StoreUnavailable):
+        uow.orders.find(OrderId("O-1"))
