@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import tempfile
 from collections.abc import Sequence
+from pathlib import Path
 
 import ordercore
 from ordercore_adapters.cli.demo import run_demo
@@ -19,11 +22,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--version", action="version", version=f"ordercore {ordercore.__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="run a scripted lifecycle of a few orders and print their timelines")
-    demo.add_argument("--store", default="memory://", help="store URL (default: memory://)")
+    demo.add_argument(
+        "--store",
+        default=None,
+        help="store URL, e.g. memory:// or sqlite:///orders.db (default: a new SQLite file in a temporary folder)",
+    )
     args = parser.parse_args(argv)
     if args.command == "demo":
+        store = args.store or f"sqlite:///{Path(tempfile.mkdtemp(prefix='ordercore-demo-')) / 'orders.db'}"
+        print(f"store: {store}")
         try:
-            run_demo(args.store, out=sys.stdout)
+            run_demo(store, out=sys.stdout)
+        except BrokenPipeError:  # the reader went away (``| head``): not an error of the demo
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 0
         except ordercore.OrderCoreError as e:
             print(f"error [{e.code}]: {e}", file=sys.stderr)
             return 1

@@ -22,6 +22,7 @@ def test_demo_prints_a_timeline_for_every_order() -> None:
     result = run("demo")
     assert result.returncode == 0, result.stderr
     out = result.stdout
+    assert out.startswith("store: sqlite:///")  # the embedded store by default
     for heading in (
         "(web, web) -> completed",
         "(edi, edi) -> partially_returned",
@@ -59,3 +60,21 @@ def test_an_unknown_store_is_a_clear_error(capsys: object) -> None:
 def test_a_command_is_required() -> None:
     result = run()
     assert result.returncode == 2 and "demo" in result.stderr
+
+
+def test_demo_leaves_its_orders_in_the_sqlite_file(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'demo.db'}"
+    result = run("demo", "--store", url)
+    assert result.returncode == 0, result.stderr
+    app = ordercore.bootstrap(url)
+    with app:
+        ids = app.list_orders()
+        assert len(ids) == 4
+        statuses = sorted(app.get_order(i).status.name for i in ids)
+    assert statuses == ["cancelled", "completed", "partially_returned", "rejected"]
+
+
+def test_demo_runs_in_memory_too() -> None:
+    result = run("demo", "--store", "memory://")
+    assert result.returncode == 0, result.stderr
+    assert "store: memory://" in result.stdout
