@@ -1,0 +1,22 @@
+"""PostgreSQL store: the scale-out store for ``postgresql://user@host:port/dbname[?schema=NAME]`` URLs.
+
+Orders are stored whole, as JSONB, next to indexed columns (id, channel and external reference, status,
+version); a commit writes the orders, their new events (to the outbox) and stock levels in one transaction,
+with the same optimistic version checks as the in-memory and SQLite stores. The driver is psycopg 3.
+"""
+
+from __future__ import annotations
+
+from ordercore_adapters.postgres._schema import DEFAULT_SCHEMA, SCHEMA_VERSION
+from ordercore_adapters.postgres._store import PostgresStore, PostgresTarget, open_store, parse_url
+from ordercore_adapters.postgres._unit_of_work import PostgresUnitOfWork
+
+__all__ = [
+    "DEFAULT_SCHEMA",
+    "SCHEMA_VERSION",
+    "PostgresStore",
+    "PostgresTarget",
+    "PostgresUnitOfWork",
+    "open_store",
+    "parse_url",
+]

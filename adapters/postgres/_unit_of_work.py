@@ -1,0 +1,332 @@
+"""Units of work on PostgreSQL: changes are staged in memory and written in one transaction at commit."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Self, TypeVar
+
+import psycopg
+
+from ordercore.errors import (
+    ConcurrencyConflict,
+    DuplicateOrder,
+    InvalidValue,
+    OrderCoreError,
+    OrderNotFound,
+    StoreUnavailable,
+)
+from ordercore.events import OrderEvent
+from ordercore.inventory import StockLevel
+from ordercore.lifecycle import State
+from ordercore.order import Order
+from ordercore.ports import OutboxRecord
+from ordercore.serialization import from_json, to_json
+from ordercore.values import Channel, OrderId, Sku
+
+if TYPE_CHECKING:
+    from ordercore_adapters.postgres._store import PostgresStore
+
+__all__ = ["PostgresInventoryRepository", "PostgresOrderRepository", "PostgresOutbox", "PostgresUnitOfWork"]
+
+T = TypeVar("T")
+Connection = psycopg.Connection[Any]
+
+
+class PostgresOrderRepository:
+    """Orders of one unit: loaded orders are decoded from JSON, hence copies; changes wait for commit."""
+
+    def __init__(self, uow: PostgresUnitOfWork) -> None:
+        self._uow = uow
+        self.staged: dict[OrderId, Order] = {}
+        self.new: set[OrderId] = set()
+
+    def add(self, order: Order) -> None:
+        if not isinstance(order, Order):
+            raise InvalidValue("must be an Order", field="order", value=order)
+        if order.id in self.staged or self._exists(order.id):
+            raise DuplicateOrder(f"order {order.id} already exists", existing_order_id=order.id)
+        if order.external_ref is not None:
+            existing = self.find_by_external_ref(order.channel, order.external_ref)
+            if existing is not None:
+                raise DuplicateOrder(
+                    f"{order.channel} already sent {order.external_ref!r}", existing_order_id=existing.id
+                )
+        self.staged[order.id] = order
+        self.new.add(order.id)
+
+    def get(self, order_id: OrderId) -> Order:
+        order = self.find(order_id)
+        if order is None:
+            raise OrderNotFound(order_id)
+        return order
+
+    def find(self, order_id: OrderId) -> Order | None:
+        staged = self.staged.get(order_id)
+        if staged is not None:
+            return staged
+        with self._uow.db() as conn:
+            row = conn.execute("SELECT body::text FROM orders WHERE id = %s", (order_id.value,)).fetchone()
+        if row is None:
+            return None
+        order = self._uow.decode(row[0], Order, f"order {order_id}")
+        self.staged[order_id] = order
+        return order
+
+    def find_by_external_ref(self, channel: Channel, external_ref: str) -> Order | None:
+        for order in self.staged.values():
+            if order.channel == channel and order.external_ref == external_ref:
+                return order
+        with self._uow.db() as conn:
+            row = conn.execute(
+                "SELECT id FROM orders WHERE channel = %s AND external_ref = %s",
+                (channel.value, external_ref),
+            ).fetchone()
+        return None if row is None else self.find(OrderId(row[0]))
+
+    def save(self, order: Order) -> None:
+        if not isinstance(order, Order):
+            raise InvalidValue("must be an Order", field="order", value=order)
+        self.staged[order.id] = order
+
+    def list_ids(
+        self, *, status: State | None = None, after: OrderId | None = None, limit: int = 100
+    ) -> list[OrderId]:
+        sql = "SELECT id FROM orders WHERE true"
+        params: list[Any] = []
+        if status is not None:
+            sql += " AND status = %s"
+            params.append(status.name)
+        if after is not None:
+            sql += " AND id > %s"
+            params.append(after.value)
+        sql += " ORDER BY id LIMIT %s"
+        params.append(max(limit, 0))
+        with self._uow.db() as conn:
+            rows = conn.execute(sql, params).fetchall()
+        return [OrderId(r[0]) for r in rows]
+
+    def _exists(self, order_id: OrderId) -> bool:
+        with self._uow.db() as conn:
+            return (
+                conn.execute("SELECT 1 FROM orders WHERE id = %s", (order_id.value,)).fetchone() is not None
+            )
+
+
+class PostgresInventoryRepository:
+    """Stock levels of one unit; staged levels shadow the stored ones until commit."""
+
+    def __init__(self, uow: PostgresUnitOfWork) -> None:
+        self._uow = uow
+        self.staged: dict[tuple[str, Sku], StockLevel] = {}
+
+    def get(self, node_id: str, sku: Sku) -> StockLevel | None:
+        key = (node_id, sku)
+        if key in self.staged:
+            return self.staged[key]
+        with self._uow.db() as conn:
+            row = conn.execute(
+                "SELECT body::text FROM stock WHERE node_id = %s AND sku = %s", (node_id, sku.value)
+            ).fetchone()
+        return None if row is None else self._uow.decode(row[0], StockLevel, f"stock {node_id}/{sku}")
+
+    def for_sku(self, sku: Sku) -> list[StockLevel]:
+        with self._uow.db() as conn:
+            rows = conn.execute(
+                "SELECT node_id, body::text FROM stock WHERE sku = %s", (sku.value,)
+            ).fetchall()
+        levels = {
+            (node_id, sku): self._uow.decode(body, StockLevel, f"stock {node_id}/{sku}")
+            for node_id, body in rows
+        }
+        levels.update({k: v for k, v in self.staged.items() if k[1] == sku})
+        return [levels[k] for k in sorted(levels, key=lambda k: k[0])]
+
+    def save(self, level: StockLevel) -> None:
+        if not isinstance(level, StockLevel):
+            raise InvalidValue("must be a StockLevel", field="level", value=level)
+        self.staged[(level.node_id, level.sku)] = level
+
+
+class PostgresOutbox:
+    """Pending events in position order; ids marked published are applied at commit."""
+
+    def __init__(self, uow: PostgresUnitOfWork) -> None:
+        self._uow = uow
+        self.published: list[str] = []
+
+    def pending(self, limit: int = 100) -> list[OutboxRecord]:
+        with self._uow.db() as conn:
+            rows = conn.execute(
+                "SELECT position, event_id, body::text FROM outbox WHERE NOT published"
+                " ORDER BY position LIMIT %s",
+                (max(limit, 0),),
+            ).fetchall()
+        return [
+            OutboxRecord(position, self._uow.decode(body, OrderEvent, f"outbox event {event_id}"))
+            for position, event_id, body in rows
+        ]
+
+    def mark_published(self, event_ids: Sequence[str]) -> None:
+        self.published.extend(event_ids)
+
+
+class PostgresUnitOfWork:
+    """Stages changes; :meth:`commit` checks versions and writes everything in one PostgreSQL transaction."""
+
+    def __init__(self, store: PostgresStore) -> None:
+        self._store = store
+        self._conn: Connection | None = None
+        self._reset()
+
+    def _reset(self) -> None:
+        self.orders = PostgresOrderRepository(self)
+        self.inventory = PostgresInventoryRepository(self)
+        self.outbox = PostgresOutbox(self)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        try:
+            self.rollback()
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Close this unit's connection, if it opened one."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            self._store.release(conn)
+
+    @contextmanager
+    def db(self) -> Iterator[Connection]:
+        """This unit's connection, opened on first use; driver errors become StoreUnavailable, and a
+        connection left broken by one is dropped so that the next use reconnects."""
+        self._store.check_open()
+        if self._conn is None or self._conn.closed:
+            self.close()
+            self._conn = self._store.connect()
+        conn = self._conn
+        try:
+            yield conn
+        except psycopg.Error as e:
+            if conn.broken:
+                self.close()
+            raise StoreUnavailable(f"{self._store.url}: {type(e).__name__}: {e}") from e
+
+    def decode(self, body: str, cls: type[T], what: str) -> T:
+        """A stored JSON body as ``cls``; an unreadable row is a store failure, not bad input."""
+        try:
+            return from_json(body, cls, converter=self._store.converter)
+        except OrderCoreError as e:
+            raise StoreUnavailable(f"{self._store.url}: {what} cannot be read: {e}") from e
+
+    def commit(self) -> None:
+        orders = self.orders
+        # rows are written in key order so that concurrent commits take their row locks in the same order
+        changed = sorted(
+            (o for o in orders.staged.values() if o.id in orders.new or o.new_events()),
+            key=lambda o: o.id.value,
+        )
+        levels = [
+            self.inventory.staged[k] for k in sorted(self.inventory.staged, key=lambda k: (k[0], k[1].value))
+        ]
+        published = list(dict.fromkeys(self.outbox.published))
+        if changed or levels or published:
+            with self.db() as conn, conn.transaction():
+                for order in changed:
+                    self._write_order(conn, order, new=order.id in orders.new)
+                for level in levels:
+                    self._write_level(conn, level)
+                for event_id in published:
+                    self._mark_published(conn, event_id)
+        for order in changed:
+            order.persisted_version = order.version
+        self._reset()
+
+    def rollback(self) -> None:
+        if self.orders.staged or self.inventory.staged or self.outbox.published:
+            self._reset()
+
+    # -- writing, inside the commit's transaction -------------------------------------------------------
+    def _write_order(self, conn: Connection, order: Order, *, new: bool) -> None:
+        conv = self._store.converter
+        columns = (order.channel.value, order.external_ref, order.status.name, order.version)
+        body = to_json(order, converter=conv)
+        if new:
+            # DO NOTHING covers both unique keys (id, channel + reference) without aborting the transaction
+            cursor = conn.execute(
+                "INSERT INTO orders (id, channel, external_ref, status, version, body)"
+                " VALUES (%s, %s, %s, %s, %s, %s::jsonb) ON CONFLICT DO NOTHING",
+                (order.id.value, *columns, body),
+            )
+            if cursor.rowcount != 1:
+                raise self._duplicate(conn, order)
+        else:
+            try:
+                cursor = conn.execute(
+                    "UPDATE orders SET channel = %s, external_ref = %s, status = %s, version = %s,"
+                    " body = %s::jsonb WHERE id = %s AND version = %s",
+                    (*columns, body, order.id.value, order.persisted_version),
+                )
+            except psycopg.errors.UniqueViolation as e:
+                raise DuplicateOrder(f"{order.channel} already sent {order.external_ref!r}") from e
+            if cursor.rowcount != 1:
+                row = conn.execute("SELECT version FROM orders WHERE id = %s", (order.id.value,)).fetchone()
+                raise ConcurrencyConflict(order.id, order.persisted_version, None if row is None else row[0])
+        events = [
+            (ev.event_id, order.id.value, type(ev).__name__, to_json(ev, converter=conv))
+            for ev in order.new_events()
+        ]
+        if events:
+            with conn.cursor() as cursor:
+                cursor.executemany(
+                    "INSERT INTO outbox (event_id, order_id, type, body) VALUES (%s, %s, %s, %s::jsonb)",
+                    events,
+                )
+
+    @staticmethod
+    def _duplicate(conn: Connection, order: Order) -> DuplicateOrder:
+        if conn.execute("SELECT 1 FROM orders WHERE id = %s", (order.id.value,)).fetchone() is not None:
+            return DuplicateOrder(f"order {order.id} already exists", existing_order_id=order.id)
+        row = conn.execute(
+            "SELECT id FROM orders WHERE channel = %s AND external_ref = %s",
+            (order.channel.value, order.external_ref),
+        ).fetchone()
+        return DuplicateOrder(
+            f"{order.channel} already sent {order.external_ref!r}",
+            existing_order_id=None if row is None else OrderId(row[0]),
+        )
+
+    def _write_level(self, conn: Connection, level: StockLevel) -> None:
+        key = (level.node_id, level.sku.value)
+        expected = level.version - 1
+        body = to_json(level, converter=self._store.converter)
+        if expected == 0:
+            cursor = conn.execute(
+                "INSERT INTO stock (node_id, sku, version, body) VALUES (%s, %s, %s, %s::jsonb)"
+                " ON CONFLICT DO NOTHING",
+                (*key, level.version, body),
+            )
+        else:
+            cursor = conn.execute(
+                "UPDATE stock SET version = %s, body = %s::jsonb WHERE node_id = %s AND sku = %s AND version = %s",
+                (level.version, body, *key, expected),
+            )
+        if cursor.rowcount != 1:
+            row = conn.execute("SELECT version FROM stock WHERE node_id = %s AND sku = %s", key).fetchone()
+            raise ConcurrencyConflict(
+                f"stock {level.node_id}/{level.sku}", expected, 0 if row is None else row[0]
+            )
+
+    @staticmethod
+    def _mark_published(conn: Connection, event_id: str) -> None:
+        cursor = conn.execute(
+            "UPDATE outbox SET published = true WHERE event_id = %s AND NOT published", (event_id,)
+        )
+        if cursor.rowcount != 1:
+            raise InvalidValue("is not in the outbox", field="event_id", value=event_id)

@@ -1,0 +1,378 @@
+"""The PostgreSQL store against the shipped store contract, and what only a shared server can show.
+
+Each test works in a fresh schema of the server named by ``ORDERCORE_TEST_POSTGRES_URL`` (default: the local
+``test`` database), dropped afterwards. Without a reachable server the tests are skipped, except on CI
+(``CI=true``), where that is a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from ordercore import (
+    AcceptOrder,
+    ConcurrencyConflict,
+    DuplicateOrder,
+    HoldOrder,
+    InvalidValue,
+    ManualClock,
+    Order,
+    OrderCoreError,
+    OrderId,
+    OrderStatus,
+    RecordShipment,
+    SequentialIds,
+    StockLevel,
+    StoreUnavailable,
+    UnknownStore,
+    bootstrap,
+)
+from ordercore import open_store as open_any_store
+from ordercore.ports import Store
+from ordercore.testing.contracts import StoreContract
+from ordercore_adapters.postgres import SCHEMA_VERSION, PostgresStore, open_store, parse_url
+from tests.unit.factories import ACTOR, AT, make_order, place_command
+
+SERVER_URL = os.environ.get("ORDERCORE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def _admin() -> psycopg.Connection[tuple[object, ...]]:
+    """A plain connection to the test server, or a skip (a failure on CI) when it cannot be reached."""
+    try:
+        return psycopg.connect(SERVER_URL, autocommit=True, connect_timeout=5)
+    except psycopg.Error as e:
+        reason = f"PostgreSQL test server {SERVER_URL} is unreachable ({e}); set ORDERCORE_TEST_POSTGRES_URL"
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
+
+
+@pytest.fixture
+def admin() -> Iterator[psycopg.Connection[tuple[object, ...]]]:
+    conn = _admin()
+    yield conn
+    conn.close()
+
+
+@pytest.fixture
+def url(admin: psycopg.Connection[tuple[object, ...]]) -> Iterator[str]:
+    """The URL of a fresh schema on the test server, dropped after the test."""
+    schema = f"t_{uuid.uuid4().hex}"
+    separator = "&" if "?" in SERVER_URL else "?"
+    yield f"{SERVER_URL}{separator}schema={schema}"
+    admin.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+
+
+@pytest.fixture
+def store(url: str) -> Iterator[PostgresStore]:
+    s = open_store(url)
+    yield s
+    s.close()
+
+
+class TestPostgresStore(StoreContract):
+    @pytest.fixture
+    def store(self, url: str) -> Iterator[Store]:
+        s = open_any_store(url)
+        assert isinstance(s, PostgresStore)
+        yield s
+        s.close()
+
+
+def add(store: Store, order: Order) -> None:
+    with store.unit_of_work() as uow:
+        uow.orders.add(order)
+        uow.commit()
+
+
+def load(store: Store, order_id: str) -> Order:
+    with store.unit_of_work() as uow:
+        return uow.orders.get(OrderId(order_id))
+
+
+def schema_of(url: str) -> str:
+    return parse_url(url).schema
+
+
+# -- URLs -------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("given", "conninfo", "schema"),
+    [
+        ("postgresql://u@h:5433/db", "postgresql://u@h:5433/db", "ordercore"),
+        ("postgres://u@h/db?schema=s_1", "postgresql://u@h/db", "s_1"),
+        (
+            "PostgreSQL+psycopg://u:pw@h/db?sslmode=disable&schema=S",
+            "postgresql://u:pw@h/db?sslmode=disable",
+            "S",
+        ),
+    ],
+)
+def test_url_forms(given: str, conninfo: str, schema: str) -> None:
+    target = parse_url(given)
+    assert (target.conninfo, target.schema) == (conninfo, schema)
+
+
+@pytest.mark.parametrize(
+    ("given", "error"),
+    [
+        ("orders", UnknownStore),
+        ("sqlite:///orders.db", UnknownStore),
+        ("postgresql://h:port/db", InvalidValue),
+        ("postgresql://h/db?schema=a-b", InvalidValue),
+        ("postgresql://h/db?schema=a&schema=b", InvalidValue),
+        ("postgresql://h/db?schema=", InvalidValue),
+        ("postgresql://h/db#x", InvalidValue),
+    ],
+)
+def test_a_malformed_url_is_a_typed_error(given: str, error: type[OrderCoreError]) -> None:
+    with pytest.raises(error) as info:
+        open_store(given)
+    assert "postgresql://" in str(info.value)
+
+
+def test_the_url_shown_never_contains_the_password() -> None:
+    with pytest.raises(StoreUnavailable) as info:
+        open_store("postgresql://someone:s3cret@127.0.0.1:1/test?connect_timeout=2")
+    assert "s3cret" not in str(info.value)
+    assert "127.0.0.1" in str(info.value)
+
+
+def test_an_unreachable_server_is_store_unavailable() -> None:
+    with pytest.raises(StoreUnavailable, match="cannot connect") as info:
+        open_any_store("postgresql://postgres@127.0.0.1:1/test")
+    assert isinstance(info.value.__cause__, psycopg.OperationalError)
+
+
+def test_the_schema_is_created_versioned_and_a_newer_one_is_refused(
+    url: str, admin: psycopg.Connection[tuple[object, ...]]
+) -> None:
+    open_store(url).close()
+    open_store(url).close()  # opening again is harmless
+    schema = sql.Identifier(schema_of(url))
+    rows = admin.execute(sql.SQL("SELECT version FROM {}.schema_version").format(schema)).fetchall()
+    assert rows == [(SCHEMA_VERSION,)] and SCHEMA_VERSION == 1
+    admin.execute(sql.SQL("UPDATE {}.schema_version SET version = 2").format(schema))
+    with pytest.raises(StoreUnavailable, match="schema version 2"):
+        open_store(url)
+
+
+def test_the_default_schema_is_ordercore() -> None:
+    assert parse_url(SERVER_URL.split("?", 1)[0]).schema == "ordercore"
+
+
+# -- end to end, durability and sharing -------------------------------------------------------------------
+def test_bootstrap_with_a_postgresql_url_end_to_end(url: str) -> None:
+    clock = ManualClock(datetime(2026, 1, 5, 9, 0, tzinfo=UTC), tick=timedelta(minutes=1))
+    with bootstrap(url, clock=clock, ids=SequentialIds()) as app:
+        order_id = app.handle(place_command(external_ref="WEB-1")).order_id
+        app.handle(AcceptOrder(order_id=order_id))
+        app.handle(RecordShipment(order_id=order_id, shipment_id="S1"))
+        shipped = app.get_order(order_id)
+        assert shipped.status == OrderStatus.SHIPPED and shipped.version == 4
+        assert app.list_orders(status=OrderStatus.SHIPPED) == [order_id]
+    with bootstrap(url.replace("postgresql://", "postgres://", 1), ids=SequentialIds()) as again:
+        assert again.get_order(order_id) == shipped
+        history = again.history(order_id)
+        assert history == shipped.history
+        assert Order.replay(history) == shipped
+
+
+def test_orders_survive_closing_and_reopening(url: str) -> None:
+    order = make_order(order_id="O-1", external_ref="EXT-1")
+    order.accept(actor=ACTOR, at=AT + timedelta(minutes=1))
+    order.hold("CHECK", actor=ACTOR, at=AT + timedelta(minutes=2))
+    order.release_hold("CHECK", actor=ACTOR, at=AT + timedelta(minutes=3))
+    store = open_store(url)
+    add(store, order)
+    store.close()
+
+    reopened = open_store(url)
+    try:
+        loaded = load(reopened, "O-1")
+        assert loaded == order
+        assert loaded.history == order.history and loaded.version == len(order.history)
+        assert Order.replay(loaded.history) == order
+        with reopened.unit_of_work() as uow:
+            assert uow.orders.find_by_external_ref(order.channel, "EXT-1") == order
+            pending = [r.event.event_id for r in uow.outbox.pending()]
+        assert pending == [ev.event_id for ev in order.history]
+    finally:
+        reopened.close()
+
+
+def test_two_stores_on_one_schema_see_each_others_commits(url: str) -> None:
+    a, b = open_store(url), open_store(url)
+    try:
+        add(a, make_order(order_id="O-1"))
+        assert load(b, "O-1") == load(a, "O-1")
+        with b.unit_of_work() as uow:
+            uow.inventory.save(StockLevel(node_id="WH-1", sku=make_order().lines[0].sku, on_hand=5))
+            uow.commit()
+        with a.unit_of_work() as uow:
+            assert [s.on_hand for s in uow.inventory.for_sku(make_order().lines[0].sku)] == [5]
+            assert uow.orders.list_ids() == [OrderId("O-1")]
+    finally:
+        a.close()
+        b.close()
+
+
+def test_a_stale_update_through_another_store_conflicts(url: str) -> None:
+    a, b = open_store(url), open_store(url)
+    try:
+        add(a, make_order(order_id="O-1"))
+        with a.unit_of_work() as first, b.unit_of_work() as second:
+            mine, theirs = first.orders.get(OrderId("O-1")), second.orders.get(OrderId("O-1"))
+            mine.accept(actor=ACTOR, at=AT)
+            theirs.hold("LATE", actor=ACTOR, at=AT)
+            first.orders.save(mine)
+            second.orders.save(theirs)
+            second.commit()
+            with pytest.raises(ConcurrencyConflict) as info:
+                first.commit()
+        assert (info.value.expected_version, info.value.actual_version) == (2, 3)
+        stored = load(a, "O-1")
+        assert stored.status == OrderStatus.ON_HOLD and not stored.accepted
+        with a.unit_of_work() as uow:  # the loser's events never reached the outbox
+            assert [r.event.event_id for r in uow.outbox.pending()] == ["O-1#1", "O-1#2", "O-1#3"]
+    finally:
+        a.close()
+        b.close()
+
+
+def test_a_duplicate_reference_committed_elsewhere_names_the_existing_order(url: str) -> None:
+    a, b = open_store(url), open_store(url)
+    try:
+        with b.unit_of_work() as late:
+            late.orders.add(make_order(order_id="O-2", external_ref="EXT-1"))  # checked now: no clash yet
+            add(a, make_order(order_id="O-1", external_ref="EXT-1"))
+            with pytest.raises(DuplicateOrder) as info:
+                late.commit()
+        assert info.value.existing_order_id == OrderId("O-1")
+        with b.unit_of_work() as uow:
+            assert uow.orders.list_ids() == [OrderId("O-1")]
+            assert [r.event.event_id for r in uow.outbox.pending()] == ["O-1#1", "O-1#2"]
+    finally:
+        a.close()
+        b.close()
+
+
+def test_ids_are_ordered_by_code_point_whatever_the_locale(store: PostgresStore) -> None:
+    ids = ["b-1", "B-2", "a-1", "a1", "a.1"]
+    for order_id in ids:
+        add(store, make_order(order_id=order_id))
+    with store.unit_of_work() as uow:
+        assert [o.value for o in uow.orders.list_ids()] == sorted(ids) == ["B-2", "a-1", "a.1", "a1", "b-1"]
+        assert [o.value for o in uow.orders.list_ids(after=OrderId("B-2"), limit=2)] == ["a-1", "a.1"]
+
+
+def test_the_outbox_keeps_commit_order_and_refuses_unknown_ids(store: PostgresStore) -> None:
+    add(store, make_order(order_id="O-2"))
+    add(store, make_order(order_id="O-1"))
+    with store.unit_of_work() as uow:
+        records = uow.outbox.pending()
+        assert [r.event.event_id for r in records] == ["O-2#1", "O-2#2", "O-1#1", "O-1#2"]
+        uow.outbox.mark_published(["O-2#1", "O-2#2"])
+        uow.commit()
+    with store.unit_of_work() as uow:
+        uow.outbox.mark_published(["O-1#1", "O-2#1"])  # the second is already published
+        with pytest.raises(InvalidValue):
+            uow.commit()
+    with store.unit_of_work() as uow:
+        uow.outbox.mark_published(["nope#1"])
+        with pytest.raises(InvalidValue):
+            uow.commit()
+    with store.unit_of_work() as uow:
+        assert [r.event.event_id for r in uow.outbox.pending()] == ["O-1#1", "O-1#2"]
+
+
+def test_concurrent_commands_from_threads_lose_no_update(url: str) -> None:
+    threads, holds = 4, 10
+    with bootstrap(url, clock=ManualClock(AT), ids=SequentialIds()) as app:
+        order_id = app.handle(place_command()).order_id
+        barrier = threading.Barrier(threads)
+        errors: list[BaseException] = []
+
+        def worker(n: int) -> None:
+            try:
+                barrier.wait()
+                for k in range(holds):
+                    while True:  # a caller retries on conflict
+                        try:
+                            app.handle(HoldOrder(order_id=order_id, code=f"T{n}-{k}"))
+                            break
+                        except ConcurrencyConflict:
+                            pass
+            except BaseException as e:
+                errors.append(e)
+
+        workers = [threading.Thread(target=worker, args=(n,)) for n in range(threads)]
+        for t in workers:
+            t.start()
+        for t in workers:
+            t.join()
+        assert errors == []
+        order = app.get_order(order_id)
+        assert len(order.holds) == threads * holds
+        assert order.version == 2 + threads * holds
+        assert [e.sequence for e in order.history] == list(range(1, 2 + threads * holds + 1))
+
+
+# -- failures ---------------------------------------------------------------------------------------------
+def test_a_driver_failure_mid_commit_is_store_unavailable_and_writes_nothing(
+    url: str, admin: psycopg.Connection[tuple[object, ...]]
+) -> None:
+    store = open_store(url)
+    try:
+        add(store, make_order(order_id="O-1"))
+        with store.unit_of_work() as uow:
+            order = uow.orders.get(OrderId("O-1"))
+            order.accept(actor=ACTOR, at=AT)
+            uow.orders.save(order)
+            uow.inventory.save(StockLevel(node_id="WH-1", sku=order.lines[0].sku, on_hand=1))
+            admin.execute(sql.SQL("DROP TABLE {}.outbox").format(sql.Identifier(schema_of(url))))
+            with pytest.raises(StoreUnavailable) as info:
+                uow.commit()
+        assert isinstance(info.value.__cause__, psycopg.errors.UndefinedTable)
+        assert "outbox" in str(info.value)
+        # the order update was written before the failure, and rolled back with it
+        stored = load(store, "O-1")
+        assert stored.status == OrderStatus.PLACED and stored.version == 2
+        with store.unit_of_work() as uow:
+            assert uow.inventory.get("WH-1", order.lines[0].sku) is None
+    finally:
+        store.close()
+
+
+def test_an_unreadable_row_is_store_unavailable(store: PostgresStore, url: str) -> None:
+    add(store, make_order(order_id="O-1"))
+    with psycopg.connect(parse_url(url).conninfo, autocommit=True) as raw:
+        raw.execute(
+            sql.SQL("UPDATE {}.orders SET body = '{{\"nonsense\": 1}}'").format(
+                sql.Identifier(schema_of(url))
+            )
+        )
+    with store.unit_of_work() as uow, pytest.raises(StoreUnavailable, match="cannot be read"):
+        uow.orders.get(OrderId("O-1"))
+
+
+def test_a_closed_store_refuses_work(url: str) -> None:
+    store = open_store(url)
+    uow = store.unit_of_work()
+    in_use = store.unit_of_work()
+    assert in_use.orders.find(OrderId("O-1")) is None  # holds a connection
+    store.close()
+    with pytest.raises(StoreUnavailable):
+        store.unit_of_work()
+    with pytest.raises(StoreUnavailable):
+        uow.orders.find(OrderId("O-1"))
+    with pytest.raises(StoreUnavailable):
+        in_use.orders.list_ids()
+    in_use.close()
