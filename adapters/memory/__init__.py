@@ -14,7 +14,13 @@ from typing import Self
 
 import attrs
 
-from ordercore.errors import ConcurrencyConflict, DuplicateOrder, InvalidValue, OrderNotFound
+from ordercore.errors import (
+    ConcurrencyConflict,
+    DuplicateOrder,
+    InvalidValue,
+    OrderNotFound,
+    StoreUnavailable,
+)
 from ordercore.events import OrderEvent
 from ordercore.inventory import StockLevel
 from ordercore.lifecycle import DEFAULT_LIFECYCLE, Lifecycle, State
@@ -48,7 +54,7 @@ class MemoryStore:
 
     def unit_of_work(self) -> MemoryUnitOfWork:
         if self.closed:
-            raise InvalidValue("the store is closed", field="store", value="memory://")
+            raise StoreUnavailable("the store memory:// is closed")
         return MemoryUnitOfWork(self)
 
     def close(self) -> None:

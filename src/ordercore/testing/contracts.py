@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from ordercore.errors import ConcurrencyConflict, DuplicateOrder, OrderNotFound
+from ordercore.errors import ConcurrencyConflict, DuplicateOrder, OrderNotFound, StoreUnavailable
 from ordercore.inventory import StockLevel
 from ordercore.lifecycle import OrderStatus
 from ordercore.lines import NewLine
@@ -168,6 +168,11 @@ class StoreContract:
             assert [o.value for o in uow.orders.list_ids()] == ["O-1", "O-2", "O-3", "O-4", "O-5"]
             assert [o.value for o in uow.orders.list_ids(status=OrderStatus.ACCEPTED)] == ["O-2", "O-4"]
             assert [o.value for o in uow.orders.list_ids(after=OrderId("O-3"), limit=1)] == ["O-4"]
+
+    def test_a_closed_store_refuses_work(self, store: Store) -> None:
+        store.close()
+        with pytest.raises(StoreUnavailable), store.unit_of_work() as uow:
+            uow.orders.list_ids()
 
     # -- outbox -------------------------------------------------------------------------------------------
     def test_outbox_holds_committed_events_in_commit_order(self, store: Store) -> None:
