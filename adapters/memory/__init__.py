@@ -8,7 +8,6 @@ an outbox in the same commit as the state.
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
 from types import TracebackType
 from typing import Self
 
@@ -18,7 +17,6 @@ from ordercore.errors import (
     ConcurrencyConflict,
     DuplicateOrder,
     InvalidValue,
-    OrderNotFound,
     StoreUnavailable,
 )
 from ordercore.events import OrderEvent
@@ -26,6 +24,7 @@ from ordercore.inventory import StockLevel
 from ordercore.lifecycle import DEFAULT_LIFECYCLE, Lifecycle, State
 from ordercore.order import Order
 from ordercore.ports import OutboxRecord
+from ordercore.storage import StagedOrders, StagedOutbox, StagedStock
 from ordercore.values import Channel, OrderId, Sku
 
 __all__ = ["MemoryStore", "MemoryUnitOfWork", "open_store"]
@@ -66,52 +65,25 @@ def open_store(url: str, *, lifecycle: Lifecycle = DEFAULT_LIFECYCLE) -> MemoryS
     return MemoryStore(lifecycle)
 
 
-class MemoryOrderRepository:
+class MemoryOrderRepository(StagedOrders):
+    """Orders of one unit: loaded orders are copies of the committed ones; changes wait for commit."""
+
     def __init__(self, store: MemoryStore) -> None:
+        super().__init__()
         self._store = store
-        self.staged: dict[OrderId, Order] = {}
-        self.new: set[OrderId] = set()
 
-    def add(self, order: Order) -> None:
-        if not isinstance(order, Order):
-            raise InvalidValue("must be an Order", field="order", value=order)
-        if order.id in self.staged or order.id in self._store.orders:
-            raise DuplicateOrder(f"order {order.id} already exists", existing_order_id=order.id)
-        if order.external_ref is not None and self.find_by_external_ref(order.channel, order.external_ref):
-            raise DuplicateOrder(f"{order.channel} already sent {order.external_ref!r}")
-        self.staged[order.id] = order
-        self.new.add(order.id)
-
-    def get(self, order_id: OrderId) -> Order:
-        order = self.find(order_id)
-        if order is None:
-            raise OrderNotFound(order_id)
-        return order
-
-    def find(self, order_id: OrderId) -> Order | None:
-        staged = self.staged.get(order_id)
-        if staged is not None:
-            return staged
+    def _load(self, order_id: OrderId) -> Order | None:
         with self._store.lock:
             committed = self._store.orders.get(order_id)
-        if committed is None:
-            return None
-        copy = committed.clone()
-        self.staged[order_id] = copy
-        return copy
+        return None if committed is None else committed.clone()
 
-    def find_by_external_ref(self, channel: Channel, external_ref: str) -> Order | None:
-        for order in self.staged.values():
-            if order.channel == channel and order.external_ref == external_ref:
-                return order
+    def _stored_id(self, channel: Channel, external_ref: str) -> OrderId | None:
         with self._store.lock:
-            order_id = self._store.external_refs.get((channel, external_ref))
-        return None if order_id is None else self.find(order_id)
+            return self._store.external_refs.get((channel, external_ref))
 
-    def save(self, order: Order) -> None:
-        if not isinstance(order, Order):
-            raise InvalidValue("must be an Order", field="order", value=order)
-        self.staged[order.id] = order
+    def _exists(self, order_id: OrderId) -> bool:
+        with self._store.lock:
+            return order_id in self._store.orders
 
     def list_ids(
         self, *, status: State | None = None, after: OrderId | None = None, limit: int = 100
@@ -122,44 +94,37 @@ class MemoryOrderRepository:
                 for oid, o in self._store.orders.items()
                 if (status is None or o.status == status) and (after is None or oid.value > after.value)
             ]
-        return sorted(ids, key=lambda oid: oid.value)[:limit]
+        return sorted(ids, key=lambda oid: oid.value)[: max(limit, 0)]
 
 
-class MemoryInventoryRepository:
+class MemoryInventoryRepository(StagedStock):
+    """Stock levels of one unit; staged levels shadow the committed ones until commit."""
+
     def __init__(self, store: MemoryStore) -> None:
+        super().__init__()
         self._store = store
-        self.staged: dict[tuple[str, Sku], StockLevel] = {}
 
-    def get(self, node_id: str, sku: Sku) -> StockLevel | None:
-        key = (node_id, sku)
-        if key in self.staged:
-            return self.staged[key]
+    def _load(self, node_id: str, sku: Sku) -> StockLevel | None:
         with self._store.lock:
-            return self._store.stock.get(key)
+            return self._store.stock.get((node_id, sku))
 
-    def for_sku(self, sku: Sku) -> list[StockLevel]:
+    def _load_for_sku(self, sku: Sku) -> list[StockLevel]:
         with self._store.lock:
-            levels = {k: v for k, v in self._store.stock.items() if k[1] == sku}
-        levels.update({k: v for k, v in self.staged.items() if k[1] == sku})
-        return [levels[k] for k in sorted(levels, key=lambda k: k[0])]
-
-    def save(self, level: StockLevel) -> None:
-        if not isinstance(level, StockLevel):
-            raise InvalidValue("must be a StockLevel", field="level", value=level)
-        self.staged[(level.node_id, level.sku)] = level
+            return [level for (_, level_sku), level in self._store.stock.items() if level_sku == sku]
 
 
-class MemoryOutbox:
+class MemoryOutbox(StagedOutbox):
+    """Pending events in commit order; ids marked published are applied at commit."""
+
     def __init__(self, store: MemoryStore) -> None:
+        super().__init__()
         self._store = store
-        self.published: list[str] = []
 
     def pending(self, limit: int = 100) -> list[OutboxRecord]:
         with self._store.lock:
-            return [OutboxRecord(e.position, e.event) for e in self._store.outbox if not e.published][:limit]
-
-    def mark_published(self, event_ids: Sequence[str]) -> None:
-        self.published.extend(event_ids)
+            return [OutboxRecord(e.position, e.event) for e in self._store.outbox if not e.published][
+                : max(limit, 0)
+            ]
 
 
 class MemoryUnitOfWork:
@@ -185,7 +150,9 @@ class MemoryUnitOfWork:
     def commit(self) -> None:
         store = self._store
         orders = self.orders
-        changed = [o for o in orders.staged.values() if o.id in orders.new or o.new_events()]
+        changed = orders.changed()
+        levels = self.inventory.changed()
+        published = self.outbox.changed()
         with store.lock:
             # check everything first: a commit applies all of its changes or none
             for order in changed:
@@ -203,14 +170,14 @@ class MemoryUnitOfWork:
                     raise ConcurrencyConflict(
                         order.id, order.persisted_version, None if current is None else current.version
                     )
-            for level in self.inventory.staged.values():
+            for level in levels:
                 stored = store.stock.get((level.node_id, level.sku))
                 stored_version = 0 if stored is None else stored.version
                 if stored_version != level.version - 1:
                     raise ConcurrencyConflict(
                         f"stock {level.node_id}/{level.sku}", level.version - 1, stored_version
                     )
-            for event_id in self.outbox.published:
+            for event_id in published:
                 if event_id not in store.outbox_index:
                     raise InvalidValue("is not in the outbox", field="event_id", value=event_id)
             # then apply
@@ -227,13 +194,13 @@ class MemoryUnitOfWork:
                 entry = _OutboxEntry(store.outbox_position, ev)
                 store.outbox.append(entry)
                 store.outbox_index[ev.event_id] = entry
-            for level in self.inventory.staged.values():
+            for level in levels:
                 store.stock[(level.node_id, level.sku)] = level
-            for event_id in self.outbox.published:
+            for event_id in published:
                 store.outbox_index[event_id].published = True
-            if self.outbox.published:
+            if published:
                 store.outbox = [e for e in store.outbox if not e.published]
-                for event_id in self.outbox.published:
+                for event_id in published:
                     store.outbox_index.pop(event_id, None)
         self._reset()
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self, TypeVar
@@ -13,7 +13,6 @@ from ordercore.errors import (
     DuplicateOrder,
     InvalidValue,
     OrderCoreError,
-    OrderNotFound,
     StoreUnavailable,
 )
 from ordercore.events import OrderEvent
@@ -22,6 +21,7 @@ from ordercore.lifecycle import State
 from ordercore.order import Order
 from ordercore.ports import OutboxRecord
 from ordercore.serialization import from_json, to_json
+from ordercore.storage import StagedOrders, StagedOutbox, StagedStock
 from ordercore.values import Channel, OrderId, Sku
 
 if TYPE_CHECKING:
@@ -32,56 +32,28 @@ __all__ = ["SqliteInventoryRepository", "SqliteOrderRepository", "SqliteOutbox",
 T = TypeVar("T")
 
 
-class SqliteOrderRepository:
+class SqliteOrderRepository(StagedOrders):
     """Orders of one unit: loaded orders are decoded from JSON, hence copies; changes wait for commit."""
 
     def __init__(self, uow: SqliteUnitOfWork) -> None:
+        super().__init__()
         self._uow = uow
-        self.staged: dict[OrderId, Order] = {}
-        self.new: set[OrderId] = set()
 
-    def add(self, order: Order) -> None:
-        if not isinstance(order, Order):
-            raise InvalidValue("must be an Order", field="order", value=order)
-        if order.id in self.staged or self._exists(order.id):
-            raise DuplicateOrder(f"order {order.id} already exists", existing_order_id=order.id)
-        if order.external_ref is not None and self.find_by_external_ref(order.channel, order.external_ref):
-            raise DuplicateOrder(f"{order.channel} already sent {order.external_ref!r}")
-        self.staged[order.id] = order
-        self.new.add(order.id)
-
-    def get(self, order_id: OrderId) -> Order:
-        order = self.find(order_id)
-        if order is None:
-            raise OrderNotFound(order_id)
-        return order
-
-    def find(self, order_id: OrderId) -> Order | None:
-        staged = self.staged.get(order_id)
-        if staged is not None:
-            return staged
+    def _load(self, order_id: OrderId) -> Order | None:
         with self._uow.db() as conn:
             row = conn.execute("SELECT body FROM orders WHERE id = ?", (order_id.value,)).fetchone()
-        if row is None:
-            return None
-        order = self._uow.decode(row[0], Order, f"order {order_id}")
-        self.staged[order_id] = order
-        return order
+        return None if row is None else self._uow.decode(row[0], Order, f"order {order_id}")
 
-    def find_by_external_ref(self, channel: Channel, external_ref: str) -> Order | None:
-        for order in self.staged.values():
-            if order.channel == channel and order.external_ref == external_ref:
-                return order
+    def _stored_id(self, channel: Channel, external_ref: str) -> OrderId | None:
         with self._uow.db() as conn:
             row = conn.execute(
                 "SELECT id FROM orders WHERE channel = ? AND external_ref = ?", (channel.value, external_ref)
             ).fetchone()
-        return None if row is None else self.find(OrderId(row[0]))
+        return None if row is None else OrderId(row[0])
 
-    def save(self, order: Order) -> None:
-        if not isinstance(order, Order):
-            raise InvalidValue("must be an Order", field="order", value=order)
-        self.staged[order.id] = order
+    def _exists(self, order_id: OrderId) -> bool:
+        with self._uow.db() as conn:
+            return conn.execute("SELECT 1 FROM orders WHERE id = ?", (order_id.value,)).fetchone() is not None
 
     def list_ids(
         self, *, status: State | None = None, after: OrderId | None = None, limit: int = 100
@@ -100,50 +72,33 @@ class SqliteOrderRepository:
             rows = conn.execute(sql, params).fetchall()
         return [OrderId(r[0]) for r in rows]
 
-    def _exists(self, order_id: OrderId) -> bool:
-        with self._uow.db() as conn:
-            return conn.execute("SELECT 1 FROM orders WHERE id = ?", (order_id.value,)).fetchone() is not None
 
-
-class SqliteInventoryRepository:
+class SqliteInventoryRepository(StagedStock):
     """Stock levels of one unit; staged levels shadow the stored ones until commit."""
 
     def __init__(self, uow: SqliteUnitOfWork) -> None:
+        super().__init__()
         self._uow = uow
-        self.staged: dict[tuple[str, Sku], StockLevel] = {}
 
-    def get(self, node_id: str, sku: Sku) -> StockLevel | None:
-        key = (node_id, sku)
-        if key in self.staged:
-            return self.staged[key]
+    def _load(self, node_id: str, sku: Sku) -> StockLevel | None:
         with self._uow.db() as conn:
             row = conn.execute(
                 "SELECT body FROM stock WHERE node_id = ? AND sku = ?", (node_id, sku.value)
             ).fetchone()
         return None if row is None else self._uow.decode(row[0], StockLevel, f"stock {node_id}/{sku}")
 
-    def for_sku(self, sku: Sku) -> list[StockLevel]:
+    def _load_for_sku(self, sku: Sku) -> list[StockLevel]:
         with self._uow.db() as conn:
             rows = conn.execute("SELECT node_id, body FROM stock WHERE sku = ?", (sku.value,)).fetchall()
-        levels = {
-            (node_id, sku): self._uow.decode(body, StockLevel, f"stock {node_id}/{sku}")
-            for node_id, body in rows
-        }
-        levels.update({k: v for k, v in self.staged.items() if k[1] == sku})
-        return [levels[k] for k in sorted(levels, key=lambda k: k[0])]
-
-    def save(self, level: StockLevel) -> None:
-        if not isinstance(level, StockLevel):
-            raise InvalidValue("must be a StockLevel", field="level", value=level)
-        self.staged[(level.node_id, level.sku)] = level
+        return [self._uow.decode(body, StockLevel, f"stock {node_id}/{sku}") for node_id, body in rows]
 
 
-class SqliteOutbox:
+class SqliteOutbox(StagedOutbox):
     """Pending events in commit order; ids marked published are applied at commit."""
 
     def __init__(self, uow: SqliteUnitOfWork) -> None:
+        super().__init__()
         self._uow = uow
-        self.published: list[str] = []
 
     def pending(self, limit: int = 100) -> list[OutboxRecord]:
         with self._uow.db() as conn:
@@ -155,9 +110,6 @@ class SqliteOutbox:
             OutboxRecord(position, self._uow.decode(body, OrderEvent, f"outbox event {event_id}"))
             for position, event_id, body in rows
         ]
-
-    def mark_published(self, event_ids: Sequence[str]) -> None:
-        self.published.extend(event_ids)
 
 
 class SqliteUnitOfWork:
@@ -212,9 +164,9 @@ class SqliteUnitOfWork:
 
     def commit(self) -> None:
         orders = self.orders
-        changed = [o for o in orders.staged.values() if o.id in orders.new or o.new_events()]
-        levels = list(self.inventory.staged.values())
-        published = list(dict.fromkeys(self.outbox.published))
+        changed = orders.changed()
+        levels = self.inventory.changed()
+        published = self.outbox.changed()
         if changed or levels or published:
             with self.db() as conn:
                 conn.execute("BEGIN IMMEDIATE")
