@@ -8,8 +8,8 @@ an outbox in the same commit as the state.
 from __future__ import annotations
 
 import threading
-from types import TracebackType
-from typing import Self
+from collections.abc import Sequence
+from collections.abc import Set as AbstractSet
 
 import attrs
 
@@ -24,7 +24,7 @@ from ordercore.inventory import StockLevel
 from ordercore.lifecycle import DEFAULT_LIFECYCLE, Lifecycle, State
 from ordercore.order import Order
 from ordercore.ports import OutboxRecord
-from ordercore.storage import StagedOrders, StagedOutbox, StagedStock
+from ordercore.storage import StagedOrders, StagedOutbox, StagedStock, StagedUnitOfWork
 from ordercore.values import Channel, OrderId, Sku
 
 __all__ = ["MemoryStore", "MemoryUnitOfWork", "open_store"]
@@ -127,37 +127,33 @@ class MemoryOutbox(StagedOutbox):
             ]
 
 
-class MemoryUnitOfWork:
-    """Stages changes; :meth:`commit` checks versions and applies everything under the store's lock."""
+class MemoryUnitOfWork(StagedUnitOfWork):
+    """Stages changes; a commit checks versions and applies everything under the store's lock."""
 
     def __init__(self, store: MemoryStore) -> None:
         self._store = store
-        self._reset()
+        super().__init__()
 
-    def _reset(self) -> None:
-        self.orders = MemoryOrderRepository(self._store)
-        self.inventory = MemoryInventoryRepository(self._store)
-        self.outbox = MemoryOutbox(self._store)
+    def _repositories(self) -> tuple[MemoryOrderRepository, MemoryInventoryRepository, MemoryOutbox]:
+        return (
+            MemoryOrderRepository(self._store),
+            MemoryInventoryRepository(self._store),
+            MemoryOutbox(self._store),
+        )
 
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    def _write(
+        self,
+        changed: Sequence[Order],
+        new: AbstractSet[OrderId],
+        levels: Sequence[StockLevel],
+        published: Sequence[str],
     ) -> None:
-        self.rollback()
-
-    def commit(self) -> None:
         store = self._store
-        orders = self.orders
-        changed = orders.changed()
-        levels = self.inventory.changed()
-        published = self.outbox.changed()
         with store.lock:
             # check everything first: a commit applies all of its changes or none
             for order in changed:
                 current = store.orders.get(order.id)
-                if order.id in orders.new:
+                if order.id in new:
                     if current is not None:
                         raise DuplicateOrder(f"order {order.id} already exists", existing_order_id=order.id)
                     ref = order.external_ref
@@ -202,8 +198,3 @@ class MemoryUnitOfWork:
                 store.outbox = [e for e in store.outbox if not e.published]
                 for event_id in published:
                     store.outbox_index.pop(event_id, None)
-        self._reset()
-
-    def rollback(self) -> None:
-        if self.orders.staged or self.inventory.staged or self.outbox.published:
-            self._reset()

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from collections.abc import Set as AbstractSet
 from contextlib import contextmanager
-from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import psycopg
 
@@ -13,7 +13,6 @@ from ordercore.errors import (
     ConcurrencyConflict,
     DuplicateOrder,
     InvalidValue,
-    OrderCoreError,
     StoreUnavailable,
 )
 from ordercore.events import OrderEvent
@@ -21,8 +20,8 @@ from ordercore.inventory import StockLevel
 from ordercore.lifecycle import State
 from ordercore.order import Order
 from ordercore.ports import OutboxRecord
-from ordercore.serialization import from_json, to_json
-from ordercore.storage import StagedOrders, StagedOutbox, StagedStock
+from ordercore.serialization import to_json
+from ordercore.storage import StagedOrders, StagedOutbox, StagedStock, StagedUnitOfWork, decode_stored
 from ordercore.values import Channel, OrderId, Sku
 
 if TYPE_CHECKING:
@@ -120,29 +119,19 @@ class PostgresOutbox(StagedOutbox):
         ]
 
 
-class PostgresUnitOfWork:
-    """Stages changes; :meth:`commit` checks versions and writes everything in one PostgreSQL transaction."""
+class PostgresUnitOfWork(StagedUnitOfWork):
+    """Stages changes; a commit checks versions and writes everything in one transaction."""
 
     def __init__(self, store: PostgresStore) -> None:
         self._store = store
         self._conn: Connection | None = None
-        self._reset()
+        super().__init__()
 
-    def _reset(self) -> None:
-        self.orders = PostgresOrderRepository(self)
-        self.inventory = PostgresInventoryRepository(self)
-        self.outbox = PostgresOutbox(self)
+    def _repositories(self) -> tuple[PostgresOrderRepository, PostgresInventoryRepository, PostgresOutbox]:
+        return PostgresOrderRepository(self), PostgresInventoryRepository(self), PostgresOutbox(self)
 
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        try:
-            self.rollback()
-        finally:
-            self.close()
+    def _release(self) -> None:
+        self.close()
 
     def close(self) -> None:
         """Close this unit's connection, if it opened one."""
@@ -168,32 +157,23 @@ class PostgresUnitOfWork:
 
     def decode(self, body: str, cls: type[T], what: str) -> T:
         """A stored JSON body as ``cls``; an unreadable row is a store failure, not bad input."""
-        try:
-            return from_json(body, cls, converter=self._store.converter)
-        except OrderCoreError as e:
-            raise StoreUnavailable(f"{self._store.url}: {what} cannot be read: {e}") from e
+        return decode_stored(body, cls, self._store.converter, f"{self._store.url}: {what}")
 
-    def commit(self) -> None:
-        orders = self.orders
-        # rows are written in key order so that concurrent commits take their row locks in the same order
-        changed = orders.changed()
-        levels = self.inventory.changed()
-        published = self.outbox.changed()
-        if changed or levels or published:
-            with self.db() as conn, conn.transaction():
-                for order in changed:
-                    self._write_order(conn, order, new=order.id in orders.new)
-                for level in levels:
-                    self._write_level(conn, level)
-                for event_id in published:
-                    self._mark_published(conn, event_id)
-        for order in changed:
-            order.persisted_version = order.version
-        self._reset()
-
-    def rollback(self) -> None:
-        if self.orders.staged or self.inventory.staged or self.outbox.published:
-            self._reset()
+    def _write(
+        self,
+        changed: Sequence[Order],
+        new: AbstractSet[OrderId],
+        levels: Sequence[StockLevel],
+        published: Sequence[str],
+    ) -> None:
+        # rows come in key order, so concurrent commits take their row locks in the same order
+        with self.db() as conn, conn.transaction():
+            for order in changed:
+                self._write_order(conn, order, new=order.id in new)
+            for level in levels:
+                self._write_level(conn, level)
+            for event_id in published:
+                self._mark_published(conn, event_id)
 
     # -- writing, inside the commit's transaction -------------------------------------------------------
     def _write_order(self, conn: Connection, order: Order, *, new: bool) -> None:

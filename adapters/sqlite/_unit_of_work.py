@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from collections.abc import Set as AbstractSet
 from contextlib import contextmanager, suppress
-from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ordercore.errors import (
     ConcurrencyConflict,
     DuplicateOrder,
     InvalidValue,
-    OrderCoreError,
     StoreUnavailable,
 )
 from ordercore.events import OrderEvent
@@ -20,8 +19,8 @@ from ordercore.inventory import StockLevel
 from ordercore.lifecycle import State
 from ordercore.order import Order
 from ordercore.ports import OutboxRecord
-from ordercore.serialization import from_json, to_json
-from ordercore.storage import StagedOrders, StagedOutbox, StagedStock
+from ordercore.serialization import to_json
+from ordercore.storage import StagedOrders, StagedOutbox, StagedStock, StagedUnitOfWork, decode_stored
 from ordercore.values import Channel, OrderId, Sku
 
 if TYPE_CHECKING:
@@ -112,29 +111,19 @@ class SqliteOutbox(StagedOutbox):
         ]
 
 
-class SqliteUnitOfWork:
-    """Stages changes; :meth:`commit` checks versions and writes everything in one SQLite transaction."""
+class SqliteUnitOfWork(StagedUnitOfWork):
+    """Stages changes; a commit checks versions and writes everything in one transaction."""
 
     def __init__(self, store: SqliteStore) -> None:
         self._store = store
         self._conn: Connection | None = None
-        self._reset()
+        super().__init__()
 
-    def _reset(self) -> None:
-        self.orders = SqliteOrderRepository(self)
-        self.inventory = SqliteInventoryRepository(self)
-        self.outbox = SqliteOutbox(self)
+    def _repositories(self) -> tuple[SqliteOrderRepository, SqliteInventoryRepository, SqliteOutbox]:
+        return SqliteOrderRepository(self), SqliteInventoryRepository(self), SqliteOutbox(self)
 
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        try:
-            self.rollback()
-        finally:
-            self.close()
+    def _release(self) -> None:
+        self.close()
 
     def close(self) -> None:
         """Give back this unit's connection (a file database's connection is closed)."""
@@ -157,39 +146,30 @@ class SqliteUnitOfWork:
 
     def decode(self, body: str, cls: type[T], what: str) -> T:
         """A stored JSON body as ``cls``; an unreadable row is a store failure, not bad input."""
-        try:
-            return from_json(body, cls, converter=self._store.converter)
-        except OrderCoreError as e:
-            raise StoreUnavailable(f"{self._store.url}: {what} cannot be read: {e}") from e
+        return decode_stored(body, cls, self._store.converter, f"{self._store.url}: {what}")
 
-    def commit(self) -> None:
-        orders = self.orders
-        changed = orders.changed()
-        levels = self.inventory.changed()
-        published = self.outbox.changed()
-        if changed or levels or published:
-            with self.db() as conn:
-                conn.execute("BEGIN IMMEDIATE")
-                try:
-                    for order in changed:
-                        self._write_order(conn, order, new=order.id in orders.new)
-                    for level in levels:
-                        self._write_level(conn, level)
-                    for event_id in published:
-                        self._mark_published(conn, event_id)
-                    conn.execute("COMMIT")
-                except BaseException:
-                    if conn.in_transaction:
-                        with suppress(sqlite3.Error):  # the first error is the one worth reporting
-                            conn.execute("ROLLBACK")
-                    raise
-        for order in changed:
-            order.persisted_version = order.version
-        self._reset()
-
-    def rollback(self) -> None:
-        if self.orders.staged or self.inventory.staged or self.outbox.published:
-            self._reset()
+    def _write(
+        self,
+        changed: Sequence[Order],
+        new: AbstractSet[OrderId],
+        levels: Sequence[StockLevel],
+        published: Sequence[str],
+    ) -> None:
+        with self.db() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                for order in changed:
+                    self._write_order(conn, order, new=order.id in new)
+                for level in levels:
+                    self._write_level(conn, level)
+                for event_id in published:
+                    self._mark_published(conn, event_id)
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    with suppress(sqlite3.Error):  # the first error is the one worth reporting
+                        conn.execute("ROLLBACK")
+                raise
 
     # -- writing, inside the commit's transaction -------------------------------------------------------
     def _write_order(self, conn: sqlite3.Connection, order: Order, *, new: bool) -> None:

@@ -10,14 +10,22 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from collections.abc import Set as AbstractSet
+from types import TracebackType
+from typing import Self, TypeVar
 
-from ordercore.errors import DuplicateOrder, InvalidValue, OrderNotFound
+import cattrs
+
+from ordercore.errors import DuplicateOrder, InvalidValue, OrderCoreError, OrderNotFound, StoreUnavailable
 from ordercore.inventory import StockLevel
 from ordercore.order import Order
 from ordercore.ports import OutboxRecord
+from ordercore.serialization import from_json
 from ordercore.values import Channel, OrderId, Sku
 
-__all__ = ["StagedOrders", "StagedOutbox", "StagedStock"]
+__all__ = ["StagedOrders", "StagedOutbox", "StagedStock", "StagedUnitOfWork", "decode_stored"]
+
+T = TypeVar("T")
 
 
 class StagedOrders(ABC):
@@ -141,3 +149,71 @@ class StagedOutbox(ABC):
     def changed(self) -> list[str]:
         """Distinct ids to mark at commit, in the order given."""
         return list(dict.fromkeys(self.published))
+
+
+class StagedUnitOfWork(ABC):
+    """A unit of work over staged repositories: nothing is written before :meth:`commit`, which writes
+    every staged change at once (through :meth:`_write`) or nothing; leaving the ``with`` block without
+    committing drops the staged changes."""
+
+    orders: StagedOrders
+    inventory: StagedStock
+    outbox: StagedOutbox
+
+    def __init__(self) -> None:
+        self._reset()
+
+    @abstractmethod
+    def _repositories(self) -> tuple[StagedOrders, StagedStock, StagedOutbox]:
+        """Fresh, empty repositories for this unit."""
+
+    @abstractmethod
+    def _write(
+        self,
+        orders: Sequence[Order],
+        new: AbstractSet[OrderId],
+        levels: Sequence[StockLevel],
+        published: Sequence[str],
+    ) -> None:
+        """Store ``orders`` (those in ``new`` are inserted) with their new events in the outbox, the stock
+        ``levels``, and the ``published`` marks: all of it, or raise and store nothing."""
+
+    def _release(self) -> None:
+        """Give back what the unit holds (a connection, say) when its ``with`` block ends."""
+        return None  # nothing, unless a store holds something
+
+    def _reset(self) -> None:
+        self.orders, self.inventory, self.outbox = self._repositories()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        try:
+            self.rollback()
+        finally:
+            self._release()
+
+    def commit(self) -> None:
+        changed = self.orders.changed()
+        levels = self.inventory.changed()
+        published = self.outbox.changed()
+        if changed or levels or published:
+            self._write(changed, self.orders.new, levels, published)
+        for order in changed:
+            order.persisted_version = order.version
+        self._reset()
+
+    def rollback(self) -> None:
+        if self.orders.staged or self.inventory.staged or self.outbox.published:
+            self._reset()
+
+
+def decode_stored(body: str | bytes, cls: type[T], converter: cattrs.Converter, what: str) -> T:
+    """A stored JSON body as ``cls``: a row that cannot be read is a store failure, not bad input."""
+    try:
+        return from_json(body, cls, converter=converter)
+    except OrderCoreError as e:
+        raise StoreUnavailable(f"{what} cannot be read: {e}") from e

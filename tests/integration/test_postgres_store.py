@@ -8,7 +8,6 @@ Each test works in a fresh schema of the server named by ``ORDERCORE_TEST_POSTGR
 from __future__ import annotations
 
 import os
-import threading
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -21,7 +20,6 @@ from ordercore import (
     AcceptOrder,
     ConcurrencyConflict,
     DuplicateOrder,
-    HoldOrder,
     InvalidValue,
     ManualClock,
     Order,
@@ -291,38 +289,6 @@ def test_the_outbox_keeps_commit_order_and_refuses_unknown_ids(store: PostgresSt
             uow.commit()
     with store.unit_of_work() as uow:
         assert [r.event.event_id for r in uow.outbox.pending()] == ["O-1#1", "O-1#2"]
-
-
-def test_concurrent_commands_from_threads_lose_no_update(url: str) -> None:
-    threads, holds = 4, 10
-    with bootstrap(url, clock=ManualClock(AT), ids=SequentialIds()) as app:
-        order_id = app.handle(place_command()).order_id
-        barrier = threading.Barrier(threads)
-        errors: list[BaseException] = []
-
-        def worker(n: int) -> None:
-            try:
-                barrier.wait()
-                for k in range(holds):
-                    while True:  # a caller retries on conflict
-                        try:
-                            app.handle(HoldOrder(order_id=order_id, code=f"T{n}-{k}"))
-                            break
-                        except ConcurrencyConflict:
-                            pass
-            except BaseException as e:
-                errors.append(e)
-
-        workers = [threading.Thread(target=worker, args=(n,)) for n in range(threads)]
-        for t in workers:
-            t.start()
-        for t in workers:
-            t.join()
-        assert errors == []
-        order = app.get_order(order_id)
-        assert len(order.holds) == threads * holds
-        assert order.version == 2 + threads * holds
-        assert [e.sequence for e in order.history] == list(range(1, 2 + threads * holds + 1))
 
 
 # -- failures ---------------------------------------------------------------------------------------------

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sqlite3
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -13,7 +12,6 @@ import pytest
 from ordercore import (
     AcceptOrder,
     ConcurrencyConflict,
-    HoldOrder,
     InvalidValue,
     ManualClock,
     Order,
@@ -244,39 +242,6 @@ def test_marking_an_unknown_event_published_fails_and_stores_nothing() -> None:
             assert [r.event.event_id for r in uow.outbox.pending()] == ["O-1#1", "O-1#2"]
     finally:
         store.close()
-
-
-@pytest.mark.parametrize("where", ["file", "memory"])
-def test_concurrent_commands_from_threads_lose_no_update(tmp_path: Path, where: str) -> None:
-    url = file_url(tmp_path) if where == "file" else "sqlite://:memory:"
-    threads, holds = 4, 10
-    with bootstrap(url, clock=ManualClock(AT), ids=SequentialIds()) as app:
-        order_id = app.handle(place_command()).order_id
-        barrier = threading.Barrier(threads)
-        errors: list[BaseException] = []
-
-        def worker(n: int) -> None:
-            try:
-                barrier.wait()
-                for k in range(holds):
-                    while True:  # a caller retries on conflict
-                        try:
-                            app.handle(HoldOrder(order_id=order_id, code=f"T{n}-{k}"))
-                            break
-                        except ConcurrencyConflict:
-                            pass
-            except BaseException as e:
-                errors.append(e)
-
-        workers = [threading.Thread(target=worker, args=(n,)) for n in range(threads)]
-        for t in workers:
-            t.start()
-        for t in workers:
-            t.join()
-        assert errors == []
-        order = app.get_order(order_id)
-        assert len(order.holds) == threads * holds
-        assert [e.sequence for e in order.history] == list(range(1, 2 + threads * holds + 1))
 
 
 # -- failures ---------------------------------------------------------------------------------------------

@@ -13,24 +13,30 @@ empty store; pytest then runs every contract test against your adapter::
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from ordercore.clock import ManualClock
 from ordercore.errors import ConcurrencyConflict, DuplicateOrder, OrderNotFound, StoreUnavailable
+from ordercore.ids import SequentialIds
 from ordercore.inventory import StockLevel
 from ordercore.lifecycle import OrderStatus
 from ordercore.lines import NewLine
 from ordercore.money import Money
 from ordercore.order import Order
 from ordercore.ports import Store
+from ordercore.service.bootstrap import bootstrap
+from ordercore.service.commands import HoldOrder, PlaceOrder
 from ordercore.values import Actor, Address, Channel, CustomerId, CustomerRef, OrderId, Sku
 
 __all__ = ["StoreContract"]
 
 _AT = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 _ACTOR = Actor.system("contract")
+_ADDRESS = Address(country="DE", postal_code="10115", city="Berlin", line1="Str. 1")
 
 
 def _order(order_id: str = "O-1", *, external_ref: str | None = None, channel: str = "web") -> Order:
@@ -39,7 +45,7 @@ def _order(order_id: str = "O-1", *, external_ref: str | None = None, channel: s
         channel=Channel(channel),
         customer=CustomerRef(CustomerId("C-1")),
         currency="EUR",
-        shipping_address=Address(country="DE", postal_code="10115", city="Berlin", line1="Str. 1"),
+        shipping_address=_ADDRESS,
         lines=[
             NewLine(Sku("SKU-1"), 2, Money.of("9.99", "EUR")),
             NewLine(Sku("SKU-2"), 1, Money.of("5", "EUR")),
@@ -168,6 +174,45 @@ class StoreContract:
             assert [o.value for o in uow.orders.list_ids()] == ["O-1", "O-2", "O-3", "O-4", "O-5"]
             assert [o.value for o in uow.orders.list_ids(status=OrderStatus.ACCEPTED)] == ["O-2", "O-4"]
             assert [o.value for o in uow.orders.list_ids(after=OrderId("O-3"), limit=1)] == ["O-4"]
+
+    def test_concurrent_commands_from_threads_lose_no_update(self, store: Store) -> None:
+        threads, holds = 4, 10
+        app = bootstrap(store, clock=ManualClock(_AT), ids=SequentialIds())
+        order_id = app.handle(
+            PlaceOrder(
+                channel=Channel("web"),
+                customer=CustomerRef(CustomerId("C-1")),
+                currency="EUR",
+                shipping_address=_ADDRESS,
+                lines=[NewLine(Sku("SKU-1"), 1, Money.of("9.99", "EUR"))],
+            )
+        ).order_id
+        barrier = threading.Barrier(threads)
+        errors: list[BaseException] = []
+
+        def worker(n: int) -> None:
+            try:
+                barrier.wait()
+                for k in range(holds):
+                    while True:  # a caller retries on conflict, as a real service would
+                        try:
+                            app.handle(HoldOrder(order_id=order_id, code=f"T{n}-{k}"))
+                            break
+                        except ConcurrencyConflict:
+                            continue
+            except BaseException as e:  # reported below, from the test's own thread
+                errors.append(e)
+
+        workers = [threading.Thread(target=worker, args=(n,)) for n in range(threads)]
+        for t in workers:
+            t.start()
+        for t in workers:
+            t.join()
+        assert errors == []
+        order = app.get_order(order_id)
+        assert len(order.holds) == threads * holds  # every hold is there, none overwritten
+        assert [e.sequence for e in order.history] == list(range(1, order.version + 1))
+        assert order.version == 2 + threads * holds
 
     def test_a_closed_store_refuses_work(self, store: Store) -> None:
         store.close()
