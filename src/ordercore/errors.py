@@ -33,7 +33,10 @@ __all__ = [
     "OrderNotFound",
     "Problem",
     "QuantityExceeded",
+    "ReservationConflict",
+    "SourcingFailed",
     "StoreUnavailable",
+    "UnknownNode",
     "UnknownStore",
     "ValidationFailed",
 ]
@@ -278,6 +281,43 @@ class InsufficientStock(OrderCoreError):
             "requested": self.requested,
             "available": self.available,
         }
+
+
+class ReservationConflict(OrderCoreError):
+    """A reservation key was used before for a different reservation (another quantity, order or kind)."""
+
+    code: ClassVar[str] = "reservation_conflict"
+
+    def __init__(self, message: str, *, key: str) -> None:
+        super().__init__(message)
+        self.key = key
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**super().to_dict(), "key": self.key}
+
+
+class UnknownNode(NotFound):
+    """No fulfilment node has this id in the network."""
+
+    code: ClassVar[str] = "unknown_node"
+
+    def __init__(self, node_id: object) -> None:
+        super().__init__(f"no fulfilment node {node_id!r}")
+        self.node_id = node_id
+
+
+class SourcingFailed(OrderCoreError):
+    """No plan satisfies the order's sourcing policy (ship complete with no node holding everything and
+    backorders not allowed, say). ``reasons`` says why, node by node where that applies."""
+
+    code: ClassVar[str] = "sourcing_failed"
+
+    def __init__(self, message: str, *, reasons: Sequence[str] = ()) -> None:
+        super().__init__(message if not reasons else message + ": " + "; ".join(reasons))
+        self.reasons = tuple(reasons)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**super().to_dict(), "reasons": list(self.reasons)}
 
 
 class UnknownStore(OrderCoreError, ValueError):
