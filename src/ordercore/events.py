@@ -14,9 +14,11 @@ import attrs
 
 from ordercore.lifecycle import State, Trigger
 from ordercore.lines import Adjustment, OrderLine, TaxLine
+from ordercore.money import Money
 from ordercore.values import Actor, Address, Channel, CustomerRef, LineId, OrderId
 
 __all__ = [
+    "AllocationWithdrawn",
     "DeliveryRecorded",
     "EVENT_TYPES",
     "HoldApplied",
@@ -28,13 +30,17 @@ __all__ = [
     "LinesBackordered",
     "LinesCancelled",
     "LinesReleased",
+    "NodeAllocation",
+    "NodeRejected",
     "OrderCancelled",
     "OrderCreated",
     "OrderEvent",
     "ReturnRecorded",
     "ShipmentRecorded",
     "ShippingAddressChanged",
+    "SourcingPlanned",
     "StatusChanged",
+    "WaitingUnits",
 ]
 
 
@@ -128,9 +134,12 @@ class LinesReleased(LinesEvent):
 
 @attrs.frozen
 class ShipmentRecorded(LinesEvent):
+    """Units left a node (``node_id``, when known) in a shipment."""
+
     shipment_id: str
     carrier: str = ""
     tracking_number: str = ""
+    node_id: str = ""
 
 
 @attrs.frozen
@@ -151,6 +160,59 @@ class LinesCancelled(LinesEvent):
 @attrs.frozen
 class OrderCancelled(LinesEvent):
     """The whole order was cancelled; ``lines`` are the units that were cancelled by it."""
+
+
+class NodeAllocation(NamedTuple):
+    """``quantity`` units of a line sourced at ``node_id``, held there by the stock reservation ``key``."""
+
+    line_id: LineId
+    node_id: str
+    quantity: int
+    key: str
+
+
+class WaitingUnits(NamedTuple):
+    """Units of a line that wait for supply: expected at ``node_id`` on ``expected_on`` (a pre-order), or
+    with no known supply (both None)."""
+
+    line_id: LineId
+    quantity: int
+    node_id: str | None = None
+    expected_on: date | None = None
+
+
+class NodeRejected(NamedTuple):
+    """A node a sourcing plan did not use, and why (``reason`` is a :class:`ordercore.sourcing.RejectReason`
+    value)."""
+
+    node_id: str
+    reason: str
+    detail: str = ""
+
+
+@attrs.frozen
+class SourcingPlanned(OrderEvent):
+    """A sourcing plan for every unit that was open or backordered: ``allocations`` ship from nodes (their
+    units become allocated), ``waiting`` units are backordered. The plan's cost, the strategy, whether it
+    was proved optimal, its notes and the nodes that lost are kept to explain the decision later."""
+
+    strategy: str
+    allocations: tuple[NodeAllocation, ...]
+    waiting: tuple[WaitingUnits, ...]
+    cost: Money
+    optimal: bool = False
+    notes: tuple[str, ...] = ()
+    rejected: tuple[NodeRejected, ...] = ()
+
+
+@attrs.frozen
+class AllocationWithdrawn(LinesEvent):
+    """Allocated (or released) units at ``node_id`` went back to open: the node short-picked
+    (``code`` "short_pick"), went offline ("node_offline"), or the order is being sourced again
+    ("resourcing")."""
+
+    node_id: str
+    code: str
 
 
 @attrs.frozen
@@ -186,5 +248,7 @@ EVENT_TYPES: dict[str, type[OrderEvent]] = {
         OrderCancelled,
         LineQuantityChanged,
         ShippingAddressChanged,
+        SourcingPlanned,
+        AllocationWithdrawn,
     )
 }

@@ -147,6 +147,8 @@ class Triggers:
     SHIP = Trigger("ship", manual=False)
     DELIVER = Trigger("deliver", manual=False)
     RETURN = Trigger("return", manual=False)
+    SOURCE = Trigger("source", manual=False, description="a sourcing plan allocates and backorders units")
+    DEALLOCATE = Trigger("deallocate", manual=False, description="allocated units go back to open")
 
     @classmethod
     def all(cls) -> tuple[Trigger, ...]:
@@ -402,12 +404,19 @@ def _build_default() -> Lifecycle:
         Transition(t.EDIT, unreleased, unreleased),
         Transition(t.ALLOCATE, waiting, {s.PARTIALLY_ALLOCATED, s.ALLOCATED}),
         Transition(t.BACKORDER, waiting, {s.PARTIALLY_ALLOCATED, s.BACKORDERED}),
+        Transition(t.SOURCE, waiting, {s.PARTIALLY_ALLOCATED, s.ALLOCATED, s.BACKORDERED}),
+        Transition(t.DEALLOCATE, {s.PARTIALLY_ALLOCATED, s.ALLOCATED}, waiting),
+        Transition(t.DEALLOCATE, released, released | waiting),
+        Transition(t.DEALLOCATE, s.ON_HOLD, s.ON_HOLD),
         Transition(t.RELEASE, {s.PARTIALLY_ALLOCATED, s.ALLOCATED}, released),
         Transition(t.RELEASE, s.PARTIALLY_RELEASED, released),
-        *(Transition(trig, s.PARTIALLY_RELEASED, s.PARTIALLY_RELEASED) for trig in (t.ALLOCATE, t.BACKORDER)),
+        *(
+            Transition(trig, s.PARTIALLY_RELEASED, s.PARTIALLY_RELEASED)
+            for trig in (t.ALLOCATE, t.BACKORDER, t.SOURCE)
+        ),
         *(
             Transition(trig, s.PARTIALLY_SHIPPED, s.PARTIALLY_SHIPPED)
-            for trig in (t.ALLOCATE, t.BACKORDER, t.RELEASE)
+            for trig in (t.ALLOCATE, t.BACKORDER, t.RELEASE, t.SOURCE, t.DEALLOCATE)
         ),
         Transition(t.SHIP, unreleased | released, {s.PARTIALLY_SHIPPED, s.SHIPPED}),
         Transition(t.SHIP, s.PARTIALLY_SHIPPED, {s.PARTIALLY_SHIPPED, s.SHIPPED, s.PARTIALLY_DELIVERED}),

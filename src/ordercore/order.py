@@ -23,6 +23,7 @@ from ordercore.errors import (
     ValidationFailed,
 )
 from ordercore.events import (
+    AllocationWithdrawn,
     DeliveryRecorded,
     HoldApplied,
     HoldReleased,
@@ -33,13 +34,17 @@ from ordercore.events import (
     LinesCancelled,
     LinesEvent,
     LinesReleased,
+    NodeAllocation,
+    NodeRejected,
     OrderCancelled,
     OrderCreated,
     OrderEvent,
     ReturnRecorded,
     ShipmentRecorded,
     ShippingAddressChanged,
+    SourcingPlanned,
     StatusChanged,
+    WaitingUnits,
 )
 from ordercore.lifecycle import (
     DEFAULT_LIFECYCLE,
@@ -86,6 +91,7 @@ _MOVES: dict[type[OrderEvent], tuple[tuple[int, ...], int]] = {
     ReturnRecorded: _by_index(("delivered",), "returned"),
     LinesCancelled: _by_index(("open", "backordered", "allocated"), "cancelled"),
     OrderCancelled: _by_index(("open", "backordered", "allocated"), "cancelled"),
+    AllocationWithdrawn: _by_index(("allocated", "released"), "open"),
 }
 
 
@@ -145,6 +151,8 @@ class Order:
     accepted: bool = False
     holds: tuple[Hold, ...] = ()
     held_from: State | None = None
+    #: units sourced at nodes and not yet shipped, cancelled or withdrawn, with their reservation keys
+    allocations: tuple[NodeAllocation, ...] = ()
     version: int = 0
     history: list[OrderEvent] = attrs.field(factory=list)
     lifecycle: Lifecycle = attrs.field(default=DEFAULT_LIFECYCLE, eq=False, repr=False)
@@ -509,14 +517,12 @@ class Order:
         """Cancel every unit that is not yet released to fulfilment."""
         self._check_stamp(actor, at, reason)
         self.lifecycle.check(self, Triggers.CANCEL, OrderStatus.CANCELLED)
-        new_lines, moved, totals = self._moved(OrderCancelled, None)
+        _, moved, totals = self._moved(OrderCancelled, None)
         if totals.live:
             raise InvalidValue(
                 "has units released to fulfilment; cancel lines instead", field="order", value=self.id
             )
-        return self._emit(
-            OrderCancelled, OrderStatus.CANCELLED, actor, at, reason, lines=moved, _lines=new_lines
-        )
+        return self._emit(OrderCancelled, OrderStatus.CANCELLED, actor, at, reason, lines=moved)
 
     # -- quantities ---------------------------------------------------------------------------------------
     def cancel_lines(self, lines: UnitsByLine, *, actor: Actor, at: datetime, reason: str) -> LinesCancelled:
@@ -534,6 +540,150 @@ class Order:
     ) -> LinesBackordered:
         return self._move_event(LinesBackordered, Triggers.BACKORDER, lines, actor, at, reason)
 
+    def source(
+        self,
+        allocations: Sequence[NodeAllocation],
+        waiting: Sequence[WaitingUnits] = (),
+        *,
+        strategy: str,
+        cost: Money,
+        actor: Actor,
+        at: datetime,
+        optimal: bool = False,
+        notes: Sequence[str] = (),
+        rejected: Sequence[NodeRejected] = (),
+        reason: str = "",
+    ) -> SourcingPlanned:
+        """Record a sourcing plan for every open and backordered unit: ``allocations`` ship from nodes,
+        ``waiting`` units are backordered (see :func:`ordercore.sourcing.plan_allocations`)."""
+        self._check_stamp(actor, at, reason)
+        self._require(Triggers.SOURCE)
+        allocations, waiting = tuple(allocations), tuple(waiting)
+        problems: list[Problem] = []
+        per_line: dict[LineId, int] = {}
+        keys = {a.key for a in self.allocations}
+        known = {ln.id for ln in self.lines}
+        for i, a in enumerate(allocations):
+            where = f"allocations[{i}]"
+            if not isinstance(a, NodeAllocation):
+                problems.append(Problem(where, InvalidValue.code, "must be a NodeAllocation", a))
+                continue
+            if a.line_id not in known:
+                problems.append(Problem(f"{where}.line_id", LineNotFound.code, "no such line", a.line_id))
+            if type(a.quantity) is not int or a.quantity < 1:
+                problems.append(Problem(f"{where}.quantity", InvalidValue.code, "must be >= 1", a.quantity))
+                continue
+            if not isinstance(a.node_id, str) or not a.node_id or len(a.node_id) > 64:
+                problems.append(
+                    Problem(f"{where}.node_id", InvalidValue.code, "must be a node id", a.node_id)
+                )
+            if not isinstance(a.key, str) or not a.key or len(a.key) > 200 or a.key in keys:
+                problems.append(
+                    Problem(f"{where}.key", InvalidValue.code, "must be a new reservation key", a.key)
+                )
+            keys.add(a.key)
+            per_line[a.line_id] = per_line.get(a.line_id, 0) + a.quantity
+        for i, w in enumerate(waiting):
+            where = f"waiting[{i}]"
+            if not isinstance(w, WaitingUnits):
+                problems.append(Problem(where, InvalidValue.code, "must be WaitingUnits", w))
+                continue
+            if w.line_id not in known:
+                problems.append(Problem(f"{where}.line_id", LineNotFound.code, "no such line", w.line_id))
+            if type(w.quantity) is not int or w.quantity < 1:
+                problems.append(Problem(f"{where}.quantity", InvalidValue.code, "must be >= 1", w.quantity))
+                continue
+            per_line[w.line_id] = per_line.get(w.line_id, 0) + w.quantity
+        if not problems:
+            for line in self.lines:
+                due = line.qty.open + line.qty.backordered
+                if per_line.get(line.id, 0) != due:
+                    problems.append(
+                        Problem(
+                            f"lines[{line.id.value!r}]",
+                            InvalidValue.code,
+                            f"the plan covers {per_line.get(line.id, 0)} units; {due} are open or backordered",
+                            per_line.get(line.id, 0),
+                        )
+                    )
+            if not per_line:
+                problems.append(
+                    Problem("allocations", InvalidValue.code, "no unit is open or backordered", None)
+                )
+        if not isinstance(cost, Money):
+            problems.append(Problem("cost", InvalidValue.code, "must be Money", cost))
+        if not isinstance(strategy, str) or not strategy or len(strategy) > 64:
+            problems.append(Problem("strategy", InvalidValue.code, "must be a strategy name", strategy))
+        if problems:
+            raise ValidationFailed(problems, subject="sourcing plan")
+        new_lines = _sourced_lines(self.lines, allocations, waiting)
+        target = self._resolve(_totals_of(new_lines))
+        self.lifecycle.check(self, Triggers.SOURCE, target)
+        return self._emit(
+            SourcingPlanned,
+            target,
+            actor,
+            at,
+            reason,
+            strategy=strategy,
+            allocations=allocations,
+            waiting=waiting,
+            cost=cost,
+            optimal=bool(optimal),
+            notes=tuple(str(n) for n in notes),
+            rejected=tuple(rejected),
+        )
+
+    def withdraw_allocation(
+        self,
+        node_id: str,
+        lines: UnitsByLine | None = None,
+        *,
+        code: str,
+        actor: Actor,
+        at: datetime,
+        reason: str = "",
+    ) -> AllocationWithdrawn:
+        """Put units sourced at ``node_id`` back to open (all of them when ``lines`` is None): the node
+        short-picked (``code="short_pick"``), went offline, or the order is sourced again."""
+        _check_code(code)
+        at_node: dict[LineId, int] = {}
+        for a in self.allocations:
+            if a.node_id == node_id:
+                at_node[a.line_id] = at_node.get(a.line_id, 0) + a.quantity
+        if lines is None:
+            if not at_node:
+                raise InvalidValue(
+                    f"order {self.id} has no units sourced at {node_id!r}", field="node_id", value=node_id
+                )
+            wanted: UnitsByLine = {lid: q for lid, q in at_node.items()}
+        else:
+            wanted = lines
+            moves = self._parse_moves(lines)
+            problems = [
+                Problem(
+                    f"lines[{self.lines[pos].id.value!r}]",
+                    InvalidValue.code,
+                    f"only {at_node.get(self.lines[pos].id, 0)} units are sourced at {node_id}",
+                    n,
+                )
+                for pos, n in sorted(moves.items())
+                if n > at_node.get(self.lines[pos].id, 0)
+            ]
+            if problems:
+                raise ValidationFailed(problems, subject="withdrawal")
+        return self._move_event(
+            AllocationWithdrawn, Triggers.DEALLOCATE, wanted, actor, at, reason, node_id, code
+        )
+
+    def sourced_at(self, node_id: str) -> dict[LineId, int]:
+        """Units of each line sourced at ``node_id`` and not yet shipped, cancelled or withdrawn."""
+        out: dict[LineId, int] = {}
+        for a in self.allocations:
+            if a.node_id == node_id:
+                out[a.line_id] = out.get(a.line_id, 0) + a.quantity
+        return out
+
     def release(
         self, lines: UnitsByLine | None = None, *, actor: Actor, at: datetime, reason: str = ""
     ) -> LinesReleased:
@@ -549,6 +699,7 @@ class Order:
         at: datetime,
         carrier: str = "",
         tracking_number: str = "",
+        node_id: str = "",
         reason: str = "",
     ) -> ShipmentRecorded:
         """Record a shipment of units (every unit not yet shipped when ``lines`` is None). Units are taken
@@ -556,6 +707,7 @@ class Order:
         _check_code(shipment_id, "shipment_id")
         _check_text(carrier, "carrier", 64)
         _check_text(tracking_number, "tracking_number", 128)
+        _check_text(node_id, "node_id", 64)
         return self._move_event(
             ShipmentRecorded,
             Triggers.SHIP,
@@ -566,6 +718,7 @@ class Order:
             shipment_id,
             carrier,
             tracking_number,
+            node_id,
         )
 
     def deliver(
@@ -622,7 +775,6 @@ class Order:
             previous=line.qty.ordered,
             discounts=discounts,
             taxes=taxes,
-            _lines=new_lines,
         )
 
     def change_shipping_address(
@@ -772,6 +924,8 @@ class Order:
             self.lifecycle.admit(self, t, target)
         # positional arguments, in field order: measurably cheaper on this hot path
         event = kind(self.id, self.version + 1, at, actor, target, reason, moved, *extra)
+        if self.allocations:
+            self.allocations = _follow_allocations(self.allocations, event, self.lines, new_lines)
         self.lines = new_lines  # worked out while checking: no need to apply the event again
         self._settle(event)
         return event
@@ -843,7 +997,98 @@ def _check_code(code: object, field: str = "code") -> None:
 
 # -- how each event changes the order (used live and by replay) -----------------------------------------------
 def _apply_moves(order: Order, ev: OrderEvent) -> None:
-    order.lines = order._moved(type(ev), order._positions(ev.lines))[0]  # type: ignore[attr-defined]
+    new_lines = order._moved(type(ev), order._positions(ev.lines))[0]  # type: ignore[attr-defined]
+    if order.allocations:
+        order.allocations = _follow_allocations(order.allocations, ev, order.lines, new_lines)
+    order.lines = new_lines
+
+
+def _apply_sourcing(order: Order, ev: OrderEvent) -> None:
+    assert isinstance(ev, SourcingPlanned)
+    order.lines = _sourced_lines(order.lines, ev.allocations, ev.waiting)
+    order.allocations = (*order.allocations, *ev.allocations)
+
+
+def _sourced_lines(
+    lines: tuple[OrderLine, ...], allocations: Iterable[NodeAllocation], waiting: Iterable[WaitingUnits]
+) -> tuple[OrderLine, ...]:
+    """Lines after a plan: every open or backordered unit is now allocated or backordered."""
+    alloc: dict[LineId, int] = {}
+    wait: dict[LineId, int] = {}
+    for a in allocations:
+        alloc[a.line_id] = alloc.get(a.line_id, 0) + a.quantity
+    for w in waiting:
+        wait[w.line_id] = wait.get(w.line_id, 0) + w.quantity
+    out = []
+    for line in lines:
+        na, nw = alloc.get(line.id, 0), wait.get(line.id, 0)
+        if na or nw:
+            q = line.qty
+            line = line.with_qty(
+                LineQuantities(
+                    q.ordered,
+                    0,
+                    nw,
+                    q.allocated + na,
+                    q.released,
+                    q.shipped,
+                    q.delivered,
+                    q.returned,
+                    q.cancelled,
+                )
+            )
+        out.append(line)
+    return tuple(out)
+
+
+def _reduce_allocations(
+    allocations: tuple[NodeAllocation, ...],
+    line_id: LineId,
+    units: int,
+    *,
+    node_id: str | None = None,
+    newest_first: bool = False,
+) -> tuple[NodeAllocation, ...]:
+    """``allocations`` with ``units`` of ``line_id`` taken off (at ``node_id`` only, when given)."""
+    out = list(allocations)
+    positions = range(len(out) - 1, -1, -1) if newest_first else range(len(out))
+    for i in positions:
+        if not units:
+            break
+        a = out[i]
+        if a.line_id != line_id or (node_id is not None and a.node_id != node_id):
+            continue
+        take = min(units, a.quantity)
+        out[i] = a._replace(quantity=a.quantity - take)
+        units -= take
+    return tuple(a for a in out if a.quantity)
+
+
+def _follow_allocations(
+    allocations: tuple[NodeAllocation, ...],
+    ev: OrderEvent,
+    before: tuple[OrderLine, ...],
+    after: tuple[OrderLine, ...],
+) -> tuple[NodeAllocation, ...]:
+    """Node allocations after ``ev`` moved units from ``before`` to ``after``.
+
+    Units withdrawn at a node, or shipped from a named node, come off that node's allocations; otherwise
+    tracked allocations are trimmed so that a line never has more of them than allocated and released
+    units (a cancellation or a smaller quantity takes the newest first, a shipment from an unnamed node
+    the oldest first). Units allocated by hand, without a node, are used up before tracked ones."""
+    node = ev.node_id if isinstance(ev, AllocationWithdrawn | ShipmentRecorded) and ev.node_id else None
+    newest_first = not isinstance(ev, ShipmentRecorded)
+    for old, new in zip(before, after, strict=True):
+        dropped = (old.qty.allocated + old.qty.released) - (new.qty.allocated + new.qty.released)
+        if dropped <= 0:
+            continue
+        if node is not None:
+            allocations = _reduce_allocations(allocations, old.id, dropped, node_id=node)
+        held = new.qty.allocated + new.qty.released
+        excess = sum(a.quantity for a in allocations if a.line_id == old.id) - held
+        if excess > 0:
+            allocations = _reduce_allocations(allocations, old.id, excess, newest_first=newest_first)
+    return allocations
 
 
 def _apply_hold(order: Order, ev: OrderEvent) -> None:
@@ -864,7 +1109,10 @@ def _apply_quantity(order: Order, ev: OrderEvent) -> None:
     assert isinstance(ev, LineQuantityChanged)
     line = order.line(ev.line_id)
     new_line = line.with_amounts(line.qty.resize(ev.quantity), ev.discounts, ev.taxes)
-    order.lines = tuple(new_line if ln.id == ev.line_id else ln for ln in order.lines)
+    new_lines = tuple(new_line if ln.id == ev.line_id else ln for ln in order.lines)
+    if order.allocations:
+        order.allocations = _follow_allocations(order.allocations, ev, order.lines, new_lines)
+    order.lines = new_lines
 
 
 def _apply_address(order: Order, ev: OrderEvent) -> None:
@@ -883,6 +1131,7 @@ _APPLY: dict[type[OrderEvent], Callable[[Order, Any], None]] = {
     HoldReleased: _apply_hold_released,
     LineQuantityChanged: _apply_quantity,
     ShippingAddressChanged: _apply_address,
+    SourcingPlanned: _apply_sourcing,
 }
 
 
@@ -897,6 +1146,16 @@ def _describe(ev: OrderEvent) -> str:
         return f"line {ev.line_id} {ev.previous} -> {ev.quantity}"
     if isinstance(ev, ShippingAddressChanged):
         return f"to {ev.address.city}, {ev.address.country}"
+    if isinstance(ev, SourcingPlanned):
+        nodes: dict[str, list[str]] = {}
+        for a in ev.allocations:
+            nodes.setdefault(a.node_id, []).append(f"{a.line_id}x{a.quantity}")
+        parts = [f"{n}: {', '.join(items)}" for n, items in nodes.items()]
+        if ev.waiting:
+            parts.append("waiting " + ", ".join(f"{w.line_id}x{w.quantity}" for w in ev.waiting))
+        return "; ".join(parts) + f" ({ev.strategy}, {ev.cost})"
+    if isinstance(ev, AllocationWithdrawn):
+        return f"{', '.join(f'{m.line_id}x{m.quantity}' for m in ev.lines)} from {ev.node_id} [{ev.code}]"
     lines = getattr(ev, "lines", ())
     text = ", ".join(f"{m.line_id}x{m.quantity}" for m in lines)
     if isinstance(ev, ShipmentRecorded):

@@ -38,7 +38,7 @@ from ordercore.errors import (
     Problem,
     ValidationFailed,
 )
-from ordercore.events import EVENT_TYPES, LineQty, OrderEvent
+from ordercore.events import EVENT_TYPES, LineQty, NodeAllocation, NodeRejected, OrderEvent, WaitingUnits
 from ordercore.lifecycle import DEFAULT_LIFECYCLE, Lifecycle, State, Trigger
 from ordercore.lines import LineQuantities, OrderLine
 from ordercore.money import Money, minor_units
@@ -98,7 +98,7 @@ def configure_converter(
 
     conv.register_unstructure_hook(LineQuantities, lambda q: dict(q._asdict()))
     conv.register_structure_hook(LineQuantities, _quantities(conv))
-    for named in (OrderLine, LineQty):
+    for named in (OrderLine, LineQty, NodeAllocation, WaitingUnits, NodeRejected):
         conv.register_unstructure_hook(named, namedtuple_dict_unstructure_factory(named, conv))
         conv.register_structure_hook(
             named, _objects_only(namedtuple_dict_structure_factory(named, conv, "from_converter", True))

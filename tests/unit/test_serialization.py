@@ -39,7 +39,7 @@ from ordercore import (
     ValidationFailed,
     make_converter,
 )
-from ordercore.events import EVENT_TYPES, HoldApplied
+from ordercore.events import EVENT_TYPES, HoldApplied, NodeAllocation, NodeRejected, WaitingUnits
 from ordercore.serialization import from_json, parse, to_json
 from ordercore.testing.strategies import (
     addresses,
@@ -150,6 +150,36 @@ def full_life_order() -> Order:
     o.deliver(actor=ACTOR, at=at())
     o.record_return({LineId("2"): 1}, actor=ACTOR, at=at())
     o.complete(actor=ACTOR, at=at())
+    return o
+
+
+def sourced_order() -> Order:
+    """An order sourced across two nodes, short-picked at one, sourced again and shipped from a node."""
+    o = new_order(order_id="O-3")
+    at = Clock(T0)
+    o.place(actor=ACTOR, at=at())
+    o.accept(actor=ACTOR, at=at())
+    o.source(
+        [NodeAllocation(LineId("1"), "W1", 4, "O-3/1/W1/3"), NodeAllocation(LineId("2"), "S7", 3, "O-3/2/S7/3")],
+        [WaitingUnits(LineId("1"), 1, "W1", T0.date() + timedelta(days=3))],
+        strategy="cost_optimal",
+        cost=eur("21.40"),
+        optimal=True,
+        notes=("2 shipments: no single node holds both SKUs",),
+        rejected=(NodeRejected("W9", "costlier", "best plan with it costs 30.00 EUR"),),
+        actor=ACTOR,
+        at=at(),
+    )
+    o.withdraw_allocation("S7", {"2": 1}, code="short_pick", actor=ACTOR, at=at(), reason="bin empty")
+    o.source(
+        [NodeAllocation(LineId("2"), "W1", 1, "O-3/2/W1/5")],
+        [WaitingUnits(LineId("1"), 1)],
+        strategy="cost_optimal",
+        cost=eur("8.10"),
+        actor=ACTOR,
+        at=at(),
+    )
+    o.ship({"1": 4, "2": 1}, shipment_id="S-9", node_id="W1", actor=ACTOR, at=at())
     return o
 
 
@@ -292,7 +322,7 @@ def test_orders_after_random_transitions_round_trip_and_replay(order: Order) -> 
 
 # -- events ---------------------------------------------------------------------------------------------------
 def _all_events() -> list[OrderEvent]:
-    return [*full_life_order().history, *cancelled_order().history]
+    return [*full_life_order().history, *cancelled_order().history, *sourced_order().history]
 
 
 def test_the_scenarios_cover_every_event_type() -> None:
