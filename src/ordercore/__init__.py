@@ -26,11 +26,15 @@ from ordercore.errors import (
     OrderNotFound,
     Problem,
     QuantityExceeded,
+    ReservationConflict,
+    SourcingFailed,
     StoreUnavailable,
+    UnknownNode,
     UnknownStore,
     ValidationFailed,
 )
 from ordercore.events import (
+    AllocationWithdrawn,
     DeliveryRecorded,
     HoldApplied,
     HoldReleased,
@@ -41,13 +45,17 @@ from ordercore.events import (
     LinesCancelled,
     LinesEvent,
     LinesReleased,
+    NodeAllocation,
+    NodeRejected,
     OrderCancelled,
     OrderCreated,
     OrderEvent,
     ReturnRecorded,
     ShipmentRecorded,
     ShippingAddressChanged,
+    SourcingPlanned,
     StatusChanged,
+    WaitingUnits,
 )
 from ordercore.ids import SequentialIds, UuidIds
 from ordercore.inventory import StockLevel
@@ -107,6 +115,14 @@ from ordercore.values import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "ReservationConflict",
+    "SourcingFailed",
+    "UnknownNode",
+    "AllocationWithdrawn",
+    "NodeAllocation",
+    "NodeRejected",
+    "SourcingPlanned",
+    "WaitingUnits",
     "DEFAULT_LIFECYCLE",
     "AcceptOrder",
     "Actor",
