@@ -15,12 +15,13 @@ from decimal import Decimal, InvalidOperation
 import attrs
 from dateutil import rrule, tz
 
-from ordercore.errors import InvalidValue, Problem, ValidationFailed
+from ordercore.errors import InvalidValue, Problem, UnknownNode, ValidationFailed
 from ordercore.money import minor_units
 from ordercore.values import GeoPoint, check_aware
 
 __all__ = [
     "Capability",
+    "FulfilmentNetwork",
     "FulfilmentNode",
     "NodeKind",
     "ShippingCost",
@@ -315,3 +316,77 @@ class FulfilmentNode:
     @property
     def offers_pickup(self) -> bool:
         return Capability.PICKUP in self.capabilities
+
+
+class FulfilmentNetwork:
+    """The nodes an application sources from, and which of them are online right now.
+
+    Node definitions are configuration; whether a node is online is operational state that changes at run
+    time (:meth:`set_online`), so this is a small mutable registry held by the application, not a value.
+    """
+
+    def __init__(self, nodes: Iterable[FulfilmentNode]) -> None:
+        listed = list(nodes)
+        problems: list[Problem] = []
+        by_id: dict[str, FulfilmentNode] = {}
+        for i, node in enumerate(listed):
+            if not isinstance(node, FulfilmentNode):
+                problems.append(Problem(f"nodes[{i}]", InvalidValue.code, "must be a FulfilmentNode", node))
+            elif node.node_id in by_id:
+                problems.append(
+                    Problem(f"nodes[{i}].node_id", InvalidValue.code, "is listed twice", node.node_id)
+                )
+            else:
+                by_id[node.node_id] = node
+        currencies = sorted({n.cost.currency for n in by_id.values()})
+        if len(currencies) > 1:
+            problems.append(
+                Problem(
+                    "nodes",
+                    InvalidValue.code,
+                    f"costs must share one currency, found {currencies}",
+                    currencies,
+                )
+            )
+        if problems:
+            raise ValidationFailed(problems, subject="fulfilment network")
+        self._nodes = {k: by_id[k] for k in sorted(by_id)}
+        self._offline: set[str] = set()
+
+    @property
+    def nodes(self) -> tuple[FulfilmentNode, ...]:
+        """Every node, by id."""
+        return tuple(self._nodes.values())
+
+    @property
+    def currency(self) -> str | None:
+        return next(iter(self._nodes.values())).cost.currency if self._nodes else None
+
+    def __len__(self) -> int:
+        return len(self._nodes)
+
+    def __contains__(self, node_id: object) -> bool:
+        return node_id in self._nodes
+
+    def get(self, node_id: str) -> FulfilmentNode:
+        """The node (UnknownNode if there is none)."""
+        try:
+            return self._nodes[node_id]
+        except (KeyError, TypeError):
+            raise UnknownNode(node_id) from None
+
+    def is_online(self, node_id: str) -> bool:
+        self.get(node_id)
+        return node_id not in self._offline
+
+    def set_online(self, node_id: str, online: bool) -> bool:
+        """Mark a node online or offline; returns whether that changed anything."""
+        self.get(node_id)
+        if not isinstance(online, bool):
+            raise InvalidValue("must be true or false", field="online", value=online)
+        was = node_id not in self._offline
+        if online:
+            self._offline.discard(node_id)
+        else:
+            self._offline.add(node_id)
+        return was != online
