@@ -20,7 +20,7 @@ from ordercore.errors import (
     StoreUnavailable,
 )
 from ordercore.events import OrderEvent
-from ordercore.inventory import StockLevel
+from ordercore.inventory import LedgerEntry, StockPosition
 from ordercore.lifecycle import DEFAULT_LIFECYCLE, Lifecycle, State
 from ordercore.order import Order
 from ordercore.ports import OutboxRecord
@@ -45,7 +45,8 @@ class MemoryStore:
         self.lock = threading.RLock()
         self.orders: dict[OrderId, Order] = {}
         self.external_refs: dict[tuple[Channel, str], OrderId] = {}
-        self.stock: dict[tuple[str, Sku], StockLevel] = {}
+        self.stock: dict[tuple[str, Sku], StockPosition] = {}
+        self.ledger: dict[tuple[str, Sku], list[LedgerEntry]] = {}
         self.outbox: list[_OutboxEntry] = []
         self.outbox_index: dict[str, _OutboxEntry] = {}
         self.outbox_position = 0
@@ -98,19 +99,27 @@ class MemoryOrderRepository(StagedOrders):
 
 
 class MemoryInventoryRepository(StagedStock):
-    """Stock levels of one unit; staged levels shadow the committed ones until commit."""
+    """Stock positions of one unit: loaded positions are copies of the committed ones; changes wait for
+    commit."""
 
     def __init__(self, store: MemoryStore) -> None:
         super().__init__()
         self._store = store
 
-    def _load(self, node_id: str, sku: Sku) -> StockLevel | None:
+    def _load(self, node_id: str, sku: Sku) -> StockPosition | None:
         with self._store.lock:
-            return self._store.stock.get((node_id, sku))
+            committed = self._store.stock.get((node_id, sku))
+        return None if committed is None else committed.clone()
 
-    def _load_for_sku(self, sku: Sku) -> list[StockLevel]:
+    def _load_for_skus(self, skus: Sequence[Sku]) -> list[StockPosition]:
+        wanted = set(skus)
         with self._store.lock:
-            return [level for (_, level_sku), level in self._store.stock.items() if level_sku == sku]
+            committed = [p for (_, sku), p in self._store.stock.items() if sku in wanted]
+        return [p.clone() for p in committed]
+
+    def _load_ledger(self, node_id: str, sku: Sku) -> list[LedgerEntry]:
+        with self._store.lock:
+            return list(self._store.ledger.get((node_id, sku), ()))
 
 
 class MemoryOutbox(StagedOutbox):
@@ -145,7 +154,7 @@ class MemoryUnitOfWork(StagedUnitOfWork):
         self,
         changed: Sequence[Order],
         new: AbstractSet[OrderId],
-        levels: Sequence[StockLevel],
+        positions: Sequence[StockPosition],
         published: Sequence[str],
     ) -> None:
         store = self._store
@@ -166,12 +175,14 @@ class MemoryUnitOfWork(StagedUnitOfWork):
                     raise ConcurrencyConflict(
                         order.id, order.persisted_version, None if current is None else current.version
                     )
-            for level in levels:
-                stored = store.stock.get((level.node_id, level.sku))
+            for position in positions:
+                stored = store.stock.get((position.node_id, position.sku))
                 stored_version = 0 if stored is None else stored.version
-                if stored_version != level.version - 1:
+                if stored_version != position.persisted_version:
                     raise ConcurrencyConflict(
-                        f"stock {level.node_id}/{level.sku}", level.version - 1, stored_version
+                        f"stock {position.node_id}/{position.sku}",
+                        position.persisted_version,
+                        None if stored is None else stored.version,
                     )
             for event_id in published:
                 if event_id not in store.outbox_index:
@@ -190,8 +201,12 @@ class MemoryUnitOfWork(StagedUnitOfWork):
                 entry = _OutboxEntry(store.outbox_position, ev)
                 store.outbox.append(entry)
                 store.outbox_index[ev.event_id] = entry
-            for level in levels:
-                store.stock[(level.node_id, level.sku)] = level
+            for position in positions:
+                key = (position.node_id, position.sku)
+                store.ledger.setdefault(key, []).extend(position.new_entries())
+                committed = position.clone()
+                committed.mark_persisted()
+                store.stock[key] = committed
             for event_id in published:
                 store.outbox_index[event_id].published = True
             if published:

@@ -1,7 +1,8 @@
 """PostgreSQL store: the scale-out store for ``postgresql://user@host:port/dbname[?schema=NAME]`` URLs.
 
 Orders are stored whole, as JSONB, next to indexed columns (id, channel and external reference, status,
-version); a commit writes the orders, their new events (to the outbox) and stock levels in one transaction,
+version); a commit writes the orders, their new events (to the outbox), stock positions and their new
+ledger entries in one transaction,
 with the same optimistic version checks as the in-memory and SQLite stores. The driver is psycopg 3.
 """
 

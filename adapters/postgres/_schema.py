@@ -1,22 +1,35 @@
-"""The PostgreSQL schema: tables for orders, stock levels and the outbox, versioned by ``schema_version``.
+"""The PostgreSQL schema: tables for orders, stock positions, their ledger and the outbox, versioned by
+``schema_version``.
 
 Whole aggregates are stored as JSONB (``body``); the other columns exist to index, filter and check
 versions. Identifiers use the "C" collation so that ordering and paging by id match the other stores
-(code point order) whatever the database's locale.
+(code point order) whatever the database's locale. The stock ledger is append-only: a trigger refuses to
+change or delete its rows.
+
+Versions: 1 had orders, the outbox and stock levels; 2 stores stock positions (the JSON of
+``StockPosition``) next to their ledger (``stock_ledger``). Opening a version 1 schema upgrades it in one
+transaction: each stock level becomes a position whose ledger opens with what the level held (see
+:func:`ordercore.storage.upgrade_stock_level`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
+import cattrs
 import psycopg
 from psycopg import sql
 
 from ordercore.errors import StoreUnavailable
+from ordercore.inventory import StockPosition
+from ordercore.serialization import make_converter, to_json
+from ordercore.storage import upgrade_stock_level
 
-__all__ = ["DEFAULT_SCHEMA", "SCHEMA_VERSION", "ensure_schema"]
+__all__ = ["DEFAULT_SCHEMA", "INSERT_LEDGER", "SCHEMA_VERSION", "ensure_schema", "ledger_rows"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 DEFAULT_SCHEMA = "ordercore"
 
 _VERSION_TABLE = """
@@ -26,7 +39,7 @@ _VERSION_TABLE = """
     )
 """
 
-_TABLES = (
+_VERSION_1 = (
     """
     CREATE TABLE IF NOT EXISTS orders (
         id           TEXT COLLATE "C" PRIMARY KEY,
@@ -63,8 +76,95 @@ _TABLES = (
 )
 
 
-def ensure_schema(conn: psycopg.Connection[Any], schema: str, where: str) -> None:
-    """Create the schema and its tables if missing (idempotent), in one transaction; refuse a newer schema.
+_VERSION_2 = (
+    """
+    CREATE TABLE IF NOT EXISTS stock_ledger (
+        node_id  TEXT COLLATE "C" NOT NULL,
+        sku      TEXT COLLATE "C" NOT NULL,
+        sequence INTEGER     NOT NULL,
+        kind     TEXT        NOT NULL,
+        quantity INTEGER     NOT NULL,
+        at       TIMESTAMPTZ NOT NULL,
+        key      TEXT        NOT NULL DEFAULT '',
+        body     JSONB       NOT NULL,
+        PRIMARY KEY (node_id, sku, sequence),
+        FOREIGN KEY (node_id, sku) REFERENCES stock (node_id, sku)
+    )
+    """,
+    """
+    CREATE OR REPLACE FUNCTION stock_ledger_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        RAISE EXCEPTION 'the stock ledger is append-only';
+    END
+    $$
+    """,
+    """
+    CREATE TRIGGER stock_ledger_append_only BEFORE UPDATE OR DELETE ON stock_ledger
+    FOR EACH ROW EXECUTE FUNCTION stock_ledger_append_only()
+    """,
+)
+
+INSERT_LEDGER = (
+    "INSERT INTO stock_ledger (node_id, sku, sequence, kind, quantity, at, key, body)"
+    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s::jsonb)"
+)
+
+
+def ledger_rows(position: StockPosition, converter: cattrs.Converter) -> list[tuple[Any, ...]]:
+    """The rows of ``position``'s new ledger entries, for :data:`INSERT_LEDGER`."""
+    return [
+        (
+            e.node_id,
+            e.sku.value,
+            e.sequence,
+            e.kind.value,
+            e.quantity,
+            e.at,
+            e.key,
+            to_json(e, converter=converter),
+        )
+        for e in position.new_entries()
+    ]
+
+
+Connection = psycopg.Connection[Any]
+
+
+def _create(statements: tuple[str, ...]) -> Callable[[Connection, str], None]:
+    def step(conn: Connection, where: str) -> None:
+        for statement in statements:
+            conn.execute(statement)
+
+    return step
+
+
+def _stock_positions(conn: Connection, where: str) -> None:
+    """Version 2: the ledger table, and every stock level converted into a position with its ledger."""
+    _create(_VERSION_2)(conn, where)
+    rows = conn.execute("SELECT node_id, sku, body::text FROM stock ORDER BY node_id, sku").fetchall()
+    if not rows:
+        return
+    converter = make_converter()
+    at = datetime.now(UTC)
+    for node_id, sku, body in rows:
+        position = upgrade_stock_level(body, at=at, what=f"{where}: stock {node_id}/{sku}")
+        conn.execute(
+            "UPDATE stock SET version = %s, body = %s::jsonb WHERE node_id = %s AND sku = %s",
+            (position.version, to_json(position, converter=converter), node_id, sku),
+        )
+        with conn.cursor() as cursor:
+            cursor.executemany(INSERT_LEDGER, ledger_rows(position, converter))
+
+
+# the step that brings a schema to each version, from the one before
+_STEPS: dict[int, Callable[[Connection, str], None]] = {
+    1: _create(_VERSION_1),
+    2: _stock_positions,
+}
+
+
+def ensure_schema(conn: Connection, schema: str, where: str) -> None:
+    """Create or upgrade the schema to :data:`SCHEMA_VERSION`, in one transaction; refuse a newer schema.
 
     A transaction-scoped advisory lock keyed by the schema name serialises stores opening at the same time,
     since concurrent ``CREATE ... IF NOT EXISTS`` statements can still collide in PostgreSQL.
@@ -79,8 +179,8 @@ def ensure_schema(conn: psycopg.Connection[Any], schema: str, where: str) -> Non
             raise StoreUnavailable(
                 f"{where} has schema version {found}; this adapter knows version {SCHEMA_VERSION} at most"
             )
-        for statement in _TABLES:
-            conn.execute(statement)
+        for version in range(found + 1, SCHEMA_VERSION + 1):
+            _STEPS[version](conn, where)
         if row is None:
             conn.execute("INSERT INTO schema_version (version) VALUES (%s)", (SCHEMA_VERSION,))
         elif found < SCHEMA_VERSION:

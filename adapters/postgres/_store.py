@@ -71,7 +71,7 @@ def parse_url(url: str) -> PostgresTarget:
 
 
 class PostgresStore:
-    """A PostgreSQL schema holding orders, stock levels and the outbox.
+    """A PostgreSQL schema holding orders, stock positions with their ledger, and the outbox.
 
     Each unit of work opens its own connection on first use and closes it when the unit ends, so units never
     share a session; the store remembers the connections it handed out and closes them in :meth:`close`.

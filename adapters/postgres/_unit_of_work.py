@@ -16,13 +16,14 @@ from ordercore.errors import (
     StoreUnavailable,
 )
 from ordercore.events import OrderEvent
-from ordercore.inventory import StockLevel
+from ordercore.inventory import LedgerEntry, StockPosition
 from ordercore.lifecycle import State
 from ordercore.order import Order
 from ordercore.ports import OutboxRecord
 from ordercore.serialization import to_json
 from ordercore.storage import StagedOrders, StagedOutbox, StagedStock, StagedUnitOfWork, decode_stored
 from ordercore.values import Channel, OrderId, Sku
+from ordercore_adapters.postgres._schema import INSERT_LEDGER, ledger_rows
 
 if TYPE_CHECKING:
     from ordercore_adapters.postgres._store import PostgresStore
@@ -78,25 +79,38 @@ class PostgresOrderRepository(StagedOrders):
 
 
 class PostgresInventoryRepository(StagedStock):
-    """Stock levels of one unit; staged levels shadow the stored ones until commit."""
+    """Stock positions of one unit: loaded positions are decoded from JSON, hence copies; changes wait
+    for commit."""
 
     def __init__(self, uow: PostgresUnitOfWork) -> None:
         super().__init__()
         self._uow = uow
 
-    def _load(self, node_id: str, sku: Sku) -> StockLevel | None:
+    def _load(self, node_id: str, sku: Sku) -> StockPosition | None:
         with self._uow.db() as conn:
             row = conn.execute(
                 "SELECT body::text FROM stock WHERE node_id = %s AND sku = %s", (node_id, sku.value)
             ).fetchone()
-        return None if row is None else self._uow.decode(row[0], StockLevel, f"stock {node_id}/{sku}")
+        return None if row is None else self._uow.decode(row[0], StockPosition, f"stock {node_id}/{sku}")
 
-    def _load_for_sku(self, sku: Sku) -> list[StockLevel]:
+    def _load_for_skus(self, skus: Sequence[Sku]) -> list[StockPosition]:
         with self._uow.db() as conn:
             rows = conn.execute(
-                "SELECT node_id, body::text FROM stock WHERE sku = %s", (sku.value,)
+                "SELECT node_id, sku, body::text FROM stock WHERE sku = ANY(%s)", ([s.value for s in skus],)
             ).fetchall()
-        return [self._uow.decode(body, StockLevel, f"stock {node_id}/{sku}") for node_id, body in rows]
+        return [
+            self._uow.decode(body, StockPosition, f"stock {node_id}/{sku}") for node_id, sku, body in rows
+        ]
+
+    def _load_ledger(self, node_id: str, sku: Sku) -> list[LedgerEntry]:
+        with self._uow.db() as conn:
+            rows = conn.execute(
+                "SELECT sequence, body::text FROM stock_ledger WHERE node_id = %s AND sku = %s ORDER BY sequence",
+                (node_id, sku.value),
+            ).fetchall()
+        return [
+            self._uow.decode(body, LedgerEntry, f"stock {node_id}/{sku} entry {seq}") for seq, body in rows
+        ]
 
 
 class PostgresOutbox(StagedOutbox):
@@ -163,15 +177,15 @@ class PostgresUnitOfWork(StagedUnitOfWork):
         self,
         changed: Sequence[Order],
         new: AbstractSet[OrderId],
-        levels: Sequence[StockLevel],
+        positions: Sequence[StockPosition],
         published: Sequence[str],
     ) -> None:
         # rows come in key order, so concurrent commits take their row locks in the same order
         with self.db() as conn, conn.transaction():
             for order in changed:
                 self._write_order(conn, order, new=order.id in new)
-            for level in levels:
-                self._write_level(conn, level)
+            for position in positions:
+                self._write_position(conn, position)
             for event_id in published:
                 self._mark_published(conn, event_id)
 
@@ -225,26 +239,29 @@ class PostgresUnitOfWork(StagedUnitOfWork):
             existing_order_id=None if row is None else OrderId(row[0]),
         )
 
-    def _write_level(self, conn: Connection, level: StockLevel) -> None:
-        key = (level.node_id, level.sku.value)
-        expected = level.version - 1
-        body = to_json(level, converter=self._store.converter)
+    def _write_position(self, conn: Connection, position: StockPosition) -> None:
+        key = (position.node_id, position.sku.value)
+        expected = position.persisted_version
+        converter = self._store.converter
+        body = to_json(position, converter=converter)
         if expected == 0:
             cursor = conn.execute(
                 "INSERT INTO stock (node_id, sku, version, body) VALUES (%s, %s, %s, %s::jsonb)"
                 " ON CONFLICT DO NOTHING",
-                (*key, level.version, body),
+                (*key, position.version, body),
             )
         else:
             cursor = conn.execute(
                 "UPDATE stock SET version = %s, body = %s::jsonb WHERE node_id = %s AND sku = %s AND version = %s",
-                (level.version, body, *key, expected),
+                (position.version, body, *key, expected),
             )
         if cursor.rowcount != 1:
             row = conn.execute("SELECT version FROM stock WHERE node_id = %s AND sku = %s", key).fetchone()
             raise ConcurrencyConflict(
-                f"stock {level.node_id}/{level.sku}", expected, 0 if row is None else row[0]
+                f"stock {position.node_id}/{position.sku}", expected, None if row is None else row[0]
             )
+        with conn.cursor() as cursor:
+            cursor.executemany(INSERT_LEDGER, ledger_rows(position, converter))
 
     @staticmethod
     def _mark_published(conn: Connection, event_id: str) -> None:

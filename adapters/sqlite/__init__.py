@@ -1,7 +1,8 @@
 """SQLite store: the embedded store for ``sqlite:///path.db`` (a file) and ``sqlite://:memory:`` URLs.
 
 Orders are stored whole, as JSON, next to indexed columns (id, channel and external reference, status,
-version); a commit writes the orders, their new events (to the outbox) and stock levels in one transaction,
+version); a commit writes the orders, their new events (to the outbox), stock positions and their new
+ledger entries in one transaction,
 with the same optimistic version checks as the in-memory store. Only the standard library's sqlite3 is used.
 """
 

@@ -51,7 +51,7 @@ def parse_url(url: str) -> str | None:
 
 
 class SqliteStore:
-    """A SQLite database holding orders, stock levels and the outbox.
+    """A SQLite database holding orders, stock positions with their ledger, and the outbox.
 
     A file database gives each unit of work its own connection; an in-memory database exists only inside
     its one connection, so every unit shares it, one statement (or one commit) at a time.

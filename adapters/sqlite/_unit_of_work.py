@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Iterator, Sequence
 from collections.abc import Set as AbstractSet
@@ -15,13 +16,14 @@ from ordercore.errors import (
     StoreUnavailable,
 )
 from ordercore.events import OrderEvent
-from ordercore.inventory import StockLevel
+from ordercore.inventory import LedgerEntry, StockPosition
 from ordercore.lifecycle import State
 from ordercore.order import Order
 from ordercore.ports import OutboxRecord
 from ordercore.serialization import to_json
 from ordercore.storage import StagedOrders, StagedOutbox, StagedStock, StagedUnitOfWork, decode_stored
 from ordercore.values import Channel, OrderId, Sku
+from ordercore_adapters.sqlite._schema import INSERT_LEDGER, ledger_rows
 
 if TYPE_CHECKING:
     from ordercore_adapters.sqlite._store import Connection, SqliteStore
@@ -73,23 +75,40 @@ class SqliteOrderRepository(StagedOrders):
 
 
 class SqliteInventoryRepository(StagedStock):
-    """Stock levels of one unit; staged levels shadow the stored ones until commit."""
+    """Stock positions of one unit: loaded positions are decoded from JSON, hence copies; changes wait
+    for commit."""
 
     def __init__(self, uow: SqliteUnitOfWork) -> None:
         super().__init__()
         self._uow = uow
 
-    def _load(self, node_id: str, sku: Sku) -> StockLevel | None:
+    def _load(self, node_id: str, sku: Sku) -> StockPosition | None:
         with self._uow.db() as conn:
             row = conn.execute(
                 "SELECT body FROM stock WHERE node_id = ? AND sku = ?", (node_id, sku.value)
             ).fetchone()
-        return None if row is None else self._uow.decode(row[0], StockLevel, f"stock {node_id}/{sku}")
+        return None if row is None else self._uow.decode(row[0], StockPosition, f"stock {node_id}/{sku}")
 
-    def _load_for_sku(self, sku: Sku) -> list[StockLevel]:
+    def _load_for_skus(self, skus: Sequence[Sku]) -> list[StockPosition]:
+        # one statement whatever the number of SKUs: they travel as one JSON array
         with self._uow.db() as conn:
-            rows = conn.execute("SELECT node_id, body FROM stock WHERE sku = ?", (sku.value,)).fetchall()
-        return [self._uow.decode(body, StockLevel, f"stock {node_id}/{sku}") for node_id, body in rows]
+            rows = conn.execute(
+                "SELECT node_id, sku, body FROM stock WHERE sku IN (SELECT value FROM json_each(?))",
+                (json.dumps([s.value for s in skus]),),
+            ).fetchall()
+        return [
+            self._uow.decode(body, StockPosition, f"stock {node_id}/{sku}") for node_id, sku, body in rows
+        ]
+
+    def _load_ledger(self, node_id: str, sku: Sku) -> list[LedgerEntry]:
+        with self._uow.db() as conn:
+            rows = conn.execute(
+                "SELECT sequence, body FROM stock_ledger WHERE node_id = ? AND sku = ? ORDER BY sequence",
+                (node_id, sku.value),
+            ).fetchall()
+        return [
+            self._uow.decode(body, LedgerEntry, f"stock {node_id}/{sku} entry {seq}") for seq, body in rows
+        ]
 
 
 class SqliteOutbox(StagedOutbox):
@@ -152,7 +171,7 @@ class SqliteUnitOfWork(StagedUnitOfWork):
         self,
         changed: Sequence[Order],
         new: AbstractSet[OrderId],
-        levels: Sequence[StockLevel],
+        positions: Sequence[StockPosition],
         published: Sequence[str],
     ) -> None:
         with self.db() as conn:
@@ -160,8 +179,8 @@ class SqliteUnitOfWork(StagedUnitOfWork):
             try:
                 for order in changed:
                     self._write_order(conn, order, new=order.id in new)
-                for level in levels:
-                    self._write_level(conn, level)
+                for position in positions:
+                    self._write_position(conn, position)
                 for event_id in published:
                     self._mark_published(conn, event_id)
                 conn.execute("COMMIT")
@@ -219,23 +238,29 @@ class SqliteUnitOfWork(StagedUnitOfWork):
             existing_order_id=None if row is None else OrderId(row[0]),
         )
 
-    def _write_level(self, conn: sqlite3.Connection, level: StockLevel) -> None:
-        key = (level.node_id, level.sku.value)
+    def _write_position(self, conn: sqlite3.Connection, position: StockPosition) -> None:
+        key = (position.node_id, position.sku.value)
         row = conn.execute("SELECT version FROM stock WHERE node_id = ? AND sku = ?", key).fetchone()
         stored = 0 if row is None else row[0]
-        if stored != level.version - 1:
-            raise ConcurrencyConflict(f"stock {level.node_id}/{level.sku}", level.version - 1, stored)
-        body = to_json(level, converter=self._store.converter)
+        if stored != position.persisted_version:
+            raise ConcurrencyConflict(
+                f"stock {position.node_id}/{position.sku}",
+                position.persisted_version,
+                None if row is None else stored,
+            )
+        converter = self._store.converter
+        body = to_json(position, converter=converter)
         if row is None:
             conn.execute(
                 "INSERT INTO stock (node_id, sku, version, body) VALUES (?, ?, ?, ?)",
-                (*key, level.version, body),
+                (*key, position.version, body),
             )
         else:
             conn.execute(
                 "UPDATE stock SET version = ?, body = ? WHERE node_id = ? AND sku = ?",
-                (level.version, body, *key),
+                (position.version, body, *key),
             )
+        conn.executemany(INSERT_LEDGER, ledger_rows(position, converter))
 
     @staticmethod
     def _mark_published(conn: sqlite3.Connection, event_id: str) -> None:

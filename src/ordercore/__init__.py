@@ -28,6 +28,7 @@ from ordercore.errors import (
     QuantityExceeded,
     ReservationConflict,
     SourcingFailed,
+    StockNotFound,
     StoreUnavailable,
     UnknownNode,
     UnknownStore,
@@ -58,7 +59,20 @@ from ordercore.events import (
     WaitingUnits,
 )
 from ordercore.ids import SequentialIds, UuidIds
-from ordercore.inventory import StockLevel
+from ordercore.inventory import (
+    Availability,
+    EntryKind,
+    LedgerEntry,
+    NetworkAvailability,
+    Reservation,
+    ReservationKind,
+    StockPosition,
+    Supply,
+    SupplyKind,
+    network_availability,
+    network_available,
+    network_earliest,
+)
 from ordercore.lifecycle import (
     DEFAULT_LIFECYCLE,
     Guard,
@@ -115,6 +129,7 @@ from ordercore.values import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "StockNotFound",
     "ReservationConflict",
     "SourcingFailed",
     "UnknownNode",
@@ -129,6 +144,7 @@ __all__ = [
     "Address",
     "Adjustment",
     "AllocateLines",
+    "Availability",
     "BackorderLines",
     "CancelLines",
     "CancelOrder",
@@ -144,6 +160,7 @@ __all__ = [
     "CustomerRef",
     "DeliveryRecorded",
     "DuplicateOrder",
+    "EntryKind",
     "EventHandlerFailed",
     "FireTrigger",
     "GeoPoint",
@@ -162,6 +179,7 @@ __all__ = [
     "InvalidQuantity",
     "InvalidTimestamp",
     "InvalidValue",
+    "LedgerEntry",
     "Lifecycle",
     "LifecycleDefinitionError",
     "LineId",
@@ -177,6 +195,7 @@ __all__ = [
     "ManualClock",
     "MessageBus",
     "Money",
+    "NetworkAvailability",
     "NewLine",
     "NotFound",
     "Order",
@@ -200,6 +219,8 @@ __all__ = [
     "RejectOrder",
     "ReleaseHold",
     "ReleaseToFulfilment",
+    "Reservation",
+    "ReservationKind",
     "ReturnRecorded",
     "SequentialIds",
     "Services",
@@ -208,7 +229,9 @@ __all__ = [
     "Sku",
     "State",
     "StatusChanged",
-    "StockLevel",
+    "StockPosition",
+    "Supply",
+    "SupplyKind",
     "StoreUnavailable",
     "SystemClock",
     "TaxLine",
@@ -223,6 +246,9 @@ __all__ = [
     "configure_converter",
     "derive_status",
     "make_converter",
+    "network_availability",
+    "network_available",
+    "network_earliest",
     "open_store",
     "sum_money",
 ]

@@ -35,6 +35,7 @@ __all__ = [
     "QuantityExceeded",
     "ReservationConflict",
     "SourcingFailed",
+    "StockNotFound",
     "StoreUnavailable",
     "UnknownNode",
     "UnknownStore",
@@ -304,6 +305,17 @@ class UnknownNode(NotFound):
     def __init__(self, node_id: object) -> None:
         super().__init__(f"no fulfilment node {node_id!r}")
         self.node_id = node_id
+
+
+class StockNotFound(NotFound):
+    """The node keeps no stock position for the SKU."""
+
+    code: ClassVar[str] = "stock_not_found"
+
+    def __init__(self, node_id: object, sku: object) -> None:
+        super().__init__(f"{node_id} keeps no stock of {sku}")
+        self.node_id = node_id
+        self.sku = sku
 
 
 class SourcingFailed(OrderCoreError):

@@ -8,7 +8,7 @@ contract suites in :mod:`ordercore.testing` check any implementation.
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime
 from types import TracebackType
 from typing import Protocol, Self, runtime_checkable
@@ -16,15 +16,16 @@ from typing import Protocol, Self, runtime_checkable
 import attrs
 
 from ordercore.events import LineQty, OrderEvent
-from ordercore.inventory import StockLevel
+from ordercore.inventory import LedgerEntry, StockPosition
 from ordercore.lifecycle import State
 from ordercore.lines import TaxLine
 from ordercore.money import Money
 from ordercore.order import Order
-from ordercore.values import Address, Channel, CustomerId, CustomerRef, LineId, OrderId, Sku
+from ordercore.values import Address, Channel, CustomerId, CustomerRef, GeoPoint, LineId, OrderId, Sku
 
 __all__ = [
     "Clock",
+    "Geocoder",
     "CrmGateway",
     "ErpGateway",
     "EventPublisher",
@@ -100,15 +101,30 @@ class OrderRepository(Protocol):
 
 
 class InventoryRepository(Protocol):
-    """Stock levels per fulfilment node and SKU, with optimistic concurrency on each record."""
+    """Stock positions per fulfilment node and SKU, and their append-only ledgers, inside a unit of work.
+    Positions read in a unit are kept (later reads return the same object); changes become visible to
+    others only when the unit commits."""
 
-    def get(self, node_id: str, sku: Sku) -> StockLevel | None: ...
+    def get(self, node_id: str, sku: Sku) -> StockPosition | None:
+        """The position of ``sku`` at ``node_id``, or None."""
+        ...
 
-    def for_sku(self, sku: Sku) -> list[StockLevel]: ...
+    def for_sku(self, sku: Sku) -> list[StockPosition]:
+        """Every position of ``sku``, sorted by node id."""
+        ...
 
-    def save(self, level: StockLevel) -> None:
-        """Stage ``level``. At commit, ConcurrencyConflict unless the stored record is at
-        ``level.version - 1`` (or absent, for version 1)."""
+    def for_skus(self, skus: Iterable[Sku]) -> list[StockPosition]:
+        """Every position of any of ``skus``, read in one query, sorted by SKU then node id."""
+        ...
+
+    def save(self, position: StockPosition) -> None:
+        """Stage ``position``. At commit its new ledger entries are appended and the position stored;
+        ConcurrencyConflict unless the stored position is still at ``position.persisted_version`` (absent,
+        for a new one)."""
+        ...
+
+    def ledger(self, node_id: str, sku: Sku) -> list[LedgerEntry]:
+        """The committed ledger of the position, in sequence order (empty when there is none)."""
         ...
 
 
@@ -314,3 +330,10 @@ class Notifier(Protocol):
     """Sends messages to customers (e-mail, SMS, push)."""
 
     def notify(self, notification: Notification) -> None: ...
+
+
+class Geocoder(Protocol):
+    """Coordinates of an address, for distance-based sourcing of addresses that arrive without them.
+    Returns None when the address cannot be located."""
+
+    def locate(self, address: Address) -> GeoPoint | None: ...

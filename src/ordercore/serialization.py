@@ -39,6 +39,7 @@ from ordercore.errors import (
     ValidationFailed,
 )
 from ordercore.events import EVENT_TYPES, LineQty, NodeAllocation, NodeRejected, OrderEvent, WaitingUnits
+from ordercore.inventory import StockPosition
 from ordercore.lifecycle import DEFAULT_LIFECYCLE, Lifecycle, State, Trigger
 from ordercore.lines import LineQuantities, OrderLine
 from ordercore.money import Money, minor_units
@@ -207,6 +208,27 @@ def configure_converter(
         ),
     )
     conv.register_structure_hook(Order, structure_order)
+
+    # a stock position: its state, without the persistence bookkeeping (the ledger is stored apart)
+    position_unstructure = make_dict_unstructure_fn(
+        StockPosition, conv, persisted_version=override(omit=True), _recorded=override(omit=True)
+    )
+    position_structure = make_dict_structure_fn(
+        StockPosition,
+        conv,
+        _cattrs_forbid_extra_keys=True,
+        persisted_version=override(omit=True),
+        _recorded=override(omit=True),
+    )
+
+    @_objects_only
+    def structure_position(data: Any, _: Any) -> StockPosition:
+        position = position_structure(data, StockPosition)
+        position.persisted_version = position.version
+        return position
+
+    conv.register_unstructure_hook(StockPosition, position_unstructure)
+    conv.register_structure_hook(StockPosition, structure_position)
 
 
 # -- hooks ------------------------------------------------------------------------------------------------

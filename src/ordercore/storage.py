@@ -1,6 +1,6 @@
 """What every store adapter's repositories share: staging changes inside a unit of work.
 
-A unit of work hands out orders and stock levels that the caller may change; nothing reaches the store
+A unit of work hands out orders and stock positions that the caller may change; nothing reaches the store
 before ``commit``. These bases keep the staged objects, and a store fills in how to read what is stored
 (``_load``...) and how to write at commit. The in-memory, SQLite and PostgreSQL stores all build on them;
 so can an integrator's own store.
@@ -8,22 +8,31 @@ so can an integrator's own store.
 
 from __future__ import annotations
 
+import json
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from collections.abc import Set as AbstractSet
+from datetime import datetime
 from types import TracebackType
-from typing import Self, TypeVar
+from typing import Any, Self, TypeVar
 
 import cattrs
 
 from ordercore.errors import DuplicateOrder, InvalidValue, OrderCoreError, OrderNotFound, StoreUnavailable
-from ordercore.inventory import StockLevel
+from ordercore.inventory import EntryKind, LedgerEntry, StockPosition
 from ordercore.order import Order
 from ordercore.ports import OutboxRecord
 from ordercore.serialization import from_json
 from ordercore.values import Channel, OrderId, Sku
 
-__all__ = ["StagedOrders", "StagedOutbox", "StagedStock", "StagedUnitOfWork", "decode_stored"]
+__all__ = [
+    "StagedOrders",
+    "StagedOutbox",
+    "StagedStock",
+    "StagedUnitOfWork",
+    "decode_stored",
+    "upgrade_stock_level",
+]
 
 T = TypeVar("T")
 
@@ -99,38 +108,74 @@ class StagedOrders(ABC):
 
 
 class StagedStock(ABC):
-    """An inventory repository's staging: saved levels shadow the stored ones until commit."""
+    """An inventory repository's staging: positions read in this unit are kept (later reads return the
+    same object), saved ones wait for the commit, and positions with new ledger entries are written."""
 
     def __init__(self) -> None:
-        self.staged: dict[tuple[str, Sku], StockLevel] = {}
+        self.staged: dict[tuple[str, Sku], StockPosition] = {}
+
+    # -- what a store provides ------------------------------------------------------------------------------
+    @abstractmethod
+    def _load(self, node_id: str, sku: Sku) -> StockPosition | None:
+        """The stored position, as an object of its own (a copy), or None."""
 
     @abstractmethod
-    def _load(self, node_id: str, sku: Sku) -> StockLevel | None:
-        """The stored level, or None."""
+    def _load_for_skus(self, skus: Sequence[Sku]) -> list[StockPosition]:
+        """Every stored position of any of ``skus`` (distinct, at least one), in one read."""
 
     @abstractmethod
-    def _load_for_sku(self, sku: Sku) -> list[StockLevel]:
-        """Every stored level of ``sku``."""
+    def _load_ledger(self, node_id: str, sku: Sku) -> list[LedgerEntry]:
+        """The stored ledger of a position, in sequence order."""
 
-    def get(self, node_id: str, sku: Sku) -> StockLevel | None:
-        key = (node_id, sku)
-        if key in self.staged:
-            return self.staged[key]
-        return self._load(node_id, sku)
+    # -- the repository ------------------------------------------------------------------------------------
+    def get(self, node_id: str, sku: Sku) -> StockPosition | None:
+        key = (node_id, _sku(sku))
+        staged = self.staged.get(key)
+        if staged is not None:
+            return staged
+        position = self._load(node_id, sku)
+        if position is not None:
+            self.staged[key] = position
+        return position
 
-    def for_sku(self, sku: Sku) -> list[StockLevel]:
-        levels = {(level.node_id, level.sku): level for level in self._load_for_sku(sku)}
-        levels.update({k: v for k, v in self.staged.items() if k[1] == sku})
-        return [levels[k] for k in sorted(levels, key=lambda k: k[0])]
+    def for_sku(self, sku: Sku) -> list[StockPosition]:
+        return self.for_skus([sku])
 
-    def save(self, level: StockLevel) -> None:
-        if not isinstance(level, StockLevel):
-            raise InvalidValue("must be a StockLevel", field="level", value=level)
-        self.staged[(level.node_id, level.sku)] = level
+    def for_skus(self, skus: Iterable[Sku]) -> list[StockPosition]:
+        if isinstance(skus, Sku | str | bytes) or not isinstance(skus, Iterable):
+            raise InvalidValue("must be an iterable of Sku", field="skus", value=skus)
+        wanted = sorted({_sku(s, "skus") for s in skus}, key=lambda s: s.value)
+        if not wanted:
+            return []
+        for position in self._load_for_skus(wanted):
+            self.staged.setdefault((position.node_id, position.sku), position)
+        chosen = set(wanted)
+        return [
+            self.staged[k] for k in sorted(self.staged, key=lambda k: (k[1].value, k[0])) if k[1] in chosen
+        ]
 
-    def changed(self) -> list[StockLevel]:
-        """Levels to write at commit, in key order."""
-        return [self.staged[k] for k in sorted(self.staged, key=lambda k: (k[0], k[1].value))]
+    def save(self, position: StockPosition) -> None:
+        if not isinstance(position, StockPosition):
+            raise InvalidValue("must be a StockPosition", field="position", value=position)
+        self.staged[(position.node_id, position.sku)] = position
+
+    def ledger(self, node_id: str, sku: Sku) -> list[LedgerEntry]:
+        return self._load_ledger(node_id, _sku(sku))
+
+    def changed(self) -> list[StockPosition]:
+        """Positions to write at commit (those with new ledger entries), in (node id, SKU) order so that
+        concurrent commits touch rows in the same order."""
+        return [
+            p
+            for k, p in sorted(self.staged.items(), key=lambda item: (item[0][0], item[0][1].value))
+            if p.new_entries()
+        ]
+
+
+def _sku(value: object, field: str = "sku") -> Sku:
+    if not isinstance(value, Sku):
+        raise InvalidValue("must be a Sku", field=field, value=value)
+    return value
 
 
 class StagedOutbox(ABC):
@@ -172,11 +217,12 @@ class StagedUnitOfWork(ABC):
         self,
         orders: Sequence[Order],
         new: AbstractSet[OrderId],
-        levels: Sequence[StockLevel],
+        positions: Sequence[StockPosition],
         published: Sequence[str],
     ) -> None:
         """Store ``orders`` (those in ``new`` are inserted) with their new events in the outbox, the stock
-        ``levels``, and the ``published`` marks: all of it, or raise and store nothing."""
+        ``positions`` with their new ledger entries (each checked to be stored at its
+        ``persisted_version``), and the ``published`` marks: all of it, or raise and store nothing."""
 
     def _release(self) -> None:
         """Give back what the unit holds (a connection, say) when its ``with`` block ends."""
@@ -198,12 +244,14 @@ class StagedUnitOfWork(ABC):
 
     def commit(self) -> None:
         changed = self.orders.changed()
-        levels = self.inventory.changed()
+        positions = self.inventory.changed()
         published = self.outbox.changed()
-        if changed or levels or published:
-            self._write(changed, self.orders.new, levels, published)
+        if changed or positions or published:
+            self._write(changed, self.orders.new, positions, published)
         for order in changed:
             order.persisted_version = order.version
+        for position in positions:
+            position.mark_persisted()
         self._reset()
 
     def rollback(self) -> None:
@@ -217,3 +265,46 @@ def decode_stored(body: str | bytes, cls: type[T], converter: cattrs.Converter, 
         return from_json(body, cls, converter=converter)
     except OrderCoreError as e:
         raise StoreUnavailable(f"{what} cannot be read: {e}") from e
+
+
+def upgrade_stock_level(body: str | bytes, *, at: datetime, what: str = "stock level") -> StockPosition:
+    """A stock level stored by schema 1 (the JSON of the former ``StockLevel``) as a position whose ledger
+    opens with what it held: OPENED with its units on hand, SAFETY_STOCK_SET when it kept safety stock, and
+    one hard reservation (key ``schema-1``) for the units it had reserved, which schema 1 did not tie to
+    orders. Stores call this when they upgrade; an unreadable level is a store failure."""
+    try:
+        data: Any = json.loads(body)
+        node_id, sku = data["node_id"], Sku(data["sku"])
+        on_hand, reserved, safety = data["on_hand"], data.get("reserved", 0), data.get("safety_stock", 0)
+        reason = "carried over from schema 1"
+        entries = [
+            LedgerEntry(
+                node_id,
+                sku,
+                1,
+                EntryKind.OPENED,
+                on_hand,
+                at,
+                reason,
+                backorderable=data.get("backorderable", False),
+            )
+        ]
+        if safety:
+            entries.append(LedgerEntry(node_id, sku, 2, EntryKind.SAFETY_STOCK_SET, safety, at, reason))
+        if reserved:
+            entries.append(
+                LedgerEntry(
+                    node_id,
+                    sku,
+                    len(entries) + 1,
+                    EntryKind.RESERVED,
+                    reserved,
+                    at,
+                    reason,
+                    key="schema-1",
+                    reference="schema-1",
+                )
+            )
+        return StockPosition.replay(entries)
+    except (OrderCoreError, ValueError, TypeError, KeyError) as e:
+        raise StoreUnavailable(f"{what} cannot be upgraded: {e}") from e

@@ -7,6 +7,7 @@ Each test works in a fresh schema of the server named by ``ORDERCORE_TEST_POSTGR
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
 from collections.abc import Iterator
@@ -28,15 +29,18 @@ from ordercore import (
     OrderStatus,
     RecordShipment,
     SequentialIds,
-    StockLevel,
+    StockPosition,
     StoreUnavailable,
     UnknownStore,
     bootstrap,
 )
 from ordercore import open_store as open_any_store
+from ordercore.inventory import EntryKind, ReservationKind
 from ordercore.ports import Store
 from ordercore.testing.contracts import StoreContract
+from ordercore.values import Sku
 from ordercore_adapters.postgres import SCHEMA_VERSION, PostgresStore, open_store, parse_url
+from ordercore_adapters.postgres._schema import _VERSION_1, _VERSION_TABLE
 from tests.unit.factories import ACTOR, AT, make_order, place_command
 
 SERVER_URL = os.environ.get("ORDERCORE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -156,9 +160,9 @@ def test_the_schema_is_created_versioned_and_a_newer_one_is_refused(
     open_store(url).close()  # opening again is harmless
     schema = sql.Identifier(schema_of(url))
     rows = admin.execute(sql.SQL("SELECT version FROM {}.schema_version").format(schema)).fetchall()
-    assert rows == [(SCHEMA_VERSION,)] and SCHEMA_VERSION == 1
-    admin.execute(sql.SQL("UPDATE {}.schema_version SET version = 2").format(schema))
-    with pytest.raises(StoreUnavailable, match="schema version 2"):
+    assert rows == [(SCHEMA_VERSION,)] and SCHEMA_VERSION == 2
+    admin.execute(sql.SQL("UPDATE {}.schema_version SET version = 3").format(schema))
+    with pytest.raises(StoreUnavailable, match="schema version 3"):
         open_store(url)
 
 
@@ -212,7 +216,7 @@ def test_two_stores_on_one_schema_see_each_others_commits(url: str) -> None:
         add(a, make_order(order_id="O-1"))
         assert load(b, "O-1") == load(a, "O-1")
         with b.unit_of_work() as uow:
-            uow.inventory.save(StockLevel(node_id="WH-1", sku=make_order().lines[0].sku, on_hand=5))
+            uow.inventory.save(StockPosition.open("WH-1", make_order().lines[0].sku, at=AT, on_hand=5))
             uow.commit()
         with a.unit_of_work() as uow:
             assert [s.on_hand for s in uow.inventory.for_sku(make_order().lines[0].sku)] == [5]
@@ -302,7 +306,7 @@ def test_a_driver_failure_mid_commit_is_store_unavailable_and_writes_nothing(
             order = uow.orders.get(OrderId("O-1"))
             order.accept(actor=ACTOR, at=AT)
             uow.orders.save(order)
-            uow.inventory.save(StockLevel(node_id="WH-1", sku=order.lines[0].sku, on_hand=1))
+            uow.inventory.save(StockPosition.open("WH-1", order.lines[0].sku, at=AT, on_hand=1))
             admin.execute(sql.SQL("DROP TABLE {}.outbox").format(sql.Identifier(schema_of(url))))
             with pytest.raises(StoreUnavailable) as info:
                 uow.commit()
@@ -342,3 +346,91 @@ def test_a_closed_store_refuses_work(url: str) -> None:
     with pytest.raises(StoreUnavailable):
         in_use.orders.list_ids()
     in_use.close()
+
+
+# -- stock: the ledger, and upgrading a schema 1 database -------------------------------------------------
+def schema_1(url: str, levels: list[dict[str, object]]) -> None:
+    """The schema of ``url`` as schema 1 left it, holding ``levels`` (the JSON of the former StockLevel)."""
+    with psycopg.connect(parse_url(url).conninfo, autocommit=True) as raw, raw.transaction():
+        schema = sql.Identifier(schema_of(url))
+        raw.execute(sql.SQL("CREATE SCHEMA {}").format(schema))
+        raw.execute(sql.SQL("SET search_path TO {}").format(schema))
+        raw.execute(_VERSION_TABLE)
+        for statement in _VERSION_1:
+            raw.execute(statement)
+        raw.execute("INSERT INTO schema_version (version) VALUES (1)")
+        with raw.cursor() as cursor:
+            cursor.executemany(
+                "INSERT INTO stock (node_id, sku, version, body) VALUES (%s, %s, %s, %s::jsonb)",
+                [(lv["node_id"], lv["sku"], lv["version"], json.dumps(lv)) for lv in levels],
+            )
+
+
+def level(node_id: str, sku: str, on_hand: int, **more: object) -> dict[str, object]:
+    fields = {"node_id": node_id, "sku": sku, "on_hand": on_hand, "reserved": 0, "safety_stock": 0}
+    return {**fields, "backorderable": False, "version": 3, **more}
+
+
+def test_a_schema_1_database_is_upgraded_with_its_stock(
+    url: str, admin: psycopg.Connection[tuple[object, ...]]
+) -> None:
+    schema_1(
+        url,
+        [
+            level("WH-1", "SKU-1", 10, reserved=3, safety_stock=2),
+            level("WH-2", "SKU-1", 1, reserved=4, backorderable=True),
+            level("WH-1", "SKU-2", 0),
+        ],
+    )
+    store = open_store(url)
+    try:
+        with store.unit_of_work() as uow:
+            first, second = uow.inventory.for_sku(Sku("SKU-1"))
+            ledger = uow.inventory.ledger("WH-1", Sku("SKU-1"))
+            empty = uow.inventory.get("WH-1", Sku("SKU-2"))
+        assert (first.on_hand, first.safety_stock, first.reserved(AT), first.available(AT)) == (10, 2, 3, 5)
+        assert first.reservations["schema-1"].kind is ReservationKind.HARD
+        assert [e.kind for e in ledger] == [EntryKind.OPENED, EntryKind.SAFETY_STOCK_SET, EntryKind.RESERVED]
+        assert StockPosition.replay(ledger) == first and first.version == 3
+        assert second.backorderable and second.shortfall(AT) == 3
+        assert empty is not None and empty.version == 1 and empty.on_hand == 0
+        with store.unit_of_work() as uow:  # an upgraded position changes like any other
+            position = uow.inventory.get("WH-1", Sku("SKU-1"))
+            assert position is not None
+            position.release("schema-1", at=AT, reason="orders re-sourced")
+            uow.inventory.save(position)
+            uow.commit()
+        with store.unit_of_work() as uow:
+            assert len(uow.inventory.ledger("WH-1", Sku("SKU-1"))) == 4
+    finally:
+        store.close()
+    schema = sql.Identifier(schema_of(url))
+    assert admin.execute(sql.SQL("SELECT version FROM {}.schema_version").format(schema)).fetchall() == [(2,)]
+
+
+def test_an_unreadable_stock_level_stops_the_upgrade_and_changes_nothing(
+    url: str, admin: psycopg.Connection[tuple[object, ...]]
+) -> None:
+    schema_1(url, [level("WH-1", "SKU-1", 5), level("WH-2", "SKU-1", -2)])
+    with pytest.raises(StoreUnavailable, match="WH-2/SKU-1 cannot be upgraded"):
+        open_store(url)
+    schema = sql.Identifier(schema_of(url))
+    assert admin.execute(sql.SQL("SELECT version FROM {}.schema_version").format(schema)).fetchall() == [(1,)]
+    assert admin.execute("SELECT to_regclass(%s)", (f"{schema_of(url)}.stock_ledger",)).fetchone() == (None,)
+    body = admin.execute(
+        sql.SQL("SELECT body FROM {}.stock WHERE node_id = 'WH-1'").format(schema)
+    ).fetchone()
+    assert body is not None and body[0]["on_hand"] == 5  # type: ignore[index]
+
+
+def test_the_stock_ledger_is_append_only(store: PostgresStore, url: str) -> None:
+    with store.unit_of_work() as uow:
+        uow.inventory.save(StockPosition.open("WH-1", Sku("SKU-1"), at=AT, on_hand=5))
+        uow.commit()
+    with psycopg.connect(parse_url(url).conninfo, autocommit=True) as raw:
+        raw.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(schema_of(url))))
+        for statement in ("UPDATE stock_ledger SET quantity = 50", "DELETE FROM stock_ledger"):
+            with pytest.raises(psycopg.errors.RaiseException, match="append-only"):
+                raw.execute(statement)
+        rows = raw.execute("SELECT sequence, kind, quantity, key, at FROM stock_ledger").fetchall()
+    assert rows == [(1, "opened", 5, "", AT)]

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Iterator
+from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -20,15 +22,18 @@ from ordercore import (
     OrderStatus,
     RecordShipment,
     SequentialIds,
-    StockLevel,
+    StockPosition,
     StoreUnavailable,
     UnknownStore,
     bootstrap,
 )
 from ordercore import open_store as open_any_store
+from ordercore.inventory import EntryKind, ReservationKind
 from ordercore.ports import Store
 from ordercore.testing.contracts import StoreContract
+from ordercore.values import Sku
 from ordercore_adapters.sqlite import SCHEMA_VERSION, SqliteStore, open_store, parse_url
+from ordercore_adapters.sqlite._schema import _VERSION_1
 from tests.unit.factories import ACTOR, AT, make_order, place_command
 
 
@@ -121,9 +126,9 @@ def test_the_schema_is_versioned_and_a_newer_one_is_refused(tmp_path: Path) -> N
     open_store(file_url(tmp_path)).close()
     open_store(file_url(tmp_path)).close()  # opening again is harmless
     with sqlite3.connect(tmp_path / "orders.db") as raw:
-        assert raw.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 1
-        raw.execute("PRAGMA user_version = 2")
-    with pytest.raises(StoreUnavailable, match="schema version 2"):
+        assert raw.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+        raw.execute("PRAGMA user_version = 3")
+    with pytest.raises(StoreUnavailable, match="schema version 3"):
         open_store(file_url(tmp_path))
 
 
@@ -172,7 +177,7 @@ def test_two_stores_on_one_file_see_each_others_commits(tmp_path: Path) -> None:
         add(a, make_order(order_id="O-1"))
         assert load(b, "O-1") == load(a, "O-1")
         with b.unit_of_work() as uow:
-            uow.inventory.save(StockLevel(node_id="WH-1", sku=make_order().lines[0].sku, on_hand=5))
+            uow.inventory.save(StockPosition.open("WH-1", make_order().lines[0].sku, at=AT, on_hand=5))
             uow.commit()
         with a.unit_of_work() as uow:
             assert [s.on_hand for s in uow.inventory.for_sku(make_order().lines[0].sku)] == [5]
@@ -256,7 +261,7 @@ def test_a_driver_failure_is_store_unavailable_and_keeps_committed_data(tmp_path
             order.accept(actor=ACTOR, at=AT)
             uow.orders.save(order)
             uow.orders.add(make_order(order_id="O-2"))
-            uow.inventory.save(StockLevel(node_id="WH-1", sku=order.lines[0].sku, on_hand=1))
+            uow.inventory.save(StockPosition.open("WH-1", order.lines[0].sku, at=AT, on_hand=1))
             with pytest.raises(StoreUnavailable) as info:
                 uow.commit()
         assert isinstance(info.value.__cause__, sqlite3.OperationalError)
@@ -279,3 +284,87 @@ def test_a_closed_store_refuses_work() -> None:
         store.unit_of_work()
     with pytest.raises(StoreUnavailable):
         uow.orders.find(OrderId("O-1"))
+
+
+# -- stock: the ledger, and upgrading a schema 1 database -------------------------------------------------
+def schema_1_database(path: Path, levels: list[dict[str, object]]) -> None:
+    """A database as schema 1 left it, holding ``levels`` (the JSON of the former StockLevel)."""
+    with closing(sqlite3.connect(path)) as raw:
+        for statement in _VERSION_1:
+            raw.execute(statement)
+        raw.executemany(
+            "INSERT INTO stock (node_id, sku, version, body) VALUES (?, ?, ?, ?)",
+            [(lv["node_id"], lv["sku"], lv["version"], json.dumps(lv)) for lv in levels],
+        )
+        raw.execute("PRAGMA user_version = 1")
+        raw.commit()
+
+
+def level(node_id: str, sku: str, on_hand: int, **more: object) -> dict[str, object]:
+    fields = {"node_id": node_id, "sku": sku, "on_hand": on_hand, "reserved": 0, "safety_stock": 0}
+    return {**fields, "backorderable": False, "version": 3, **more}
+
+
+def test_a_schema_1_database_is_upgraded_with_its_stock(tmp_path: Path) -> None:
+    schema_1_database(
+        tmp_path / "orders.db",
+        [
+            level("WH-1", "SKU-1", 10, reserved=3, safety_stock=2),
+            level("WH-2", "SKU-1", 1, reserved=4, backorderable=True),
+            level("WH-1", "SKU-2", 0),
+        ],
+    )
+    store = open_store(file_url(tmp_path))
+    try:
+        with store.unit_of_work() as uow:
+            first, second = uow.inventory.for_sku(Sku("SKU-1"))
+            ledger = uow.inventory.ledger("WH-1", Sku("SKU-1"))
+            empty = uow.inventory.get("WH-1", Sku("SKU-2"))
+        assert (first.on_hand, first.safety_stock, first.reserved(AT), first.available(AT)) == (10, 2, 3, 5)
+        assert first.reservations["schema-1"].kind is ReservationKind.HARD
+        assert [e.kind for e in ledger] == [EntryKind.OPENED, EntryKind.SAFETY_STOCK_SET, EntryKind.RESERVED]
+        assert StockPosition.replay(ledger) == first and first.version == 3
+        assert second.backorderable and second.shortfall(AT) == 3
+        assert empty is not None and empty.version == 1 and empty.on_hand == 0
+        with store.unit_of_work() as uow:  # an upgraded position changes like any other
+            position = uow.inventory.get("WH-1", Sku("SKU-1"))
+            assert position is not None
+            position.release("schema-1", at=AT, reason="orders re-sourced")
+            uow.inventory.save(position)
+            uow.commit()
+        with store.unit_of_work() as uow:
+            assert len(uow.inventory.ledger("WH-1", Sku("SKU-1"))) == 4
+    finally:
+        store.close()
+    with closing(sqlite3.connect(tmp_path / "orders.db")) as raw:
+        assert raw.execute("PRAGMA user_version").fetchone()[0] == 2
+
+
+def test_an_unreadable_stock_level_stops_the_upgrade_and_changes_nothing(tmp_path: Path) -> None:
+    schema_1_database(tmp_path / "orders.db", [level("WH-1", "SKU-1", 5), level("WH-2", "SKU-1", -2)])
+    with pytest.raises(StoreUnavailable, match="WH-2/SKU-1 cannot be upgraded"):
+        open_store(file_url(tmp_path))
+    with closing(sqlite3.connect(tmp_path / "orders.db")) as raw:
+        assert raw.execute("PRAGMA user_version").fetchone()[0] == 1
+        assert raw.execute("SELECT name FROM sqlite_master WHERE name = 'stock_ledger'").fetchall() == []
+        assert (
+            json.loads(raw.execute("SELECT body FROM stock WHERE node_id = 'WH-1'").fetchone()[0])["on_hand"]
+            == 5
+        )
+
+
+def test_the_stock_ledger_is_append_only(tmp_path: Path) -> None:
+    store = open_store(file_url(tmp_path))
+    try:
+        with store.unit_of_work() as uow:
+            uow.inventory.save(StockPosition.open("WH-1", Sku("SKU-1"), at=AT, on_hand=5))
+            uow.commit()
+    finally:
+        store.close()
+    with closing(sqlite3.connect(tmp_path / "orders.db")) as raw:
+        for statement in ("UPDATE stock_ledger SET quantity = 50", "DELETE FROM stock_ledger"):
+            with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+                raw.execute(statement)
+        assert raw.execute("SELECT sequence, kind, quantity, key FROM stock_ledger").fetchall() == [
+            (1, "opened", 5, "")
+        ]

@@ -1,4 +1,4 @@
-"""Value objects (identifiers, addresses, actors, lines, quantity buckets, stock levels) and the error
+"""Value objects (identifiers, addresses, actors, lines, quantity buckets) and the error
 hierarchy: invalid values are refused with typed errors that name the field."""
 
 import inspect
@@ -7,7 +7,6 @@ import re
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from decimal import Decimal
 
-import attrs
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -39,7 +38,6 @@ from ordercore import (
     Problem,
     QuantityExceeded,
     Sku,
-    StockLevel,
     TaxLine,
     Triggers,
     ValidationFailed,
@@ -564,138 +562,6 @@ def test_resize_keeps_the_invariants_and_only_touches_unreleased_buckets(
         assert r.open <= q.open and r.backordered <= q.backordered and r.allocated <= q.allocated
         assert r.backordered == q.backordered or r.open == 0
         assert r.allocated == q.allocated or r.backordered == 0
-
-
-# -- stock levels ---------------------------------------------------------------------------------------------
-def level(**kwargs: object) -> StockLevel:
-    args: dict[str, object] = {"node_id": "DC-1", "sku": Sku("A"), "on_hand": 10, **kwargs}
-    return StockLevel(**args)  # type: ignore[arg-type]
-
-
-def test_available_excludes_reserved_and_safety_stock() -> None:
-    assert level().available == 10
-    assert level(reserved=3, safety_stock=2).available == 5
-    assert level(on_hand=2, safety_stock=5).available == 0  # never negative
-
-
-def test_reserve_up_to_available() -> None:
-    s = level(reserved=3, safety_stock=2)
-    r = s.reserve(5)
-    assert (r.reserved, r.available, r.on_hand, r.version) == (8, 0, 10, 2)
-    assert s.reserved == 3  # a value: the original is unchanged
-
-
-def test_reserve_beyond_available_is_refused() -> None:
-    s = level(reserved=3, safety_stock=2)
-    with pytest.raises(InsufficientStock) as info:
-        s.reserve(6)
-    assert (info.value.requested, info.value.available) == (6, 5)
-    assert info.value.node_id == "DC-1"
-    assert info.value.sku == Sku("A")
-    assert info.value.code == "insufficient_stock"
-
-
-def test_backorderable_stock_may_be_reserved_beyond_available() -> None:
-    s = level(on_hand=2, backorderable=True).reserve(5)
-    assert (s.reserved, s.available, s.on_hand) == (5, 0, 2)
-    assert level(on_hand=0, reserved=3, backorderable=True).reserved == 3
-
-
-def test_over_reserved_level_is_refused_unless_backorderable() -> None:
-    with pytest.raises(InsufficientStock):
-        level(on_hand=2, reserved=3)
-
-
-def test_unreserve_consume_receive() -> None:
-    s = level(reserved=4)
-    assert s.unreserve(4).reserved == 0
-    with pytest.raises(InvalidValue) as info:
-        s.unreserve(5)
-    assert info.value.field == "quantity"
-    c = s.consume(3)
-    assert (c.on_hand, c.reserved, c.version) == (7, 1, 2)
-    with pytest.raises(InvalidValue):
-        s.consume(5)  # only 4 are reserved
-    with pytest.raises(InvalidValue):
-        level(on_hand=1, reserved=3, backorderable=True).consume(2)  # only 1 is on hand
-    r = s.receive(5)
-    assert (r.on_hand, r.reserved, r.available, r.version) == (15, 4, 11, 2)
-
-
-@pytest.mark.parametrize("op", ["reserve", "unreserve", "receive", "consume"])
-@pytest.mark.parametrize("bad", [0, -1, 1.0, True])
-def test_stock_operations_refuse_non_positive_quantities(op: str, bad: object) -> None:
-    with pytest.raises(InvalidQuantity):
-        getattr(level(reserved=5), op)(bad)
-
-
-@pytest.mark.parametrize(
-    ("kwargs", "field"),
-    [
-        ({"node_id": ""}, "node_id"),
-        ({"node_id": " "}, "node_id"),
-        ({"node_id": "x" * 65}, "node_id"),
-        ({"sku": "A"}, "sku"),
-        ({"on_hand": -1}, "on_hand"),
-        ({"reserved": -1}, "reserved"),
-        ({"safety_stock": 1.5}, "safety_stock"),
-        ({"version": 0}, "version"),
-    ],
-)
-def test_invalid_stock_level_is_refused(kwargs: dict[str, object], field: str) -> None:
-    with pytest.raises(InvalidValue) as info:
-        level(**kwargs)
-    assert info.value.field == field
-
-
-stock_ops = st.lists(
-    st.tuples(st.sampled_from(["reserve", "unreserve", "receive", "consume"]), st.integers(-1, 15)),
-    max_size=40,
-)
-
-
-@FAST
-@given(
-    st.integers(0, 20),
-    st.integers(0, 5),
-    st.booleans(),
-    stock_ops,
-)
-def test_random_stock_operations_never_make_on_hand_negative(
-    on_hand: int, safety: int, backorderable: bool, ops: list[tuple[str, int]]
-) -> None:
-    s = level(on_hand=on_hand, safety_stock=safety, backorderable=backorderable)
-    for op, q in ops:
-        before = s
-        snapshot = attrs.asdict(s)
-        # the rules, stated independently of the implementation
-        if q < 1:
-            valid = False
-        elif op == "reserve":
-            valid = backorderable or q <= max(0, s.on_hand - s.safety_stock - s.reserved)
-        elif op == "unreserve":
-            valid = q <= s.reserved
-        elif op == "consume":
-            valid = q <= s.reserved and q <= s.on_hand
-        else:
-            valid = True
-        if not valid:
-            with pytest.raises(OrderCoreError):
-                getattr(s, op)(q)
-            assert s == before
-            assert attrs.asdict(s) == snapshot
-            continue
-        s = getattr(s, op)(q)
-        assert s.version == before.version + 1
-        delta_on_hand = {"receive": q, "consume": -q}.get(op, 0)
-        delta_reserved = {"reserve": q, "unreserve": -q, "consume": -q}.get(op, 0)
-        assert s.on_hand == before.on_hand + delta_on_hand
-        assert s.reserved == before.reserved + delta_reserved
-        assert s.on_hand >= 0
-        assert s.reserved >= 0
-        assert s.available >= 0
-        if not backorderable:
-            assert s.reserved <= s.on_hand
 
 
 # -- the error hierarchy --------------------------------------------------------------------------------------

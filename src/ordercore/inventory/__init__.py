@@ -1,7 +1,23 @@
-"""Inventory: fulfilment nodes, and stock per node and SKU."""
+"""Inventory: fulfilment nodes, stock per node and SKU kept as an append-only ledger, and
+available-to-promise at node and network level."""
 
+from ordercore.inventory.atp import (
+    NetworkAvailability,
+    network_availability,
+    network_available,
+    network_earliest,
+)
+from ordercore.inventory.ledger import (
+    EntryKind,
+    LedgerEntry,
+    Reservation,
+    ReservationKind,
+    Supply,
+    SupplyKind,
+)
 from ordercore.inventory.nodes import (
     Capability,
+    FulfilmentNetwork,
     FulfilmentNode,
     NodeKind,
     ShippingCost,
@@ -10,16 +26,28 @@ from ordercore.inventory.nodes import (
     Zone,
     check_node_id,
 )
-from ordercore.inventory.stock import StockLevel
+from ordercore.inventory.stock import Availability, StockPosition
 
 __all__ = [
+    "Availability",
     "Capability",
+    "EntryKind",
+    "FulfilmentNetwork",
     "FulfilmentNode",
+    "LedgerEntry",
+    "NetworkAvailability",
     "NodeKind",
+    "Reservation",
+    "ReservationKind",
     "ShippingCost",
-    "StockLevel",
+    "StockPosition",
+    "Supply",
+    "SupplyKind",
     "TransitTime",
     "WorkingCalendar",
     "Zone",
     "check_node_id",
+    "network_availability",
+    "network_available",
+    "network_earliest",
 ]

@@ -15,14 +15,14 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
 from ordercore.clock import ManualClock
 from ordercore.errors import ConcurrencyConflict, DuplicateOrder, OrderNotFound, StoreUnavailable
 from ordercore.ids import SequentialIds
-from ordercore.inventory import StockLevel
+from ordercore.inventory import EntryKind, StockPosition, Supply, SupplyKind
 from ordercore.lifecycle import OrderStatus
 from ordercore.lines import NewLine
 from ordercore.money import Money
@@ -243,23 +243,211 @@ class StoreContract:
             assert [r.event.event_id for r in uow.outbox.pending()] == ["O-1#2"]
 
     # -- inventory ----------------------------------------------------------------------------------------
-    def test_stock_levels_round_trip_with_optimistic_versions(self, store: Store) -> None:
-        level = StockLevel(node_id="WH-1", sku=Sku("SKU-1"), on_hand=10)
+    def _stock(self, store: Store, *positions: StockPosition) -> None:
         with store.unit_of_work() as uow:
-            uow.inventory.save(level)
+            for position in positions:
+                uow.inventory.save(position)
             uow.commit()
+
+    def test_a_stock_position_reads_back_equal_with_reservations_and_supply(self, store: Store) -> None:
+        position = StockPosition.open("WH-1", Sku("SKU-1"), at=_AT, on_hand=10, safety_stock=1)
+        position.reserve("O-1/1", 3, reference="O-1", at=_AT)
+        position.reserve(
+            "CART-1", 2, reference="CART-1", at=_AT, hard=False, expires_at=_AT + timedelta(minutes=15)
+        )
+        position.expect(Supply("PO-1", 20, date(2026, 3, 10)), at=_AT)
+        position.expect(Supply("TR-1", 5, date(2026, 3, 4), SupplyKind.TRANSFER), at=_AT)
+        self._stock(store, position)
+        assert position.persisted_version == position.version == 6
+        assert position.new_entries() == []
+        with store.unit_of_work() as uow:
+            loaded = uow.inventory.get("WH-1", Sku("SKU-1"))
+            assert loaded is not None and loaded is not position
+            assert uow.inventory.get("WH-1", Sku("SKU-1")) is loaded  # one object per position in a unit
+            assert uow.inventory.get("WH-2", Sku("SKU-1")) is None
+            assert uow.inventory.get("WH-1", Sku("SKU-2")) is None
+        assert loaded == position
+        assert loaded.reservations == position.reservations and loaded.supply == position.supply
+        assert {k: r.sequence for k, r in loaded.reservations.items()} == {"O-1/1": 3, "CART-1": 4}
+        assert {k: s.sequence for k, s in loaded.supply.items()} == {"PO-1": 5, "TR-1": 6}
+        assert loaded.persisted_version == loaded.version == 6
+        assert loaded.new_entries() == []
+        assert loaded.available(_AT) == 4
+        assert loaded.incoming() == ((date(2026, 3, 4), 5), (date(2026, 3, 10), 20))
+
+    def test_the_ledger_is_appended_at_each_commit_and_replays_to_the_stored_position(
+        self, store: Store
+    ) -> None:
+        position = StockPosition.open("WH-1", Sku("SKU-1"), at=_AT, on_hand=5, reason="opening count")
+        self._stock(store, position)
+        with store.unit_of_work() as uow:
+            loaded = uow.inventory.get("WH-1", Sku("SKU-1"))
+            assert loaded is not None
+            loaded.reserve("K-1", 4, reference="O-1", at=_AT)
+            loaded.release("K-1", 1, at=_AT, reason="line cut")
+            loaded.consume("K-1", 2, at=_AT, reason="shipped")
+            loaded.expect(Supply("PO-1", 10, date(2026, 3, 9)), at=_AT)
+            loaded.receive(4, at=_AT, supply_ref="PO-1")
+            loaded.adjust(6, at=_AT, reason="count")
+            uow.inventory.save(loaded)
+            uow.commit()
+        with store.unit_of_work() as uow:
+            ledger = uow.inventory.ledger("WH-1", Sku("SKU-1"))
+            stored = uow.inventory.get("WH-1", Sku("SKU-1"))
+            assert uow.inventory.ledger("WH-2", Sku("SKU-1")) == []
+        assert [e.sequence for e in ledger] == list(range(1, 8))
+        assert [e.kind for e in ledger] == [
+            EntryKind.OPENED,
+            EntryKind.RESERVED,
+            EntryKind.RELEASED,
+            EntryKind.CONSUMED,
+            EntryKind.SUPPLY_EXPECTED,
+            EntryKind.RECEIVED,
+            EntryKind.ADJUSTED,
+        ]
+        assert ledger[0].reason == "opening count" and ledger[2].compensates == 2
+        assert ledger[6].quantity == -1  # a count records the difference
+        assert stored is not None and stored.version == 7
+        assert StockPosition.replay(ledger) == stored
+        assert (stored.on_hand, stored.reserved(_AT), stored.supply["PO-1"].quantity) == (6, 1, 6)
+
+    def test_concurrent_changes_to_a_position_conflict_and_the_first_wins(self, store: Store) -> None:
+        self._stock(store, StockPosition.open("WH-1", Sku("SKU-1"), at=_AT, on_hand=10))
         with store.unit_of_work() as a, store.unit_of_work() as b:
-            la = a.inventory.get("WH-1", Sku("SKU-1"))
-            lb = b.inventory.get("WH-1", Sku("SKU-1"))
-            assert la == lb == level
-            assert la is not None and lb is not None
-            a.inventory.save(la.reserve(3))
-            b.inventory.save(lb.reserve(4))
+            pa = a.inventory.get("WH-1", Sku("SKU-1"))
+            pb = b.inventory.get("WH-1", Sku("SKU-1"))
+            assert pa is not None and pb is not None and pa == pb
+            pa.reserve("K-A", 3, reference="O-A", at=_AT)
+            pb.reserve("K-B", 4, reference="O-B", at=_AT)
+            a.inventory.save(pa)
+            b.inventory.save(pb)
+            a.commit()
+            with pytest.raises(ConcurrencyConflict) as info:
+                b.commit()
+        assert (info.value.expected_version, info.value.actual_version) == (1, 2)
+        assert pb.new_entries() != []  # the loser keeps its change, to retry on a fresh read
+        with store.unit_of_work() as uow:
+            stored = uow.inventory.get("WH-1", Sku("SKU-1"))
+            ledger = uow.inventory.ledger("WH-1", Sku("SKU-1"))
+        assert stored is not None and stored.version == 2 and set(stored.reservations) == {"K-A"}
+        assert [e.key for e in ledger] == ["", "K-A"]
+
+    def test_a_position_opened_twice_conflicts(self, store: Store) -> None:
+        with store.unit_of_work() as a, store.unit_of_work() as b:
+            a.inventory.save(StockPosition.open("WH-1", Sku("SKU-1"), at=_AT, on_hand=1))
+            b.inventory.save(StockPosition.open("WH-1", Sku("SKU-1"), at=_AT, on_hand=2))
             a.commit()
             with pytest.raises(ConcurrencyConflict):
                 b.commit()
         with store.unit_of_work() as uow:
             stored = uow.inventory.get("WH-1", Sku("SKU-1"))
-            assert stored is not None and stored.reserved == 3 and stored.version == 2
-            assert [s.node_id for s in uow.inventory.for_sku(Sku("SKU-1"))] == ["WH-1"]
-            assert uow.inventory.get("WH-2", Sku("SKU-1")) is None
+            assert stored is not None and stored.on_hand == 1
+            assert len(uow.inventory.ledger("WH-1", Sku("SKU-1"))) == 1
+
+    def test_for_skus_reads_every_position_sorted_by_sku_then_node(self, store: Store) -> None:
+        self._stock(
+            store,
+            *(
+                StockPosition.open(node, Sku(sku), at=_AT, on_hand=n)
+                for n, (node, sku) in enumerate(
+                    [("WH-2", "B"), ("WH-1", "B"), ("WH-3", "A"), ("WH-1", "A"), ("WH-1", "C"), ("B-9", "A")]
+                )
+            ),
+        )
+        with store.unit_of_work() as uow:
+            extra = StockPosition.open("WH-0", Sku("B"), at=_AT, on_hand=9)  # staged, not yet committed
+            uow.inventory.save(extra)
+            found = uow.inventory.for_skus([Sku("B"), Sku("A"), Sku("B"), Sku("Z")])
+            assert [(p.sku.value, p.node_id) for p in found] == [
+                ("A", "B-9"),
+                ("A", "WH-1"),
+                ("A", "WH-3"),
+                ("B", "WH-0"),
+                ("B", "WH-1"),
+                ("B", "WH-2"),
+            ]
+            assert found[3] is extra
+            assert uow.inventory.get("WH-1", Sku("A")) is found[1]
+            assert [p.node_id for p in uow.inventory.for_sku(Sku("A"))] == ["B-9", "WH-1", "WH-3"]
+            assert uow.inventory.for_skus([]) == []
+            assert uow.inventory.for_sku(Sku("Z")) == []
+
+    def test_a_stock_change_without_commit_or_with_a_failed_commit_stores_nothing(self, store: Store) -> None:
+        self._stock(store, StockPosition.open("WH-1", Sku("SKU-1"), at=_AT, on_hand=10))
+        with store.unit_of_work() as uow:  # never committed
+            uow.inventory.save(StockPosition.open("WH-2", Sku("SKU-1"), at=_AT, on_hand=1))
+            position = uow.inventory.get("WH-1", Sku("SKU-1"))
+            assert position is not None
+            position.reserve("K-1", 1, reference="O-1", at=_AT)
+            uow.inventory.save(position)
+        with pytest.raises(RuntimeError), store.unit_of_work() as uow:  # an error inside the unit
+            position = uow.inventory.get("WH-1", Sku("SKU-1"))
+            assert position is not None
+            position.receive(5, at=_AT)
+            uow.inventory.save(position)
+            raise RuntimeError("boom")
+        with store.unit_of_work() as stale:  # a commit that fails on one position writes none
+            old = stale.inventory.get("WH-1", Sku("SKU-1"))
+            assert old is not None
+            with store.unit_of_work() as other:
+                fresh = other.inventory.get("WH-1", Sku("SKU-1"))
+                assert fresh is not None
+                fresh.set_safety_stock(2, at=_AT)
+                other.inventory.save(fresh)
+                other.commit()
+            new = StockPosition.open("WH-0", Sku("SKU-1"), at=_AT, on_hand=3)
+            old.receive(1, at=_AT)
+            stale.inventory.save(new)
+            stale.inventory.save(old)
+            stale.orders.add(_order("O-1"))
+            with pytest.raises(ConcurrencyConflict):
+                stale.commit()
+        with store.unit_of_work() as uow:
+            assert [p.node_id for p in uow.inventory.for_sku(Sku("SKU-1"))] == ["WH-1"]
+            stored = uow.inventory.get("WH-1", Sku("SKU-1"))
+            assert stored is not None and (stored.on_hand, stored.safety_stock, stored.version) == (10, 2, 2)
+            assert stored.reservations == {}
+            assert [e.kind for e in uow.inventory.ledger("WH-1", Sku("SKU-1"))] == [
+                EntryKind.OPENED,
+                EntryKind.SAFETY_STOCK_SET,
+            ]
+            assert uow.inventory.ledger("WH-0", Sku("SKU-1")) == []
+            assert uow.orders.find(OrderId("O-1")) is None
+
+    def test_concurrent_reservations_from_threads_lose_no_update(self, store: Store) -> None:
+        threads, each = 4, 5
+        self._stock(store, StockPosition.open("WH-1", Sku("SKU-1"), at=_AT, on_hand=100))
+        barrier = threading.Barrier(threads)
+        errors: list[BaseException] = []
+
+        def worker(n: int) -> None:
+            try:
+                barrier.wait()
+                for k in range(each):
+                    while True:  # a caller retries on conflict, on a fresh read
+                        try:
+                            with store.unit_of_work() as uow:
+                                position = uow.inventory.get("WH-1", Sku("SKU-1"))
+                                assert position is not None
+                                position.reserve(f"T{n}-{k}", 2, reference=f"O-{n}", at=_AT)
+                                uow.inventory.save(position)
+                                uow.commit()
+                            break
+                        except ConcurrencyConflict:
+                            continue
+            except BaseException as e:  # reported below, from the test's own thread
+                errors.append(e)
+
+        workers = [threading.Thread(target=worker, args=(n,)) for n in range(threads)]
+        for t in workers:
+            t.start()
+        for t in workers:
+            t.join()
+        assert errors == []
+        with store.unit_of_work() as uow:
+            stored = uow.inventory.get("WH-1", Sku("SKU-1"))
+            ledger = uow.inventory.ledger("WH-1", Sku("SKU-1"))
+        assert stored is not None and len(stored.reservations) == threads * each
+        assert stored.available(_AT) == 100 - 2 * threads * each
+        assert [e.sequence for e in ledger] == list(range(1, threads * each + 2))
+        assert StockPosition.replay(ledger) == stored
