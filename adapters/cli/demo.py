@@ -7,6 +7,8 @@ from decimal import Decimal
 from typing import TextIO
 
 import ordercore as oc
+from ordercore.inventory import Capability, FulfilmentNode, NodeKind, ShippingCost, Supply
+from ordercore.service.commands import ExpectSupply, ReceiveStock, ReportShortPick, SourceOrder
 
 __all__ = ["run_demo"]
 
@@ -26,7 +28,9 @@ def run_demo(store: str, *, out: TextIO) -> dict[str, oc.Order]:
         def publish(self, events: list[oc.OrderEvent]) -> None:
             published.extend(events)
 
-    app = oc.bootstrap(store, clock=clock, ids=oc.SequentialIds("DEMO"), publisher=ListPublisher())
+    app = oc.bootstrap(
+        store, clock=clock, ids=oc.SequentialIds("DEMO"), publisher=ListPublisher(), network=_network()
+    )
     notified: list[str] = []
     app.subscribe(
         oc.ShipmentRecorded, lambda ev: notified.append(f"shipment {ev.shipment_id} of {ev.order_id}")
@@ -207,6 +211,8 @@ def run_demo(store: str, *, out: TextIO) -> dict[str, oc.Order]:
             )
             assert oc.Order.replay(order.history) == order
 
+        orders["sourced"] = _sourcing(app, berlin, out)
+
         out.write("\n== what ordercore refuses, and why\n")
         try:
             app.handle(oc.RecordShipment(order_id=pos, shipment_id="SHP-X", actor=wms))
@@ -239,3 +245,106 @@ def run_demo(store: str, *, out: TextIO) -> dict[str, oc.Order]:
             f"{len(notified)} shipment notifications sent.\n"
         )
     return orders
+
+
+def _network() -> list[FulfilmentNode]:
+    """Three warehouses and a Berlin store that also ships; 8 EUR a parcel plus 1 cent per unit and km."""
+    cost = ShippingCost("EUR", per_shipment=Decimal(8), per_unit=Decimal("0.40"), per_unit_km=Decimal("0.01"))
+    store = {Capability.PICKUP, Capability.SHIP_FROM_STORE}
+    return [
+        FulfilmentNode("WH-BERLIN", NodeKind.WAREHOUSE, oc.GeoPoint(52.43, 13.53), cost, priority=1),
+        FulfilmentNode("WH-HAMBURG", NodeKind.WAREHOUSE, oc.GeoPoint(53.55, 10.00), cost, priority=2),
+        FulfilmentNode("WH-MUNICH", NodeKind.WAREHOUSE, oc.GeoPoint(48.14, 11.58), cost, priority=3),
+        FulfilmentNode(
+            "STORE-MITTE", NodeKind.STORE, oc.GeoPoint(52.52, 13.41), cost, capabilities=store, priority=9
+        ),
+    ]
+
+
+def _sourcing(app: oc.OrderCore, berlin: oc.Address, out: TextIO) -> oc.Order:
+    """A customer in Berlin orders three products that no single nearby node holds together."""
+    stock = {
+        ("WH-BERLIN", "LAMP-OAK"): 4,
+        ("WH-BERLIN", "MUG-BLUE"): 20,
+        ("WH-HAMBURG", "LAMP-OAK"): 10,
+        ("WH-HAMBURG", "TEA-GREEN"): 50,
+        ("WH-HAMBURG", "MUG-BLUE"): 6,
+        ("WH-MUNICH", "LAMP-OAK"): 10,
+        ("WH-MUNICH", "MUG-BLUE"): 10,
+        ("WH-MUNICH", "TEA-GREEN"): 30,
+        ("STORE-MITTE", "MUG-BLUE"): 2,
+    }
+    system = oc.Actor.system("sourcing")
+    for (node_id, sku), qty in stock.items():
+        app.handle(ReceiveStock(node_id=node_id, sku=sku, quantity=qty, actor=oc.Actor.system("wms")))
+    app.handle(
+        ExpectSupply(
+            node_id="WH-BERLIN",
+            sku="TEA-GREEN",
+            supply=Supply("PO-4711", 40, date(2026, 11, 9)),
+            actor=oc.Actor.system("erp"),
+        )
+    )
+    order_id = app.handle(
+        oc.PlaceOrder(
+            channel=oc.Channel("web"),
+            external_ref="WEB-1002",
+            actor=oc.Actor.channel("web"),
+            customer=oc.CustomerRef(oc.CustomerId("C-ADA")),
+            currency="EUR",
+            shipping_address=berlin,
+            lines=[
+                oc.NewLine(oc.Sku("LAMP-OAK"), 1, _eur("149.00")),
+                oc.NewLine(oc.Sku("MUG-BLUE"), 4, _eur("12.50")),
+                oc.NewLine(oc.Sku("TEA-GREEN"), 2, _eur("6.00")),
+            ],
+        )
+    ).order_id
+    app.handle(oc.AcceptOrder(order_id=order_id, actor=oc.Actor.system("rules")))
+    app.handle(SourceOrder(order_id=order_id, actor=system, reason="new order"))
+    out.write(f"\n== sourcing {order_id} across {len(stock)} stock positions in 4 nodes\n")
+    _explain(app.get_order(order_id), out)
+
+    out.write("\n   WH-BERLIN reports a short pick of 2 mugs; they are sourced again elsewhere:\n")
+    app.handle(
+        ReportShortPick(
+            order_id=order_id,
+            node_id="WH-BERLIN",
+            lines={"2": 2},
+            actor=oc.Actor.system("wms"),
+            reason="bin empty",
+        )
+    )
+    _explain(app.get_order(order_id), out)
+
+    out.write("\n   WH-HAMBURG goes offline; what it held and had not released moves:\n")
+    for result in app.set_node_online("WH-HAMBURG", False):
+        out.write(f"   re-sourced {result.order_id}\n")
+    order = app.get_order(order_id)
+    _explain(order, out)
+    at = app.clock.now()
+    for sku in ("LAMP-OAK", "MUG-BLUE", "TEA-GREEN"):
+        per_node = app.available(sku, at=at)
+        out.write(f"   available to promise {sku}: {sum(per_node.values())} ({per_node})\n")
+    out.write("   timeline:\n")
+    for line in order.timeline():
+        out.write(f"   {line}\n")
+    return order
+
+
+def _explain(order: oc.Order, out: TextIO) -> None:
+    plan = next(ev for ev in reversed(order.history) if isinstance(ev, oc.SourcingPlanned))
+    proved = "proved optimal" if plan.optimal else "not proved optimal"
+    out.write(f"   latest plan by {plan.strategy}: {plan.cost} ({proved}); the order now ships:\n")
+    by_node: dict[str, list[str]] = {}
+    for a in order.allocations:
+        by_node.setdefault(a.node_id, []).append(f"{order.line(a.line_id).sku} x{a.quantity}")
+    for node_id, items in by_node.items():
+        out.write(f"     {node_id:<12} ships {', '.join(items)}\n")
+    for w in plan.waiting:
+        when = f"expected {w.expected_on} at {w.node_id}" if w.expected_on else "no supply known"
+        out.write(f"     waiting      {order.line(w.line_id).sku} x{w.quantity} ({when})\n")
+    for note in plan.notes:
+        out.write(f"     why: {note}\n")
+    for r in plan.rejected:
+        out.write(f"     not {r.node_id}: {r.reason}" + (f" ({r.detail})" if r.detail else "") + "\n")

@@ -33,7 +33,10 @@ def test_demo_prints_a_timeline_for_every_order() -> None:
     assert "HoldApplied" in out and "CREDIT_LIMIT" in out and "HoldReleased" in out
     assert "[illegal_transition]" in out and "currency_mismatch" in out
     assert "grand total 52.55 EUR" in out
-    assert "30 events published through the outbox" in out
+    assert "38 events published through the outbox" in out
+    # the sourcing part: a plan with its explanation, a short pick and a node going offline
+    assert "latest plan by cost_optimal" in out and "(proved optimal)" in out
+    assert "not WH-MUNICH: dominated" in out and "[short_pick]" in out and "not WH-HAMBURG: offline" in out
 
 
 def test_the_console_script_is_installed() -> None:
@@ -47,6 +50,9 @@ def test_demo_orders_replay_and_end_where_the_script_says() -> None:
     orders = run_demo("memory://", out=io.StringIO())
     assert orders["web"].status == OrderStatus.COMPLETED
     assert orders["edi"].line("1").qty.returned == 1
+    sourced = orders["sourced"]
+    assert sourced.status == OrderStatus.ALLOCATED
+    assert sorted({a.node_id for a in sourced.allocations}) == ["STORE-MITTE", "WH-BERLIN", "WH-MUNICH"]
     for order in orders.values():
         assert ordercore.Order.replay(order.history) == order
 
@@ -69,9 +75,11 @@ def test_demo_leaves_its_orders_in_the_sqlite_file(tmp_path: Path) -> None:
     app = ordercore.bootstrap(url)
     with app:
         ids = app.list_orders()
-        assert len(ids) == 4
+        assert len(ids) == 5
         statuses = sorted(app.get_order(i).status.name for i in ids)
-    assert statuses == ["cancelled", "completed", "partially_returned", "rejected"]
+        stock = app.stock("WH-BERLIN", "MUG-BLUE")
+    assert statuses == ["allocated", "cancelled", "completed", "partially_returned", "rejected"]
+    assert stock is not None and stock.on_hand == 20  # the stock and its reservations are in the file too
 
 
 def test_demo_runs_in_memory_too() -> None:

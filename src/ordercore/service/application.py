@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from types import TracebackType
 from typing import Self
 
 from ordercore.events import OrderEvent
-from ordercore.lifecycle import Lifecycle, State
+from ordercore.inventory import StockPosition
+from ordercore.lifecycle import Lifecycle, OrderStatus, State
 from ordercore.order import Order
 from ordercore.ports import Clock, Store
-from ordercore.service.commands import Command
+from ordercore.service.commands import Command, ResourceOrder
 from ordercore.service.handlers import CommandResult, Services
 from ordercore.service.messagebus import EventHandler, HandlerFailure, MessageBus
-from ordercore.values import OrderId
+from ordercore.service.sourcing import withdrawable
+from ordercore.values import OrderId, Sku
 
 __all__ = ["OrderCore"]
 
@@ -54,6 +57,50 @@ class OrderCore:
     ) -> list[OrderId]:
         with self.store.unit_of_work() as uow:
             return uow.orders.list_ids(status=status, after=after, limit=limit)
+
+    def stock(self, node_id: str, sku: Sku | str) -> StockPosition | None:
+        """The stock position of ``sku`` at ``node_id`` as last committed, or None."""
+        with self.store.unit_of_work() as uow:
+            return uow.inventory.get(node_id, sku if isinstance(sku, Sku) else Sku(sku))
+
+    def available(self, sku: Sku | str, *, at: datetime | None = None) -> dict[str, int]:
+        """Available-to-promise of ``sku`` per node (as of ``at``, now by default); sum it for the network."""
+        when = at or self.clock.now()
+        with self.store.unit_of_work() as uow:
+            positions = uow.inventory.for_sku(sku if isinstance(sku, Sku) else Sku(sku))
+        return {p.node_id: p.available(when) for p in positions}
+
+    def set_node_online(self, node_id: str, online: bool, *, resource: bool = True) -> list[CommandResult]:
+        """Mark a fulfilment node online or offline. Taking a node offline with ``resource`` sources again
+        the units it holds for orders but has not been released to ship yet; returns those results."""
+        network = self.services.fulfilment_network()
+        changed = network.set_online(node_id, online)
+        if online or not changed or not resource:
+            return []
+        results = []
+        for order_id in self._orders_sourced_at(node_id):
+            results.append(
+                self.handle(ResourceOrder(order_id=order_id, node_id=node_id, reason=f"{node_id} offline"))
+            )
+        return results
+
+    def _orders_sourced_at(self, node_id: str) -> list[OrderId]:
+        found: list[OrderId] = []
+        for status in (
+            OrderStatus.PARTIALLY_ALLOCATED,
+            OrderStatus.ALLOCATED,
+            OrderStatus.PARTIALLY_RELEASED,
+            OrderStatus.ON_HOLD,
+            OrderStatus.PARTIALLY_SHIPPED,
+        ):
+            after: OrderId | None = None
+            while ids := self.list_orders(status=status, after=after, limit=500):
+                for order_id in ids:
+                    order = self.get_order(order_id)
+                    if any(a.node_id == node_id for a in order.allocations) and withdrawable(order, node_id):
+                        found.append(order_id)
+                after = ids[-1]
+        return sorted(found, key=lambda i: i.value)
 
     def subscribe(self, event_type: type[OrderEvent], handler: EventHandler) -> None:
         self.bus.subscribe(event_type, handler)

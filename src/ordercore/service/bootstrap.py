@@ -9,12 +9,15 @@ from ordercore.clock import SystemClock
 from ordercore.errors import InvalidValue
 from ordercore.events import OrderEvent
 from ordercore.ids import UuidIds
+from ordercore.inventory import FulfilmentNetwork, FulfilmentNode
 from ordercore.lifecycle import DEFAULT_LIFECYCLE, Lifecycle
+from ordercore.order import Order
 from ordercore.ports import (
     Clock,
     CrmGateway,
     ErpGateway,
     EventPublisher,
+    Geocoder,
     IdGenerator,
     Notifier,
     PaymentGateway,
@@ -26,8 +29,11 @@ from ordercore.ports import (
 from ordercore.service.application import OrderCore
 from ordercore.service.commands import Command
 from ordercore.service.handlers import COMMAND_HANDLERS, Handler, Services
+from ordercore.service.inventory import INVENTORY_HANDLERS
 from ordercore.service.messagebus import EventHandler, HandlerFailure, MessageBus
+from ordercore.service.sourcing import default_policy
 from ordercore.service.stores import open_store
+from ordercore.sourcing import STRATEGIES, SourcingPolicy, SourcingStrategy
 
 __all__ = ["bootstrap"]
 
@@ -50,10 +56,17 @@ def bootstrap(
     crm: CrmGateway | None = None,
     tax: TaxCalculator | None = None,
     notifier: Notifier | None = None,
+    network: FulfilmentNetwork | Iterable[FulfilmentNode] | None = None,
+    strategies: Mapping[str, SourcingStrategy] | None = None,
+    default_strategy: str = "cost_optimal",
+    sourcing_policy: Callable[[Order], SourcingPolicy] = default_policy,
+    geocoder: Geocoder | None = None,
 ) -> OrderCore:
     """Build an :class:`OrderCore`. ``store`` is a URL (``memory://`` by default) or an opened store.
 
-    Extra ``command_handlers`` are added to (and may replace) the built-in ones.
+    Extra ``command_handlers`` are added to (and may replace) the built-in ones; extra ``strategies`` are
+    added to (and may replace) the built-in sourcing strategies. ``network`` lists the fulfilment nodes
+    that orders are sourced from.
     """
     if not isinstance(store, str) and not callable(getattr(store, "unit_of_work", None)):
         raise InvalidValue("must be a store URL or an opened store", field="store", value=store)
@@ -69,11 +82,17 @@ def bootstrap(
         crm=crm,
         tax=tax,
         notifier=notifier,
+        network=network if isinstance(network, FulfilmentNetwork | None) else FulfilmentNetwork(network),
+        strategies={**STRATEGIES, **(strategies or {})},
+        default_strategy=default_strategy,
+        sourcing_policy=sourcing_policy,
+        geocoder=geocoder,
     )
+    services.strategy()  # an unknown default strategy is refused now, not at the first order
     bus = MessageBus(
         opened.unit_of_work,
         services,
-        command_handlers={**COMMAND_HANDLERS, **(command_handlers or {})},
+        command_handlers={**COMMAND_HANDLERS, **INVENTORY_HANDLERS, **(command_handlers or {})},
         event_handlers=event_handlers,
         publisher=publisher,
         strict=strict,

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from datetime import date
+from collections.abc import Iterable, Mapping
+from datetime import date, datetime
 
 import attrs
 
 from ordercore.errors import InvalidValue
+from ordercore.inventory import Supply
 from ordercore.lifecycle import Trigger
 from ordercore.lines import Adjustment, NewLine, TaxLine, adjustments, new_lines, tax_lines
 from ordercore.order import UnitsByLine
-from ordercore.values import Actor, Address, Channel, CustomerRef, LineId, OrderId
+from ordercore.sourcing.batch import Fairness
+from ordercore.sourcing.model import SourcingPolicy
+from ordercore.values import Actor, Address, Channel, CustomerRef, LineId, OrderId, Sku
 
 __all__ = [
     "AcceptOrder",
@@ -19,10 +22,13 @@ __all__ = [
     "BackorderLines",
     "CancelLines",
     "CancelOrder",
+    "CancelSupply",
     "ChangeLineQuantity",
     "ChangeShippingAddress",
     "Command",
     "CompleteOrder",
+    "CountStock",
+    "ExpectSupply",
     "FireTrigger",
     "HoldOrder",
     "OrderCommand",
@@ -30,9 +36,18 @@ __all__ = [
     "RecordDelivery",
     "RecordReturn",
     "RecordShipment",
+    "ReceiveStock",
     "RejectOrder",
     "ReleaseHold",
+    "ReleaseReservation",
     "ReleaseToFulfilment",
+    "ReportShortPick",
+    "ReserveStock",
+    "ResourceOrder",
+    "SetSafetyStock",
+    "SourceOrder",
+    "SourceWave",
+    "StockCommand",
 ]
 
 _API = Actor.system("api")
@@ -49,6 +64,18 @@ def _optional_order_id(value: OrderId | str | None) -> OrderId | None:
 
 def _line_id(value: LineId | str) -> LineId:
     return LineId.parse(value)
+
+
+def _order_ids(value: object) -> tuple[OrderId, ...]:
+    if isinstance(value, str | OrderId) or not isinstance(value, Iterable):
+        raise InvalidValue("must be a collection of order ids", field="order_ids", value=value)
+    return tuple(OrderId.parse(v) for v in value)
+
+
+def _priorities(value: Mapping[OrderId | str, int]) -> dict[OrderId, int]:
+    if not isinstance(value, Mapping):
+        raise InvalidValue("must map order ids to priorities", field="priorities", value=value)
+    return {OrderId.parse(k): v for k, v in value.items()}
 
 
 def _unit_map(value: UnitsByLine) -> dict[LineId, int]:
@@ -184,6 +211,8 @@ class RecordShipment(OrderCommand):
     lines: dict[LineId, int] | None = attrs.field(default=None, converter=_optional_unit_map, hash=False)
     carrier: str = ""
     tracking_number: str = ""
+    #: the node the shipment left from, when known: its reservations for these units are consumed
+    node_id: str = ""
 
 
 @attrs.frozen(kw_only=True)
@@ -198,3 +227,111 @@ class RecordDelivery(OrderCommand):
 class RecordReturn(OrderCommand):
     lines: dict[LineId, int] = attrs.field(converter=_unit_map, hash=False)
     return_id: str = ""
+
+
+@attrs.frozen(kw_only=True)
+class SourceOrder(OrderCommand):
+    """Source every open and backordered unit: choose nodes with ``strategy`` (the application's default
+    when empty) under ``policy`` (the application's policy for the order when None), reserve the stock
+    and record the plan with its explanation."""
+
+    strategy: str = ""
+    policy: SourcingPolicy | None = None
+
+
+@attrs.frozen(kw_only=True)
+class ResourceOrder(OrderCommand):
+    """Take back allocated units not yet released (at ``node_id`` only, when given), release their
+    reservations and source them again: after a node went offline, a cancellation, or new stock."""
+
+    node_id: str | None = None
+    strategy: str = ""
+    policy: SourcingPolicy | None = None
+
+
+@attrs.frozen(kw_only=True)
+class ReportShortPick(OrderCommand):
+    """``node_id`` could not pick these units: their reservations are released and, with ``resource``,
+    they are sourced again from other nodes."""
+
+    node_id: str
+    lines: dict[LineId, int] = attrs.field(converter=_unit_map, hash=False)
+    resource: bool = True
+
+
+@attrs.frozen(kw_only=True)
+class SourceWave(Command):
+    """Source a wave of orders together against the same stock (see :func:`ordercore.sourcing.source_wave`):
+    no order ships fewer units than it would one by one in ``fairness`` order, and the wave costs as little
+    as the search finds. ``priorities`` rank orders under :attr:`Fairness.PRIORITY` (default 0). Orders
+    with nothing to source, or that cannot be sourced now (held, say), are left out."""
+
+    order_ids: tuple[OrderId, ...] = attrs.field(converter=_order_ids)
+    fairness: Fairness = Fairness.FIRST_COME
+    priorities: dict[OrderId, int] = attrs.field(factory=dict, converter=_priorities, hash=False)
+    strategy: str = ""
+    joint: bool = True
+
+
+# -- inventory ------------------------------------------------------------------------------------------------
+def _sku(value: Sku | str) -> Sku:
+    return value if isinstance(value, Sku) else Sku(value)
+
+
+@attrs.frozen(kw_only=True)
+class StockCommand(Command):
+    """A command on the stock of one SKU at one node."""
+
+    node_id: str
+    sku: Sku = attrs.field(converter=_sku)
+
+
+@attrs.frozen(kw_only=True)
+class ReceiveStock(StockCommand):
+    """Units arrived at the node (against the expected supply ``supply_ref``, when given). The first
+    receipt opens the node's position for the SKU."""
+
+    quantity: int
+    supply_ref: str | None = None
+    backorderable: bool | None = None
+
+
+@attrs.frozen(kw_only=True)
+class CountStock(StockCommand):
+    """A stock count: the node holds ``on_hand`` units."""
+
+    on_hand: int
+
+
+@attrs.frozen(kw_only=True)
+class SetSafetyStock(StockCommand):
+    quantity: int
+
+
+@attrs.frozen(kw_only=True)
+class ExpectSupply(StockCommand):
+    """A purchase order or transfer is on its way: it counts towards what can be promised from its date."""
+
+    supply: Supply
+
+
+@attrs.frozen(kw_only=True)
+class CancelSupply(StockCommand):
+    ref: str
+
+
+@attrs.frozen(kw_only=True)
+class ReserveStock(StockCommand):
+    """Hold units for ``reference`` (a cart, say) under ``key``: a soft reservation that lapses at
+    ``expires_at``, or a hard one without it. Retrying with the same key is harmless."""
+
+    key: str
+    quantity: int
+    reference: str
+    expires_at: datetime | None = None
+
+
+@attrs.frozen(kw_only=True)
+class ReleaseReservation(StockCommand):
+    key: str
+    quantity: int | None = None

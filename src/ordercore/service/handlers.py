@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any, TypeVar
 
 import attrs
 
-from ordercore.errors import ConcurrencyConflict, DuplicateOrder
+from ordercore.errors import ConcurrencyConflict, DuplicateOrder, InvalidValue, SourcingFailed
 from ordercore.events import OrderCreated, OrderEvent
-from ordercore.lifecycle import Lifecycle
+from ordercore.inventory import FulfilmentNetwork
+from ordercore.lifecycle import Lifecycle, Triggers
 from ordercore.lines import OrderLine
 from ordercore.order import Order
 from ordercore.ports import (
     Clock,
     CrmGateway,
     ErpGateway,
+    Geocoder,
     IdGenerator,
     Notifier,
     PaymentGateway,
@@ -26,6 +28,21 @@ from ordercore.ports import (
     WmsGateway,
 )
 from ordercore.service import commands as c
+from ordercore.service.sourcing import (
+    default_policy,
+    destination_of,
+    load_positions,
+    needs_sourcing,
+    record_plan,
+    source_order,
+    sourcing_request,
+    stock_view,
+    sync_reservations,
+    withdrawable,
+)
+from ordercore.sourcing import batch
+from ordercore.sourcing.batch import WaveOrder
+from ordercore.sourcing.model import SourcingPolicy, SourcingRequest, SourcingStrategy
 from ordercore.values import LineId
 
 __all__ = ["COMMAND_HANDLERS", "CommandResult", "Handler", "Services"]
@@ -45,6 +62,30 @@ class Services:
     crm: CrmGateway | None = None
     tax: TaxCalculator | None = None
     notifier: Notifier | None = None
+    network: FulfilmentNetwork | None = None
+    strategies: Mapping[str, SourcingStrategy] = attrs.field(factory=dict)
+    default_strategy: str = "cost_optimal"
+    sourcing_policy: Callable[[Order], SourcingPolicy] = default_policy
+    geocoder: Geocoder | None = None
+
+    def strategy(self, name: str = "") -> SourcingStrategy:
+        """The strategy called ``name`` (the default one when empty)."""
+        chosen = name or self.default_strategy
+        try:
+            return self.strategies[chosen]
+        except KeyError:
+            raise InvalidValue(
+                f"no sourcing strategy {chosen!r}; known: {sorted(self.strategies)}",
+                field="strategy",
+                value=chosen,
+            ) from None
+
+    def fulfilment_network(self) -> FulfilmentNetwork:
+        if self.network is None:
+            raise SourcingFailed(
+                "no fulfilment network is configured", reasons=["pass network=... to bootstrap"]
+            )
+        return self.network
 
 
 @attrs.frozen
@@ -125,19 +166,23 @@ def _same_order(order: Order, cmd: c.PlaceOrder) -> bool:
 
 
 def _on_order(
-    change: Callable[[Order, C, datetime], object],
+    change: Callable[[Order, C, datetime], object], *, ships: bool = False
 ) -> Callable[[C, UnitOfWork, Services], CommandResult]:
-    """A handler that loads the order, applies ``change`` and commits if anything happened."""
+    """A handler that loads the order, applies ``change`` and commits if anything happened. Stock
+    reservations the order no longer needs are released (consumed, when ``ships``) in the same commit."""
 
     def handle(cmd: C, uow: UnitOfWork, svc: Services) -> CommandResult:
         assert isinstance(cmd, c.OrderCommand)
         order = uow.orders.get(cmd.order_id)
         if cmd.expected_version is not None and cmd.expected_version != order.version:
             raise ConcurrencyConflict(order.id, cmd.expected_version, order.version)
-        before = order.version
-        change(order, cmd, svc.clock.now())
+        before, allocations = order.version, order.allocations
+        at = svc.clock.now()
+        change(order, cmd, at)
         events = tuple(order.history[before:])
         if events:
+            if allocations and order.allocations != allocations:
+                sync_reservations(uow, order, allocations, at=at, shipped=ships, reason=f"order {order.id}")
             uow.orders.save(order)
             uow.commit()
         return CommandResult(order.id, order.version, events)
@@ -206,6 +251,7 @@ def _ship(o: Order, cmd: c.RecordShipment, at: datetime) -> object:
         at=at,
         carrier=cmd.carrier,
         tracking_number=cmd.tracking_number,
+        node_id=cmd.node_id,
         reason=cmd.reason,
     )
 
@@ -216,6 +262,100 @@ def _deliver(o: Order, cmd: c.RecordDelivery, at: datetime) -> object:
 
 def _return(o: Order, cmd: c.RecordReturn, at: datetime) -> object:
     return o.record_return(cmd.lines, actor=cmd.actor, at=at, return_id=cmd.return_id, reason=cmd.reason)
+
+
+def _sourcing_handler(
+    take_back: Callable[[Order, C, datetime], tuple[str | None, bool]] | None,
+) -> Callable[[C, UnitOfWork, Services], CommandResult]:
+    """A handler that optionally takes units back from nodes first (``take_back`` withdraws them and says
+    which node to avoid and whether to source again), then sources what is open or backordered."""
+
+    def handle(cmd: C, uow: UnitOfWork, svc: Services) -> CommandResult:
+        assert isinstance(cmd, c.SourceOrder | c.ResourceOrder | c.ReportShortPick)
+        order = uow.orders.get(cmd.order_id)
+        if cmd.expected_version is not None and cmd.expected_version != order.version:
+            raise ConcurrencyConflict(order.id, cmd.expected_version, order.version)
+        before, allocations = order.version, order.allocations
+        at = svc.clock.now()
+        avoid, again = (None, True) if take_back is None else take_back(order, cmd, at)
+        if allocations != order.allocations:
+            sync_reservations(uow, order, allocations, at=at, reason=cmd.reason or f"order {order.id}")
+        if again:
+            policy = getattr(cmd, "policy", None) or svc.sourcing_policy(order)
+            if avoid is not None and avoid != policy.pickup_node:
+                policy = attrs.evolve(policy, excluded_nodes=policy.excluded_nodes | {avoid})
+            source_order(
+                order,
+                uow,
+                network=svc.fulfilment_network(),
+                strategy=svc.strategy(getattr(cmd, "strategy", "")),
+                policy=policy,
+                geocoder=svc.geocoder,
+                actor=cmd.actor,
+                at=at,
+                reason=cmd.reason,
+            )
+        events = tuple(order.history[before:])
+        if events:
+            uow.orders.save(order)
+            uow.commit()
+        return CommandResult(order.id, order.version, events)
+
+    return handle
+
+
+def _take_back_for_resourcing(o: Order, cmd: c.ResourceOrder, at: datetime) -> tuple[str | None, bool]:
+    code = "resourcing" if cmd.node_id is None else "node_offline"
+    for node_id, units in withdrawable(o, cmd.node_id).items():
+        o.withdraw_allocation(node_id, units, code=code, actor=cmd.actor, at=at, reason=cmd.reason)
+    return None, True
+
+
+def _take_back_short_pick(o: Order, cmd: c.ReportShortPick, at: datetime) -> tuple[str | None, bool]:
+    o.withdraw_allocation(
+        cmd.node_id, cmd.lines, code="short_pick", actor=cmd.actor, at=at, reason=cmd.reason
+    )
+    return cmd.node_id, cmd.resource
+
+
+def source_wave(cmd: c.SourceWave, uow: UnitOfWork, svc: Services) -> CommandResult:
+    """Load the wave's orders, plan them jointly against one view of the stock, reserve and record every
+    plan, and commit it all at once."""
+    at = svc.clock.now()
+    network = svc.fulfilment_network()
+    strategy = svc.strategy(cmd.strategy)
+    orders: list[Order] = []
+    wave: list[WaveOrder] = []
+    requests: dict[str, SourcingRequest] = {}
+    for order_id in dict.fromkeys(cmd.order_ids):
+        order = uow.orders.get(order_id)
+        if not needs_sourcing(order) or order.lifecycle.transition(order.status, Triggers.SOURCE) is None:
+            continue
+        request = sourcing_request(order, destination_of(order, svc.geocoder), svc.sourcing_policy(order), at)
+        orders.append(order)
+        requests[order.id.value] = request
+        wave.append(WaveOrder(request, cmd.priorities.get(order.id, 0), order.placed_at))
+    if not wave:
+        return CommandResult(None, 0, ())
+    positions = load_positions(uow, requests.values())
+    stock = stock_view(network, positions.values(), at)
+    run = batch.source_wave if cmd.joint else batch.source_one_by_one
+    result = run(wave, stock, strategy, cmd.fairness)
+    events: list[OrderEvent] = []
+    for order in orders:
+        plan = result.by_ref.get(order.id.value)
+        if plan is None:  # the strategy could not source it (see result.failed): it stays as it was
+            continue
+        reason = cmd.reason or f"wave of {len(wave)} orders ({cmd.fairness.value})"
+        events.append(
+            record_plan(
+                order, plan, requests[order.id.value], positions, uow, actor=cmd.actor, at=at, reason=reason
+            )
+        )
+        uow.orders.save(order)
+    if events:
+        uow.commit()
+    return CommandResult(None, 0, tuple(events))
 
 
 #: The built-in command handlers, by command type.
@@ -234,7 +374,11 @@ COMMAND_HANDLERS: dict[type[c.Command], Handler] = {
     c.AllocateLines: _on_order(_allocate),
     c.BackorderLines: _on_order(_backorder),
     c.ReleaseToFulfilment: _on_order(_release),
-    c.RecordShipment: _on_order(_ship),
+    c.RecordShipment: _on_order(_ship, ships=True),
     c.RecordDelivery: _on_order(_deliver),
     c.RecordReturn: _on_order(_return),
+    c.SourceOrder: _sourcing_handler(None),
+    c.SourceWave: source_wave,
+    c.ResourceOrder: _sourcing_handler(_take_back_for_resourcing),
+    c.ReportShortPick: _sourcing_handler(_take_back_short_pick),
 }

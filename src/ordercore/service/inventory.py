@@ -1,0 +1,100 @@
+"""Inventory command handlers: load the stock position, call it, commit. The position checks everything."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import TypeVar
+
+from ordercore.errors import StockNotFound
+from ordercore.inventory import StockPosition
+from ordercore.ports import UnitOfWork
+from ordercore.service import commands as c
+from ordercore.service.handlers import CommandResult, Handler, Services
+
+__all__ = ["INVENTORY_HANDLERS"]
+
+S = TypeVar("S", bound=c.StockCommand)
+
+
+def _load(
+    cmd: c.StockCommand, uow: UnitOfWork, svc: Services, *, create: bool, at: datetime
+) -> StockPosition:
+    if svc.network is not None:
+        svc.network.get(cmd.node_id)  # UnknownNode for a node outside the network
+    position = uow.inventory.get(cmd.node_id, cmd.sku)
+    if position is not None:
+        return position
+    if not create:
+        raise StockNotFound(cmd.node_id, cmd.sku)
+    backorderable = bool(getattr(cmd, "backorderable", False))
+    return StockPosition.open(cmd.node_id, cmd.sku, at=at, backorderable=backorderable, reason=cmd.reason)
+
+
+def _on_stock(
+    change: Callable[[StockPosition, S, datetime], object], *, create: bool = False
+) -> Callable[[S, UnitOfWork, Services], CommandResult]:
+    def handle(cmd: S, uow: UnitOfWork, svc: Services) -> CommandResult:
+        at = svc.clock.now()
+        position = _load(cmd, uow, svc, create=create, at=at)
+        change(position, cmd, at)
+        if position.new_entries():
+            uow.inventory.save(position)
+            uow.commit()
+        return CommandResult(f"{position.node_id}/{position.sku}", position.version, ())
+
+    handle.__name__ = getattr(change, "__name__", "handle")
+    return handle
+
+
+def _receive(p: StockPosition, cmd: c.ReceiveStock, at: datetime) -> object:
+    p.receive(cmd.quantity, at=at, reason=cmd.reason, supply_ref=cmd.supply_ref)
+    return None
+
+
+def _count(p: StockPosition, cmd: c.CountStock, at: datetime) -> object:
+    p.adjust(cmd.on_hand, at=at, reason=cmd.reason or "stock count")
+    return None
+
+
+def _safety(p: StockPosition, cmd: c.SetSafetyStock, at: datetime) -> object:
+    p.set_safety_stock(cmd.quantity, at=at, reason=cmd.reason)
+    return None
+
+
+def _expect(p: StockPosition, cmd: c.ExpectSupply, at: datetime) -> object:
+    p.expect(cmd.supply, at=at, reason=cmd.reason)
+    return None
+
+
+def _cancel_supply(p: StockPosition, cmd: c.CancelSupply, at: datetime) -> object:
+    p.cancel_supply(cmd.ref, at=at, reason=cmd.reason or "cancelled")
+    return None
+
+
+def _reserve(p: StockPosition, cmd: c.ReserveStock, at: datetime) -> object:
+    return p.reserve(
+        cmd.key,
+        cmd.quantity,
+        reference=cmd.reference,
+        at=at,
+        hard=cmd.expires_at is None,
+        expires_at=cmd.expires_at,
+        reason=cmd.reason,
+    )
+
+
+def _release(p: StockPosition, cmd: c.ReleaseReservation, at: datetime) -> object:
+    return p.release(cmd.key, cmd.quantity, at=at, reason=cmd.reason or "released")
+
+
+#: Handlers of the inventory commands, by command type.
+INVENTORY_HANDLERS: dict[type[c.Command], Handler] = {
+    c.ReceiveStock: _on_stock(_receive, create=True),
+    c.CountStock: _on_stock(_count, create=True),
+    c.SetSafetyStock: _on_stock(_safety, create=True),
+    c.ExpectSupply: _on_stock(_expect, create=True),
+    c.CancelSupply: _on_stock(_cancel_supply),
+    c.ReserveStock: _on_stock(_reserve),
+    c.ReleaseReservation: _on_stock(_release),
+}

@@ -1,0 +1,248 @@
+"""Sourcing in the application layer: an order meets the fulfilment network and the stock positions.
+
+The handlers here orchestrate: build a :class:`~ordercore.sourcing.SourcingRequest` from the order's open
+and backordered units, read the stock of every node, let the strategy plan, reserve the planned units in
+the reservation ledger and record the plan on the order, all in one unit of work. When an order's node
+allocations shrink (a shipment, a cancellation, a withdrawal), :func:`sync_reservations` releases or
+consumes exactly the reservations that changed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+
+from ordercore.errors import InvalidValue, SourcingFailed
+from ordercore.events import NodeAllocation, NodeRejected, SourcingPlanned, WaitingUnits
+from ordercore.inventory import FulfilmentNetwork, StockPosition
+from ordercore.order import Order
+from ordercore.ports import Geocoder, UnitOfWork
+from ordercore.sourcing import (
+    NodeStock,
+    SourcingLine,
+    SourcingPlan,
+    SourcingPolicy,
+    SourcingRequest,
+    SourcingStrategy,
+)
+from ordercore.sourcing.network import NetworkStock
+from ordercore.values import Actor, GeoPoint, LineId, Sku
+
+__all__ = [
+    "allocations_of",
+    "load_positions",
+    "needs_sourcing",
+    "record_plan",
+    "default_policy",
+    "destination_of",
+    "source_order",
+    "sourcing_request",
+    "stock_view",
+    "sync_reservations",
+    "withdrawable",
+]
+
+_TRUE = frozenset({"1", "true", "yes"})
+
+
+def default_policy(order: Order) -> SourcingPolicy:
+    """The policy an order asks for through its attributes: ``pickup_node`` (collect in store) and
+    ``ship_complete`` ("true": one shipment). Pass your own function to ``bootstrap(sourcing_policy=...)``
+    to decide from customer, channel or rules."""
+    pickup = order.attributes.get("pickup_node") or None
+    complete = order.attributes.get("ship_complete", "").strip().lower() in _TRUE
+    return SourcingPolicy(allow_split=not complete, pickup_node=pickup)
+
+
+def destination_of(order: Order, geocoder: Geocoder | None) -> GeoPoint:
+    """Where the order goes: the shipping address's coordinates, else what the geocoder finds."""
+    address = order.shipping_address
+    if address.coordinates is not None:
+        return address.coordinates
+    if geocoder is not None:
+        found = geocoder.locate(address)
+        if found is not None:
+            return found
+    raise SourcingFailed(
+        f"order {order.id} cannot be sourced",
+        reasons=[
+            "the shipping address has no coordinates"
+            + (" and the geocoder could not locate it" if geocoder else " and no geocoder is configured")
+        ],
+    )
+
+
+def sourcing_request(
+    order: Order, destination: GeoPoint, policy: SourcingPolicy, at: datetime
+) -> SourcingRequest:
+    """Every open and backordered unit of the order, line by line."""
+    lines = tuple(
+        SourcingLine(line.id.value, line.sku, line.qty.open + line.qty.backordered)
+        for line in order.lines
+        if line.qty.open + line.qty.backordered
+    )
+    return SourcingRequest(order.id.value, lines, destination, at, policy)
+
+
+def stock_view(network: FulfilmentNetwork, positions: Iterable[StockPosition], at: datetime) -> NetworkStock:
+    """What every node of ``network`` can promise at ``at``: available-to-promise and incoming supply per
+    SKU from ``positions`` (positions of nodes outside the network are ignored)."""
+    available: dict[str, dict[Sku, int]] = {n.node_id: {} for n in network.nodes}
+    incoming: dict[str, dict[Sku, tuple[tuple[object, int], ...]]] = {n.node_id: {} for n in network.nodes}
+    for pos in positions:
+        if pos.node_id in available:
+            available[pos.node_id][pos.sku] = pos.available(at)
+            supply = pos.incoming()
+            if supply:
+                incoming[pos.node_id][pos.sku] = supply
+    return NetworkStock(
+        (
+            NodeStock(
+                node,
+                available[node.node_id],
+                incoming[node.node_id],  # type: ignore[arg-type]
+                online=network.is_online(node.node_id),
+            )
+            for node in network.nodes
+        ),
+        currency=network.currency,
+    )
+
+
+def allocations_of(
+    plan: SourcingPlan, order: Order
+) -> tuple[tuple[NodeAllocation, ...], tuple[WaitingUnits, ...], tuple[NodeRejected, ...]]:
+    """The plan as the order records it. Each allocation gets its own reservation key,
+    ``<order>/<line>/<node>/<event sequence>``, unique for the order's whole life."""
+    seq = order.version + 1
+    allocations = tuple(
+        NodeAllocation(LineId(line_id), s.node_id, qty, f"{order.id.value}/{line_id}/{s.node_id}/{seq}")
+        for s in plan.shipments
+        for line_id, qty in s.lines
+    )
+    waiting = tuple(
+        WaitingUnits(LineId(b.line_id), b.quantity, b.node_id, b.expected_on) for b in plan.backorders
+    )
+    rejected = tuple(NodeRejected(r.node_id, r.reason.value, r.detail) for r in plan.rejected)
+    return allocations, waiting, rejected
+
+
+def source_order(
+    order: Order,
+    uow: UnitOfWork,
+    *,
+    network: FulfilmentNetwork,
+    strategy: SourcingStrategy,
+    policy: SourcingPolicy,
+    geocoder: Geocoder | None,
+    actor: Actor,
+    at: datetime,
+    reason: str = "",
+) -> SourcingPlanned | None:
+    """Plan every open and backordered unit of ``order``, reserve the planned units (hard reservations)
+    and record the plan on the order. None when no unit waits to be sourced. Nothing is committed here."""
+    if not needs_sourcing(order):
+        return None
+    request = sourcing_request(order, destination_of(order, geocoder), policy, at)
+    positions = load_positions(uow, [request])
+    plan = strategy.plan(request, stock_view(network, positions.values(), at))
+    return record_plan(order, plan, request, positions, uow, actor=actor, at=at, reason=reason)
+
+
+def needs_sourcing(order: Order) -> bool:
+    """Whether the order has open or backordered units."""
+    return any(line.qty.open + line.qty.backordered for line in order.lines)
+
+
+def load_positions(
+    uow: UnitOfWork, requests: Iterable[SourcingRequest]
+) -> dict[tuple[str, Sku], StockPosition]:
+    """Every stock position of the SKUs the requests ask for, by (node, SKU), read in one go."""
+    skus = sorted({line.sku for r in requests for line in r.lines}, key=lambda s: s.value)
+    return {(p.node_id, p.sku): p for p in uow.inventory.for_skus(skus)}
+
+
+def record_plan(
+    order: Order,
+    plan: SourcingPlan,
+    request: SourcingRequest,
+    positions: Mapping[tuple[str, Sku], StockPosition],
+    uow: UnitOfWork,
+    *,
+    actor: Actor,
+    at: datetime,
+    reason: str = "",
+) -> SourcingPlanned:
+    """Reserve what ``plan`` ships at each node and record the plan on ``order`` (saving the positions it
+    changed in the unit of work). Raises, leaving the unit uncommitted, if a reservation is refused."""
+    allocations, waiting, rejected = allocations_of(plan, order)
+    sku_of = {line.line_id: line.sku for line in request.lines}
+    changed: dict[tuple[str, Sku], StockPosition] = {}
+    for a in allocations:
+        key = (a.node_id, sku_of[a.line_id.value])
+        pos = positions.get(key)
+        if pos is None:  # a strategy planned stock that no position holds
+            raise SourcingFailed(f"order {order.id}: {a.node_id} holds no {key[1]}", reasons=[plan.strategy])
+        pos.reserve(a.key, a.quantity, reference=order.id.value, at=at, hard=True, reason=f"order {order.id}")
+        changed[key] = pos
+    event = order.source(
+        allocations,
+        waiting,
+        strategy=plan.strategy,
+        cost=plan.cost,
+        optimal=plan.optimal,
+        notes=plan.notes,
+        rejected=rejected,
+        actor=actor,
+        at=at,
+        reason=reason,
+    )
+    for key in sorted(changed, key=lambda k: (k[0], k[1].value)):
+        uow.inventory.save(changed[key])
+    return event
+
+
+def withdrawable(order: Order, node_id: str | None = None) -> dict[str, dict[LineId, int]]:
+    """Units that can be taken back from nodes to source again, by node: allocated units (not released to
+    the node yet), newest allocations first, at ``node_id`` only when given."""
+    left = {line.id: line.qty.allocated for line in order.lines}
+    out: dict[str, dict[LineId, int]] = {}
+    for a in reversed(order.allocations):
+        if node_id is not None and a.node_id != node_id:
+            continue
+        take = min(a.quantity, left[a.line_id])
+        if take:
+            left[a.line_id] -= take
+            per_node = out.setdefault(a.node_id, {})
+            per_node[a.line_id] = per_node.get(a.line_id, 0) + take
+    return {n: out[n] for n in sorted(out)}
+
+
+def sync_reservations(
+    uow: UnitOfWork,
+    order: Order,
+    before: Iterable[NodeAllocation],
+    *,
+    at: datetime,
+    shipped: bool = False,
+    reason: str = "",
+) -> None:
+    """Release (or, for a shipment, consume) the reservation units that ``order`` no longer allocates."""
+    after: Mapping[str, int] = {a.key: a.quantity for a in order.allocations}
+    why = reason or f"order {order.id}"
+    for a in before:
+        gone = a.quantity - after.get(a.key, 0)
+        if gone <= 0:
+            continue
+        pos = uow.inventory.get(a.node_id, order.line(a.line_id).sku)
+        if pos is None:
+            raise InvalidValue(
+                f"order {order.id} holds reservation {a.key} at a stock position that does not exist",
+                field="allocations",
+                value=a,
+            )
+        if shipped:
+            pos.consume(a.key, gone, at=at, reason=why)
+        else:
+            pos.release(a.key, gone, at=at, reason=why)
+        uow.inventory.save(pos)
