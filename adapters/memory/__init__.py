@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from collections.abc import Set as AbstractSet
+from datetime import date
 
 import attrs
 
@@ -20,11 +21,11 @@ from ordercore.errors import (
     StoreUnavailable,
 )
 from ordercore.events import OrderEvent
-from ordercore.inventory import LedgerEntry, StockPosition
+from ordercore.inventory import LedgerEntry, NodeDay, StockPosition
 from ordercore.lifecycle import DEFAULT_LIFECYCLE, Lifecycle, State
 from ordercore.order import Order
 from ordercore.ports import OutboxRecord
-from ordercore.storage import StagedOrders, StagedOutbox, StagedStock, StagedUnitOfWork
+from ordercore.storage import StagedCapacity, StagedOrders, StagedOutbox, StagedStock, StagedUnitOfWork
 from ordercore.values import Channel, OrderId, Sku
 
 __all__ = ["MemoryStore", "MemoryUnitOfWork", "open_store"]
@@ -47,6 +48,7 @@ class MemoryStore:
         self.external_refs: dict[tuple[Channel, str], OrderId] = {}
         self.stock: dict[tuple[str, Sku], StockPosition] = {}
         self.ledger: dict[tuple[str, Sku], list[LedgerEntry]] = {}
+        self.capacity: dict[tuple[str, date], NodeDay] = {}
         self.outbox: list[_OutboxEntry] = []
         self.outbox_index: dict[str, _OutboxEntry] = {}
         self.outbox_position = 0
@@ -122,6 +124,24 @@ class MemoryInventoryRepository(StagedStock):
             return list(self._store.ledger.get((node_id, sku), ()))
 
 
+class MemoryCapacityRepository(StagedCapacity):
+    """Node days of one unit: loaded days are copies of the committed ones; changes wait for commit."""
+
+    def __init__(self, store: MemoryStore) -> None:
+        super().__init__()
+        self._store = store
+
+    def _load(self, node_id: str, day: date) -> NodeDay | None:
+        with self._store.lock:
+            committed = self._store.capacity.get((node_id, day))
+        return None if committed is None else committed.clone()
+
+    def _load_for_day(self, day: date, node_ids: Sequence[str]) -> list[NodeDay]:
+        with self._store.lock:
+            committed = [self._store.capacity.get((node_id, day)) for node_id in node_ids]
+        return [d.clone() for d in committed if d is not None]
+
+
 class MemoryOutbox(StagedOutbox):
     """Pending events in commit order; ids marked published are applied at commit."""
 
@@ -143,10 +163,13 @@ class MemoryUnitOfWork(StagedUnitOfWork):
         self._store = store
         super().__init__()
 
-    def _repositories(self) -> tuple[MemoryOrderRepository, MemoryInventoryRepository, MemoryOutbox]:
+    def _repositories(
+        self,
+    ) -> tuple[MemoryOrderRepository, MemoryInventoryRepository, MemoryCapacityRepository, MemoryOutbox]:
         return (
             MemoryOrderRepository(self._store),
             MemoryInventoryRepository(self._store),
+            MemoryCapacityRepository(self._store),
             MemoryOutbox(self._store),
         )
 
@@ -155,6 +178,7 @@ class MemoryUnitOfWork(StagedUnitOfWork):
         changed: Sequence[Order],
         new: AbstractSet[OrderId],
         positions: Sequence[StockPosition],
+        days: Sequence[NodeDay],
         published: Sequence[str],
     ) -> None:
         store = self._store
@@ -184,6 +208,15 @@ class MemoryUnitOfWork(StagedUnitOfWork):
                         position.persisted_version,
                         None if stored is None else stored.version,
                     )
+            for node_day in days:
+                stored_day = store.capacity.get((node_day.node_id, node_day.day))
+                stored_version = 0 if stored_day is None else stored_day.version
+                if stored_version != node_day.persisted_version:
+                    raise ConcurrencyConflict(
+                        f"capacity {node_day.node_id}/{node_day.day}",
+                        node_day.persisted_version,
+                        None if stored_day is None else stored_day.version,
+                    )
             for event_id in published:
                 if event_id not in store.outbox_index:
                     raise InvalidValue("is not in the outbox", field="event_id", value=event_id)
@@ -207,6 +240,10 @@ class MemoryUnitOfWork(StagedUnitOfWork):
                 committed = position.clone()
                 committed.mark_persisted()
                 store.stock[key] = committed
+            for node_day in days:
+                committed_day = node_day.clone()
+                committed_day.mark_persisted()
+                store.capacity[(node_day.node_id, node_day.day)] = committed_day
             for event_id in published:
                 store.outbox_index[event_id].published = True
             if published:

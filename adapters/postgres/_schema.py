@@ -1,5 +1,5 @@
-"""The PostgreSQL schema: tables for orders, stock positions, their ledger and the outbox, versioned by
-``schema_version``.
+"""The PostgreSQL schema: tables for orders, stock positions, their ledger, node capacity and the outbox,
+versioned by ``schema_version``.
 
 Whole aggregates are stored as JSONB (``body``); the other columns exist to index, filter and check
 versions. Identifiers use the "C" collation so that ordering and paging by id match the other stores
@@ -9,7 +9,9 @@ change or delete its rows.
 Versions: 1 had orders, the outbox and stock levels; 2 stores stock positions (the JSON of
 ``StockPosition``) next to their ledger (``stock_ledger``). Opening a version 1 schema upgrades it in one
 transaction: each stock level becomes a position whose ledger opens with what the level held (see
-:func:`ordercore.storage.upgrade_stock_level`).
+:func:`ordercore.storage.upgrade_stock_level`). 3 adds ``node_capacity``: the shipments each node has taken
+on per dispatch day (a :class:`~ordercore.inventory.NodeDay`), one row per node and day, kept when empty so
+that its version only grows. Every step runs in the one transaction that opens the schema.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from ordercore.storage import upgrade_stock_level
 
 __all__ = ["DEFAULT_SCHEMA", "INSERT_LEDGER", "SCHEMA_VERSION", "ensure_schema", "ledger_rows"]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 DEFAULT_SCHEMA = "ordercore"
 
 _VERSION_TABLE = """
@@ -104,6 +106,19 @@ _VERSION_2 = (
     """,
 )
 
+_VERSION_3 = (
+    # taken: a JSON object, key -> shipments
+    """
+    CREATE TABLE IF NOT EXISTS node_capacity (
+        day     DATE    NOT NULL,
+        node_id TEXT COLLATE "C" NOT NULL,
+        version INTEGER NOT NULL,
+        taken   JSONB   NOT NULL,
+        PRIMARY KEY (day, node_id)
+    )
+    """,
+)
+
 INSERT_LEDGER = (
     "INSERT INTO stock_ledger (node_id, sku, sequence, kind, quantity, at, key, body)"
     " VALUES (%s, %s, %s, %s, %s, %s, %s, %s::jsonb)"
@@ -160,6 +175,7 @@ def _stock_positions(conn: Connection, where: str) -> None:
 _STEPS: dict[int, Callable[[Connection, str], None]] = {
     1: _create(_VERSION_1),
     2: _stock_positions,
+    3: _create(_VERSION_3),
 }
 
 

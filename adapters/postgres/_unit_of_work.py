@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from collections.abc import Set as AbstractSet
 from contextlib import contextmanager
+from datetime import date
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import psycopg
+from psycopg.types.json import Jsonb
 
 from ordercore.errors import (
     ConcurrencyConflict,
@@ -16,19 +18,33 @@ from ordercore.errors import (
     StoreUnavailable,
 )
 from ordercore.events import OrderEvent
-from ordercore.inventory import LedgerEntry, StockPosition
+from ordercore.inventory import LedgerEntry, NodeDay, StockPosition
 from ordercore.lifecycle import State
 from ordercore.order import Order
 from ordercore.ports import OutboxRecord
 from ordercore.serialization import to_json
-from ordercore.storage import StagedOrders, StagedOutbox, StagedStock, StagedUnitOfWork, decode_stored
+from ordercore.storage import (
+    StagedCapacity,
+    StagedOrders,
+    StagedOutbox,
+    StagedStock,
+    StagedUnitOfWork,
+    decode_node_day,
+    decode_stored,
+)
 from ordercore.values import Channel, OrderId, Sku
 from ordercore_adapters.postgres._schema import INSERT_LEDGER, ledger_rows
 
 if TYPE_CHECKING:
     from ordercore_adapters.postgres._store import PostgresStore
 
-__all__ = ["PostgresInventoryRepository", "PostgresOrderRepository", "PostgresOutbox", "PostgresUnitOfWork"]
+__all__ = [
+    "PostgresCapacityRepository",
+    "PostgresInventoryRepository",
+    "PostgresOrderRepository",
+    "PostgresOutbox",
+    "PostgresUnitOfWork",
+]
 
 T = TypeVar("T")
 Connection = psycopg.Connection[Any]
@@ -113,6 +129,47 @@ class PostgresInventoryRepository(StagedStock):
         ]
 
 
+# -- node days <-> node_capacity rows: (day, node_id, version, taken) ----------------------------------------
+_NODE_DAY_COLUMNS = "day, node_id, version, taken"
+
+
+def _node_day_row(node_day: NodeDay) -> tuple[date, str, int, Jsonb]:
+    """The row of ``node_day``: ``taken`` as a JSON object."""
+    return node_day.day, node_day.node_id, node_day.version, Jsonb(dict(node_day.taken))
+
+
+def _node_day(row: Sequence[Any], where: str) -> NodeDay:
+    """The node day a row of :data:`_NODE_DAY_COLUMNS` holds (``taken`` read back as a dict), at its
+    stored version."""
+    day, node_id, version, taken = row
+    return decode_node_day(node_id, day, version, taken, what=f"{where}: capacity {node_id}/{day}")
+
+
+class PostgresCapacityRepository(StagedCapacity):
+    """Node days of one unit: loaded days are read from their rows, hence copies; changes wait for
+    commit."""
+
+    def __init__(self, uow: PostgresUnitOfWork) -> None:
+        super().__init__()
+        self._uow = uow
+
+    def _load(self, node_id: str, day: date) -> NodeDay | None:
+        with self._uow.db() as conn:
+            row = conn.execute(
+                f"SELECT {_NODE_DAY_COLUMNS} FROM node_capacity WHERE day = %s AND node_id = %s",
+                (day, node_id),
+            ).fetchone()
+        return None if row is None else _node_day(row, self._uow.url)
+
+    def _load_for_day(self, day: date, node_ids: Sequence[str]) -> list[NodeDay]:
+        with self._uow.db() as conn:
+            rows = conn.execute(
+                f"SELECT {_NODE_DAY_COLUMNS} FROM node_capacity WHERE day = %s AND node_id = ANY(%s)",
+                (day, list(node_ids)),
+            ).fetchall()
+        return [_node_day(row, self._uow.url) for row in rows]
+
+
 class PostgresOutbox(StagedOutbox):
     """Pending events in position order; ids marked published are applied at commit."""
 
@@ -141,8 +198,22 @@ class PostgresUnitOfWork(StagedUnitOfWork):
         self._conn: Connection | None = None
         super().__init__()
 
-    def _repositories(self) -> tuple[PostgresOrderRepository, PostgresInventoryRepository, PostgresOutbox]:
-        return PostgresOrderRepository(self), PostgresInventoryRepository(self), PostgresOutbox(self)
+    def _repositories(
+        self,
+    ) -> tuple[
+        PostgresOrderRepository, PostgresInventoryRepository, PostgresCapacityRepository, PostgresOutbox
+    ]:
+        return (
+            PostgresOrderRepository(self),
+            PostgresInventoryRepository(self),
+            PostgresCapacityRepository(self),
+            PostgresOutbox(self),
+        )
+
+    @property
+    def url(self) -> str:
+        """The store's URL (its password masked), for messages."""
+        return self._store.url
 
     def _release(self) -> None:
         self.close()
@@ -178,6 +249,7 @@ class PostgresUnitOfWork(StagedUnitOfWork):
         changed: Sequence[Order],
         new: AbstractSet[OrderId],
         positions: Sequence[StockPosition],
+        days: Sequence[NodeDay],
         published: Sequence[str],
     ) -> None:
         # rows come in key order, so concurrent commits take their row locks in the same order
@@ -186,6 +258,8 @@ class PostgresUnitOfWork(StagedUnitOfWork):
                 self._write_order(conn, order, new=order.id in new)
             for position in positions:
                 self._write_position(conn, position)
+            for node_day in days:
+                self._write_node_day(conn, node_day)
             for event_id in published:
                 self._mark_published(conn, event_id)
 
@@ -262,6 +336,28 @@ class PostgresUnitOfWork(StagedUnitOfWork):
             )
         with conn.cursor() as cursor:
             cursor.executemany(INSERT_LEDGER, ledger_rows(position, converter))
+
+    @staticmethod
+    def _write_node_day(conn: Connection, node_day: NodeDay) -> None:
+        day, node_id, version, taken = _node_day_row(node_day)
+        expected = node_day.persisted_version
+        if expected == 0:
+            cursor = conn.execute(
+                f"INSERT INTO node_capacity ({_NODE_DAY_COLUMNS}) VALUES (%s, %s, %s, %s)"
+                " ON CONFLICT DO NOTHING",
+                (day, node_id, version, taken),
+            )
+        else:
+            cursor = conn.execute(
+                "UPDATE node_capacity SET version = %s, taken = %s WHERE day = %s AND node_id = %s"
+                " AND version = %s",
+                (version, taken, day, node_id, expected),
+            )
+        if cursor.rowcount != 1:
+            row = conn.execute(
+                "SELECT version FROM node_capacity WHERE day = %s AND node_id = %s", (day, node_id)
+            ).fetchone()
+            raise ConcurrencyConflict(f"capacity {node_id}/{day}", expected, None if row is None else row[0])
 
     @staticmethod
     def _mark_published(conn: Connection, event_id: str) -> None:

@@ -2,7 +2,7 @@
 
 Orders are stored whole, as JSON, next to indexed columns (id, channel and external reference, status,
 version); a commit writes the orders, their new events (to the outbox), stock positions and their new
-ledger entries in one transaction,
+ledger entries, and the shipments nodes took on per day (``node_capacity``) in one transaction,
 with the same optimistic version checks as the in-memory store. Only the standard library's sqlite3 is used.
 """
 

@@ -1,5 +1,5 @@
-"""The SQLite schema: tables for orders, stock positions, their ledger and the outbox, versioned by
-``PRAGMA user_version``.
+"""The SQLite schema: tables for orders, stock positions, their ledger, node capacity and the outbox,
+versioned by ``PRAGMA user_version``.
 
 Whole aggregates are stored as JSON (``body``); the other columns exist to index, filter and check versions.
 The stock ledger is append-only: triggers refuse to change or delete its rows.
@@ -7,7 +7,9 @@ The stock ledger is append-only: triggers refuse to change or delete its rows.
 Versions: 1 had orders, the outbox and stock levels; 2 stores stock positions (the JSON of
 ``StockPosition``) next to their ledger (``stock_ledger``). Opening a version 1 database upgrades it in one
 transaction: each stock level becomes a position whose ledger opens with what the level held (see
-:func:`ordercore.storage.upgrade_stock_level`).
+:func:`ordercore.storage.upgrade_stock_level`). 3 adds ``node_capacity``: the shipments each node has taken
+on per dispatch day (a :class:`~ordercore.inventory.NodeDay`), one row per node and day, kept when empty so
+that its version only grows. Every step runs in the one transaction that opens the database.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from ordercore.storage import upgrade_stock_level
 
 __all__ = ["INSERT_LEDGER", "SCHEMA_VERSION", "ensure_schema", "ledger_rows"]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # bodies are declared TEXT: a declared type of JSON would give the column NUMERIC affinity
 _VERSION_1 = (
@@ -90,6 +92,19 @@ _VERSION_2 = (
     """,
 )
 
+_VERSION_3 = (
+    # day: ISO date text; taken: a JSON object, key -> shipments
+    """
+    CREATE TABLE IF NOT EXISTS node_capacity (
+        day     TEXT    NOT NULL,
+        node_id TEXT    NOT NULL,
+        version INTEGER NOT NULL,
+        taken   TEXT    NOT NULL,
+        PRIMARY KEY (day, node_id)
+    )
+    """,
+)
+
 
 INSERT_LEDGER = (
     "INSERT INTO stock_ledger (node_id, sku, sequence, kind, quantity, at, key, body)"
@@ -143,6 +158,7 @@ def _stock_positions(conn: sqlite3.Connection, where: str) -> None:
 _STEPS: dict[int, Callable[[sqlite3.Connection, str], None]] = {
     1: _create(_VERSION_1),
     2: _stock_positions,
+    3: _create(_VERSION_3),
 }
 
 

@@ -7,6 +7,7 @@ import sqlite3
 from collections.abc import Iterator, Sequence
 from collections.abc import Set as AbstractSet
 from contextlib import contextmanager, suppress
+from datetime import date
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ordercore.errors import (
@@ -16,19 +17,33 @@ from ordercore.errors import (
     StoreUnavailable,
 )
 from ordercore.events import OrderEvent
-from ordercore.inventory import LedgerEntry, StockPosition
+from ordercore.inventory import LedgerEntry, NodeDay, StockPosition
 from ordercore.lifecycle import State
 from ordercore.order import Order
 from ordercore.ports import OutboxRecord
 from ordercore.serialization import to_json
-from ordercore.storage import StagedOrders, StagedOutbox, StagedStock, StagedUnitOfWork, decode_stored
+from ordercore.storage import (
+    StagedCapacity,
+    StagedOrders,
+    StagedOutbox,
+    StagedStock,
+    StagedUnitOfWork,
+    decode_node_day,
+    decode_stored,
+)
 from ordercore.values import Channel, OrderId, Sku
 from ordercore_adapters.sqlite._schema import INSERT_LEDGER, ledger_rows
 
 if TYPE_CHECKING:
     from ordercore_adapters.sqlite._store import Connection, SqliteStore
 
-__all__ = ["SqliteInventoryRepository", "SqliteOrderRepository", "SqliteOutbox", "SqliteUnitOfWork"]
+__all__ = [
+    "SqliteCapacityRepository",
+    "SqliteInventoryRepository",
+    "SqliteOrderRepository",
+    "SqliteOutbox",
+    "SqliteUnitOfWork",
+]
 
 T = TypeVar("T")
 
@@ -111,6 +126,49 @@ class SqliteInventoryRepository(StagedStock):
         ]
 
 
+# -- node days <-> node_capacity rows: (day, node_id, version, taken) ----------------------------------------
+_NODE_DAY_COLUMNS = "day, node_id, version, taken"
+
+
+def _node_day_row(node_day: NodeDay) -> tuple[str, str, int, str]:
+    """The row of ``node_day``: the day as ISO text, ``taken`` as a JSON object with sorted keys."""
+    taken = json.dumps(node_day.taken, sort_keys=True)
+    return node_day.day.isoformat(), node_day.node_id, node_day.version, taken
+
+
+def _node_day(row: Sequence[Any], where: str) -> NodeDay:
+    """The node day a row of :data:`_NODE_DAY_COLUMNS` holds, at its stored version."""
+    day, node_id, version, taken = row
+    return decode_node_day(node_id, day, version, taken, what=f"{where}: capacity {node_id}/{day}")
+
+
+class SqliteCapacityRepository(StagedCapacity):
+    """Node days of one unit: loaded days are read from their rows, hence copies; changes wait for
+    commit."""
+
+    def __init__(self, uow: SqliteUnitOfWork) -> None:
+        super().__init__()
+        self._uow = uow
+
+    def _load(self, node_id: str, day: date) -> NodeDay | None:
+        with self._uow.db() as conn:
+            row = conn.execute(
+                f"SELECT {_NODE_DAY_COLUMNS} FROM node_capacity WHERE day = ? AND node_id = ?",
+                (day.isoformat(), node_id),
+            ).fetchone()
+        return None if row is None else _node_day(row, self._uow.url)
+
+    def _load_for_day(self, day: date, node_ids: Sequence[str]) -> list[NodeDay]:
+        # one statement whatever the number of nodes: they travel as one JSON array
+        with self._uow.db() as conn:
+            rows = conn.execute(
+                f"SELECT {_NODE_DAY_COLUMNS} FROM node_capacity"
+                " WHERE day = ? AND node_id IN (SELECT value FROM json_each(?))",
+                (day.isoformat(), json.dumps(list(node_ids))),
+            ).fetchall()
+        return [_node_day(row, self._uow.url) for row in rows]
+
+
 class SqliteOutbox(StagedOutbox):
     """Pending events in commit order; ids marked published are applied at commit."""
 
@@ -138,8 +196,20 @@ class SqliteUnitOfWork(StagedUnitOfWork):
         self._conn: Connection | None = None
         super().__init__()
 
-    def _repositories(self) -> tuple[SqliteOrderRepository, SqliteInventoryRepository, SqliteOutbox]:
-        return SqliteOrderRepository(self), SqliteInventoryRepository(self), SqliteOutbox(self)
+    def _repositories(
+        self,
+    ) -> tuple[SqliteOrderRepository, SqliteInventoryRepository, SqliteCapacityRepository, SqliteOutbox]:
+        return (
+            SqliteOrderRepository(self),
+            SqliteInventoryRepository(self),
+            SqliteCapacityRepository(self),
+            SqliteOutbox(self),
+        )
+
+    @property
+    def url(self) -> str:
+        """The store's URL, for messages."""
+        return self._store.url
 
     def _release(self) -> None:
         self.close()
@@ -172,6 +242,7 @@ class SqliteUnitOfWork(StagedUnitOfWork):
         changed: Sequence[Order],
         new: AbstractSet[OrderId],
         positions: Sequence[StockPosition],
+        days: Sequence[NodeDay],
         published: Sequence[str],
     ) -> None:
         with self.db() as conn:
@@ -181,6 +252,8 @@ class SqliteUnitOfWork(StagedUnitOfWork):
                     self._write_order(conn, order, new=order.id in new)
                 for position in positions:
                     self._write_position(conn, position)
+                for node_day in days:
+                    self._write_node_day(conn, node_day)
                 for event_id in published:
                     self._mark_published(conn, event_id)
                 conn.execute("COMMIT")
@@ -261,6 +334,28 @@ class SqliteUnitOfWork(StagedUnitOfWork):
                 (position.version, body, *key),
             )
         conn.executemany(INSERT_LEDGER, ledger_rows(position, converter))
+
+    @staticmethod
+    def _write_node_day(conn: sqlite3.Connection, node_day: NodeDay) -> None:
+        day, node_id, version, taken = _node_day_row(node_day)
+        row = conn.execute(
+            "SELECT version FROM node_capacity WHERE day = ? AND node_id = ?", (day, node_id)
+        ).fetchone()
+        stored = 0 if row is None else row[0]
+        if stored != node_day.persisted_version:
+            raise ConcurrencyConflict(
+                f"capacity {node_id}/{day}", node_day.persisted_version, None if row is None else stored
+            )
+        if row is None:
+            conn.execute(
+                f"INSERT INTO node_capacity ({_NODE_DAY_COLUMNS}) VALUES (?, ?, ?, ?)",
+                (day, node_id, version, taken),
+            )
+        else:
+            conn.execute(
+                "UPDATE node_capacity SET version = ?, taken = ? WHERE day = ? AND node_id = ?",
+                (version, taken, day, node_id),
+            )
 
     @staticmethod
     def _mark_published(conn: sqlite3.Connection, event_id: str) -> None:

@@ -6,6 +6,7 @@ you call :func:`bootstrap`.
 
 from ordercore.clock import ManualClock, SystemClock
 from ordercore.errors import (
+    CapacityExhausted,
     ConcurrencyConflict,
     CurrencyMismatch,
     DuplicateOrder,
@@ -142,6 +143,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "CancelSupply",
+    "CapacityExhausted",
     "CountStock",
     "ExpectSupply",
     "ReceiveStock",

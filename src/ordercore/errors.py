@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 import attrs
 
 __all__ = [
+    "CapacityExhausted",
     "ConcurrencyConflict",
     "CurrencyMismatch",
     "DuplicateOrder",
@@ -281,6 +282,33 @@ class InsufficientStock(OrderCoreError):
             "sku": str(self.sku),
             "requested": self.requested,
             "available": self.available,
+        }
+
+
+class CapacityExhausted(OrderCoreError):
+    """A node has no shipment capacity left for the day: taking ``requested`` more shipments would exceed
+    its daily ``limit``, ``used`` being what it has taken on already."""
+
+    code: ClassVar[str] = "capacity_exhausted"
+
+    def __init__(self, node_id: object, day: object, *, limit: int, used: int, requested: int = 1) -> None:
+        super().__init__(
+            f"{node_id} has taken on {used} of {limit} shipment(s) for {day}; {requested} more requested"
+        )
+        self.node_id = node_id
+        self.day = day
+        self.limit = limit
+        self.used = used
+        self.requested = requested
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            **super().to_dict(),
+            "node_id": str(self.node_id),
+            "day": str(self.day),
+            "limit": self.limit,
+            "used": self.used,
+            "requested": self.requested,
         }
 
 

@@ -16,7 +16,7 @@ from typing import Protocol, Self, runtime_checkable
 import attrs
 
 from ordercore.events import LineQty, OrderEvent
-from ordercore.inventory import LedgerEntry, StockPosition
+from ordercore.inventory import LedgerEntry, NodeDay, StockPosition
 from ordercore.lifecycle import State
 from ordercore.lines import TaxLine
 from ordercore.money import Money
@@ -24,6 +24,7 @@ from ordercore.order import Order
 from ordercore.values import Address, Channel, CustomerId, CustomerRef, GeoPoint, LineId, OrderId, Sku
 
 __all__ = [
+    "CapacityRepository",
     "Clock",
     "Geocoder",
     "CrmGateway",
@@ -128,6 +129,26 @@ class InventoryRepository(Protocol):
         ...
 
 
+class CapacityRepository(Protocol):
+    """Shipments each fulfilment node has taken on per dispatch day (:class:`NodeDay`), inside a unit of
+    work. Days read in a unit are kept (later reads return the same object); changes become visible to
+    others only when the unit commits."""
+
+    def get(self, node_id: str, day: date) -> NodeDay:
+        """The stored day of ``node_id``, or a fresh empty one (``NodeDay.open``) when none is stored."""
+        ...
+
+    def for_day(self, day: date, node_ids: Iterable[str]) -> list[NodeDay]:
+        """The days of ``node_ids`` (each once), read in one query, sorted by node id; fresh empty ones for
+        nodes with nothing stored."""
+        ...
+
+    def save(self, node_day: NodeDay) -> None:
+        """Stage ``node_day``. At commit it is stored if it changed; ConcurrencyConflict unless the stored
+        day is still at ``node_day.persisted_version`` (absent, when that is 0)."""
+        ...
+
+
 @attrs.frozen
 class OutboxRecord:
     """An event waiting to be published, in commit order (``position``)."""
@@ -150,6 +171,7 @@ class UnitOfWork(Protocol):
 
     orders: OrderRepository
     inventory: InventoryRepository
+    capacity: CapacityRepository
     outbox: Outbox
 
     def __enter__(self) -> Self: ...

@@ -1,35 +1,40 @@
 """What every store adapter's repositories share: staging changes inside a unit of work.
 
-A unit of work hands out orders and stock positions that the caller may change; nothing reaches the store
-before ``commit``. These bases keep the staged objects, and a store fills in how to read what is stored
-(``_load``...) and how to write at commit. The in-memory, SQLite and PostgreSQL stores all build on them;
-so can an integrator's own store.
+A unit of work hands out orders, stock positions and node days that the caller may change; nothing reaches
+the store before ``commit``. These bases keep the staged objects, and a store fills in how to read what is
+stored (``_load``...) and how to write at commit. The in-memory, SQLite and PostgreSQL stores all build on
+them; so can an integrator's own store.
 """
 
 from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
-from datetime import datetime
+from datetime import date, datetime
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
 import cattrs
 
 from ordercore.errors import DuplicateOrder, InvalidValue, OrderCoreError, OrderNotFound, StoreUnavailable
-from ordercore.inventory import EntryKind, LedgerEntry, StockPosition
+from ordercore.inventory import EntryKind, LedgerEntry, NodeDay, StockPosition
+from ordercore.inventory.capacity import check_day
+from ordercore.inventory.ledger import collect
+from ordercore.inventory.nodes import check_node_id
 from ordercore.order import Order
 from ordercore.ports import OutboxRecord
 from ordercore.serialization import from_json
 from ordercore.values import Channel, OrderId, Sku
 
 __all__ = [
+    "StagedCapacity",
     "StagedOrders",
     "StagedOutbox",
     "StagedStock",
     "StagedUnitOfWork",
+    "decode_node_day",
     "decode_stored",
     "upgrade_stock_level",
 ]
@@ -178,6 +183,54 @@ def _sku(value: object, field: str = "sku") -> Sku:
     return value
 
 
+class StagedCapacity(ABC):
+    """A capacity repository's staging: node days read in this unit are kept (later reads return the same
+    object, a fresh empty one too), saved ones wait for the commit, and days that changed are written."""
+
+    def __init__(self) -> None:
+        self.staged: dict[tuple[str, date], NodeDay] = {}
+
+    # -- what a store provides ------------------------------------------------------------------------------
+    @abstractmethod
+    def _load(self, node_id: str, day: date) -> NodeDay | None:
+        """The stored day, as an object of its own (a copy), or None."""
+
+    @abstractmethod
+    def _load_for_day(self, day: date, node_ids: Sequence[str]) -> list[NodeDay]:
+        """Every stored day of ``day`` for any of ``node_ids`` (distinct, at least one), in one read."""
+
+    # -- the repository ------------------------------------------------------------------------------------
+    def get(self, node_id: str, day: date) -> NodeDay:
+        collect("node day", lambda: check_node_id(node_id), lambda: check_day(day))
+        key = (node_id, day)
+        staged = self.staged.get(key)
+        if staged is None:
+            stored = self._load(node_id, day)
+            staged = self.staged[key] = NodeDay.open(node_id, day) if stored is None else stored
+        return staged
+
+    def for_day(self, day: date, node_ids: Iterable[str]) -> list[NodeDay]:
+        check_day(day)
+        if isinstance(node_ids, str | bytes) or not isinstance(node_ids, Iterable):  # a str is one id
+            raise InvalidValue("must be an iterable of node ids", field="node_ids", value=node_ids)
+        wanted = sorted({check_node_id(n, "node_ids") for n in node_ids})
+        missing = [n for n in wanted if (n, day) not in self.staged]
+        if missing:
+            for node_day in self._load_for_day(day, missing):
+                self.staged.setdefault((node_day.node_id, node_day.day), node_day)
+        return [self.staged.setdefault((n, day), NodeDay.open(n, day)) for n in wanted]
+
+    def save(self, node_day: NodeDay) -> None:
+        if not isinstance(node_day, NodeDay):
+            raise InvalidValue("must be a NodeDay", field="node_day", value=node_day)
+        self.staged[(node_day.node_id, node_day.day)] = node_day
+
+    def changed(self) -> list[NodeDay]:
+        """Days to write at commit (those that changed), in (node id, day) order so that concurrent
+        commits touch rows in the same order."""
+        return [d for _, d in sorted(self.staged.items(), key=lambda item: item[0]) if d.changed]
+
+
 class StagedOutbox(ABC):
     """An outbox's staging: ids marked published are applied at commit."""
 
@@ -203,13 +256,14 @@ class StagedUnitOfWork(ABC):
 
     orders: StagedOrders
     inventory: StagedStock
+    capacity: StagedCapacity
     outbox: StagedOutbox
 
     def __init__(self) -> None:
         self._reset()
 
     @abstractmethod
-    def _repositories(self) -> tuple[StagedOrders, StagedStock, StagedOutbox]:
+    def _repositories(self) -> tuple[StagedOrders, StagedStock, StagedCapacity, StagedOutbox]:
         """Fresh, empty repositories for this unit."""
 
     @abstractmethod
@@ -218,18 +272,20 @@ class StagedUnitOfWork(ABC):
         orders: Sequence[Order],
         new: AbstractSet[OrderId],
         positions: Sequence[StockPosition],
+        days: Sequence[NodeDay],
         published: Sequence[str],
     ) -> None:
         """Store ``orders`` (those in ``new`` are inserted) with their new events in the outbox, the stock
-        ``positions`` with their new ledger entries (each checked to be stored at its
-        ``persisted_version``), and the ``published`` marks: all of it, or raise and store nothing."""
+        ``positions`` with their new ledger entries, the node ``days`` (positions and days each checked to
+        be stored at its ``persisted_version``), and the ``published`` marks: all of it, in this order, or
+        raise and store nothing."""
 
     def _release(self) -> None:
         """Give back what the unit holds (a connection, say) when its ``with`` block ends."""
         return None  # nothing, unless a store holds something
 
     def _reset(self) -> None:
-        self.orders, self.inventory, self.outbox = self._repositories()
+        self.orders, self.inventory, self.capacity, self.outbox = self._repositories()
 
     def __enter__(self) -> Self:
         return self
@@ -245,17 +301,20 @@ class StagedUnitOfWork(ABC):
     def commit(self) -> None:
         changed = self.orders.changed()
         positions = self.inventory.changed()
+        days = self.capacity.changed()
         published = self.outbox.changed()
-        if changed or positions or published:
-            self._write(changed, self.orders.new, positions, published)
+        if changed or positions or days or published:
+            self._write(changed, self.orders.new, positions, days, published)
         for order in changed:
             order.persisted_version = order.version
         for position in positions:
             position.mark_persisted()
+        for node_day in days:
+            node_day.mark_persisted()
         self._reset()
 
     def rollback(self) -> None:
-        if self.orders.staged or self.inventory.staged or self.outbox.published:
+        if self.orders.staged or self.inventory.staged or self.capacity.staged or self.outbox.published:
             self._reset()
 
 
@@ -264,6 +323,24 @@ def decode_stored(body: str | bytes, cls: type[T], converter: cattrs.Converter, 
     try:
         return from_json(body, cls, converter=converter)
     except OrderCoreError as e:
+        raise StoreUnavailable(f"{what} cannot be read: {e}") from e
+
+
+def decode_node_day(
+    node_id: str, day: date | str, version: int, taken: Mapping[str, int] | str | bytes, *, what: str
+) -> NodeDay:
+    """A stored node day from its columns: ``day`` a date or ISO text, ``taken`` a mapping or its JSON
+    text. The day is at its stored version (``persisted_version == version``); a row that cannot be read
+    is a store failure, not bad input."""
+    try:
+        if isinstance(day, str):
+            day = date.fromisoformat(day)
+        if isinstance(taken, str | bytes):
+            taken = json.loads(taken)
+        if not isinstance(taken, Mapping):
+            raise InvalidValue("must be a JSON object", field="taken", value=taken)
+        return NodeDay(node_id, day, dict(taken), version, version)
+    except (OrderCoreError, ValueError, TypeError) as e:
         raise StoreUnavailable(f"{what} cannot be read: {e}") from e
 
 

@@ -11,7 +11,7 @@ import json
 import os
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import psycopg
 import pytest
@@ -19,6 +19,7 @@ from psycopg import sql
 
 from ordercore import (
     AcceptOrder,
+    CapacityExhausted,
     ConcurrencyConflict,
     DuplicateOrder,
     InvalidValue,
@@ -35,7 +36,7 @@ from ordercore import (
     bootstrap,
 )
 from ordercore import open_store as open_any_store
-from ordercore.inventory import EntryKind, ReservationKind
+from ordercore.inventory import EntryKind, NodeDay, ReservationKind
 from ordercore.ports import Store
 from ordercore.testing.contracts import StoreContract
 from ordercore.values import Sku
@@ -160,9 +161,9 @@ def test_the_schema_is_created_versioned_and_a_newer_one_is_refused(
     open_store(url).close()  # opening again is harmless
     schema = sql.Identifier(schema_of(url))
     rows = admin.execute(sql.SQL("SELECT version FROM {}.schema_version").format(schema)).fetchall()
-    assert rows == [(SCHEMA_VERSION,)] and SCHEMA_VERSION == 2
-    admin.execute(sql.SQL("UPDATE {}.schema_version SET version = 3").format(schema))
-    with pytest.raises(StoreUnavailable, match="schema version 3"):
+    assert rows == [(SCHEMA_VERSION,)] and SCHEMA_VERSION == 3
+    admin.execute(sql.SQL("UPDATE {}.schema_version SET version = 4").format(schema))
+    with pytest.raises(StoreUnavailable, match="schema version 4"):
         open_store(url)
 
 
@@ -405,7 +406,8 @@ def test_a_schema_1_database_is_upgraded_with_its_stock(
     finally:
         store.close()
     schema = sql.Identifier(schema_of(url))
-    assert admin.execute(sql.SQL("SELECT version FROM {}.schema_version").format(schema)).fetchall() == [(2,)]
+    assert admin.execute(sql.SQL("SELECT version FROM {}.schema_version").format(schema)).fetchall() == [(3,)]
+    assert admin.execute(sql.SQL("SELECT count(*) FROM {}.node_capacity").format(schema)).fetchone() == (0,)
 
 
 def test_an_unreadable_stock_level_stops_the_upgrade_and_changes_nothing(
@@ -417,6 +419,7 @@ def test_an_unreadable_stock_level_stops_the_upgrade_and_changes_nothing(
     schema = sql.Identifier(schema_of(url))
     assert admin.execute(sql.SQL("SELECT version FROM {}.schema_version").format(schema)).fetchall() == [(1,)]
     assert admin.execute("SELECT to_regclass(%s)", (f"{schema_of(url)}.stock_ledger",)).fetchone() == (None,)
+    assert admin.execute("SELECT to_regclass(%s)", (f"{schema_of(url)}.node_capacity",)).fetchone() == (None,)
     body = admin.execute(
         sql.SQL("SELECT body FROM {}.stock WHERE node_id = 'WH-1'").format(schema)
     ).fetchone()
@@ -434,3 +437,127 @@ def test_the_stock_ledger_is_append_only(store: PostgresStore, url: str) -> None
                 raw.execute(statement)
         rows = raw.execute("SELECT sequence, kind, quantity, key, at FROM stock_ledger").fetchall()
     assert rows == [(1, "opened", 5, "", AT)]
+
+
+# -- capacity: node days, and upgrading a schema 2 database -----------------------------------------------
+DAY = date(2026, 2, 2)
+
+
+def take(store: Store, node_id: str, *keys: str, limit: int | None = None, day: date = DAY) -> None:
+    with store.unit_of_work() as uow:
+        node_day = uow.capacity.get(node_id, day)
+        for key in keys:
+            node_day.take(key, limit=limit)
+        uow.commit()
+
+
+def stored_day(store: Store, node_id: str, day: date = DAY) -> NodeDay:
+    with store.unit_of_work() as uow:
+        return uow.capacity.get(node_id, day)
+
+
+def test_a_schema_2_database_is_upgraded_in_place_and_keeps_its_data(
+    url: str, admin: psycopg.Connection[tuple[object, ...]]
+) -> None:
+    store = open_store(url)
+    try:
+        add(store, make_order(order_id="O-1"))
+        with store.unit_of_work() as uow:
+            uow.inventory.save(StockPosition.open("WH-1", Sku("SKU-1"), at=AT, on_hand=5))
+            uow.commit()
+    finally:
+        store.close()
+    schema = sql.Identifier(schema_of(url))
+    columns = sql.SQL(
+        "SELECT column_name, data_type, collation_name FROM information_schema.columns"
+        " WHERE table_schema = %s AND table_name = 'node_capacity' ORDER BY ordinal_position"
+    )
+    created = admin.execute(columns, (schema_of(url),)).fetchall()
+    admin.execute(sql.SQL("DROP TABLE {}.node_capacity").format(schema))  # back to what schema 2 had
+    admin.execute(sql.SQL("UPDATE {}.schema_version SET version = 2").format(schema))
+    store = open_store(url)
+    try:
+        assert load(store, "O-1").version == 2
+        with store.unit_of_work() as uow:
+            position = uow.inventory.get("WH-1", Sku("SKU-1"))
+            assert position is not None and position.on_hand == 5
+            assert uow.capacity.get("WH-1", DAY) == NodeDay.open("WH-1", DAY)
+        take(store, "WH-1", "O-1/1", limit=1)
+        assert stored_day(store, "WH-1").taken == {"O-1/1": 1}
+    finally:
+        store.close()
+    assert admin.execute(sql.SQL("SELECT version FROM {}.schema_version").format(schema)).fetchall() == [(3,)]
+    assert (
+        admin.execute(columns, (schema_of(url),)).fetchall()
+        == created
+        == [
+            ("day", "date", None),
+            ("node_id", "text", "C"),
+            ("version", "integer", None),
+            ("taken", "jsonb", None),
+        ]
+    )
+    rows = admin.execute(sql.SQL("SELECT day, node_id, version, taken FROM {}.node_capacity").format(schema))
+    assert rows.fetchall() == [(DAY, "WH-1", 1, {"O-1/1": 1})]
+
+
+def test_capacity_taken_through_one_store_is_seen_and_checked_by_another(url: str) -> None:
+    a, b = open_store(url), open_store(url)
+    try:
+        take(a, "WH-1", "K-1", limit=2)
+        with a.unit_of_work() as first, b.unit_of_work() as second:
+            mine, theirs = first.capacity.get("WH-1", DAY), second.capacity.get("WH-1", DAY)
+            assert mine == theirs and theirs.used == 1
+            mine.take("K-2", limit=2)
+            theirs.take("K-3", limit=2)
+            second.commit()
+            with pytest.raises(ConcurrencyConflict) as info:
+                first.commit()
+        assert (info.value.expected_version, info.value.actual_version) == (1, 2)
+        with pytest.raises(CapacityExhausted):  # a fresh read sees the day full
+            take(a, "WH-1", "K-2", limit=2)
+        with b.unit_of_work() as uow:
+            days = uow.capacity.for_day(DAY, ["WH-2", "WH-1"])
+        assert [(d.node_id, d.taken) for d in days] == [("WH-1", {"K-1": 1, "K-3": 1}), ("WH-2", {})]
+    finally:
+        a.close()
+        b.close()
+
+
+def test_a_commit_failing_on_node_capacity_writes_nothing(
+    url: str, admin: psycopg.Connection[tuple[object, ...]]
+) -> None:
+    store = open_store(url)
+    try:
+        admin.execute(sql.SQL("DROP TABLE {}.node_capacity").format(sql.Identifier(schema_of(url))))
+        with store.unit_of_work() as uow:
+            uow.orders.add(make_order(order_id="O-1"))
+            uow.inventory.save(StockPosition.open("WH-1", Sku("SKU-1"), at=AT, on_hand=1))
+            node_day = NodeDay.open("WH-1", DAY)  # staged without a read
+            node_day.take("O-1/1", limit=None)
+            uow.capacity.save(node_day)
+            with pytest.raises(StoreUnavailable, match="node_capacity") as info:
+                uow.commit()
+        assert isinstance(info.value.__cause__, psycopg.errors.UndefinedTable)
+        with store.unit_of_work() as uow:
+            assert uow.orders.find(OrderId("O-1")) is None
+            assert uow.inventory.get("WH-1", Sku("SKU-1")) is None
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("taken", ["[1]", '{"K": 0}', '{"": 1}', '{"K": "1"}'])
+def test_an_unreadable_node_day_is_store_unavailable(store: PostgresStore, url: str, taken: str) -> None:
+    with psycopg.connect(parse_url(url).conninfo, autocommit=True) as raw:
+        raw.execute(
+            sql.SQL(
+                "INSERT INTO {}.node_capacity (day, node_id, version, taken)"
+                " VALUES (%s, 'WH-1', 1, %s::jsonb)"
+            ).format(sql.Identifier(schema_of(url))),
+            (DAY, taken),
+        )
+    with store.unit_of_work() as uow:
+        with pytest.raises(StoreUnavailable, match="capacity WH-1/2026-02-02 cannot be read"):
+            uow.capacity.get("WH-1", DAY)
+        with pytest.raises(StoreUnavailable, match="capacity WH-1/2026-02-02 cannot be read"):
+            uow.capacity.for_day(DAY, ["WH-1"])

@@ -6,13 +6,14 @@ import json
 import sqlite3
 from collections.abc import Iterator
 from contextlib import closing
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from ordercore import (
     AcceptOrder,
+    CapacityExhausted,
     ConcurrencyConflict,
     InvalidValue,
     ManualClock,
@@ -28,7 +29,7 @@ from ordercore import (
     bootstrap,
 )
 from ordercore import open_store as open_any_store
-from ordercore.inventory import EntryKind, ReservationKind
+from ordercore.inventory import EntryKind, NodeDay, ReservationKind
 from ordercore.ports import Store
 from ordercore.testing.contracts import StoreContract
 from ordercore.values import Sku
@@ -126,9 +127,9 @@ def test_the_schema_is_versioned_and_a_newer_one_is_refused(tmp_path: Path) -> N
     open_store(file_url(tmp_path)).close()
     open_store(file_url(tmp_path)).close()  # opening again is harmless
     with sqlite3.connect(tmp_path / "orders.db") as raw:
-        assert raw.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
-        raw.execute("PRAGMA user_version = 3")
-    with pytest.raises(StoreUnavailable, match="schema version 3"):
+        assert raw.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+        raw.execute("PRAGMA user_version = 4")
+    with pytest.raises(StoreUnavailable, match="schema version 4"):
         open_store(file_url(tmp_path))
 
 
@@ -337,7 +338,8 @@ def test_a_schema_1_database_is_upgraded_with_its_stock(tmp_path: Path) -> None:
     finally:
         store.close()
     with closing(sqlite3.connect(tmp_path / "orders.db")) as raw:
-        assert raw.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert raw.execute("PRAGMA user_version").fetchone()[0] == 3
+        assert raw.execute("SELECT count(*) FROM node_capacity").fetchone() == (0,)
 
 
 def test_an_unreadable_stock_level_stops_the_upgrade_and_changes_nothing(tmp_path: Path) -> None:
@@ -347,6 +349,7 @@ def test_an_unreadable_stock_level_stops_the_upgrade_and_changes_nothing(tmp_pat
     with closing(sqlite3.connect(tmp_path / "orders.db")) as raw:
         assert raw.execute("PRAGMA user_version").fetchone()[0] == 1
         assert raw.execute("SELECT name FROM sqlite_master WHERE name = 'stock_ledger'").fetchall() == []
+        assert raw.execute("SELECT name FROM sqlite_master WHERE name = 'node_capacity'").fetchall() == []
         assert (
             json.loads(raw.execute("SELECT body FROM stock WHERE node_id = 'WH-1'").fetchone()[0])["on_hand"]
             == 5
@@ -368,3 +371,115 @@ def test_the_stock_ledger_is_append_only(tmp_path: Path) -> None:
         assert raw.execute("SELECT sequence, kind, quantity, key FROM stock_ledger").fetchall() == [
             (1, "opened", 5, "")
         ]
+
+
+# -- capacity: node days, and upgrading a schema 2 database -----------------------------------------------
+DAY = date(2026, 2, 2)
+
+
+def take(store: Store, node_id: str, *keys: str, limit: int | None = None, day: date = DAY) -> None:
+    with store.unit_of_work() as uow:
+        node_day = uow.capacity.get(node_id, day)
+        for key in keys:
+            node_day.take(key, limit=limit)
+        uow.commit()
+
+
+def stored_day(store: Store, node_id: str, day: date = DAY) -> NodeDay:
+    with store.unit_of_work() as uow:
+        return uow.capacity.get(node_id, day)
+
+
+def test_a_schema_2_database_is_upgraded_in_place_and_keeps_its_data(tmp_path: Path) -> None:
+    store = open_store(file_url(tmp_path))
+    try:
+        add(store, make_order(order_id="O-1"))
+        with store.unit_of_work() as uow:
+            uow.inventory.save(StockPosition.open("WH-1", Sku("SKU-1"), at=AT, on_hand=5))
+            uow.commit()
+    finally:
+        store.close()
+    with closing(sqlite3.connect(tmp_path / "orders.db")) as raw:  # back to what schema 2 had
+        (table,) = raw.execute("SELECT sql FROM sqlite_master WHERE name = 'node_capacity'").fetchone()
+        raw.execute("DROP TABLE node_capacity")
+        raw.execute("PRAGMA user_version = 2")
+        raw.commit()
+    store = open_store(file_url(tmp_path))
+    try:
+        assert load(store, "O-1").version == 2
+        with store.unit_of_work() as uow:
+            position = uow.inventory.get("WH-1", Sku("SKU-1"))
+            assert position is not None and position.on_hand == 5
+            assert uow.capacity.get("WH-1", DAY) == NodeDay.open("WH-1", DAY)
+        take(store, "WH-1", "O-1/1", limit=1)
+        assert stored_day(store, "WH-1").taken == {"O-1/1": 1}
+    finally:
+        store.close()
+    with closing(sqlite3.connect(tmp_path / "orders.db")) as raw:
+        assert raw.execute("PRAGMA user_version").fetchone()[0] == 3
+        assert raw.execute("SELECT sql FROM sqlite_master WHERE name = 'node_capacity'").fetchone() == (
+            table,
+        )
+        assert raw.execute("SELECT day, node_id, version, taken FROM node_capacity").fetchall() == [
+            ("2026-02-02", "WH-1", 1, '{"O-1/1": 1}')
+        ]
+
+
+def test_capacity_taken_through_one_store_is_seen_and_checked_by_another(tmp_path: Path) -> None:
+    a, b = open_store(file_url(tmp_path)), open_store(file_url(tmp_path))
+    try:
+        take(a, "WH-1", "K-1", limit=2)
+        with a.unit_of_work() as first, b.unit_of_work() as second:
+            mine, theirs = first.capacity.get("WH-1", DAY), second.capacity.get("WH-1", DAY)
+            assert mine == theirs and theirs.used == 1
+            mine.take("K-2", limit=2)
+            theirs.take("K-3", limit=2)
+            second.commit()
+            with pytest.raises(ConcurrencyConflict) as info:
+                first.commit()
+        assert (info.value.expected_version, info.value.actual_version) == (1, 2)
+        with pytest.raises(CapacityExhausted):  # a fresh read sees the day full
+            take(a, "WH-1", "K-2", limit=2)
+        assert stored_day(a, "WH-1").taken == {"K-1": 1, "K-3": 1}
+    finally:
+        a.close()
+        b.close()
+
+
+def test_a_commit_failing_on_node_capacity_writes_nothing(tmp_path: Path) -> None:
+    store = open_store(file_url(tmp_path))
+    try:
+        with sqlite3.connect(tmp_path / "orders.db") as raw:
+            raw.execute("DROP TABLE node_capacity")
+        with store.unit_of_work() as uow:
+            uow.orders.add(make_order(order_id="O-1"))
+            uow.inventory.save(StockPosition.open("WH-1", Sku("SKU-1"), at=AT, on_hand=1))
+            node_day = NodeDay.open("WH-1", DAY)  # staged without a read
+            node_day.take("O-1/1", limit=None)
+            uow.capacity.save(node_day)
+            with pytest.raises(StoreUnavailable, match="node_capacity"):
+                uow.commit()
+        with store.unit_of_work() as uow:
+            assert uow.orders.find(OrderId("O-1")) is None
+            assert uow.inventory.get("WH-1", Sku("SKU-1")) is None
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("taken", ["not json", "[1]", '{"K": 0}', '{"": 1}', '{"K": "1"}'])
+def test_an_unreadable_node_day_is_store_unavailable(tmp_path: Path, taken: str) -> None:
+    store = open_store(file_url(tmp_path))
+    try:
+        with sqlite3.connect(tmp_path / "orders.db") as raw:
+            raw.execute(
+                "INSERT INTO node_capacity (day, node_id, version, taken)"
+                " VALUES ('2026-02-02', 'WH-1', 1, ?)",
+                (taken,),
+            )
+        with store.unit_of_work() as uow:
+            with pytest.raises(StoreUnavailable, match="capacity WH-1/2026-02-02 cannot be read"):
+                uow.capacity.get("WH-1", DAY)
+            with pytest.raises(StoreUnavailable, match="capacity WH-1/2026-02-02 cannot be read"):
+                uow.capacity.for_day(DAY, ["WH-1"])
+    finally:
+        store.close()

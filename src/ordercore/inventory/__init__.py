@@ -7,6 +7,7 @@ from ordercore.inventory.atp import (
     network_available,
     network_earliest,
 )
+from ordercore.inventory.capacity import NodeDay
 from ordercore.inventory.ledger import (
     EntryKind,
     LedgerEntry,
@@ -36,6 +37,7 @@ __all__ = [
     "FulfilmentNode",
     "LedgerEntry",
     "NetworkAvailability",
+    "NodeDay",
     "NodeKind",
     "Reservation",
     "ReservationKind",

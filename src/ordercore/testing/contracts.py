@@ -20,9 +20,15 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from ordercore.clock import ManualClock
-from ordercore.errors import ConcurrencyConflict, DuplicateOrder, OrderNotFound, StoreUnavailable
+from ordercore.errors import (
+    CapacityExhausted,
+    ConcurrencyConflict,
+    DuplicateOrder,
+    OrderNotFound,
+    StoreUnavailable,
+)
 from ordercore.ids import SequentialIds
-from ordercore.inventory import EntryKind, StockPosition, Supply, SupplyKind
+from ordercore.inventory import EntryKind, NodeDay, StockPosition, Supply, SupplyKind
 from ordercore.lifecycle import OrderStatus
 from ordercore.lines import NewLine
 from ordercore.money import Money
@@ -35,6 +41,7 @@ from ordercore.values import Actor, Address, Channel, CustomerId, CustomerRef, O
 __all__ = ["StoreContract"]
 
 _AT = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+_DAY = date(2026, 3, 2)
 _ACTOR = Actor.system("contract")
 _ADDRESS = Address(country="DE", postal_code="10115", city="Berlin", line1="Str. 1")
 
@@ -451,3 +458,176 @@ class StoreContract:
         assert stored.available(_AT) == 100 - 2 * threads * each
         assert [e.sequence for e in ledger] == list(range(1, threads * each + 2))
         assert StockPosition.replay(ledger) == stored
+
+    # -- capacity -----------------------------------------------------------------------------------------
+    def _capacity(self, store: Store, node_id: str, day: date, *keys: str, limit: int | None = None) -> None:
+        with store.unit_of_work() as uow:
+            node_day = uow.capacity.get(node_id, day)
+            for key in keys:
+                node_day.take(key, limit=limit)
+            uow.commit()
+
+    def _stored_day(self, store: Store, node_id: str, day: date = _DAY) -> NodeDay:
+        with store.unit_of_work() as uow:
+            return uow.capacity.get(node_id, day)
+
+    def test_a_node_day_never_stored_reads_as_an_empty_one(self, store: Store) -> None:
+        with store.unit_of_work() as uow:
+            node_day = uow.capacity.get("WH-1", _DAY)
+            assert node_day == NodeDay.open("WH-1", _DAY)
+            assert (node_day.taken, node_day.used, node_day.version, node_day.persisted_version) == (
+                {},
+                0,
+                0,
+                0,
+            )
+            assert not node_day.changed
+            assert uow.capacity.get("WH-1", _DAY) is node_day  # one object per node day in a unit
+            uow.commit()  # reading changes nothing: nothing is written
+        with store.unit_of_work() as uow:
+            assert uow.capacity.for_day(_DAY, ["WH-1"]) == [NodeDay.open("WH-1", _DAY)]
+
+    def test_a_node_day_reads_back_equal_and_its_version_only_grows(self, store: Store) -> None:
+        with store.unit_of_work() as uow:
+            node_day = NodeDay.open("WH-1", _DAY)
+            assert node_day.take("O-1/1", limit=5)
+            assert node_day.take("O-2/1", limit=5, shipments=2)
+            assert not node_day.take("O-1/1", limit=5)  # a retry counts once
+            uow.capacity.save(node_day)
+            uow.commit()
+        assert node_day.persisted_version == node_day.version == 2 and not node_day.changed
+        loaded = self._stored_day(store, "WH-1")
+        assert loaded == node_day and loaded is not node_day
+        assert loaded.taken == {"O-1/1": 1, "O-2/1": 2} and loaded.used == 3 and loaded.left(5) == 2
+        assert loaded.persisted_version == loaded.version == 2 and not loaded.changed
+        with store.unit_of_work() as uow:  # a loaded day changes without save: it is the unit's object
+            again = uow.capacity.get("WH-1", _DAY)
+            assert again.give_back("O-1/1") and again.give_back("O-2/1")
+            uow.commit()
+        emptied = self._stored_day(store, "WH-1")
+        assert emptied.taken == {} and emptied.version == emptied.persisted_version == 4
+        self._capacity(store, "WH-1", _DAY, "O-3/1", limit=1)
+        assert self._stored_day(store, "WH-1").version == 5
+        assert self._stored_day(store, "WH-1", _DAY + timedelta(days=1)) == NodeDay.open(
+            "WH-1", _DAY + timedelta(days=1)
+        )
+
+    def test_for_day_reads_the_nodes_of_one_day_sorted_with_fresh_ones_for_the_rest(
+        self, store: Store
+    ) -> None:
+        later = _DAY + timedelta(days=1)
+        self._capacity(store, "WH-2", _DAY, "A", "B")
+        self._capacity(store, "B-9", _DAY, "C")
+        self._capacity(store, "WH-1", later, "D")  # another day: not read
+        with store.unit_of_work() as uow:
+            staged = NodeDay.open("WH-0", _DAY)  # staged, not yet committed
+            staged.take("E", limit=None)
+            uow.capacity.save(staged)
+            found = uow.capacity.for_day(_DAY, ["WH-2", "WH-1", "B-9", "WH-0", "WH-2"])
+            assert [(d.node_id, d.day, d.used, d.version) for d in found] == [
+                ("B-9", _DAY, 1, 1),
+                ("WH-0", _DAY, 1, 1),
+                ("WH-1", _DAY, 0, 0),
+                ("WH-2", _DAY, 2, 2),
+            ]
+            assert found[1] is staged
+            assert uow.capacity.get("WH-2", _DAY) is found[3]
+            assert uow.capacity.get("WH-1", _DAY) is found[2]  # the fresh one is kept too
+            assert uow.capacity.for_day(_DAY, ["WH-1", "WH-2"]) == [found[2], found[3]]
+            assert uow.capacity.for_day(_DAY, []) == []
+            assert [d.used for d in uow.capacity.for_day(later, iter(["WH-1"]))] == [1]
+
+    def test_concurrent_takes_on_a_node_day_conflict_and_the_first_wins(self, store: Store) -> None:
+        with store.unit_of_work() as a, store.unit_of_work() as b:  # a day not stored yet
+            da, db = a.capacity.get("WH-1", _DAY), b.capacity.get("WH-1", _DAY)
+            da.take("K-A", limit=2)
+            db.take("K-B", limit=2)
+            a.commit()
+            b.orders.add(_order("O-1"))
+            b.inventory.save(StockPosition.open("WH-1", Sku("SKU-1"), at=_AT, on_hand=1))
+            with pytest.raises(ConcurrencyConflict) as info:
+                b.commit()
+        assert (info.value.expected_version, info.value.actual_version) == (0, 1)
+        assert db.changed  # the loser keeps its change, to retry on a fresh read
+        with store.unit_of_work() as a, store.unit_of_work() as b:  # a stored day
+            da, db = a.capacity.get("WH-1", _DAY), b.capacity.get("WH-1", _DAY)
+            da.take("K-C", limit=2)
+            db.take("K-D", limit=2)
+            a.commit()
+            with pytest.raises(ConcurrencyConflict) as info:
+                b.commit()
+        assert (info.value.expected_version, info.value.actual_version) == (1, 2)
+        stored = self._stored_day(store, "WH-1")
+        assert stored.taken == {"K-A": 1, "K-C": 1} and stored.version == 2
+        with store.unit_of_work() as uow:  # the failed commits stored none of their changes
+            assert uow.orders.find(OrderId("O-1")) is None
+            assert uow.inventory.get("WH-1", Sku("SKU-1")) is None
+
+    def test_a_capacity_change_without_commit_or_with_a_failed_commit_stores_nothing(
+        self, store: Store
+    ) -> None:
+        self._capacity(store, "WH-1", _DAY, "K-1")
+        with store.unit_of_work() as uow:  # never committed
+            uow.capacity.get("WH-1", _DAY).take("K-2", limit=None)
+            uow.capacity.get("WH-2", _DAY).take("K-3", limit=None)
+        with pytest.raises(RuntimeError), store.unit_of_work() as uow:  # an error inside the unit
+            uow.capacity.get("WH-1", _DAY).give_back("K-1")
+            raise RuntimeError("boom")
+        with store.unit_of_work() as uow:  # rolled back explicitly
+            uow.capacity.get("WH-1", _DAY).take("K-4", limit=None)
+            uow.rollback()
+            uow.commit()
+        with store.unit_of_work() as stale:  # a commit that fails on one day writes none
+            old = stale.capacity.get("WH-1", _DAY)
+            self._capacity(store, "WH-1", _DAY, "K-5")
+            stale.capacity.get("WH-0", _DAY).take("K-6", limit=None)
+            old.take("K-7", limit=None)
+            with pytest.raises(ConcurrencyConflict):
+                stale.commit()
+        with store.unit_of_work() as uow:
+            assert [
+                (d.node_id, d.taken, d.version) for d in uow.capacity.for_day(_DAY, ["WH-0", "WH-1", "WH-2"])
+            ] == [
+                ("WH-0", {}, 0),
+                ("WH-1", {"K-1": 1, "K-5": 1}, 2),
+                ("WH-2", {}, 0),
+            ]
+
+    def test_threads_taking_capacity_at_once_never_exceed_the_limit(self, store: Store) -> None:
+        threads, each, limit = 4, 4, 10
+        barrier = threading.Barrier(threads)
+        errors: list[BaseException] = []
+        taken: list[str] = []
+        refused: list[str] = []
+
+        def worker(n: int) -> None:
+            try:
+                barrier.wait()
+                for k in range(each):
+                    while True:  # a caller retries on conflict, on a fresh read
+                        try:
+                            with store.unit_of_work() as uow:
+                                node_day = uow.capacity.get("WH-1", _DAY)
+                                node_day.take(f"T{n}-{k}", limit=limit)
+                                uow.commit()
+                            taken.append(f"T{n}-{k}")
+                            break
+                        except ConcurrencyConflict:
+                            continue
+                        except CapacityExhausted as e:
+                            assert (e.node_id, e.day, e.limit, e.used) == ("WH-1", _DAY, limit, limit)
+                            refused.append(f"T{n}-{k}")
+                            break
+            except BaseException as e:  # reported below, from the test's own thread
+                errors.append(e)
+
+        workers = [threading.Thread(target=worker, args=(n,)) for n in range(threads)]
+        for t in workers:
+            t.start()
+        for t in workers:
+            t.join()
+        assert errors == []
+        stored = self._stored_day(store, "WH-1")
+        assert stored.used == limit and sorted(stored.taken) == sorted(taken)
+        assert len(taken) == limit and len(refused) == threads * each - limit
+        assert stored.version == limit
