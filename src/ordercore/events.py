@@ -163,12 +163,14 @@ class OrderCancelled(LinesEvent):
 
 
 class NodeAllocation(NamedTuple):
-    """``quantity`` units of a line sourced at ``node_id``, held there by the stock reservation ``key``."""
+    """``quantity`` units of a line sourced at ``node_id``, held there by the stock reservation ``key``, to
+    leave on ``dispatch_on`` (the day whose shipment capacity the order takes at the node)."""
 
     line_id: LineId
     node_id: str
     quantity: int
     key: str
+    dispatch_on: date | None = None
 
 
 class WaitingUnits(NamedTuple):

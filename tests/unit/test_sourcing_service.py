@@ -326,6 +326,27 @@ def test_inventory_commands_keep_the_ledger() -> None:
     assert app.available("MUG") == {"BER": 5}
 
 
+def test_a_node_ships_no_more_parcels_a_day_than_its_capacity() -> None:
+    network = [node("BER", 52.52, 13.40, daily_capacity=1), node("HAM", 53.55, 9.99)]
+    app = bootstrap(clock=ManualClock(AT), ids=SequentialIds(), network=network)
+    for node_id in ("BER", "HAM"):
+        app.handle(ReceiveStock(node_id=node_id, sku="MUG", quantity=10))
+    first, second = placed(app, ("MUG", 1)), placed(app, ("MUG", 1))
+    app.handle(SourceOrder(order_id=first))
+    (event,) = app.handle(SourceOrder(order_id=second)).events
+    assert [a.node_id for a in app.get_order(first).allocations] == ["BER"]
+    assert isinstance(event, SourcingPlanned)
+    assert [a.node_id for a in event.allocations] == ["HAM"]
+    assert ("BER", "no_capacity") in {(r.node_id, r.reason) for r in event.rejected}
+    app.handle(CancelOrder(order_id=first, reason="customer"))  # its slot at Berlin is free again
+    third = placed(app, ("MUG", 1))
+    app.handle(SourceOrder(order_id=third))
+    assert [a.node_id for a in app.get_order(third).allocations] == ["BER"]
+    with app.store.unit_of_work() as uow:
+        day = uow.capacity.get("BER", network[0].calendar.dispatch_date(AT))  # Monday: AT is a Sunday
+    assert day.used == 1 and set(day.taken) == {third}
+
+
 OPS = st.lists(
     st.tuples(
         st.sampled_from(

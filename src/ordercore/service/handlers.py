@@ -29,6 +29,7 @@ from ordercore.ports import (
 )
 from ordercore.service import commands as c
 from ordercore.service.sourcing import (
+    capacity_left,
     default_policy,
     destination_of,
     load_positions,
@@ -338,7 +339,7 @@ def source_wave(cmd: c.SourceWave, uow: UnitOfWork, svc: Services) -> CommandRes
     if not wave:
         return CommandResult(None, 0, ())
     positions = load_positions(uow, requests.values())
-    stock = stock_view(network, positions.values(), at)
+    stock = stock_view(network, positions.values(), at, capacity_left(uow, network, at))
     run = batch.source_wave if cmd.joint else batch.source_one_by_one
     result = run(wave, stock, strategy, cmd.fairness)
     events: list[OrderEvent] = []
@@ -349,7 +350,15 @@ def source_wave(cmd: c.SourceWave, uow: UnitOfWork, svc: Services) -> CommandRes
         reason = cmd.reason or f"wave of {len(wave)} orders ({cmd.fairness.value})"
         events.append(
             record_plan(
-                order, plan, requests[order.id.value], positions, uow, actor=cmd.actor, at=at, reason=reason
+                order,
+                plan,
+                requests[order.id.value],
+                positions,
+                uow,
+                network=network,
+                actor=cmd.actor,
+                at=at,
+                reason=reason,
             )
         )
         uow.orders.save(order)

@@ -10,11 +10,11 @@ consumes exactly the reservations that changed.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import datetime
+from datetime import date, datetime
 
 from ordercore.errors import InvalidValue, SourcingFailed
 from ordercore.events import NodeAllocation, NodeRejected, SourcingPlanned, WaitingUnits
-from ordercore.inventory import FulfilmentNetwork, StockPosition
+from ordercore.inventory import FulfilmentNetwork, FulfilmentNode, StockPosition
 from ordercore.order import Order
 from ordercore.ports import Geocoder, UnitOfWork
 from ordercore.sourcing import (
@@ -30,6 +30,7 @@ from ordercore.values import Actor, GeoPoint, LineId, Sku
 
 __all__ = [
     "allocations_of",
+    "capacity_left",
     "load_positions",
     "needs_sourcing",
     "record_plan",
@@ -84,9 +85,32 @@ def sourcing_request(
     return SourcingRequest(order.id.value, lines, destination, at, policy)
 
 
-def stock_view(network: FulfilmentNetwork, positions: Iterable[StockPosition], at: datetime) -> NetworkStock:
+def capacity_left(uow: UnitOfWork, network: FulfilmentNetwork, at: datetime) -> dict[str, int | None]:
+    """Shipments each node can still take on its next dispatch day (None: no limit), from the capacity
+    the unit of work's store has recorded."""
+    left: dict[str, int | None] = {}
+    by_day: dict[date, list[FulfilmentNode]] = {}
+    for node in network.nodes:
+        if node.daily_capacity is None:
+            left[node.node_id] = None
+        else:
+            by_day.setdefault(node.calendar.dispatch_date(at), []).append(node)
+    for day, nodes in sorted(by_day.items()):
+        limits = {n.node_id: n.daily_capacity for n in nodes}
+        for node_day in uow.capacity.for_day(day, list(limits)):
+            left[node_day.node_id] = node_day.left(limits[node_day.node_id])
+    return left
+
+
+def stock_view(
+    network: FulfilmentNetwork,
+    positions: Iterable[StockPosition],
+    at: datetime,
+    capacity: Mapping[str, int | None] | None = None,
+) -> NetworkStock:
     """What every node of ``network`` can promise at ``at``: available-to-promise and incoming supply per
-    SKU from ``positions`` (positions of nodes outside the network are ignored)."""
+    SKU from ``positions`` (positions of nodes outside the network are ignored), and the shipments each
+    can still take (``capacity``, from :func:`capacity_left`; no limit when not given)."""
     available: dict[str, dict[Sku, int]] = {n.node_id: {} for n in network.nodes}
     incoming: dict[str, dict[Sku, tuple[tuple[object, int], ...]]] = {n.node_id: {} for n in network.nodes}
     for pos in positions:
@@ -101,6 +125,7 @@ def stock_view(network: FulfilmentNetwork, positions: Iterable[StockPosition], a
                 node,
                 available[node.node_id],
                 incoming[node.node_id],  # type: ignore[arg-type]
+                capacity_left=None if capacity is None else capacity.get(node.node_id),
                 online=network.is_online(node.node_id),
             )
             for node in network.nodes
@@ -116,7 +141,9 @@ def allocations_of(
     ``<order>/<line>/<node>/<event sequence>``, unique for the order's whole life."""
     seq = order.version + 1
     allocations = tuple(
-        NodeAllocation(LineId(line_id), s.node_id, qty, f"{order.id.value}/{line_id}/{s.node_id}/{seq}")
+        NodeAllocation(
+            LineId(line_id), s.node_id, qty, f"{order.id.value}/{line_id}/{s.node_id}/{seq}", s.dispatch_on
+        )
         for s in plan.shipments
         for line_id, qty in s.lines
     )
@@ -145,8 +172,12 @@ def source_order(
         return None
     request = sourcing_request(order, destination_of(order, geocoder), policy, at)
     positions = load_positions(uow, [request])
-    plan = strategy.plan(request, stock_view(network, positions.values(), at))
-    return record_plan(order, plan, request, positions, uow, actor=actor, at=at, reason=reason)
+    plan = strategy.plan(
+        request, stock_view(network, positions.values(), at, capacity_left(uow, network, at))
+    )
+    return record_plan(
+        order, plan, request, positions, uow, network=network, actor=actor, at=at, reason=reason
+    )
 
 
 def needs_sourcing(order: Order) -> bool:
@@ -169,12 +200,14 @@ def record_plan(
     positions: Mapping[tuple[str, Sku], StockPosition],
     uow: UnitOfWork,
     *,
+    network: FulfilmentNetwork,
     actor: Actor,
     at: datetime,
     reason: str = "",
 ) -> SourcingPlanned:
-    """Reserve what ``plan`` ships at each node and record the plan on ``order`` (saving the positions it
-    changed in the unit of work). Raises, leaving the unit uncommitted, if a reservation is refused."""
+    """Reserve what ``plan`` ships at each node, take a shipment of the capacity of each node with a daily
+    limit on its dispatch day, and record the plan on ``order`` (saving what changed in the unit of work).
+    Raises, leaving the unit uncommitted, if a reservation or the capacity is refused."""
     allocations, waiting, rejected = allocations_of(plan, order)
     sku_of = {line.line_id: line.sku for line in request.lines}
     changed: dict[tuple[str, Sku], StockPosition] = {}
@@ -199,6 +232,12 @@ def record_plan(
     )
     for key in sorted(changed, key=lambda k: (k[0], k[1].value)):
         uow.inventory.save(changed[key])
+    for shipment in sorted(plan.shipments, key=lambda s: s.node_id):
+        limit = network.get(shipment.node_id).daily_capacity
+        if limit is not None:
+            node_day = uow.capacity.get(shipment.node_id, shipment.dispatch_on)
+            if node_day.take(order.id.value, limit=limit):
+                uow.capacity.save(node_day)
     return event
 
 
@@ -246,3 +285,11 @@ def sync_reservations(
         else:
             pos.release(a.key, gone, at=at, reason=why)
         uow.inventory.save(pos)
+    if shipped:
+        return  # a shipment used the capacity it took
+    still = {(a.node_id, a.dispatch_on) for a in order.allocations}
+    for node_id, day in sorted({(a.node_id, a.dispatch_on) for a in before} - still, key=str):
+        if day is not None:  # the order no longer ships from this node that day: its slot is free again
+            node_day = uow.capacity.get(node_id, day)
+            if node_day.give_back(order.id.value):
+                uow.capacity.save(node_day)
