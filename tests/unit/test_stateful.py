@@ -1,5 +1,8 @@
 """Random command sequences through the application; the order's invariants are checked after every step.
 
+Sourcing is part of it (stock arrives, orders are sourced, short-picked, re-sourced, nodes go offline), so
+after each step the stock reserved at each node is also exactly what the order holds there.
+
 After each step: every line's buckets are non-negative and add up to what was ordered; every recorded
 status change is a transition the lifecycle allows; a refused command changed nothing; totals add up;
 the status agrees with the buckets once the order is accepted; replaying the history gives the same
@@ -8,6 +11,7 @@ order; and subscribers saw exactly the committed history.
 
 import itertools
 from datetime import timedelta
+from decimal import Decimal
 
 import attrs
 from hypothesis import settings
@@ -26,6 +30,7 @@ from ordercore import (
     Command,
     CompleteOrder,
     FireTrigger,
+    GeoPoint,
     HoldOrder,
     LineId,
     ManualClock,
@@ -34,17 +39,22 @@ from ordercore import (
     OrderCoreError,
     OrderEvent,
     OrderStatus,
+    ReceiveStock,
     RecordDelivery,
     RecordReturn,
     RecordShipment,
     RejectOrder,
     ReleaseHold,
     ReleaseToFulfilment,
+    ReportShortPick,
+    ResourceOrder,
     SequentialIds,
+    SourceOrder,
     bootstrap,
     derive_status,
 )
 from ordercore import events as ev
+from ordercore.inventory import FulfilmentNode, NodeKind, ShippingCost
 from ordercore.lifecycle import Trigger, Triggers
 from ordercore.lines import BUCKETS
 from ordercore.testing.strategies import addresses, place_order_commands
@@ -65,7 +75,30 @@ _TRIGGER_OF: dict[type[OrderEvent], Trigger] = {
     ev.OrderCancelled: T.CANCEL,
     ev.LineQuantityChanged: T.EDIT,
     ev.ShippingAddressChanged: T.EDIT,
+    ev.SourcingPlanned: T.SOURCE,
+    ev.AllocationWithdrawn: T.DEALLOCATE,
 }
+
+NODES = ("BER", "HAM", "MUC")
+
+
+def _network() -> list[FulfilmentNode]:
+    cost = ShippingCost("EUR", per_shipment=Decimal(8), per_unit_km=Decimal("0.01"))
+    spots = {"BER": (52.52, 13.40), "HAM": (53.55, 9.99), "MUC": (48.14, 11.58)}
+    return [
+        FulfilmentNode(
+            n, NodeKind.WAREHOUSE, GeoPoint(*spots[n]), cost, daily_capacity=None if n != "MUC" else 2
+        )
+        for n in NODES
+    ]
+
+
+class _Geocoder:
+    """Every address is in Kassel: the generated addresses carry no coordinates."""
+
+    def locate(self, address: object) -> GeoPoint:
+        return GeoPoint(51.31, 9.49)
+
 
 HOLD_CODES = st.sampled_from(["CREDIT", "FRAUD", "ADDRESS"])
 SOME = st.integers(0, 3)
@@ -76,7 +109,7 @@ class OrderLifecycleMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.clock = ManualClock(AT, tick=timedelta(minutes=1))
-        self.app = bootstrap(clock=self.clock, ids=SequentialIds())
+        self.app = bootstrap(clock=self.clock, ids=SequentialIds(), network=_network(), geocoder=_Geocoder())
         self.seen: list[OrderEvent] = []
         self.app.subscribe(OrderEvent, self.seen.append)
         self.order: Order
@@ -173,6 +206,32 @@ class OrderLifecycleMachine(RuleBasedStateMachine):
     def change_address(self, address: object) -> None:
         self._cmd(ChangeShippingAddress, address=address)
 
+    @rule(data=st.data(), node=st.sampled_from(NODES), quantity=st.integers(1, 6))
+    def receive_stock(self, data: st.DataObject, node: str, quantity: int) -> None:
+        line = data.draw(st.sampled_from(self.order.lines))
+        self._run(ReceiveStock(node_id=node, sku=line.sku, quantity=quantity))
+
+    @rule(strategy=st.sampled_from(["cost_optimal", "nearest", "priority", "fewest_shipments"]))
+    def source(self, strategy: str) -> None:
+        self._cmd(SourceOrder, strategy=strategy)
+
+    @rule(node=st.sampled_from([None, *NODES]))
+    def resource(self, node: str | None) -> None:
+        self._cmd(ResourceOrder, node_id=node)
+
+    @rule(data=st.data())
+    def short_pick(self, data: st.DataObject) -> None:
+        if self.order.allocations:
+            a = data.draw(st.sampled_from(self.order.allocations))
+            self._cmd(
+                ReportShortPick, node_id=a.node_id, lines={a.line_id: data.draw(st.integers(1, a.quantity))}
+            )
+
+    @rule(node=st.sampled_from(NODES), online=st.booleans())
+    def switch_node(self, node: str, online: bool) -> None:
+        self.app.set_node_online(node, online)
+        self.order = self.app.get_order(self.order.id)
+
     # -- invariants ----------------------------------------------------------------------------------------
     @invariant()
     def buckets_add_up(self) -> None:
@@ -210,6 +269,22 @@ class OrderLifecycleMachine(RuleBasedStateMachine):
             assert o.status == derive_status(o.quantities)
 
     @invariant()
+    def reservations_match_the_node_allocations(self) -> None:
+        now = self.clock.now()
+        held: dict[tuple[str, str], int] = {}
+        for a in self.order.allocations:
+            key = (a.node_id, self.order.line(a.line_id).sku.value)
+            held[key] = held.get(key, 0) + a.quantity
+        for line in self.order.lines:
+            tracked = sum(a.quantity for a in self.order.allocations if a.line_id == line.id)
+            assert tracked <= line.qty.allocated + line.qty.released
+            for node in NODES:
+                position = self.app.stock(node, line.sku)
+                if position is not None:
+                    assert position.on_hand >= 0
+                    assert position.reserved(now) == held.get((node, line.sku.value), 0)
+
+    @invariant()
     def replay_equals_state(self) -> None:
         assert Order.replay(self.order.history) == self.order
 
@@ -220,3 +295,29 @@ class OrderLifecycleMachine(RuleBasedStateMachine):
 
 OrderLifecycleMachine.TestCase.settings = settings(max_examples=200, stateful_step_count=40, deadline=None)
 TestOrderLifecycle = OrderLifecycleMachine.TestCase
+
+
+class SourcingMachine(OrderLifecycleMachine):
+    """The same order and invariants, started accepted with stock on hand and driven only by what moves
+    units between nodes: sourcing, short picks, re-sourcing, nodes going offline, shipments, cancellations
+    of lines and smaller quantities."""
+
+    @initialize(
+        cmd=place_order_commands(max_lines=3),
+        stock=st.lists(st.tuples(st.sampled_from(NODES), st.integers(0, 2), st.integers(1, 8)), max_size=6),
+    )
+    def place_accepted(self, cmd: Command, stock: list[tuple[str, int, int]]) -> None:
+        order_id = self.app.handle(attrs.evolve(cmd, draft=False)).order_id
+        self.app.handle(AcceptOrder(order_id=order_id))
+        self.order = self.app.get_order(order_id)
+        for node, pick, quantity in stock:
+            sku = self.order.lines[pick % len(self.order.lines)].sku
+            self.app.handle(ReceiveStock(node_id=node, sku=sku, quantity=quantity))
+
+    # not part of this machine: the general one drives them
+    place = place_draft = accept = reject = hold = release_hold = cancel = None  # type: ignore[assignment]
+    allocate = backorder = deliver = record_return = complete = change_address = None  # type: ignore[assignment]
+
+
+SourcingMachine.TestCase.settings = settings(max_examples=120, stateful_step_count=30, deadline=None)
+TestSourcing = SourcingMachine.TestCase
