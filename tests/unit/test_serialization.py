@@ -160,7 +160,10 @@ def sourced_order() -> Order:
     o.place(actor=ACTOR, at=at())
     o.accept(actor=ACTOR, at=at())
     o.source(
-        [NodeAllocation(LineId("1"), "W1", 4, "O-3/1/W1/3"), NodeAllocation(LineId("2"), "S7", 3, "O-3/2/S7/3")],
+        [
+            NodeAllocation(LineId("1"), "W1", 4, "O-3/1/W1/3"),
+            NodeAllocation(LineId("2"), "S7", 3, "O-3/2/S7/3"),
+        ],
         [WaitingUnits(LineId("1"), 1, "W1", T0.date() + timedelta(days=3))],
         strategy="cost_optimal",
         cost=eur("21.40"),
