@@ -195,16 +195,28 @@ def test_a_node_going_offline_resources_its_unreleased_orders() -> None:
         app.set_node_online("NOWHERE", False)
 
 
-def test_resourcing_after_a_cancellation_consolidates_shipments() -> None:
+def test_a_cancelled_line_resources_the_rest_when_that_is_cheaper() -> None:
     app = make_app({("BER", "MUG"): 5, ("MUC", "TEA"): 5, ("MUC", "MUG"): 5})
     oid = placed(app, ("MUG", 1), ("TEA", 1))
     app.handle(SourceOrder(order_id=oid))
-    assert {a.node_id for a in app.get_order(oid).allocations} == {"MUC"}
-    app.handle(CancelLines(order_id=oid, lines={"2": 1}, reason="tea discontinued"))
-    app.handle(ResourceOrder(order_id=oid))
+    assert {a.node_id for a in app.get_order(oid).allocations} == {"MUC"}  # one parcel for both
+    # without the tea, the mug is cheaper from Berlin: the cancellation moves it, in the same transaction
+    result = app.handle(CancelLines(order_id=oid, lines={"2": 1}, reason="tea discontinued"))
+    assert [ev.type for ev in result.events] == ["LinesCancelled", "AllocationWithdrawn", "SourcingPlanned"]
     order = app.get_order(oid)
     assert [(a.node_id, a.quantity) for a in order.allocations] == [("BER", 1)]
     assert reserved(app, "MUC", "MUG") == 0 and reserved(app, "BER", "MUG") == 1
+    assert reserved(app, "MUC", "TEA") == 0
+
+
+def test_resource_order_moves_units_on_demand() -> None:
+    app = make_app({("BER", "MUG"): 5, ("HAM", "MUG"): 5})
+    oid = placed(app, ("MUG", 2))
+    app.handle(SourceOrder(order_id=oid, policy=SourcingPolicy(excluded_nodes={"BER"})))
+    assert [a.node_id for a in app.get_order(oid).allocations] == ["HAM"]
+    app.handle(ResourceOrder(order_id=oid))
+    assert [a.node_id for a in app.get_order(oid).allocations] == ["BER"]
+    assert reserved(app, "HAM", "MUG") == 0 and reserved(app, "BER", "MUG") == 2
 
 
 def test_policies_come_from_the_order_or_the_command() -> None:

@@ -35,6 +35,7 @@ from ordercore.service.sourcing import (
     load_positions,
     needs_sourcing,
     record_plan,
+    resource_if_cheaper,
     source_order,
     sourcing_request,
     stock_view,
@@ -167,10 +168,11 @@ def _same_order(order: Order, cmd: c.PlaceOrder) -> bool:
 
 
 def _on_order(
-    change: Callable[[Order, C, datetime], object], *, ships: bool = False
+    change: Callable[[Order, C, datetime], object], *, ships: bool = False, resource: bool = False
 ) -> Callable[[C, UnitOfWork, Services], CommandResult]:
     """A handler that loads the order, applies ``change`` and commits if anything happened. Stock
-    reservations the order no longer needs are released (consumed, when ``ships``) in the same commit."""
+    reservations the order no longer needs are released (consumed, when ``ships``) in the same commit;
+    with ``resource``, the order's unreleased units are sourced again when that became cheaper."""
 
     def handle(cmd: C, uow: UnitOfWork, svc: Services) -> CommandResult:
         assert isinstance(cmd, c.OrderCommand)
@@ -184,12 +186,32 @@ def _on_order(
         if events:
             if allocations and order.allocations != allocations:
                 sync_reservations(uow, order, allocations, at=at, shipped=ships, reason=f"order {order.id}")
+            if resource and order.allocations and svc.network is not None:
+                _resource_if_cheaper(order, cmd, uow, svc, at)
+                events = tuple(order.history[before:])
             uow.orders.save(order)
             uow.commit()
         return CommandResult(order.id, order.version, events)
 
     handle.__name__ = getattr(change, "__name__", "handle")
     return handle
+
+
+def _resource_if_cheaper(
+    order: Order, cmd: c.OrderCommand, uow: UnitOfWork, svc: Services, at: datetime
+) -> None:
+    """Re-source after ``cmd`` when cheaper; an order that cannot be planned now stays as it is."""
+    resource_if_cheaper(
+        order,
+        uow,
+        network=svc.fulfilment_network(),
+        strategy=svc.strategy(),
+        policy=svc.sourcing_policy(order),
+        geocoder=svc.geocoder,
+        actor=cmd.actor,
+        at=at,
+        reason=f"re-sourced after: {cmd.reason}" if cmd.reason else "re-sourced",
+    )
 
 
 def _accept(o: Order, cmd: c.AcceptOrder, at: datetime) -> object:
@@ -377,7 +399,7 @@ COMMAND_HANDLERS: dict[type[c.Command], Handler] = {
     c.HoldOrder: _on_order(_hold),
     c.ReleaseHold: _on_order(_release_hold),
     c.CancelOrder: _on_order(_cancel),
-    c.CancelLines: _on_order(_cancel_lines),
+    c.CancelLines: _on_order(_cancel_lines, resource=True),
     c.ChangeLineQuantity: _on_order(_change_quantity),
     c.ChangeShippingAddress: _on_order(_change_address),
     c.AllocateLines: _on_order(_allocate),

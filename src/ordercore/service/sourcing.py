@@ -11,10 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from datetime import date, datetime
+from decimal import Decimal
 
-from ordercore.errors import InvalidValue, SourcingFailed
+from ordercore.errors import InvalidValue, OrderCoreError, SourcingFailed
 from ordercore.events import NodeAllocation, NodeRejected, SourcingPlanned, WaitingUnits
+from ordercore.geo import haversine_km
 from ordercore.inventory import FulfilmentNetwork, FulfilmentNode, StockPosition
+from ordercore.lifecycle import Triggers
+from ordercore.money import Money
 from ordercore.order import Order
 from ordercore.ports import Geocoder, UnitOfWork
 from ordercore.sourcing import (
@@ -34,6 +38,7 @@ __all__ = [
     "load_positions",
     "needs_sourcing",
     "record_plan",
+    "resource_if_cheaper",
     "default_policy",
     "destination_of",
     "source_order",
@@ -239,6 +244,101 @@ def record_plan(
             if node_day.take(order.id.value, limit=limit):
                 uow.capacity.save(node_day)
     return event
+
+
+def resource_if_cheaper(
+    order: Order,
+    uow: UnitOfWork,
+    *,
+    network: FulfilmentNetwork,
+    strategy: SourcingStrategy,
+    policy: SourcingPolicy,
+    geocoder: Geocoder | None,
+    actor: Actor,
+    at: datetime,
+    reason: str = "",
+) -> bool:
+    """Source the order's unreleased units again when that is cheaper than keeping them where they are
+    (after a cancellation left a parcel for a single unit, say); returns whether it did. The comparison
+    prices the current allocation with the same cost model, against stock that counts the order's own
+    reservations as free."""
+    units = withdrawable(order)
+    if not units or any(line.qty.open + line.qty.backordered for line in order.lines):
+        return False  # nothing to move, or units still wait: SourceOrder handles those
+    try:
+        plan, request = _cheaper_plan(
+            order, units, uow, network, strategy, policy, geocoder, actor, at, reason
+        )
+    except OrderCoreError:  # cannot be priced or planned now (no coordinates, say): keep what it has
+        return False
+    if plan is None:
+        return False
+    before = order.allocations
+    for node_id, lines in units.items():
+        order.withdraw_allocation(node_id, lines, code="resourcing", actor=actor, at=at, reason=reason)
+    sync_reservations(uow, order, before, at=at, reason=reason or f"order {order.id}")
+    record_plan(
+        order,
+        plan,
+        request,
+        load_positions(uow, [request]),
+        uow,
+        network=network,
+        actor=actor,
+        at=at,
+        reason=reason,
+    )
+    return True
+
+
+def _cheaper_plan(
+    order: Order,
+    units: Mapping[str, Mapping[LineId, int]],
+    uow: UnitOfWork,
+    network: FulfilmentNetwork,
+    strategy: SourcingStrategy,
+    policy: SourcingPolicy,
+    geocoder: Geocoder | None,
+    actor: Actor,
+    at: datetime,
+    reason: str,
+) -> tuple[SourcingPlan | None, SourcingRequest]:
+    """A plan for ``units`` that costs less than keeping them where they are (None if there is none),
+    tried on copies of the order and the stock positions."""
+    destination = destination_of(order, geocoder)
+    trial = order.clone()
+    for node_id, lines in units.items():
+        trial.withdraw_allocation(node_id, lines, code="resourcing", actor=actor, at=at, reason=reason)
+    if order.lifecycle.transition(trial.status, Triggers.SOURCE) is None:
+        return None, sourcing_request(order, destination, policy, at)  # held, say
+    request = sourcing_request(trial, destination, policy, at)
+    positions = {k: p.clone() for k, p in load_positions(uow, [request]).items()}
+    left = {(n, lid): q for n, lines in units.items() for lid, q in lines.items()}
+    for a in reversed(order.allocations):  # newest first, as withdrawable() takes them
+        take = min(a.quantity, left.get((a.node_id, a.line_id), 0))
+        pos = positions.get((a.node_id, order.line(a.line_id).sku))
+        if take and pos is not None:
+            left[(a.node_id, a.line_id)] -= take
+            pos.release(a.key, take, at=at, reason="trial")
+    capacity = capacity_left(uow, network, at)
+    for node_id in units:  # the order's own parcel slots would be free too
+        if capacity.get(node_id) is not None:
+            capacity[node_id] = (capacity[node_id] or 0) + 1
+    plan = strategy.plan(request, stock_view(network, positions.values(), at, capacity))
+    if plan.backorders:
+        return None, request
+    kept = Decimal(0)
+    for node_id, lines in units.items():
+        node = network.get(node_id)
+        km = haversine_km(node.location, destination)
+        kept += node.cost.cost(sum(lines.values()), km)
+    if plan.cost.amount >= Money.rounded(kept, plan.cost.currency).amount:
+        return None, request
+    allocations, waiting, _ = allocations_of(plan, trial)
+    trial.source(
+        allocations, waiting, strategy=plan.strategy, cost=plan.cost, actor=actor, at=at, reason=reason
+    )  # refuses now, on the copy, what would be refused on the order
+    return plan, request
 
 
 def withdrawable(order: Order, node_id: str | None = None) -> dict[str, dict[LineId, int]]:
