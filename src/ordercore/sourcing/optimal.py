@@ -75,8 +75,9 @@ class CostOptimal:
     bounds the search (and ``time_budget``, in seconds, if given: that makes the result depend on the
     machine's speed), after which the best plan found is improved locally and reported with
     ``optimal=False``. On the benchmark's networks every order of up to 10 SKUs is proved optimal well
-    within the default budget, at 1,000 nodes as at 50. Under ship complete (one shipment) it takes the cheapest node that ships
-    everything; when none does, the node that ships the most units (then the cheapest), and the rest waits.
+    within the default budget, at 1,000 nodes as at 50. Under ship complete (one shipment) it takes the
+    cheapest node that ships everything; when none does, the node that ships the most units (then the
+    cheapest), and the rest waits.
     """
 
     max_steps: int = 20_000
