@@ -35,12 +35,12 @@ from ordercore.values import Actor, GeoPoint, LineId, Sku
 __all__ = [
     "allocations_of",
     "capacity_left",
+    "default_policy",
+    "destination_of",
     "load_positions",
     "needs_sourcing",
     "record_plan",
     "resource_if_cheaper",
-    "default_policy",
-    "destination_of",
     "source_order",
     "sourcing_request",
     "stock_view",
@@ -117,7 +117,7 @@ def stock_view(
     SKU from ``positions`` (positions of nodes outside the network are ignored), and the shipments each
     can still take (``capacity``, from :func:`capacity_left`; no limit when not given)."""
     available: dict[str, dict[Sku, int]] = {n.node_id: {} for n in network.nodes}
-    incoming: dict[str, dict[Sku, tuple[tuple[object, int], ...]]] = {n.node_id: {} for n in network.nodes}
+    incoming: dict[str, dict[Sku, tuple[tuple[date, int], ...]]] = {n.node_id: {} for n in network.nodes}
     for pos in positions:
         if pos.node_id in available:
             available[pos.node_id][pos.sku] = pos.available(at)
@@ -129,7 +129,7 @@ def stock_view(
             NodeStock(
                 node,
                 available[node.node_id],
-                incoming[node.node_id],  # type: ignore[arg-type]
+                incoming[node.node_id],
                 capacity_left=None if capacity is None else capacity.get(node.node_id),
                 online=network.is_online(node.node_id),
             )
