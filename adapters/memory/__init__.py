@@ -24,8 +24,16 @@ from ordercore.events import OrderEvent
 from ordercore.inventory import LedgerEntry, NodeDay, StockPosition
 from ordercore.lifecycle import DEFAULT_LIFECYCLE, Lifecycle, State
 from ordercore.order import Order
-from ordercore.ports import OutboxRecord
-from ordercore.storage import StagedCapacity, StagedOrders, StagedOutbox, StagedStock, StagedUnitOfWork
+from ordercore.ports import IdempotencyRecord, OutboxRecord
+from ordercore.storage import (
+    StagedCapacity,
+    StagedIdempotency,
+    StagedOrders,
+    StagedOutbox,
+    StagedStock,
+    StagedUnitOfWork,
+    key_taken,
+)
 from ordercore.values import Channel, OrderId, Sku
 
 __all__ = ["MemoryStore", "MemoryUnitOfWork", "open_store"]
@@ -52,6 +60,7 @@ class MemoryStore:
         self.outbox: list[_OutboxEntry] = []
         self.outbox_index: dict[str, _OutboxEntry] = {}
         self.outbox_position = 0
+        self.idempotency: dict[str, IdempotencyRecord] = {}
         self.closed = False
 
     def unit_of_work(self) -> MemoryUnitOfWork:
@@ -156,6 +165,18 @@ class MemoryOutbox(StagedOutbox):
             ]
 
 
+class MemoryIdempotency(StagedIdempotency):
+    """Idempotency keys of one unit: added records wait for commit."""
+
+    def __init__(self, store: MemoryStore) -> None:
+        super().__init__()
+        self._store = store
+
+    def _load(self, key: str) -> IdempotencyRecord | None:
+        with self._store.lock:
+            return self._store.idempotency.get(key)
+
+
 class MemoryUnitOfWork(StagedUnitOfWork):
     """Stages changes; a commit checks versions and applies everything under the store's lock."""
 
@@ -165,12 +186,19 @@ class MemoryUnitOfWork(StagedUnitOfWork):
 
     def _repositories(
         self,
-    ) -> tuple[MemoryOrderRepository, MemoryInventoryRepository, MemoryCapacityRepository, MemoryOutbox]:
+    ) -> tuple[
+        MemoryOrderRepository,
+        MemoryInventoryRepository,
+        MemoryCapacityRepository,
+        MemoryOutbox,
+        MemoryIdempotency,
+    ]:
         return (
             MemoryOrderRepository(self._store),
             MemoryInventoryRepository(self._store),
             MemoryCapacityRepository(self._store),
             MemoryOutbox(self._store),
+            MemoryIdempotency(self._store),
         )
 
     def _write(
@@ -180,10 +208,14 @@ class MemoryUnitOfWork(StagedUnitOfWork):
         positions: Sequence[StockPosition],
         days: Sequence[NodeDay],
         published: Sequence[str],
+        keys: Sequence[IdempotencyRecord],
     ) -> None:
         store = self._store
         with store.lock:
             # check everything first: a commit applies all of its changes or none
+            for record in keys:
+                if record.key in store.idempotency:
+                    raise key_taken(record.key)
             for order in changed:
                 current = store.orders.get(order.id)
                 if order.id in new:
@@ -244,6 +276,8 @@ class MemoryUnitOfWork(StagedUnitOfWork):
                 committed_day = node_day.clone()
                 committed_day.mark_persisted()
                 store.capacity[(node_day.node_id, node_day.day)] = committed_day
+            for record in keys:
+                store.idempotency[record.key] = record
             for event_id in published:
                 store.outbox_index[event_id].published = True
             if published:

@@ -11,7 +11,10 @@ Versions: 1 had orders, the outbox and stock levels; 2 stores stock positions (t
 transaction: each stock level becomes a position whose ledger opens with what the level held (see
 :func:`ordercore.storage.upgrade_stock_level`). 3 adds ``node_capacity``: the shipments each node has taken
 on per dispatch day (a :class:`~ordercore.inventory.NodeDay`), one row per node and day, kept when empty so
-that its version only grows. Every step runs in the one transaction that opens the schema.
+that its version only grows. 4 adds ``idempotency_keys``: a request's idempotency key, the order it placed
+and the fingerprint of its payload, written in the order's transaction (the key is the primary key, so two
+transactions with one key cannot both commit). Every step runs in the one transaction that opens the
+schema.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from ordercore.storage import upgrade_stock_level
 
 __all__ = ["DEFAULT_SCHEMA", "INSERT_LEDGER", "SCHEMA_VERSION", "ensure_schema", "ledger_rows"]
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 DEFAULT_SCHEMA = "ordercore"
 
 _VERSION_TABLE = """
@@ -119,6 +122,18 @@ _VERSION_3 = (
     """,
 )
 
+_VERSION_4 = (
+    # written before the order it names in the same transaction, hence the deferred reference
+    """
+    CREATE TABLE IF NOT EXISTS idempotency_keys (
+        key         TEXT COLLATE "C" PRIMARY KEY,
+        order_id    TEXT COLLATE "C" NOT NULL REFERENCES orders (id) DEFERRABLE INITIALLY DEFERRED,
+        fingerprint TEXT        NOT NULL,
+        created_at  TIMESTAMPTZ NOT NULL
+    )
+    """,
+)
+
 INSERT_LEDGER = (
     "INSERT INTO stock_ledger (node_id, sku, sequence, kind, quantity, at, key, body)"
     " VALUES (%s, %s, %s, %s, %s, %s, %s, %s::jsonb)"
@@ -176,6 +191,7 @@ _STEPS: dict[int, Callable[[Connection, str], None]] = {
     1: _create(_VERSION_1),
     2: _stock_positions,
     3: _create(_VERSION_3),
+    4: _create(_VERSION_4),
 }
 
 

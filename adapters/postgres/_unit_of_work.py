@@ -15,22 +15,25 @@ from ordercore.errors import (
     ConcurrencyConflict,
     DuplicateOrder,
     InvalidValue,
+    OrderCoreError,
     StoreUnavailable,
 )
 from ordercore.events import OrderEvent
 from ordercore.inventory import LedgerEntry, NodeDay, StockPosition
 from ordercore.lifecycle import State
 from ordercore.order import Order
-from ordercore.ports import OutboxRecord
+from ordercore.ports import IdempotencyRecord, OutboxRecord
 from ordercore.serialization import to_json
 from ordercore.storage import (
     StagedCapacity,
+    StagedIdempotency,
     StagedOrders,
     StagedOutbox,
     StagedStock,
     StagedUnitOfWork,
     decode_node_day,
     decode_stored,
+    key_taken,
 )
 from ordercore.values import Channel, OrderId, Sku
 from ordercore_adapters.postgres._schema import INSERT_LEDGER, ledger_rows
@@ -40,6 +43,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "PostgresCapacityRepository",
+    "PostgresIdempotency",
     "PostgresInventoryRepository",
     "PostgresOrderRepository",
     "PostgresOutbox",
@@ -190,6 +194,27 @@ class PostgresOutbox(StagedOutbox):
         ]
 
 
+class PostgresIdempotency(StagedIdempotency):
+    """Idempotency keys of one unit: added records wait for commit."""
+
+    def __init__(self, uow: PostgresUnitOfWork) -> None:
+        super().__init__()
+        self._uow = uow
+
+    def _load(self, key: str) -> IdempotencyRecord | None:
+        with self._uow.db() as conn:
+            row = conn.execute(
+                "SELECT order_id, fingerprint, created_at FROM idempotency_keys WHERE key = %s", (key,)
+            ).fetchone()
+        if row is None:
+            return None
+        order_id, fingerprint, created_at = row
+        try:
+            return IdempotencyRecord(key, OrderId(order_id), fingerprint, created_at)
+        except OrderCoreError as e:
+            raise StoreUnavailable(f"{self._uow.url}: idempotency key {key!r} cannot be read: {e}") from e
+
+
 class PostgresUnitOfWork(StagedUnitOfWork):
     """Stages changes; a commit checks versions and writes everything in one transaction."""
 
@@ -201,13 +226,18 @@ class PostgresUnitOfWork(StagedUnitOfWork):
     def _repositories(
         self,
     ) -> tuple[
-        PostgresOrderRepository, PostgresInventoryRepository, PostgresCapacityRepository, PostgresOutbox
+        PostgresOrderRepository,
+        PostgresInventoryRepository,
+        PostgresCapacityRepository,
+        PostgresOutbox,
+        PostgresIdempotency,
     ]:
         return (
             PostgresOrderRepository(self),
             PostgresInventoryRepository(self),
             PostgresCapacityRepository(self),
             PostgresOutbox(self),
+            PostgresIdempotency(self),
         )
 
     @property
@@ -251,9 +281,12 @@ class PostgresUnitOfWork(StagedUnitOfWork):
         positions: Sequence[StockPosition],
         days: Sequence[NodeDay],
         published: Sequence[str],
+        keys: Sequence[IdempotencyRecord],
     ) -> None:
         # rows come in key order, so concurrent commits take their row locks in the same order
         with self.db() as conn, conn.transaction():
+            for record in keys:
+                self._write_key(conn, record)
             for order in changed:
                 self._write_order(conn, order, new=order.id in new)
             for position in positions:
@@ -264,6 +297,17 @@ class PostgresUnitOfWork(StagedUnitOfWork):
                 self._mark_published(conn, event_id)
 
     # -- writing, inside the commit's transaction -------------------------------------------------------
+    @staticmethod
+    def _write_key(conn: Connection, record: IdempotencyRecord) -> None:
+        # a concurrent transaction inserting the same key makes this one wait for its outcome
+        cursor = conn.execute(
+            "INSERT INTO idempotency_keys (key, order_id, fingerprint, created_at) VALUES (%s, %s, %s, %s)"
+            " ON CONFLICT DO NOTHING",
+            (record.key, record.order_id.value, record.fingerprint, record.created_at),
+        )
+        if cursor.rowcount != 1:
+            raise key_taken(record.key)
+
     def _write_order(self, conn: Connection, order: Order, *, new: bool) -> None:
         conv = self._store.converter
         columns = (order.channel.value, order.external_ref, order.status.name, order.version)

@@ -7,29 +7,32 @@ import sqlite3
 from collections.abc import Iterator, Sequence
 from collections.abc import Set as AbstractSet
 from contextlib import contextmanager, suppress
-from datetime import date
+from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ordercore.errors import (
     ConcurrencyConflict,
     DuplicateOrder,
     InvalidValue,
+    OrderCoreError,
     StoreUnavailable,
 )
 from ordercore.events import OrderEvent
 from ordercore.inventory import LedgerEntry, NodeDay, StockPosition
 from ordercore.lifecycle import State
 from ordercore.order import Order
-from ordercore.ports import OutboxRecord
+from ordercore.ports import IdempotencyRecord, OutboxRecord
 from ordercore.serialization import to_json
 from ordercore.storage import (
     StagedCapacity,
+    StagedIdempotency,
     StagedOrders,
     StagedOutbox,
     StagedStock,
     StagedUnitOfWork,
     decode_node_day,
     decode_stored,
+    key_taken,
 )
 from ordercore.values import Channel, OrderId, Sku
 from ordercore_adapters.sqlite._schema import INSERT_LEDGER, ledger_rows
@@ -39,6 +42,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "SqliteCapacityRepository",
+    "SqliteIdempotency",
     "SqliteInventoryRepository",
     "SqliteOrderRepository",
     "SqliteOutbox",
@@ -188,6 +192,27 @@ class SqliteOutbox(StagedOutbox):
         ]
 
 
+class SqliteIdempotency(StagedIdempotency):
+    """Idempotency keys of one unit: added records wait for commit."""
+
+    def __init__(self, uow: SqliteUnitOfWork) -> None:
+        super().__init__()
+        self._uow = uow
+
+    def _load(self, key: str) -> IdempotencyRecord | None:
+        with self._uow.db() as conn:
+            row = conn.execute(
+                "SELECT order_id, fingerprint, created_at FROM idempotency_keys WHERE key = ?", (key,)
+            ).fetchone()
+        if row is None:
+            return None
+        order_id, fingerprint, created_at = row
+        try:
+            return IdempotencyRecord(key, OrderId(order_id), fingerprint, datetime.fromisoformat(created_at))
+        except (OrderCoreError, ValueError) as e:
+            raise StoreUnavailable(f"{self._uow.url}: idempotency key {key!r} cannot be read: {e}") from e
+
+
 class SqliteUnitOfWork(StagedUnitOfWork):
     """Stages changes; a commit checks versions and writes everything in one transaction."""
 
@@ -198,12 +223,19 @@ class SqliteUnitOfWork(StagedUnitOfWork):
 
     def _repositories(
         self,
-    ) -> tuple[SqliteOrderRepository, SqliteInventoryRepository, SqliteCapacityRepository, SqliteOutbox]:
+    ) -> tuple[
+        SqliteOrderRepository,
+        SqliteInventoryRepository,
+        SqliteCapacityRepository,
+        SqliteOutbox,
+        SqliteIdempotency,
+    ]:
         return (
             SqliteOrderRepository(self),
             SqliteInventoryRepository(self),
             SqliteCapacityRepository(self),
             SqliteOutbox(self),
+            SqliteIdempotency(self),
         )
 
     @property
@@ -244,10 +276,13 @@ class SqliteUnitOfWork(StagedUnitOfWork):
         positions: Sequence[StockPosition],
         days: Sequence[NodeDay],
         published: Sequence[str],
+        keys: Sequence[IdempotencyRecord],
     ) -> None:
         with self.db() as conn:
             conn.execute("BEGIN IMMEDIATE")
             try:
+                for record in keys:
+                    self._write_key(conn, record)
                 for order in changed:
                     self._write_order(conn, order, new=order.id in new)
                 for position in positions:
@@ -264,6 +299,16 @@ class SqliteUnitOfWork(StagedUnitOfWork):
                 raise
 
     # -- writing, inside the commit's transaction -------------------------------------------------------
+    @staticmethod
+    def _write_key(conn: sqlite3.Connection, record: IdempotencyRecord) -> None:
+        cursor = conn.execute(
+            "INSERT INTO idempotency_keys (key, order_id, fingerprint, created_at) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT DO NOTHING",
+            (record.key, record.order_id.value, record.fingerprint, record.created_at.isoformat()),
+        )
+        if cursor.rowcount != 1:
+            raise key_taken(record.key)
+
     def _write_order(self, conn: sqlite3.Connection, order: Order, *, new: bool) -> None:
         conv = self._store.converter
         columns = (order.channel.value, order.external_ref, order.status.name, order.version)

@@ -19,6 +19,7 @@ __all__ = [
     "DuplicateOrder",
     "EventHandlerFailed",
     "HoldNotFound",
+    "IdempotencyConflict",
     "IllegalTransition",
     "InsufficientStock",
     "InvalidAddress",
@@ -261,6 +262,19 @@ class DuplicateOrder(OrderCoreError):
     def __init__(self, message: str, *, existing_order_id: object = None) -> None:
         super().__init__(message)
         self.existing_order_id = existing_order_id
+
+
+class IdempotencyConflict(DuplicateOrder):
+    """An idempotency key came back with a request other than the one it first placed an order for."""
+
+    code: ClassVar[str] = "idempotency_conflict"
+
+    def __init__(self, key: str, *, existing_order_id: object = None) -> None:
+        super().__init__(
+            f"idempotency key {key!r} was used for order {existing_order_id} with another request",
+            existing_order_id=existing_order_id,
+        )
+        self.key = key
 
 
 class InsufficientStock(OrderCoreError):

@@ -32,6 +32,8 @@ __all__ = [
     "EventPublisher",
     "FulfilmentRequest",
     "IdGenerator",
+    "IdempotencyRecord",
+    "IdempotencyRepository",
     "InventoryRepository",
     "Notification",
     "Notifier",
@@ -165,6 +167,30 @@ class Outbox(Protocol):
     def mark_published(self, event_ids: Sequence[str]) -> None: ...
 
 
+@attrs.frozen
+class IdempotencyRecord:
+    """A request's idempotency ``key``, the order it placed and the ``fingerprint`` of its payload (a
+    hash, so that the same key sent with another payload is recognised), from ``created_at``."""
+
+    key: str
+    order_id: OrderId
+    fingerprint: str
+    created_at: datetime
+
+
+class IdempotencyRepository(Protocol):
+    """Idempotency keys inside a unit of work, stored in the same transaction as the order they placed."""
+
+    def get(self, key: str) -> IdempotencyRecord | None:
+        """The record of ``key`` (staged in this unit or committed), or None."""
+        ...
+
+    def add(self, record: IdempotencyRecord) -> None:
+        """Stage a new record. ConcurrencyConflict if its key is taken, now or at commit (another unit
+        committed it first): the loser runs again and finds the winner's record."""
+        ...
+
+
 class UnitOfWork(Protocol):
     """One atomic change. Nothing is stored unless :meth:`commit` is called; leaving the ``with`` block
     without committing rolls back."""
@@ -173,6 +199,7 @@ class UnitOfWork(Protocol):
     inventory: InventoryRepository
     capacity: CapacityRepository
     outbox: Outbox
+    idempotency: IdempotencyRepository
 
     def __enter__(self) -> Self: ...
 

@@ -1,7 +1,7 @@
 """What every store adapter's repositories share: staging changes inside a unit of work.
 
-A unit of work hands out orders, stock positions and node days that the caller may change; nothing reaches
-the store before ``commit``. These bases keep the staged objects, and a store fills in how to read what is
+A unit of work hands out orders, stock positions and node days that the caller may change, and records
+idempotency keys; nothing reaches the store before ``commit``. These bases keep the staged objects, and a store fills in how to read what is
 stored (``_load``...) and how to write at commit. The in-memory, SQLite and PostgreSQL stores all build on
 them; so can an integrator's own store.
 """
@@ -18,28 +18,42 @@ from typing import Any, Self, TypeVar
 
 import cattrs
 
-from ordercore.errors import DuplicateOrder, InvalidValue, OrderCoreError, OrderNotFound, StoreUnavailable
+from ordercore.errors import (
+    ConcurrencyConflict,
+    DuplicateOrder,
+    InvalidValue,
+    OrderCoreError,
+    OrderNotFound,
+    StoreUnavailable,
+)
 from ordercore.inventory import EntryKind, LedgerEntry, NodeDay, StockPosition
 from ordercore.inventory.capacity import check_day
 from ordercore.inventory.ledger import collect
 from ordercore.inventory.nodes import check_node_id
 from ordercore.order import Order
-from ordercore.ports import OutboxRecord
+from ordercore.ports import IdempotencyRecord, OutboxRecord
 from ordercore.serialization import from_json
 from ordercore.values import Channel, OrderId, Sku
 
 __all__ = [
+    "MAX_IDEMPOTENCY_KEY_LENGTH",
     "StagedCapacity",
+    "StagedIdempotency",
     "StagedOrders",
     "StagedOutbox",
     "StagedStock",
     "StagedUnitOfWork",
+    "check_idempotency_key",
     "decode_node_day",
     "decode_stored",
+    "key_taken",
     "upgrade_stock_level",
 ]
 
 T = TypeVar("T")
+
+#: the longest idempotency key a store accepts (in characters)
+MAX_IDEMPOTENCY_KEY_LENGTH = 200
 
 
 class StagedOrders(ABC):
@@ -249,6 +263,60 @@ class StagedOutbox(ABC):
         return list(dict.fromkeys(self.published))
 
 
+class StagedIdempotency(ABC):
+    """An idempotency repository's staging: records read or added in this unit are kept, added ones wait
+    for the commit."""
+
+    def __init__(self) -> None:
+        self.staged: dict[str, IdempotencyRecord] = {}
+        self.new: list[str] = []
+
+    # -- what a store provides ------------------------------------------------------------------------------
+    @abstractmethod
+    def _load(self, key: str) -> IdempotencyRecord | None:
+        """The stored record of ``key``, or None."""
+
+    # -- the repository ------------------------------------------------------------------------------------
+    def get(self, key: str) -> IdempotencyRecord | None:
+        check_idempotency_key(key)
+        staged = self.staged.get(key)
+        if staged is not None:
+            return staged
+        record = self._load(key)
+        if record is not None:
+            self.staged[key] = record
+        return record
+
+    def add(self, record: IdempotencyRecord) -> None:
+        if not isinstance(record, IdempotencyRecord):
+            raise InvalidValue("must be an IdempotencyRecord", field="record", value=record)
+        if self.get(record.key) is not None:
+            raise key_taken(record.key)
+        self.staged[record.key] = record
+        self.new.append(record.key)
+
+    def changed(self) -> list[IdempotencyRecord]:
+        """Records to insert at commit, in key order so that concurrent commits touch rows in the same
+        order."""
+        return [self.staged[k] for k in sorted(self.new)]
+
+
+def check_idempotency_key(key: object, field: str = "key") -> str:
+    """``key`` if it is a usable idempotency key: a non-blank string of at most
+    :data:`MAX_IDEMPOTENCY_KEY_LENGTH` characters."""
+    if not isinstance(key, str) or not key.strip():
+        raise InvalidValue("must be a non-blank string", field=field, value=key)
+    if len(key) > MAX_IDEMPOTENCY_KEY_LENGTH:
+        raise InvalidValue(f"must be at most {MAX_IDEMPOTENCY_KEY_LENGTH} characters", field=field, value=key)
+    return key
+
+
+def key_taken(key: str) -> ConcurrencyConflict:
+    """The error for an idempotency key that another unit of work stored first: a conflict, so that the
+    request runs again and finds the record."""
+    return ConcurrencyConflict(f"idempotency key {key!r}", 0, 1)
+
+
 class StagedUnitOfWork(ABC):
     """A unit of work over staged repositories: nothing is written before :meth:`commit`, which writes
     every staged change at once (through :meth:`_write`) or nothing; leaving the ``with`` block without
@@ -258,12 +326,15 @@ class StagedUnitOfWork(ABC):
     inventory: StagedStock
     capacity: StagedCapacity
     outbox: StagedOutbox
+    idempotency: StagedIdempotency
 
     def __init__(self) -> None:
         self._reset()
 
     @abstractmethod
-    def _repositories(self) -> tuple[StagedOrders, StagedStock, StagedCapacity, StagedOutbox]:
+    def _repositories(
+        self,
+    ) -> tuple[StagedOrders, StagedStock, StagedCapacity, StagedOutbox, StagedIdempotency]:
         """Fresh, empty repositories for this unit."""
 
     @abstractmethod
@@ -274,18 +345,21 @@ class StagedUnitOfWork(ABC):
         positions: Sequence[StockPosition],
         days: Sequence[NodeDay],
         published: Sequence[str],
+        keys: Sequence[IdempotencyRecord],
     ) -> None:
-        """Store ``orders`` (those in ``new`` are inserted) with their new events in the outbox, the stock
-        ``positions`` with their new ledger entries, the node ``days`` (positions and days each checked to
-        be stored at its ``persisted_version``), and the ``published`` marks: all of it, in this order, or
-        raise and store nothing."""
+        """Insert the idempotency ``keys`` (ConcurrencyConflict from :func:`key_taken` when one is stored
+        already), then store ``orders`` (those in ``new`` are inserted) with their new events in the outbox,
+        the stock ``positions`` with their new ledger entries, the node ``days`` (positions and days each
+        checked to be stored at its ``persisted_version``), and the ``published`` marks: all of it, in this
+        order, or raise and store nothing. Keys go first so that two requests racing with one key end in a
+        conflict on the key rather than on what the orders hold."""
 
     def _release(self) -> None:
         """Give back what the unit holds (a connection, say) when its ``with`` block ends."""
         return None  # nothing, unless a store holds something
 
     def _reset(self) -> None:
-        self.orders, self.inventory, self.capacity, self.outbox = self._repositories()
+        self.orders, self.inventory, self.capacity, self.outbox, self.idempotency = self._repositories()
 
     def __enter__(self) -> Self:
         return self
@@ -303,8 +377,9 @@ class StagedUnitOfWork(ABC):
         positions = self.inventory.changed()
         days = self.capacity.changed()
         published = self.outbox.changed()
-        if changed or positions or days or published:
-            self._write(changed, self.orders.new, positions, days, published)
+        keys = self.idempotency.changed()
+        if changed or positions or days or published or keys:
+            self._write(changed, self.orders.new, positions, days, published, keys)
         for order in changed:
             order.persisted_version = order.version
         for position in positions:
@@ -314,7 +389,13 @@ class StagedUnitOfWork(ABC):
         self._reset()
 
     def rollback(self) -> None:
-        if self.orders.staged or self.inventory.staged or self.capacity.staged or self.outbox.published:
+        if (
+            self.orders.staged
+            or self.inventory.staged
+            or self.capacity.staged
+            or self.outbox.published
+            or self.idempotency.staged
+        ):
             self._reset()
 
 

@@ -35,7 +35,10 @@ def run_together(worker: Callable[[int], None]) -> None:
 
 
 def test_concurrent_commands_on_one_order_lose_no_update() -> None:
-    app = bootstrap(clock=ManualClock(datetime(2026, 1, 1, tzinfo=UTC)), ids=SequentialIds())
+    # the bus's own conflict retries are off, so that the callers see (and count) every conflict
+    app = bootstrap(
+        clock=ManualClock(datetime(2026, 1, 1, tzinfo=UTC)), ids=SequentialIds(), conflict_retries=0
+    )
     order_id = app.handle(place_command()).order_id
     barrier = threading.Barrier(THREADS)
     conflicts = [0] * THREADS

@@ -14,6 +14,7 @@ from ordercore import (
     EventHandlerFailed,
     HandlerFailure,
     HoldOrder,
+    IdempotencyConflict,
     IllegalTransition,
     InvalidValue,
     ManualClock,
@@ -38,7 +39,7 @@ from ordercore import (
 )
 from ordercore.ports import UnitOfWork
 from ordercore.service.commands import Command, OrderCommand
-from ordercore.service.handlers import CommandResult, Services
+from ordercore.service.handlers import COMMAND_HANDLERS, CommandResult, Services, request_fingerprint
 from tests.unit.factories import AT, eur, place_command
 
 S = OrderStatus
@@ -276,3 +277,104 @@ def test_bootstrap_refuses_something_that_is_not_a_store() -> None:
     with pytest.raises(InvalidValue) as err:
         bootstrap(123)  # type: ignore[arg-type]
     assert err.value.field == "store"
+
+
+# -- idempotency keys and the retry policy for conflicts -------------------------------------------------
+def test_an_idempotency_key_returns_the_first_order_to_a_retry_with_the_same_payload() -> None:
+    app = app_with()
+    first = app.handle(place_command(idempotency_key="REQ-1"))
+    retry = app.handle(place_command(idempotency_key="REQ-1", reason="client retry"))
+    assert (retry.order_id, retry.version, retry.events) == (first.order_id, first.version, ())
+    assert app.list_orders() == [first.order_id]
+
+
+def test_an_idempotency_key_with_another_payload_is_refused() -> None:
+    app = app_with()
+    first = app.handle(place_command(idempotency_key="REQ-1"))
+    with pytest.raises(IdempotencyConflict) as err:
+        app.handle(place_command(idempotency_key="REQ-1", currency="USD"))
+    assert isinstance(err.value, DuplicateOrder) and err.value.code == "idempotency_conflict"
+    assert (err.value.key, err.value.existing_order_id) == ("REQ-1", first.order_id)
+    assert app.list_orders() == [first.order_id]
+
+
+def test_a_blank_idempotency_key_is_refused() -> None:
+    with pytest.raises(InvalidValue) as err:
+        app_with().handle(place_command(idempotency_key="  "))
+    assert err.value.field == "idempotency_key"
+
+
+def test_the_request_fingerprint_ignores_who_asks_and_why_but_not_what() -> None:
+    base = request_fingerprint(place_command())
+    assert request_fingerprint(place_command(reason="retry", idempotency_key="K")) == base
+    assert request_fingerprint(place_command(service_level="express")) != base
+    assert request_fingerprint(place_command(order_id="O-7")) != base
+    assert base.startswith("sha256:") and len(base) == len("sha256:") + 64
+
+
+def test_an_idempotency_key_binds_to_the_order_found_by_external_reference() -> None:
+    app = app_with()
+    first = app.handle(place_command(external_ref="EXT-1"))
+    again = app.handle(place_command(external_ref="EXT-1", idempotency_key="REQ-1"))
+    assert (again.order_id, again.events) == (first.order_id, ())
+    with pytest.raises(IdempotencyConflict):
+        app.handle(place_command(external_ref="EXT-2", idempotency_key="REQ-1"))
+
+
+def racing_hold(app_ref: list[OrderCore], calls: list[HoldOrder]) -> dict[type[Command], object]:
+    """A HoldOrder handler that, on its first call, lets another hold commit between its read and its
+    commit: a real conflict, every time."""
+
+    def handle(cmd: HoldOrder, uow: UnitOfWork, svc: Services) -> CommandResult:
+        calls.append(cmd)
+        uow.orders.get(cmd.order_id)  # read at the version before the other hold
+        if len(calls) == 1:
+            app_ref[0].handle(HoldOrder(order_id=cmd.order_id, code="OTHER"))
+        return COMMAND_HANDLERS[HoldOrder](cmd, uow, svc)
+
+    return {HoldOrder: handle}
+
+
+def test_a_conflicting_command_runs_again_and_nothing_is_lost() -> None:
+    app_ref: list[OrderCore] = []
+    calls: list[HoldOrder] = []
+    app = app_with(command_handlers=racing_hold(app_ref, calls))
+    app_ref.append(app)
+    order_id = app.handle(place_command()).order_id
+    result = app.handle(HoldOrder(order_id=order_id, code="MINE"))
+    assert len(calls) == 3  # mine, the other one inside it, mine again after the conflict
+    assert {h.code for h in app.get_order(order_id).holds} == {"MINE", "OTHER"}
+    assert result.version == 4
+
+
+def test_a_command_with_expected_version_is_not_run_again_after_a_conflict() -> None:
+    app_ref: list[OrderCore] = []
+    calls: list[HoldOrder] = []
+    app = app_with(command_handlers=racing_hold(app_ref, calls))
+    app_ref.append(app)
+    order_id = app.handle(place_command()).order_id
+    with pytest.raises(ConcurrencyConflict):
+        app.handle(HoldOrder(order_id=order_id, code="MINE", expected_version=2))
+    assert len(calls) == 2
+    assert {h.code for h in app.get_order(order_id).holds} == {"OTHER"}
+
+
+@pytest.mark.parametrize("retries", [0, 1, 3])
+def test_conflicts_are_retried_at_most_conflict_retries_times(retries: int) -> None:
+    calls: list[Command] = []
+
+    def always_conflicts(cmd: Command, uow: UnitOfWork, svc: Services) -> CommandResult:
+        calls.append(cmd)
+        raise ConcurrencyConflict("O-1", 1, 2)
+
+    app = app_with(command_handlers={HoldOrder: always_conflicts}, conflict_retries=retries)
+    with pytest.raises(ConcurrencyConflict):
+        app.handle(HoldOrder(order_id="O-1", code="X"))
+    assert len(calls) == retries + 1
+
+
+@pytest.mark.parametrize("retries", [-1, 1.5, True, "3"])
+def test_conflict_retries_must_be_a_whole_number_not_below_zero(retries: object) -> None:
+    with pytest.raises(InvalidValue) as err:
+        app_with(conflict_retries=retries)
+    assert err.value.field == "conflict_retries"

@@ -61,12 +61,15 @@ def bootstrap(
     default_strategy: str = "cost_optimal",
     sourcing_policy: Callable[[Order], SourcingPolicy] = default_policy,
     geocoder: Geocoder | None = None,
+    conflict_retries: int = 3,
 ) -> OrderCore:
     """Build an :class:`OrderCore`. ``store`` is a URL (``memory://`` by default) or an opened store.
 
     Extra ``command_handlers`` are added to (and may replace) the built-in ones; extra ``strategies`` are
     added to (and may replace) the built-in sourcing strategies. ``network`` lists the fulfilment nodes
-    that orders are sourced from.
+    that orders are sourced from. A command that loses a race with another writer (ConcurrencyConflict)
+    runs again up to ``conflict_retries`` times, unless it carries ``expected_version`` (see
+    :mod:`ordercore.service.messagebus`).
     """
     if not isinstance(store, str) and not callable(getattr(store, "unit_of_work", None)):
         raise InvalidValue("must be a store URL or an opened store", field="store", value=store)
@@ -97,5 +100,6 @@ def bootstrap(
         publisher=publisher,
         strict=strict,
         on_failure=on_failure,
+        conflict_retries=conflict_retries,
     )
     return OrderCore(opened, bus)

@@ -100,7 +100,9 @@ class Command:
 @attrs.frozen(kw_only=True)
 class PlaceOrder(Command):
     """Take an order from a channel. With ``external_ref``, a retry with the same payload returns the same
-    order; the same reference with a different payload is refused (DuplicateOrder)."""
+    order; the same reference with a different payload is refused (DuplicateOrder). With
+    ``idempotency_key``, likewise for the key, whatever the channel: the store records the key with the
+    order, and the same key with a different payload is refused (IdempotencyConflict)."""
 
     channel: Channel
     customer: CustomerRef
@@ -117,6 +119,7 @@ class PlaceOrder(Command):
     requested_delivery_date: date | None = None
     attributes: dict[str, str] = attrs.field(factory=dict, hash=False)
     draft: bool = False
+    idempotency_key: str | None = None
 
 
 @attrs.frozen(kw_only=True)

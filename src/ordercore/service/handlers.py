@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable, Mapping
 from datetime import datetime
+from functools import cache
 from typing import Any, TypeVar
 
 import attrs
+import cattrs
 
-from ordercore.errors import ConcurrencyConflict, DuplicateOrder, InvalidValue, SourcingFailed
+from ordercore.errors import (
+    ConcurrencyConflict,
+    DuplicateOrder,
+    IdempotencyConflict,
+    InvalidValue,
+    SourcingFailed,
+)
 from ordercore.events import OrderCreated, OrderEvent
 from ordercore.inventory import FulfilmentNetwork
 from ordercore.lifecycle import Lifecycle, Triggers
@@ -19,6 +29,7 @@ from ordercore.ports import (
     CrmGateway,
     ErpGateway,
     Geocoder,
+    IdempotencyRecord,
     IdGenerator,
     Notifier,
     PaymentGateway,
@@ -27,6 +38,7 @@ from ordercore.ports import (
     UnitOfWork,
     WmsGateway,
 )
+from ordercore.serialization import make_converter
 from ordercore.service import commands as c
 from ordercore.service.sourcing import (
     capacity_left,
@@ -45,9 +57,10 @@ from ordercore.service.sourcing import (
 from ordercore.sourcing import batch
 from ordercore.sourcing.batch import WaveOrder
 from ordercore.sourcing.model import SourcingPolicy, SourcingRequest, SourcingStrategy
+from ordercore.storage import check_idempotency_key
 from ordercore.values import LineId
 
-__all__ = ["COMMAND_HANDLERS", "CommandResult", "Handler", "Services"]
+__all__ = ["COMMAND_HANDLERS", "CommandResult", "Handler", "Services", "request_fingerprint"]
 
 
 @attrs.frozen
@@ -108,15 +121,28 @@ Handler = Callable[[Any, UnitOfWork, Services], CommandResult]
 
 
 def place_order(cmd: c.PlaceOrder, uow: UnitOfWork, svc: Services) -> CommandResult:
+    key, fingerprint = cmd.idempotency_key, ""
+    if key is not None:
+        check_idempotency_key(key, "idempotency_key")
+        fingerprint = request_fingerprint(cmd)
+        record = uow.idempotency.get(key)
+        if record is not None:
+            if record.fingerprint != fingerprint:
+                raise IdempotencyConflict(key, existing_order_id=record.order_id)
+            placed = uow.orders.get(record.order_id)
+            return CommandResult(placed.id, placed.version, ())
     if cmd.external_ref is not None:
         existing = uow.orders.find_by_external_ref(cmd.channel, cmd.external_ref)
         if existing is not None:
-            if _same_order(existing, cmd):
-                return CommandResult(existing.id, existing.version, ())
-            raise DuplicateOrder(
-                f"{cmd.channel} already sent {cmd.external_ref!r} as order {existing.id} with other content",
-                existing_order_id=existing.id,
-            )
+            if not _same_order(existing, cmd):
+                raise DuplicateOrder(
+                    f"{cmd.channel} already sent {cmd.external_ref!r} as order {existing.id} with other content",
+                    existing_order_id=existing.id,
+                )
+            if key is not None:  # the key now names that order too
+                uow.idempotency.add(IdempotencyRecord(key, existing.id, fingerprint, svc.clock.now()))
+                uow.commit()
+            return CommandResult(existing.id, existing.version, ())
     at = svc.clock.now()
     order = Order.create(
         order_id=cmd.order_id or svc.ids.new_order_id(),
@@ -141,9 +167,40 @@ def place_order(cmd: c.PlaceOrder, uow: UnitOfWork, svc: Services) -> CommandRes
     if not cmd.draft:
         order.place(actor=cmd.actor, at=at, reason=cmd.reason)
     events = tuple(order.new_events())
+    if key is not None:
+        uow.idempotency.add(IdempotencyRecord(key, order.id, fingerprint, at))
     uow.orders.add(order)
     uow.commit()
     return CommandResult(order.id, order.version, events)
+
+
+#: fields of PlaceOrder that say who asks and why, or name the request, rather than what it asks for
+_NOT_PAYLOAD = frozenset({"actor", "reason", "idempotency_key"})
+
+
+@cache
+def _fingerprint_converter() -> cattrs.Converter:
+    return make_converter()
+
+
+def request_fingerprint(cmd: c.PlaceOrder) -> str:
+    """A stable hash of what ``cmd`` asks for: SHA-256 of the canonical JSON of its fields, without
+    ``actor``, ``reason`` and the key itself, and without fields left at their default (so that a field
+    added to PlaceOrder later does not change the fingerprints of requests already recorded)."""
+    conv = _fingerprint_converter()
+    payload: dict[str, Any] = {}
+    for field in attrs.fields(c.PlaceOrder):
+        if field.name in _NOT_PAYLOAD:
+            continue
+        value = getattr(cmd, field.name)
+        default: Any = field.default
+        if isinstance(default, attrs.Factory):  # type: ignore[arg-type]
+            default = default.factory()
+        if default is not attrs.NOTHING and value == default:
+            continue
+        payload[field.name] = conv.unstructure(value)
+    canonical = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def _same_order(order: Order, cmd: c.PlaceOrder) -> bool:

@@ -11,18 +11,32 @@ Failure policy (documented in docs/concepts.md):
   handlers, each in its own unit of work. A follow-up that fails is recorded like a failing handler.
 * Events stay in the outbox until a publisher has taken them (:meth:`MessageBus.relay_outbox`), so an
   outage of the publisher delays publication but loses nothing.
+
+Retry policy for conflicts:
+
+* A command (or follow-up) whose unit of work fails with :class:`ConcurrencyConflict` (another writer
+  committed first) runs again from the start in a fresh unit of work, up to ``conflict_retries`` times
+  (3 by default, 0 turns retries off), after a short random pause (2 ms, growing to at most 20 ms) so that
+  the racing writers spread out. The last conflict reaches the caller. Handlers load, change and commit, so
+  running one again applies the command to what the winner stored: nothing is lost.
+* A command that carries ``expected_version`` is never retried: its caller asked to be told when the order
+  moved on, so the conflict reaches it at once.
+* A :class:`~ordercore.service.commands.PlaceOrder` that lost a race on its idempotency key (or external
+  reference) finds the winner's record when it runs again, and returns the winner's order without events.
 """
 
 from __future__ import annotations
 
 import logging
+import random
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import attrs
 
-from ordercore.errors import EventHandlerFailed, OrderCoreError
+from ordercore.errors import ConcurrencyConflict, EventHandlerFailed, InvalidValue, OrderCoreError
 from ordercore.events import OrderEvent
 from ordercore.ports import EventPublisher, UnitOfWork
 from ordercore.service.commands import Command
@@ -31,6 +45,9 @@ from ordercore.service.handlers import COMMAND_HANDLERS, CommandResult, Handler,
 __all__ = ["EventHandler", "HandlerFailure", "MessageBus"]
 
 log = logging.getLogger("ordercore.bus")
+
+#: the pause before a retry after a conflict: from the first bound, growing up to the second (seconds)
+_BACKOFF_S = (0.002, 0.020)
 
 #: An event handler; it may return nothing, a follow-up command, or a sequence of them.
 EventHandler = Callable[[OrderEvent], "Command | Sequence[Command] | None"]
@@ -61,7 +78,18 @@ class MessageBus:
         strict: bool = False,
         on_failure: Callable[[HandlerFailure], None] | None = None,
         max_failures_kept: int = 1000,
+        conflict_retries: int = 3,
     ) -> None:
+        if (
+            isinstance(conflict_retries, bool)
+            or not isinstance(conflict_retries, int)
+            or conflict_retries < 0
+        ):
+            raise InvalidValue(
+                "must be a whole number, 0 or more", field="conflict_retries", value=conflict_retries
+            )
+        self.conflict_retries = conflict_retries
+        self._jitter = random.Random()
         self.uow_factory = uow_factory
         self.services = services
         self.command_handlers: dict[type[Command], Handler] = dict(command_handlers or COMMAND_HANDLERS)
@@ -122,8 +150,26 @@ class MessageBus:
         handler = self.command_handlers.get(type(command))
         if handler is None:
             raise OrderCoreError(f"no handler for command {type(command).__name__}")
-        with self.uow_factory() as uow:
-            return handler(command, uow, self.services)
+        retries = 0 if getattr(command, "expected_version", None) is not None else self.conflict_retries
+        attempt = 0
+        while True:
+            try:
+                with self.uow_factory() as uow:
+                    return handler(command, uow, self.services)
+            except ConcurrencyConflict as e:
+                if attempt >= retries:
+                    raise
+                attempt += 1
+                pause = self._jitter.uniform(_BACKOFF_S[0], min(_BACKOFF_S[1], _BACKOFF_S[0] * 2**attempt))
+                log.debug(
+                    "%s conflicted (%s); retry %d of %d in %.1f ms",
+                    type(command).__name__,
+                    e,
+                    attempt,
+                    retries,
+                    pause * 1000,
+                )
+                time.sleep(pause)
 
     def _dispatch(self, event: OrderEvent, failures: list[HandlerFailure]) -> list[Command]:
         follow_ups: list[Command] = []

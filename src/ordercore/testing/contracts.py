@@ -24,6 +24,7 @@ from ordercore.errors import (
     CapacityExhausted,
     ConcurrencyConflict,
     DuplicateOrder,
+    IdempotencyConflict,
     OrderNotFound,
     StoreUnavailable,
 )
@@ -33,7 +34,7 @@ from ordercore.lifecycle import OrderStatus
 from ordercore.lines import NewLine
 from ordercore.money import Money
 from ordercore.order import Order
-from ordercore.ports import Store
+from ordercore.ports import IdempotencyRecord, Store
 from ordercore.service.bootstrap import bootstrap
 from ordercore.service.commands import HoldOrder, PlaceOrder
 from ordercore.values import Actor, Address, Channel, CustomerId, CustomerRef, OrderId, Sku
@@ -631,3 +632,85 @@ class StoreContract:
         assert stored.used == limit and sorted(stored.taken) == sorted(taken)
         assert len(taken) == limit and len(refused) == threads * each - limit
         assert stored.version == limit
+
+    # -- idempotency keys ---------------------------------------------------------------------------------
+    def _record(self, key: str = "K-1", order_id: str = "O-1", fingerprint: str = "f1") -> IdempotencyRecord:
+        return IdempotencyRecord(key, OrderId(order_id), fingerprint, _AT)
+
+    def test_an_idempotency_record_is_stored_with_its_order_and_reads_back_equal(self, store: Store) -> None:
+        with store.unit_of_work() as uow:
+            assert uow.idempotency.get("K-1") is None
+            uow.orders.add(_order("O-1"))
+            uow.idempotency.add(self._record())
+            assert uow.idempotency.get("K-1") == self._record()  # staged records are seen in the unit
+            uow.commit()
+        with store.unit_of_work() as uow:
+            assert uow.idempotency.get("K-1") == self._record()
+            assert uow.idempotency.get("K-2") is None
+
+    def test_an_idempotency_record_without_commit_or_with_a_failed_commit_is_not_stored(
+        self, store: Store
+    ) -> None:
+        with store.unit_of_work() as uow:
+            uow.orders.add(_order("O-1"))
+            uow.idempotency.add(self._record())
+        self._add(store, _order("O-1"))
+        with pytest.raises(DuplicateOrder), store.unit_of_work() as uow:
+            uow.idempotency.add(self._record("K-2"))
+            uow.orders.add(_order("O-1"))  # refused: the key goes with it
+            uow.commit()
+        with store.unit_of_work() as uow:
+            assert uow.idempotency.get("K-1") is None and uow.idempotency.get("K-2") is None
+
+    def test_a_taken_idempotency_key_is_refused_as_a_conflict(self, store: Store) -> None:
+        with store.unit_of_work() as uow:
+            uow.orders.add(_order("O-1"))
+            uow.idempotency.add(self._record())
+            uow.commit()
+        with pytest.raises(ConcurrencyConflict), store.unit_of_work() as uow:
+            uow.idempotency.add(self._record(order_id="O-1", fingerprint="f2"))
+        with store.unit_of_work() as uow:
+            assert uow.idempotency.get("K-1") == self._record()
+
+    def test_concurrent_units_with_one_idempotency_key_commit_once(self, store: Store) -> None:
+        with store.unit_of_work() as first, store.unit_of_work() as second:
+            assert first.idempotency.get("K-1") is None and second.idempotency.get("K-1") is None
+            first.orders.add(_order("O-1"))
+            first.idempotency.add(self._record(order_id="O-1"))
+            second.orders.add(_order("O-2"))
+            second.idempotency.add(self._record(order_id="O-2", fingerprint="f2"))
+            first.commit()
+            with pytest.raises(ConcurrencyConflict):
+                second.commit()
+        with store.unit_of_work() as uow:
+            assert uow.idempotency.get("K-1") == self._record(order_id="O-1")
+            assert uow.orders.find(OrderId("O-2")) is None  # the loser stored nothing
+
+    def test_a_key_may_name_an_order_stored_before(self, store: Store) -> None:
+        self._add(store, _order("O-1"))
+        with store.unit_of_work() as uow:
+            uow.idempotency.add(self._record())
+            uow.commit()
+        with store.unit_of_work() as uow:
+            assert uow.idempotency.get("K-1") == self._record()
+
+    def test_placing_an_order_with_an_idempotency_key_is_idempotent(self, store: Store) -> None:
+        app = bootstrap(store, clock=ManualClock(_AT), ids=SequentialIds())
+
+        def place(quantity: int) -> PlaceOrder:
+            return PlaceOrder(
+                channel=Channel("web"),
+                customer=CustomerRef(CustomerId("C-1")),
+                currency="EUR",
+                shipping_address=_ADDRESS,
+                lines=[NewLine(Sku("SKU-1"), quantity, Money.of("9.99", "EUR"))],
+                idempotency_key="K-1",
+            )
+
+        first = app.handle(place(1))
+        again = app.handle(place(1))
+        assert (again.order_id, again.events) == (first.order_id, ())
+        with pytest.raises(IdempotencyConflict) as info:
+            app.handle(place(2))
+        assert info.value.existing_order_id == first.order_id and info.value.key == "K-1"
+        assert app.list_orders() == [first.order_id]
