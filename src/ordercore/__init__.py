@@ -5,6 +5,7 @@ you call :func:`bootstrap`.
 """
 
 from ordercore.clock import ManualClock, SystemClock
+from ordercore.consumer import ExactlyOnce, InMemoryProcessedEvents, ProcessedEvents, process_once
 from ordercore.errors import (
     CapacityExhausted,
     ConcurrencyConflict,
@@ -143,6 +144,10 @@ from ordercore.values import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "ExactlyOnce",
+    "InMemoryProcessedEvents",
+    "ProcessedEvents",
+    "process_once",
     "CancelSupply",
     "CapacityExhausted",
     "CountStock",

@@ -1,0 +1,415 @@
+"""NATS JetStream: the outbox relay's publisher, and a pull consumer for the events it published.
+
+Why JetStream (rather than, say, RabbitMQ): the stream de-duplicates on the server by message id. Each event
+is published with the header ``Nats-Msg-Id`` set to its ``event_id``, so when the relay publishes events and
+crashes before marking them published, publishing them again within the stream's duplicate window stores
+nothing new; and every publish is acknowledged by the stream once stored, so an event is marked published
+only after the broker holds it. RabbitMQ's publisher confirms give the acknowledgement but no server-side
+de-duplication. The consumer side acknowledges each message after processing it, so a consumer that crashes
+before acknowledging gets the message again, and :class:`ordercore.consumer.ExactlyOnce` skips what it
+already processed.
+
+nats-py is asyncio-only; each publisher and consumer runs a private event loop in a background thread and
+keeps its public API synchronous. A dropped connection is re-established with bounded retries and backoff;
+after the last attempt :class:`BrokerUnavailable` (a :class:`~ordercore.errors.StoreUnavailable`) is raised,
+so the outbox keeps the events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import threading
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from types import TracebackType
+from typing import Any, ClassVar, Self, TypeVar
+
+import nats
+import nats.errors
+import nats.js.errors
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StreamConfig
+
+from ordercore.errors import StoreUnavailable, ValidationFailed
+from ordercore.events import OrderEvent
+from ordercore.serialization import from_json, to_json
+
+__all__ = [
+    "DEFAULT_STREAM",
+    "DEFAULT_SUBJECT_PREFIX",
+    "DEFAULT_URL",
+    "BrokerUnavailable",
+    "NatsJetStreamConsumer",
+    "NatsJetStreamPublisher",
+]
+
+log = logging.getLogger("ordercore.broker.nats")
+
+T = TypeVar("T")
+
+DEFAULT_URL = "nats://127.0.0.1:4222"
+DEFAULT_STREAM = "ORDERCORE"
+DEFAULT_SUBJECT_PREFIX = "ordercore.events"
+MSG_ID_HEADER = "Nats-Msg-Id"
+
+#: errors after which the connection is dropped and the operation retried
+_TRANSIENT: tuple[type[BaseException], ...] = (nats.errors.Error, OSError, asyncio.TimeoutError)
+
+
+class BrokerUnavailable(StoreUnavailable):
+    """The broker could not be reached, or did not store or deliver messages, after the last retry."""
+
+    code: ClassVar[str] = "broker_unavailable"
+
+
+class _LoopThread:
+    """An asyncio event loop running in a daemon thread; coroutines are submitted from other threads."""
+
+    def __init__(self, name: str) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name=name, daemon=True)
+        self._thread.start()
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run ``coro`` on the loop and wait for its result (its own timeouts bound the wait)."""
+        future = asyncio.run_coroutine_threadsafe(coro, self._loop)
+        try:
+            return future.result()
+        except BaseException:
+            future.cancel()
+            raise
+
+    def stop(self) -> None:
+        if self._loop.is_closed():
+            return
+
+        async def cancel_rest() -> None:
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await self._loop.shutdown_asyncgens()
+
+        try:
+            asyncio.run_coroutine_threadsafe(cancel_rest(), self._loop).result(timeout=5)
+        except (concurrent.futures.TimeoutError, RuntimeError):  # pragma: no cover - defensive
+            log.warning("tasks of the NATS event loop did not finish in time")
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=5)
+        if not self._thread.is_alive():
+            self._loop.close()
+
+
+class _Connection:
+    """One NATS connection with JetStream, (re)opened on demand, and the stream the events go to."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        stream: str,
+        subject_prefix: str,
+        duplicate_window: float,
+        ensure_stream: bool,
+        connect_timeout: float,
+        attempts: int,
+        backoff: float,
+    ) -> None:
+        if attempts < 1:
+            raise ValueError("attempts must be at least 1")
+        self.url = url
+        self.stream = stream
+        self.subject_prefix = subject_prefix
+        self.duplicate_window = duplicate_window
+        self.ensure_stream = ensure_stream
+        self.connect_timeout = connect_timeout
+        self.attempts = attempts
+        self.backoff = backoff
+        self._nc: Client | None = None
+        self._js: JetStreamContext | None = None
+
+    async def jetstream(self) -> JetStreamContext:
+        if self._js is not None and self._nc is not None and self._nc.is_connected:
+            return self._js
+        await self.drop()
+
+        async def on_error(e: Exception) -> None:
+            log.debug("NATS %s: %s", self.url, e)
+
+        nc = await asyncio.wait_for(
+            nats.connect(
+                servers=[self.url],
+                connect_timeout=self.connect_timeout,
+                allow_reconnect=False,  # a dropped connection is re-opened by retry(), with our bounds
+                max_reconnect_attempts=1,
+                reconnect_time_wait=0,
+                error_cb=on_error,
+            ),
+            timeout=2 * self.connect_timeout + 1,
+        )
+        self._nc, self._js = nc, nc.jetstream(timeout=max(self.connect_timeout, 1.0))
+        if self.ensure_stream:
+            await self._ensure_stream(self._js)
+        return self._js
+
+    async def _ensure_stream(self, js: JetStreamContext) -> None:
+        try:
+            await js.stream_info(self.stream)
+            return
+        except nats.js.errors.NotFoundError:
+            pass
+        config = StreamConfig(
+            name=self.stream,
+            subjects=[f"{self.subject_prefix}.>"],
+            duplicate_window=self.duplicate_window,
+        )
+        try:
+            await js.add_stream(config)
+        except nats.js.errors.BadRequestError:
+            await js.stream_info(self.stream)  # created meanwhile by someone else: fine if it exists now
+
+    async def retry(self, what: str, operation: Callable[[JetStreamContext], Awaitable[T]]) -> T:
+        """Run ``operation`` on a connected JetStream context; on a transient failure drop the connection,
+        wait (exponential backoff) and try again, at most ``attempts`` times in all."""
+        for attempt in range(1, self.attempts + 1):
+            try:
+                return await operation(await self.jetstream())
+            except _TRANSIENT as e:
+                await self.drop()
+                if attempt == self.attempts:
+                    raise BrokerUnavailable(
+                        f"NATS JetStream at {self.url}: could not {what} after {attempt} attempt(s): "
+                        f"{type(e).__name__}: {e or 'no detail'}"
+                    ) from e
+                log.warning("NATS %s: %s failed (%s), retrying", self.url, what, type(e).__name__)
+                await asyncio.sleep(self.backoff * 2 ** (attempt - 1))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def drop(self) -> None:
+        nc, self._nc, self._js = self._nc, None, None
+        if nc is not None and not nc.is_closed:
+            try:
+                await nc.close()
+            except Exception as e:  # closing a broken connection: nothing more to do
+                log.debug("NATS %s: closing failed: %s", self.url, e)
+
+
+class _Client:
+    """What the publisher and the consumer share: the loop thread, the connection, closing."""
+
+    def __init__(self, name: str, connection: _Connection) -> None:
+        self._connection = connection
+        self._loop = _LoopThread(name)
+        self._closed = False
+        self._lock = threading.Lock()
+
+    @property
+    def url(self) -> str:
+        return self._connection.url
+
+    @property
+    def stream(self) -> str:
+        return self._connection.stream
+
+    @property
+    def subject_prefix(self) -> str:
+        return self._connection.subject_prefix
+
+    def _run(self, coro: Coroutine[Any, Any, T]) -> T:
+        if self._closed:
+            coro.close()
+            raise BrokerUnavailable(f"the NATS client for {self.url} is closed")
+        return self._loop.run(coro)
+
+    def close(self) -> None:
+        """Close the connection and stop the background event loop. Closing twice is harmless."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        try:
+            self._loop.run(self._connection.drop())
+        finally:
+            self._loop.stop()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+class NatsJetStreamPublisher(_Client):
+    """An :class:`~ordercore.ports.EventPublisher` that stores events in a JetStream stream.
+
+    Each event goes, as JSON (:func:`ordercore.serialization.to_json`), to the subject
+    ``<subject_prefix>.<EventType>`` with ``Nats-Msg-Id`` set to its event id, in the given order, and
+    :meth:`publish` returns only once the stream acknowledged every one of them. The stream (``stream``,
+    subjects ``<subject_prefix>.>``) is created on first connection unless it exists. A re-publish within
+    ``duplicate_window`` seconds is dropped by the server; after that window a consumer sees the event again
+    and must skip it by its id (:class:`ordercore.consumer.ExactlyOnce`).
+    """
+
+    def __init__(
+        self,
+        url: str = DEFAULT_URL,
+        *,
+        stream: str = DEFAULT_STREAM,
+        subject_prefix: str = DEFAULT_SUBJECT_PREFIX,
+        duplicate_window: float = 120.0,
+        ensure_stream: bool = True,
+        connect_timeout: float = 2.0,
+        ack_timeout: float = 5.0,
+        attempts: int = 3,
+        backoff: float = 0.2,
+    ) -> None:
+        connection = _Connection(
+            url,
+            stream=stream,
+            subject_prefix=subject_prefix,
+            duplicate_window=duplicate_window,
+            ensure_stream=ensure_stream,
+            connect_timeout=connect_timeout,
+            attempts=attempts,
+            backoff=backoff,
+        )
+        super().__init__("ordercore-nats-publisher", connection)
+        self.ack_timeout = ack_timeout
+        self.duplicates = 0  # re-published events the stream recognised and dropped, since creation
+
+    def subject_for(self, event: OrderEvent) -> str:
+        return f"{self.subject_prefix}.{event.type}"
+
+    def publish(self, events: Sequence[OrderEvent]) -> None:
+        """Store ``events`` in the stream, in order; BrokerUnavailable if that failed (some may be stored:
+        publishing them again is harmless)."""
+        if events:
+            self._run(self._publish(list(events)))
+
+    async def _publish(self, events: list[OrderEvent]) -> None:
+        for event in events:
+
+            async def send(js: JetStreamContext, event: OrderEvent = event) -> bool:
+                ack = await js.publish(
+                    self.subject_for(event),
+                    to_json(event).encode("utf-8"),
+                    timeout=self.ack_timeout,
+                    stream=self.stream,
+                    headers={MSG_ID_HEADER: event.event_id},
+                )
+                return bool(ack.duplicate)
+
+            if await self._connection.retry(f"publish {event.event_id}", send):
+                self.duplicates += 1
+
+
+class NatsJetStreamConsumer(_Client):
+    """Pulls events from a durable JetStream consumer and hands each to ``handler``, acknowledging it after.
+
+    ``handler`` is typically an :class:`ordercore.consumer.ExactlyOnce`, so a message delivered again (the
+    consumer crashed before acknowledging, or the relay re-published after the duplicate window) is
+    skipped. A message that is not an event is logged and terminated (never delivered again). When the
+    handler raises, that message and the rest of the batch are negatively acknowledged (delivered again) and
+    the error propagates. Unacknowledged messages come back after ``ack_wait`` seconds, possibly after later
+    messages; ``max_ack_pending=1`` keeps the stream's order at the cost of one message in flight. The
+    consumer's settings (``ack_wait``, ``max_ack_pending``, ``filter_subject``) apply when the durable
+    consumer is created; an existing one keeps its own.
+    """
+
+    def __init__(
+        self,
+        handler: Callable[[OrderEvent], object],
+        *,
+        durable: str,
+        url: str = DEFAULT_URL,
+        stream: str = DEFAULT_STREAM,
+        subject_prefix: str = DEFAULT_SUBJECT_PREFIX,
+        filter_subject: str | None = None,
+        ack_wait: float = 30.0,
+        max_ack_pending: int | None = None,
+        duplicate_window: float = 120.0,
+        ensure_stream: bool = True,
+        connect_timeout: float = 2.0,
+        attempts: int = 3,
+        backoff: float = 0.2,
+    ) -> None:
+        connection = _Connection(
+            url,
+            stream=stream,
+            subject_prefix=subject_prefix,
+            duplicate_window=duplicate_window,
+            ensure_stream=ensure_stream,
+            connect_timeout=connect_timeout,
+            attempts=attempts,
+            backoff=backoff,
+        )
+        super().__init__(f"ordercore-nats-consumer-{durable}", connection)
+        self.handler = handler
+        self.durable = durable
+        self.filter_subject = filter_subject or f"{subject_prefix}.>"
+        self.ack_wait = ack_wait
+        self.max_ack_pending = max_ack_pending
+        self._subscription: JetStreamContext.PullSubscription | None = None
+        self._subscribed_on: JetStreamContext | None = None
+
+    def poll(self, max_messages: int = 100, timeout: float = 1.0) -> int:
+        """Fetch up to ``max_messages`` (waiting at most ``timeout`` seconds for the first), process them
+        in order and return how many were acknowledged (0 when none was waiting)."""
+        messages = self._run(self._connection.retry("fetch messages", self._fetcher(max_messages, timeout)))
+        done = 0
+        for i, msg in enumerate(messages):
+            try:
+                event = from_json(msg.data, OrderEvent)
+            except ValidationFailed as e:
+                log.error("NATS %s: message on %s is not an event, dropped: %s", self.url, msg.subject, e)
+                self._run(msg.term())
+                continue
+            try:
+                self.handler(event)
+            except Exception:
+                for rest in messages[i:]:
+                    self._settle(rest.nak(), "nak")
+                raise
+            self._run(msg.ack_sync(timeout=max(self._connection.connect_timeout, 1.0)))
+            done += 1
+        return done
+
+    def drain(self, max_messages: int = 100, timeout: float = 1.0) -> int:
+        """Poll until a poll returns nothing; returns how many messages were acknowledged in all."""
+        total = 0
+        while n := self.poll(max_messages, timeout):
+            total += n
+        return total
+
+    def _fetcher(self, batch: int, timeout: float) -> Callable[[JetStreamContext], Awaitable[list[Msg]]]:
+        async def fetch(js: JetStreamContext) -> list[Msg]:
+            if self._subscription is None or self._subscribed_on is not js:
+                config = ConsumerConfig(
+                    durable_name=self.durable,
+                    ack_policy=AckPolicy.EXPLICIT,
+                    deliver_policy=DeliverPolicy.ALL,
+                    ack_wait=self.ack_wait,
+                    filter_subject=self.filter_subject,
+                    max_ack_pending=self.max_ack_pending,
+                )
+                self._subscription = await js.pull_subscribe(
+                    self.filter_subject, durable=self.durable, stream=self.stream, config=config
+                )
+                self._subscribed_on = js
+            try:
+                return await self._subscription.fetch(batch, timeout=timeout)
+            except nats.errors.TimeoutError:
+                return []
+
+        return fetch
+
+    def _settle(self, coro: Coroutine[Any, Any, None], what: str) -> None:
+        try:
+            self._run(coro)
+        except Exception as e:  # the message comes back after ack_wait anyway
+            log.warning("NATS %s: could not %s a message: %s", self.url, what, e)

@@ -1,0 +1,94 @@
+"""Consuming events exactly once in effect: skip the ones already processed, remember the ones handled.
+
+A broker delivers at least once: a consumer that crashes after its effects but before acknowledging a
+message gets it again, and an outbox relay that crashes after publishing but before marking the events sent
+publishes them again. :class:`ExactlyOnce` turns that into "exactly once in effect" by event id: it runs
+the handler only for ids its :class:`ProcessedEvents` has not seen, and marks the id once the handler
+returned. The guarantee is as strong as the store behind ``mark``: when ``mark`` commits in the same
+transaction as the handler's effects, a crash anywhere leaves both or neither; when it does not, a crash
+between the effects and ``mark`` runs the handler again, so the handler should be idempotent too.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Protocol, runtime_checkable
+
+from ordercore.events import OrderEvent
+
+__all__ = ["ExactlyOnce", "InMemoryProcessedEvents", "ProcessedEvents", "process_once"]
+
+
+@runtime_checkable
+class ProcessedEvents(Protocol):
+    """The ids of the events a consumer has processed.
+
+    ``mark`` must be idempotent (marking a marked id changes nothing). Where the consumer's effects live in
+    a transactional store, ``mark`` should write the id in the same transaction as the effects and commit
+    them together, so that effects and mark are atomic.
+    """
+
+    def seen(self, event_id: str) -> bool:
+        """Whether ``event_id`` was marked."""
+        ...
+
+    def mark(self, event_id: str) -> None:
+        """Remember ``event_id`` as processed."""
+        ...
+
+
+class InMemoryProcessedEvents:
+    """Processed event ids in a set: for tests and single-process consumers whose effects are in memory too
+    (it forgets everything when the process ends)."""
+
+    def __init__(self) -> None:
+        self._ids: set[str] = set()
+        self._lock = threading.Lock()
+
+    def seen(self, event_id: str) -> bool:
+        with self._lock:
+            return event_id in self._ids
+
+    def mark(self, event_id: str) -> None:
+        with self._lock:
+            self._ids.add(event_id)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._ids)
+
+    def __contains__(self, event_id: object) -> bool:
+        with self._lock:
+            return event_id in self._ids
+
+
+def process_once(processed: ProcessedEvents, event_id: str, action: Callable[[], object]) -> bool:
+    """Run ``action`` unless ``event_id`` was processed, then mark it; True when ``action`` ran.
+
+    If ``action`` raises, the id is not marked and the error propagates, so a redelivery tries again.
+    """
+    if processed.seen(event_id):
+        return False
+    action()
+    processed.mark(event_id)
+    return True
+
+
+class ExactlyOnce:
+    """Wraps an event handler so that each event id is handled once in effect, however often it arrives.
+
+    Calling the wrapper with an event returns True when the handler ran and False when the event was a
+    duplicate and skipped. Calls are serialized, so two threads delivering the same event to one wrapper
+    do not both run the handler; consumers in other processes need a shared ``processed`` store whose
+    ``mark`` refuses (or ignores) a second writer, such as a table with the event id as primary key.
+    """
+
+    def __init__(self, handler: Callable[[OrderEvent], object], processed: ProcessedEvents) -> None:
+        self.handler = handler
+        self.processed = processed
+        self._lock = threading.Lock()
+
+    def __call__(self, event: OrderEvent) -> bool:
+        with self._lock:
+            return process_once(self.processed, event.event_id, lambda: self.handler(event))

@@ -1,0 +1,383 @@
+"""The outbox relayed to a real NATS JetStream server, and consumed back exactly once in effect.
+
+Each test uses its own stream and subject prefix on the server named by ``ORDERCORE_TEST_NATS_URL``
+(default ``nats://127.0.0.1:4222``, JetStream enabled), deleted afterwards. Without a reachable server the
+tests are skipped, except on CI (``CI=true``), where that is a failure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import time
+import uuid
+from collections.abc import Iterator
+
+import attrs
+import nats
+import nats.errors
+import nats.js.errors
+import pytest
+
+from ordercore import AcceptOrder, HoldOrder, ManualClock, OrderCore, ReleaseHold, SequentialIds, bootstrap
+from ordercore import open_store as open_any_store
+from ordercore.consumer import ExactlyOnce, InMemoryProcessedEvents
+from ordercore.errors import StoreUnavailable
+from ordercore.events import OrderEvent
+from ordercore.ports import Store
+from ordercore.serialization import from_json
+from ordercore_adapters.broker import BrokerUnavailable, NatsJetStreamConsumer, NatsJetStreamPublisher
+from tests.unit.factories import AT, place_command
+
+SERVER_URL = os.environ.get("ORDERCORE_TEST_NATS_URL", "nats://127.0.0.1:4222")
+
+
+async def _no_error_log(e: Exception) -> None:
+    pass
+
+
+async def _check_server() -> None:
+    nc = await nats.connect(
+        servers=[SERVER_URL],
+        connect_timeout=2,
+        allow_reconnect=False,
+        max_reconnect_attempts=1,
+        reconnect_time_wait=0,
+        error_cb=_no_error_log,
+    )
+    try:
+        await nc.jetstream().account_info()
+    finally:
+        await nc.close()
+
+
+def _require_server() -> None:
+    """Return if the test server answers with JetStream; otherwise skip (fail on CI)."""
+    try:
+        asyncio.run(_check_server())
+    except (TimeoutError, nats.errors.Error, OSError) as e:
+        reason = (
+            f"NATS JetStream test server {SERVER_URL} is unreachable or has no JetStream "
+            f"({type(e).__name__}: {e}); set ORDERCORE_TEST_NATS_URL"
+        )
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
+
+
+@attrs.frozen
+class Stored:
+    """A message as the stream holds it."""
+
+    subject: str
+    msg_id: str
+    event: OrderEvent
+
+
+@attrs.frozen
+class Names:
+    """A stream and subject prefix of one test's own."""
+
+    stream: str
+    prefix: str
+
+    def publisher(self, **kwargs: object) -> NatsJetStreamPublisher:
+        return NatsJetStreamPublisher(
+            SERVER_URL,
+            stream=self.stream,
+            subject_prefix=self.prefix,
+            **kwargs,  # type: ignore[arg-type]
+        )
+
+    def consumer(self, handler: object, durable: str = "billing", **kwargs: object) -> NatsJetStreamConsumer:
+        return NatsJetStreamConsumer(
+            handler,  # type: ignore[arg-type]
+            durable=durable,
+            url=SERVER_URL,
+            stream=self.stream,
+            subject_prefix=self.prefix,
+            **kwargs,  # type: ignore[arg-type]
+        )
+
+    def stored(self) -> list[Stored]:
+        """Every message of the stream, in stream order."""
+
+        async def read() -> list[Stored]:
+            nc = await nats.connect(SERVER_URL, connect_timeout=2, error_cb=_no_error_log)
+            try:
+                js = nc.jetstream()
+                info = await js.stream_info(self.stream)
+                out = []
+                for seq in range(info.state.first_seq, info.state.last_seq + 1):
+                    msg = await js.get_msg(self.stream, seq)
+                    assert msg.subject is not None and msg.data is not None
+                    msg_id = (msg.headers or {}).get("Nats-Msg-Id", "")
+                    out.append(Stored(msg.subject, msg_id, from_json(msg.data, OrderEvent)))
+                return out
+            finally:
+                await nc.close()
+
+        return asyncio.run(read())
+
+    def delete(self) -> None:
+        async def delete() -> None:
+            nc = await nats.connect(SERVER_URL, connect_timeout=2, error_cb=_no_error_log)
+            try:
+                await nc.jetstream().delete_stream(self.stream)
+            except nats.js.errors.NotFoundError:
+                pass
+            finally:
+                await nc.close()
+
+        asyncio.run(delete())
+
+
+@pytest.fixture
+def names() -> Iterator[Names]:
+    _require_server()
+    token = uuid.uuid4().hex[:12]
+    n = Names(stream=f"ORDERCORE_TEST_{token}", prefix=f"test.{token}.events")
+    yield n
+    n.delete()
+
+
+def drive(app: OrderCore) -> None:
+    """Place an order and move it along: several commands, several events each."""
+    order_id = app.handle(place_command()).order_id
+    app.handle(HoldOrder(order_id=order_id, code="fraud-check"))
+    app.handle(ReleaseHold(order_id=order_id, code="fraud-check"))
+    app.handle(AcceptOrder(order_id=order_id))
+    app.handle(place_command(external_ref="second"))
+
+
+def pending(store: Store) -> list[OrderEvent]:
+    with store.unit_of_work() as uow:
+        return [r.event for r in uow.outbox.pending(1000)]
+
+
+def all_events(app: OrderCore) -> list[OrderEvent]:
+    return [e for order_id in app.list_orders() for e in app.history(order_id)]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+    return port
+
+
+# -- relaying the outbox ----------------------------------------------------------------------------------
+def test_relay_outbox_delivers_every_event_once_in_commit_order(names: Names) -> None:
+    with names.publisher() as publisher:
+        app = bootstrap("memory://", clock=ManualClock(AT), ids=SequentialIds(), publisher=publisher)
+        drive(app)
+        events = sorted(all_events(app), key=lambda e: (e.order_id.value, e.sequence))
+        assert app.failures == ()
+        assert pending(app.store) == []
+        assert app.relay_outbox() == 0
+        app.close()
+
+    stored = names.stored()
+    assert sorted((s.event.order_id.value, s.event.sequence) for s in stored) == [
+        (e.order_id.value, e.sequence) for e in events
+    ]
+    assert len({s.msg_id for s in stored}) == len(stored) == len(events) > 5
+    for s in stored:
+        assert s.msg_id == s.event.event_id
+        assert s.subject == f"{names.prefix}.{s.event.type}"
+    assert [s.event for s in stored if s.event.order_id.value == "O-000001"] == [
+        e for e in events if e.order_id.value == "O-000001"
+    ]
+
+
+def test_republishing_after_a_relay_crash_leaves_one_copy_in_the_stream(names: Names) -> None:
+    store = open_any_store("memory://")
+    app = bootstrap(store, clock=ManualClock(AT), ids=SequentialIds())  # no publisher: events wait
+    drive(app)
+    events = pending(store)
+    assert len(events) > 5
+
+    # the relay published, then crashed before marking the events published
+    with names.publisher() as crashed:
+        crashed.publish(events)
+        assert crashed.duplicates == 0
+    assert pending(store) == events
+
+    # the restarted relay publishes them all again, and marks them
+    with names.publisher() as restarted:
+        app = bootstrap(store, clock=ManualClock(AT), ids=SequentialIds(), publisher=restarted)
+        assert app.relay_outbox() == len(events)
+        assert restarted.duplicates == len(events)
+    assert pending(store) == []
+
+    stored = names.stored()
+    assert [s.msg_id for s in stored] == [e.event_id for e in events]
+    assert [s.event for s in stored] == events
+    store.close()
+
+
+def test_a_dropped_connection_is_opened_again(names: Names) -> None:
+    store = open_any_store("memory://")
+    app = bootstrap(store, clock=ManualClock(AT), ids=SequentialIds())
+    drive(app)
+    events = pending(store)
+    with names.publisher() as publisher:
+        publisher.publish(events[:2])
+        connection = publisher._connection
+        publisher._run(connection._nc.close())  # type: ignore[union-attr]  # the server went away
+        publisher.publish(events[2:])
+    assert [s.msg_id for s in names.stored()] == [e.event_id for e in events]
+    store.close()
+
+
+def test_unreachable_server_raises_a_typed_failure_after_bounded_retries_and_keeps_the_outbox(
+    names: Names,
+) -> None:
+    store = open_any_store("memory://")
+    down = NatsJetStreamPublisher(
+        f"nats://127.0.0.1:{free_port()}",
+        stream=names.stream,
+        subject_prefix=names.prefix,
+        connect_timeout=0.5,
+        attempts=3,
+        backoff=0.01,
+    )
+    with down:
+        app = bootstrap(store, clock=ManualClock(AT), ids=SequentialIds(), publisher=down)
+        order_id = app.handle(place_command()).order_id  # committed; the relay failed and was recorded
+        assert [f.handler for f in app.failures] == ["publisher NatsJetStreamPublisher"]
+        failure = app.failures[0].exception
+        assert isinstance(failure, BrokerUnavailable)
+        assert isinstance(failure, StoreUnavailable)
+        assert failure.code == "broker_unavailable"
+        assert "after 3 attempt(s)" in failure.message
+
+        events = pending(store)
+        assert [e.event_id for e in events] == [f"{order_id.value}#1", f"{order_id.value}#2"]
+
+        started = time.monotonic()
+        with pytest.raises(BrokerUnavailable, match="after 3 attempt"):
+            down.publish(events)
+        assert time.monotonic() - started < 10
+    assert pending(store) == events  # nothing was marked published
+
+    with names.publisher() as up:  # the broker is back: the next relay delivers what waited
+        app = bootstrap(store, clock=ManualClock(AT), ids=SequentialIds(), publisher=up)
+        assert app.relay_outbox() == 2
+    assert [s.event for s in names.stored()] == events
+    store.close()
+
+
+def test_a_closed_publisher_refuses_to_publish(names: Names) -> None:
+    publisher = names.publisher()
+    publisher.close()
+    publisher.close()
+    with pytest.raises(BrokerUnavailable, match="closed"):
+        publisher.publish(pending(bootstrap_with_events()))
+
+
+def bootstrap_with_events() -> Store:
+    store = open_any_store("memory://")
+    bootstrap(store, clock=ManualClock(AT), ids=SequentialIds()).handle(place_command())
+    return store
+
+
+# -- consuming exactly once in effect ---------------------------------------------------------------------
+class Crash(BaseException):
+    """The consumer process dies: nothing after this runs, not even a negative acknowledgement."""
+
+
+def published(names: Names) -> list[OrderEvent]:
+    store = open_any_store("memory://")
+    app = bootstrap(store, clock=ManualClock(AT), ids=SequentialIds())
+    drive(app)
+    events = pending(store)
+    with names.publisher() as publisher:
+        publisher.publish(events)
+    store.close()
+    return events
+
+
+def test_the_consumer_hands_every_event_over_and_acknowledges_it(names: Names) -> None:
+    events = published(names)
+    effects: list[str] = []
+    once = ExactlyOnce(lambda e: effects.append(e.event_id), InMemoryProcessedEvents())
+    with names.consumer(once) as consumer:
+        assert consumer.drain(timeout=0.5) == len(events)
+        assert consumer.poll(timeout=0.2) == 0
+    assert effects == [e.event_id for e in events]
+    with names.consumer(once) as again:  # the same durable consumer: nothing left to deliver
+        assert again.poll(timeout=0.2) == 0
+
+
+def test_a_failure_after_processing_redelivers_and_the_duplicate_is_skipped(names: Names) -> None:
+    events = published(names)
+    effects: list[str] = []
+    once = ExactlyOnce(lambda e: effects.append(e.event_id), InMemoryProcessedEvents())
+    failures = iter([True, True, False])
+
+    def fails_before_ack(event: OrderEvent) -> None:
+        once(event)
+        if next(failures, False):
+            raise ConnectionError("lost the connection before acknowledging")
+
+    with names.consumer(fails_before_ack) as consumer:
+        for _ in range(2):
+            with pytest.raises(ConnectionError):
+                consumer.poll(timeout=0.5)
+        assert consumer.drain(timeout=0.5) == len(events)
+    assert effects == [e.event_id for e in events]
+
+
+@pytest.mark.parametrize("max_ack_pending", [None, 1])
+def test_a_consumer_crash_before_ack_redelivers_and_the_duplicates_are_skipped(
+    names: Names, max_ack_pending: int | None
+) -> None:
+    events = published(names)
+    processed = InMemoryProcessedEvents()  # stands for the consumer's durable store of processed ids
+    effects: list[str] = []
+
+    def crashes_after_three(event: OrderEvent) -> None:
+        ExactlyOnce(lambda e: effects.append(e.event_id), processed)(event)
+        if len(effects) == 3:
+            raise Crash
+
+    crashed = names.consumer(crashes_after_three, ack_wait=1.0, max_ack_pending=max_ack_pending)
+    with pytest.raises(Crash):
+        for _ in events:
+            crashed.poll(max_messages=5, timeout=0.5)
+    crashed.close()
+    assert effects == [e.event_id for e in events[:3]]
+
+    once = ExactlyOnce(lambda e: effects.append(e.event_id), processed)
+    with names.consumer(once) as restarted:
+        deadline = time.monotonic() + 10
+        acknowledged = 0
+        while acknowledged < len(events) - 2 and time.monotonic() < deadline:
+            acknowledged += restarted.poll(timeout=0.5)  # the unacknowledged come back after ack_wait
+        assert acknowledged == len(events) - 2  # the first two were acknowledged before the crash
+        assert restarted.poll(timeout=1.5) == 0
+    # each once; redelivered messages may come after later ones (max_ack_pending=1 keeps the order)
+    assert sorted(effects) == sorted(e.event_id for e in events)
+    assert len(effects) == len(set(effects))
+    if max_ack_pending == 1:
+        assert effects == [e.event_id for e in events]
+
+
+def test_a_message_that_is_not_an_event_is_dropped(names: Names) -> None:
+    events = published(names)
+
+    async def send_garbage() -> None:
+        nc = await nats.connect(SERVER_URL, connect_timeout=2, error_cb=_no_error_log)
+        try:
+            await nc.jetstream().publish(f"{names.prefix}.Nonsense", b'{"type": "Nonsense"}')
+        finally:
+            await nc.close()
+
+    asyncio.run(send_garbage())
+    effects: list[str] = []
+    with names.consumer(ExactlyOnce(lambda e: effects.append(e.event_id), InMemoryProcessedEvents())) as c:
+        assert c.drain(timeout=0.5) == len(events)
+        assert c.poll(timeout=0.2) == 0
+    assert effects == [e.event_id for e in events]

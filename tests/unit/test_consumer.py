@@ -1,0 +1,124 @@
+"""ExactlyOnce and the in-memory ProcessedEvents: each event id is handled once in effect."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from ordercore.consumer import ExactlyOnce, InMemoryProcessedEvents, ProcessedEvents, process_once
+from ordercore.events import OrderEvent
+from tests.unit.factories import make_order
+
+
+def history() -> list[OrderEvent]:
+    return list(make_order().history)
+
+
+def test_in_memory_processed_events_is_a_processed_events() -> None:
+    processed = InMemoryProcessedEvents()
+    assert isinstance(processed, ProcessedEvents)
+    assert not processed.seen("O-1#1")
+    processed.mark("O-1#1")
+    processed.mark("O-1#1")  # idempotent
+    assert processed.seen("O-1#1")
+    assert "O-1#1" in processed
+    assert len(processed) == 1
+
+
+def test_each_event_is_handled_once_however_often_it_arrives() -> None:
+    events = history()
+    handled: list[str] = []
+    once = ExactlyOnce(lambda e: handled.append(e.event_id), InMemoryProcessedEvents())
+    first = [once(e) for e in events]
+    again = [once(e) for e in [*events, *reversed(events)]]
+    assert first == [True] * len(events)
+    assert again == [False] * (2 * len(events))
+    assert handled == [e.event_id for e in events]
+
+
+def test_a_failing_handler_leaves_the_event_unmarked_so_a_redelivery_retries() -> None:
+    event = history()[0]
+    processed = InMemoryProcessedEvents()
+    calls: list[str] = []
+
+    def flaky(e: OrderEvent) -> None:
+        calls.append(e.event_id)
+        if len(calls) == 1:
+            raise RuntimeError("downstream is down")
+
+    once = ExactlyOnce(flaky, processed)
+    with pytest.raises(RuntimeError, match="downstream is down"):
+        once(event)
+    assert not processed.seen(event.event_id)
+    assert once(event) is True
+    assert once(event) is False
+    assert calls == [event.event_id, event.event_id]
+
+
+def test_a_shared_store_skips_events_another_consumer_processed() -> None:
+    events = history()
+    processed = InMemoryProcessedEvents()
+    first: list[str] = []
+    second: list[str] = []
+    ExactlyOnce(lambda e: first.append(e.event_id), processed)(events[0])
+    restarted = ExactlyOnce(lambda e: second.append(e.event_id), processed)
+    for e in events:
+        restarted(e)
+    assert first == [events[0].event_id]
+    assert second == [e.event_id for e in events[1:]]
+
+
+def test_concurrent_deliveries_of_one_event_run_the_handler_once() -> None:
+    event = history()[0]
+    handled: list[str] = []
+    gate = threading.Barrier(8)
+
+    def slow(e: OrderEvent) -> None:
+        handled.append(e.event_id)
+
+    once = ExactlyOnce(slow, InMemoryProcessedEvents())
+
+    def deliver() -> None:
+        gate.wait()
+        once(event)
+
+    threads = [threading.Thread(target=deliver) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert handled == [event.event_id]
+
+
+def test_process_once_runs_an_action_for_any_id() -> None:
+    processed = InMemoryProcessedEvents()
+    runs: list[int] = []
+    assert process_once(processed, "webhook-17", lambda: runs.append(1)) is True
+    assert process_once(processed, "webhook-17", lambda: runs.append(2)) is False
+    assert runs == [1]
+
+
+class RecordingProcessed:
+    """A ProcessedEvents of the integrator's own: order of calls is what we check."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+        self.ids: set[str] = set()
+
+    def seen(self, event_id: str) -> bool:
+        self.calls.append(f"seen {event_id}")
+        return event_id in self.ids
+
+    def mark(self, event_id: str) -> None:
+        self.calls.append(f"mark {event_id}")
+        self.ids.add(event_id)
+
+
+def test_the_id_is_marked_only_after_the_handler_returned() -> None:
+    event = history()[0]
+    processed = RecordingProcessed()
+    assert isinstance(processed, ProcessedEvents)
+    ExactlyOnce(lambda e: processed.calls.append(f"handle {e.event_id}"), processed)(event)
+    ExactlyOnce(lambda e: processed.calls.append(f"handle {e.event_id}"), processed)(event)
+    assert processed.calls == ["seen O-1#1", "handle O-1#1", "mark O-1#1", "seen O-1#1"]
