@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from collections.abc import Set as AbstractSet
-from datetime import date
+from datetime import date, datetime
 
 import attrs
 
@@ -24,7 +24,7 @@ from ordercore.events import OrderEvent
 from ordercore.inventory import LedgerEntry, NodeDay, StockPosition
 from ordercore.lifecycle import DEFAULT_LIFECYCLE, Lifecycle, State
 from ordercore.order import Order
-from ordercore.ports import IdempotencyRecord, OutboxRecord
+from ordercore.ports import BackorderedLine, HeldOrder, IdempotencyRecord, OrderAge, OutboxRecord
 from ordercore.storage import (
     StagedCapacity,
     StagedIdempotency,
@@ -32,7 +32,10 @@ from ordercore.storage import (
     StagedOutbox,
     StagedStock,
     StagedUnitOfWork,
+    backorder_rows,
+    hold_rows,
     key_taken,
+    status_since,
 )
 from ordercore.values import Channel, OrderId, Sku
 
@@ -46,6 +49,23 @@ class _OutboxEntry:
     published: bool = False
 
 
+@attrs.frozen
+class _OrderReport:
+    """What the read models keep of one committed order."""
+
+    age: OrderAge
+    holds: tuple[HeldOrder, ...]
+    backorders: tuple[tuple[Sku, BackorderedLine], ...]
+
+    @classmethod
+    def of(cls, order: Order) -> _OrderReport:
+        return cls(
+            OrderAge(order.id, order.status, status_since(order)),
+            tuple(hold_rows(order)),
+            tuple(backorder_rows(order)),
+        )
+
+
 class MemoryStore:
     """Committed state, shared by the units of work it hands out."""
 
@@ -54,6 +74,8 @@ class MemoryStore:
         self.lock = threading.RLock()
         self.orders: dict[OrderId, Order] = {}
         self.external_refs: dict[tuple[Channel, str], OrderId] = {}
+        #: the read models, rewritten with each committed order
+        self.reports: dict[OrderId, _OrderReport] = {}
         self.stock: dict[tuple[str, Sku], StockPosition] = {}
         self.ledger: dict[tuple[str, Sku], list[LedgerEntry]] = {}
         self.capacity: dict[tuple[str, date], NodeDay] = {}
@@ -107,6 +129,35 @@ class MemoryOrderRepository(StagedOrders):
                 if (status is None or o.status == status) and (after is None or oid.value > after.value)
             ]
         return sorted(ids, key=lambda oid: oid.value)[: max(limit, 0)]
+
+    def _orders_by_status(self, status: State, older_than: datetime | None, limit: int) -> list[OrderAge]:
+        with self._store.lock:
+            ages = [
+                r.age
+                for r in self._store.reports.values()
+                if r.age.status.name == status.name and (older_than is None or r.age.since < older_than)
+            ]
+        return sorted(ages, key=lambda a: (a.since, a.order_id.value))[:limit]
+
+    def _held_orders(self, code: str | None, limit: int) -> list[HeldOrder]:
+        with self._store.lock:
+            holds = [
+                h for r in self._store.reports.values() for h in r.holds if code is None or h.code == code
+            ]
+        return sorted(holds, key=lambda h: (h.placed_at, h.order_id.value, h.code))[:limit]
+
+    def _backorders(self, sku: Sku | None) -> list[tuple[Sku, BackorderedLine]]:
+        with self._store.lock:
+            rows = [
+                row
+                for r in self._store.reports.values()
+                for row in r.backorders
+                if sku is None or row[0] == sku
+            ]
+        return sorted(
+            rows,
+            key=lambda row: (row[0].value, row[1].placed_at, row[1].order_id.value, row[1].line_id.value),
+        )
 
 
 class MemoryInventoryRepository(StagedStock):
@@ -259,6 +310,7 @@ class MemoryUnitOfWork(StagedUnitOfWork):
                 events.extend(new_events)
                 order.persisted_version = order.version
                 store.orders[order.id] = order.clone()
+                store.reports[order.id] = _OrderReport.of(order)
                 if order.external_ref is not None:
                     store.external_refs[(order.channel, order.external_ref)] = order.id
             for ev in events:

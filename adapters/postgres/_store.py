@@ -90,7 +90,7 @@ class PostgresStore:
         self._live: set[psycopg.Connection[Any]] = set()
         conn = self._open()
         try:
-            ensure_schema(conn, schema, self.url)
+            ensure_schema(conn, schema, self.url, self.converter)
         except psycopg.Error as e:
             raise StoreUnavailable(f"cannot prepare {self.url}: {type(e).__name__}: {e}") from e
         finally:

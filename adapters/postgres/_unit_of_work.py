@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from collections.abc import Set as AbstractSet
 from contextlib import contextmanager
-from datetime import date
+from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import psycopg
@@ -22,7 +22,7 @@ from ordercore.events import OrderEvent
 from ordercore.inventory import LedgerEntry, NodeDay, StockPosition
 from ordercore.lifecycle import State
 from ordercore.order import Order
-from ordercore.ports import IdempotencyRecord, OutboxRecord
+from ordercore.ports import BackorderedLine, HeldOrder, IdempotencyRecord, OrderAge, OutboxRecord
 from ordercore.serialization import to_json
 from ordercore.storage import (
     StagedCapacity,
@@ -34,9 +34,10 @@ from ordercore.storage import (
     decode_node_day,
     decode_stored,
     key_taken,
+    status_since,
 )
-from ordercore.values import Channel, OrderId, Sku
-from ordercore_adapters.postgres._schema import INSERT_LEDGER, ledger_rows
+from ordercore.values import Channel, LineId, OrderId, Sku
+from ordercore_adapters.postgres._schema import INSERT_LEDGER, ledger_rows, write_read_models
 
 if TYPE_CHECKING:
     from ordercore_adapters.postgres._store import PostgresStore
@@ -96,6 +97,42 @@ class PostgresOrderRepository(StagedOrders):
         with self._uow.db() as conn:
             rows = conn.execute(sql, params).fetchall()
         return [OrderId(r[0]) for r in rows]
+
+    # -- read models: indexed columns and tables written with each order ---------------------------------
+    def _orders_by_status(self, status: State, older_than: datetime | None, limit: int) -> list[OrderAge]:
+        sql = "SELECT id, status_since FROM orders WHERE status = %s"
+        params: list[Any] = [status.name]
+        if older_than is not None:
+            sql += " AND status_since < %s"
+            params.append(older_than)
+        sql += " ORDER BY status_since, id LIMIT %s"
+        params.append(limit)
+        with self._uow.db() as conn:
+            rows = conn.execute(sql, params).fetchall()
+        return [OrderAge(OrderId(i), status, since) for i, since in rows]
+
+    def _held_orders(self, code: str | None, limit: int) -> list[HeldOrder]:
+        sql = "SELECT order_id, code, message, placed_at FROM order_holds"
+        params: list[Any] = []
+        if code is not None:
+            sql += " WHERE code = %s"
+            params.append(code)
+        sql += " ORDER BY placed_at, order_id, code LIMIT %s"
+        params.append(limit)
+        with self._uow.db() as conn:
+            rows = conn.execute(sql, params).fetchall()
+        return [HeldOrder(OrderId(i), c, m, at) for i, c, m, at in rows]
+
+    def _backorders(self, sku: Sku | None) -> list[tuple[Sku, BackorderedLine]]:
+        sql = "SELECT sku, order_id, line_id, quantity, placed_at FROM order_backorders"
+        params: list[Any] = []
+        if sku is not None:
+            sql += " WHERE sku = %s"
+            params.append(sku.value)
+        sql += " ORDER BY sku, placed_at, order_id, line_id"
+        with self._uow.db() as conn:
+            rows = conn.execute(sql, params).fetchall()
+        return [(Sku(s), BackorderedLine(OrderId(i), LineId(li), q, at)) for s, i, li, q, at in rows]
 
 
 class PostgresInventoryRepository(StagedStock):
@@ -310,13 +347,19 @@ class PostgresUnitOfWork(StagedUnitOfWork):
 
     def _write_order(self, conn: Connection, order: Order, *, new: bool) -> None:
         conv = self._store.converter
-        columns = (order.channel.value, order.external_ref, order.status.name, order.version)
+        columns = (
+            order.channel.value,
+            order.external_ref,
+            order.status.name,
+            status_since(order),
+            order.version,
+        )
         body = to_json(order, converter=conv)
         if new:
             # DO NOTHING covers both unique keys (id, channel + reference) without aborting the transaction
             cursor = conn.execute(
-                "INSERT INTO orders (id, channel, external_ref, status, version, body)"
-                " VALUES (%s, %s, %s, %s, %s, %s::jsonb) ON CONFLICT DO NOTHING",
+                "INSERT INTO orders (id, channel, external_ref, status, status_since, version, body)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s::jsonb) ON CONFLICT DO NOTHING",
                 (order.id.value, *columns, body),
             )
             if cursor.rowcount != 1:
@@ -324,8 +367,8 @@ class PostgresUnitOfWork(StagedUnitOfWork):
         else:
             try:
                 cursor = conn.execute(
-                    "UPDATE orders SET channel = %s, external_ref = %s, status = %s, version = %s,"
-                    " body = %s::jsonb WHERE id = %s AND version = %s",
+                    "UPDATE orders SET channel = %s, external_ref = %s, status = %s, status_since = %s,"
+                    " version = %s, body = %s::jsonb WHERE id = %s AND version = %s",
                     (*columns, body, order.id.value, order.persisted_version),
                 )
             except psycopg.errors.UniqueViolation as e:
@@ -333,6 +376,7 @@ class PostgresUnitOfWork(StagedUnitOfWork):
             if cursor.rowcount != 1:
                 row = conn.execute("SELECT version FROM orders WHERE id = %s", (order.id.value,)).fetchone()
                 raise ConcurrencyConflict(order.id, order.persisted_version, None if row is None else row[0])
+        write_read_models(conn, order, new=new)
         events = [
             (ev.event_id, order.id.value, type(ev).__name__, to_json(ev, converter=conv))
             for ev in order.new_events()

@@ -11,8 +11,12 @@ transaction: each stock level becomes a position whose ledger opens with what th
 on per dispatch day (a :class:`~ordercore.inventory.NodeDay`), one row per node and day, kept when empty so
 that its version only grows. 4 adds ``idempotency_keys``: a request's idempotency key, the order it placed
 and the fingerprint of its payload, written in the order's transaction (the key is the primary key, so two
-transactions with one key cannot both commit). Every step runs in the one transaction that opens the
-database.
+transactions with one key cannot both commit). 5 adds the read models, written with each order in its
+transaction: ``orders.status_since`` (when the order entered its status), ``order_holds`` (its active holds)
+and ``order_backorders`` (its lines with backordered units, with the SKU and when the order was placed);
+upgrading fills them from every stored order, decoded as the store decodes it. Times in them are UTC ISO
+8601 text with microseconds, so that they sort as text. Every step runs in the one transaction that opens
+the database.
 """
 
 from __future__ import annotations
@@ -26,12 +30,20 @@ import cattrs
 
 from ordercore.errors import StoreUnavailable
 from ordercore.inventory import StockPosition
+from ordercore.order import Order
 from ordercore.serialization import make_converter, to_json
-from ordercore.storage import upgrade_stock_level
+from ordercore.storage import backorder_rows, decode_stored, hold_rows, status_since, upgrade_stock_level
 
-__all__ = ["INSERT_LEDGER", "SCHEMA_VERSION", "ensure_schema", "ledger_rows"]
+__all__ = [
+    "INSERT_LEDGER",
+    "SCHEMA_VERSION",
+    "ensure_schema",
+    "ledger_rows",
+    "stored_time",
+    "write_read_models",
+]
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 # bodies are declared TEXT: a declared type of JSON would give the column NUMERIC affinity
 _VERSION_1 = (
@@ -121,6 +133,57 @@ _VERSION_4 = (
     """,
 )
 
+# (the orders table gains ``status_since TEXT NOT NULL DEFAULT ''`` first, unless it has it)
+_VERSION_5 = (
+    "CREATE INDEX IF NOT EXISTS orders_by_status_since ON orders (status, status_since, id)",
+    """
+    CREATE TABLE IF NOT EXISTS order_holds (
+        order_id  TEXT NOT NULL REFERENCES orders (id),
+        code      TEXT NOT NULL,
+        message   TEXT NOT NULL,
+        placed_at TEXT NOT NULL,
+        PRIMARY KEY (order_id, code)
+    )
+    """,
+    "CREATE INDEX IF NOT EXISTS order_holds_by_code ON order_holds (code, placed_at, order_id)",
+    "CREATE INDEX IF NOT EXISTS order_holds_by_age ON order_holds (placed_at, order_id, code)",
+    """
+    CREATE TABLE IF NOT EXISTS order_backorders (
+        order_id  TEXT    NOT NULL REFERENCES orders (id),
+        line_id   TEXT    NOT NULL,
+        sku       TEXT    NOT NULL,
+        quantity  INTEGER NOT NULL,
+        placed_at TEXT    NOT NULL,
+        PRIMARY KEY (order_id, line_id)
+    )
+    """,
+    "CREATE INDEX IF NOT EXISTS order_backorders_by_sku ON order_backorders (sku, placed_at, order_id, line_id)",
+)
+
+
+def stored_time(at: datetime) -> str:
+    """``at`` as the read models store it: UTC ISO 8601 with microseconds, which sorts as text."""
+    return at.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def write_read_models(conn: sqlite3.Connection, order: Order, *, new: bool = False) -> None:
+    """Rewrite the read model tables of ``order`` (whose row, with its ``status_since``, is written): its
+    holds and backorders. Runs in the transaction that writes the order."""
+    if not new:
+        conn.execute("DELETE FROM order_holds WHERE order_id = ?", (order.id.value,))
+        conn.execute("DELETE FROM order_backorders WHERE order_id = ?", (order.id.value,))
+    conn.executemany(
+        "INSERT INTO order_holds (order_id, code, message, placed_at) VALUES (?, ?, ?, ?)",
+        [(h.order_id.value, h.code, h.message, stored_time(h.placed_at)) for h in hold_rows(order)],
+    )
+    conn.executemany(
+        "INSERT INTO order_backorders (order_id, line_id, sku, quantity, placed_at) VALUES (?, ?, ?, ?, ?)",
+        [
+            (b.order_id.value, b.line_id.value, sku.value, b.quantity, stored_time(b.placed_at))
+            for sku, b in backorder_rows(order)
+        ],
+    )
+
 
 INSERT_LEDGER = (
     "INSERT INTO stock_ledger (node_id, sku, sequence, kind, quantity, at, key, body)"
@@ -145,21 +208,23 @@ def ledger_rows(position: StockPosition, converter: cattrs.Converter) -> list[tu
     ]
 
 
-def _create(statements: tuple[str, ...]) -> Callable[[sqlite3.Connection, str], None]:
-    def step(conn: sqlite3.Connection, where: str) -> None:
+Step = Callable[[sqlite3.Connection, str, cattrs.Converter], None]
+
+
+def _create(statements: tuple[str, ...]) -> Step:
+    def step(conn: sqlite3.Connection, where: str, converter: cattrs.Converter) -> None:
         for statement in statements:
             conn.execute(statement)
 
     return step
 
 
-def _stock_positions(conn: sqlite3.Connection, where: str) -> None:
+def _stock_positions(conn: sqlite3.Connection, where: str, converter: cattrs.Converter) -> None:
     """Version 2: the ledger table, and every stock level converted into a position with its ledger."""
-    _create(_VERSION_2)(conn, where)
+    _create(_VERSION_2)(conn, where, converter)
     rows = conn.execute("SELECT node_id, sku, body FROM stock ORDER BY node_id, sku").fetchall()
     if not rows:
         return
-    converter = make_converter()
     at = datetime.now(UTC)
     for node_id, sku, body in rows:
         position = upgrade_stock_level(body, at=at, what=f"{where}: stock {node_id}/{sku}")
@@ -170,17 +235,33 @@ def _stock_positions(conn: sqlite3.Connection, where: str) -> None:
         conn.executemany(INSERT_LEDGER, ledger_rows(position, converter))
 
 
+def _read_models(conn: sqlite3.Connection, where: str, converter: cattrs.Converter) -> None:
+    """Version 5: the read models, filled from every stored order."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(orders)").fetchall()}
+    if "status_since" not in columns:
+        conn.execute("ALTER TABLE orders ADD COLUMN status_since TEXT NOT NULL DEFAULT ''")
+    _create(_VERSION_5)(conn, where, converter)
+    for order_id, body in conn.execute("SELECT id, body FROM orders ORDER BY id").fetchall():
+        order = decode_stored(body, Order, converter, f"{where}: order {order_id}")
+        since = stored_time(status_since(order))
+        conn.execute("UPDATE orders SET status_since = ? WHERE id = ?", (since, order.id.value))
+        write_read_models(conn, order)
+
+
 # the step that brings a database to each version, from the one before
-_STEPS: dict[int, Callable[[sqlite3.Connection, str], None]] = {
+_STEPS: dict[int, Step] = {
     1: _create(_VERSION_1),
     2: _stock_positions,
     3: _create(_VERSION_3),
     4: _create(_VERSION_4),
+    5: _read_models,
 }
 
 
-def ensure_schema(conn: sqlite3.Connection, where: str) -> None:
-    """Create or upgrade the schema to :data:`SCHEMA_VERSION`, in one transaction; refuse a newer schema."""
+def ensure_schema(conn: sqlite3.Connection, where: str, converter: cattrs.Converter | None = None) -> None:
+    """Create or upgrade the schema to :data:`SCHEMA_VERSION`, in one transaction; refuse a newer schema.
+    ``converter`` decodes stored orders when an upgrade needs them (the store's own, for a store with its
+    own lifecycle; by default one for the default lifecycle)."""
     conn.execute("BEGIN IMMEDIATE")
     try:
         (found,) = conn.execute("PRAGMA user_version").fetchone()
@@ -188,8 +269,9 @@ def ensure_schema(conn: sqlite3.Connection, where: str) -> None:
             raise StoreUnavailable(
                 f"{where} has schema version {found}; this adapter knows version {SCHEMA_VERSION} at most"
             )
+        decoder = converter or make_converter()
         for version in range(found + 1, SCHEMA_VERSION + 1):
-            _STEPS[version](conn, where)
+            _STEPS[version](conn, where, decoder)
         if found < SCHEMA_VERSION:
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         conn.execute("COMMIT")

@@ -123,7 +123,7 @@ class SqliteStore:
 
     def _init_schema(self, raw: sqlite3.Connection) -> None:
         try:
-            ensure_schema(raw, self.url)
+            ensure_schema(raw, self.url, self.converter)
         except sqlite3.Error as e:
             if self._shared is not None:
                 raw.close()

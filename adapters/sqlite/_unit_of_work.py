@@ -21,7 +21,7 @@ from ordercore.events import OrderEvent
 from ordercore.inventory import LedgerEntry, NodeDay, StockPosition
 from ordercore.lifecycle import State
 from ordercore.order import Order
-from ordercore.ports import IdempotencyRecord, OutboxRecord
+from ordercore.ports import BackorderedLine, HeldOrder, IdempotencyRecord, OrderAge, OutboxRecord
 from ordercore.serialization import to_json
 from ordercore.storage import (
     StagedCapacity,
@@ -33,9 +33,10 @@ from ordercore.storage import (
     decode_node_day,
     decode_stored,
     key_taken,
+    status_since,
 )
-from ordercore.values import Channel, OrderId, Sku
-from ordercore_adapters.sqlite._schema import INSERT_LEDGER, ledger_rows
+from ordercore.values import Channel, LineId, OrderId, Sku
+from ordercore_adapters.sqlite._schema import INSERT_LEDGER, ledger_rows, stored_time, write_read_models
 
 if TYPE_CHECKING:
     from ordercore_adapters.sqlite._store import Connection, SqliteStore
@@ -91,6 +92,47 @@ class SqliteOrderRepository(StagedOrders):
         with self._uow.db() as conn:
             rows = conn.execute(sql, params).fetchall()
         return [OrderId(r[0]) for r in rows]
+
+    # -- read models: indexed columns and tables written with each order ---------------------------------
+    def _orders_by_status(self, status: State, older_than: datetime | None, limit: int) -> list[OrderAge]:
+        sql = "SELECT id, status_since FROM orders WHERE status = ?"
+        params: list[Any] = [status.name]
+        if older_than is not None:
+            sql += " AND status_since < ?"
+            params.append(stored_time(older_than))
+        sql += " ORDER BY status_since, id LIMIT ?"
+        params.append(limit)
+        with self._uow.db() as conn:
+            rows = conn.execute(sql, params).fetchall()
+        return [OrderAge(OrderId(i), status, self._uow.time(since, f"order {i}")) for i, since in rows]
+
+    def _held_orders(self, code: str | None, limit: int) -> list[HeldOrder]:
+        sql = "SELECT order_id, code, message, placed_at FROM order_holds"
+        params: list[Any] = []
+        if code is not None:
+            sql += " WHERE code = ?"
+            params.append(code)
+        sql += " ORDER BY placed_at, order_id, code LIMIT ?"
+        params.append(limit)
+        with self._uow.db() as conn:
+            rows = conn.execute(sql, params).fetchall()
+        return [
+            HeldOrder(OrderId(i), c, m, self._uow.time(at, f"hold {c} of order {i}")) for i, c, m, at in rows
+        ]
+
+    def _backorders(self, sku: Sku | None) -> list[tuple[Sku, BackorderedLine]]:
+        sql = "SELECT sku, order_id, line_id, quantity, placed_at FROM order_backorders"
+        params: list[Any] = []
+        if sku is not None:
+            sql += " WHERE sku = ?"
+            params.append(sku.value)
+        sql += " ORDER BY sku, placed_at, order_id, line_id"
+        with self._uow.db() as conn:
+            rows = conn.execute(sql, params).fetchall()
+        return [
+            (Sku(s), BackorderedLine(OrderId(i), LineId(li), q, self._uow.time(at, f"order {i}")))
+            for s, i, li, q, at in rows
+        ]
 
 
 class SqliteInventoryRepository(StagedStock):
@@ -265,6 +307,13 @@ class SqliteUnitOfWork(StagedUnitOfWork):
             except sqlite3.Error as e:
                 raise StoreUnavailable(f"{self._store.url}: {type(e).__name__}: {e}") from e
 
+    def time(self, text: str, what: str) -> datetime:
+        """A time stored by the read models (UTC ISO text); an unreadable one is a store failure."""
+        try:
+            return datetime.fromisoformat(text)
+        except (TypeError, ValueError) as e:
+            raise StoreUnavailable(f"{self._store.url}: {what} has no readable time: {e}") from e
+
     def decode(self, body: str, cls: type[T], what: str) -> T:
         """A stored JSON body as ``cls``; an unreadable row is a store failure, not bad input."""
         return decode_stored(body, cls, self._store.converter, f"{self._store.url}: {what}")
@@ -311,19 +360,20 @@ class SqliteUnitOfWork(StagedUnitOfWork):
 
     def _write_order(self, conn: sqlite3.Connection, order: Order, *, new: bool) -> None:
         conv = self._store.converter
-        columns = (order.channel.value, order.external_ref, order.status.name, order.version)
+        since = stored_time(status_since(order))
+        columns = (order.channel.value, order.external_ref, order.status.name, since, order.version)
         body = to_json(order, converter=conv)
         try:
             if new:
                 conn.execute(
-                    "INSERT INTO orders (id, channel, external_ref, status, version, body)"
-                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO orders (id, channel, external_ref, status, status_since, version, body)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
                     (order.id.value, *columns, body),
                 )
             else:
                 cursor = conn.execute(
-                    "UPDATE orders SET channel = ?, external_ref = ?, status = ?, version = ?, body = ?"
-                    " WHERE id = ? AND version = ?",
+                    "UPDATE orders SET channel = ?, external_ref = ?, status = ?, status_since = ?, version = ?,"
+                    " body = ? WHERE id = ? AND version = ?",
                     (*columns, body, order.id.value, order.persisted_version),
                 )
                 if cursor.rowcount != 1:
@@ -335,6 +385,7 @@ class SqliteUnitOfWork(StagedUnitOfWork):
                     )
         except sqlite3.IntegrityError as e:
             raise self._duplicate(conn, order) from e
+        write_read_models(conn, order, new=new)
         conn.executemany(
             "INSERT INTO outbox (event_id, order_id, type, body) VALUES (?, ?, ?, ?)",
             [

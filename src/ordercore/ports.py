@@ -24,6 +24,8 @@ from ordercore.order import Order
 from ordercore.values import Address, Channel, CustomerId, CustomerRef, GeoPoint, LineId, OrderId, Sku
 
 __all__ = [
+    "BackorderSummary",
+    "BackorderedLine",
     "CapacityRepository",
     "Clock",
     "Geocoder",
@@ -31,12 +33,15 @@ __all__ = [
     "ErpGateway",
     "EventPublisher",
     "FulfilmentRequest",
+    "HeldOrder",
     "IdGenerator",
     "IdempotencyRecord",
     "IdempotencyRepository",
     "InventoryRepository",
     "Notification",
     "Notifier",
+    "OrderAge",
+    "OrderReports",
     "OrderRepository",
     "Outbox",
     "OutboxRecord",
@@ -100,6 +105,70 @@ class OrderRepository(Protocol):
         self, *, status: State | None = None, after: OrderId | None = None, limit: int = 100
     ) -> list[OrderId]:
         """Order ids in ascending order, optionally only those in ``status``, starting after ``after``."""
+        ...
+
+
+# -- read models: what operators ask of the stored orders ---------------------------------------------------
+@attrs.frozen
+class OrderAge:
+    """An order in ``status`` since ``since``: when the order entered that status (the first event of the
+    latest run of events leaving it there), not when it last changed."""
+
+    order_id: OrderId
+    status: State
+    since: datetime
+
+
+@attrs.frozen
+class HeldOrder:
+    """An active hold on an order: its ``code`` and ``message``, placed at ``placed_at``."""
+
+    order_id: OrderId
+    code: str
+    message: str
+    placed_at: datetime
+
+
+@attrs.frozen
+class BackorderedLine:
+    """Units of one order line waiting for stock; ``placed_at`` is when the order was placed."""
+
+    order_id: OrderId
+    line_id: LineId
+    quantity: int
+    placed_at: datetime
+
+
+@attrs.frozen
+class BackorderSummary:
+    """What waits for ``sku``: ``units`` backordered over ``orders`` orders, the oldest placed at
+    ``oldest_placed_at``, and the ``lines`` themselves, oldest order first."""
+
+    sku: Sku
+    units: int
+    orders: int
+    oldest_placed_at: datetime
+    lines: tuple[BackorderedLine, ...]
+
+
+@runtime_checkable
+class OrderReports(Protocol):
+    """Read models over committed orders, kept by the store in the same transaction as the orders (an
+    order repository that has them implements this too). Staged, uncommitted changes are not seen."""
+
+    def orders_by_status(
+        self, status: State, *, older_than: datetime | None = None, limit: int = 100
+    ) -> list[OrderAge]:
+        """Orders in ``status``, oldest ``since`` first (then by id); with ``older_than``, only those in
+        it since strictly before that time."""
+        ...
+
+    def held_orders(self, code: str | None = None, *, limit: int = 100) -> list[HeldOrder]:
+        """Active holds (only those of ``code``, if given), oldest first, then by order id and code."""
+        ...
+
+    def backorders_by_sku(self, sku: Sku | None = None) -> list[BackorderSummary]:
+        """Backordered units per SKU (only ``sku``, if given), sorted by SKU."""
         ...
 
 

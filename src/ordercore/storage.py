@@ -30,8 +30,16 @@ from ordercore.inventory import EntryKind, LedgerEntry, NodeDay, StockPosition
 from ordercore.inventory.capacity import check_day
 from ordercore.inventory.ledger import collect
 from ordercore.inventory.nodes import check_node_id
+from ordercore.lifecycle import State
 from ordercore.order import Order
-from ordercore.ports import IdempotencyRecord, OutboxRecord
+from ordercore.ports import (
+    BackorderedLine,
+    BackorderSummary,
+    HeldOrder,
+    IdempotencyRecord,
+    OrderAge,
+    OutboxRecord,
+)
 from ordercore.serialization import from_json
 from ordercore.values import Channel, OrderId, Sku
 
@@ -43,10 +51,14 @@ __all__ = [
     "StagedOutbox",
     "StagedStock",
     "StagedUnitOfWork",
+    "backorder_rows",
     "check_idempotency_key",
     "decode_node_day",
     "decode_stored",
+    "hold_rows",
     "key_taken",
+    "status_since",
+    "summarise_backorders",
     "upgrade_stock_level",
 ]
 
@@ -117,6 +129,39 @@ class StagedOrders(ABC):
         if not isinstance(order, Order):
             raise InvalidValue("must be an Order", field="order", value=order)
         self.staged[order.id] = order
+
+    # -- read models over committed orders (see ordercore.ports.OrderReports) ------------------------------
+    def _orders_by_status(self, status: State, older_than: datetime | None, limit: int) -> list[OrderAge]:
+        """Committed orders in ``status`` (since before ``older_than``), oldest first, at most ``limit``."""
+        raise NotImplementedError(f"{type(self).__name__} keeps no read models")
+
+    def _held_orders(self, code: str | None, limit: int) -> list[HeldOrder]:
+        """Committed active holds (of ``code``), oldest first, at most ``limit``."""
+        raise NotImplementedError(f"{type(self).__name__} keeps no read models")
+
+    def _backorders(self, sku: Sku | None) -> list[tuple[Sku, BackorderedLine]]:
+        """Committed backordered lines (of ``sku``) as (SKU, line), sorted by SKU, placed_at, order id
+        and line id."""
+        raise NotImplementedError(f"{type(self).__name__} keeps no read models")
+
+    def orders_by_status(
+        self, status: State, *, older_than: datetime | None = None, limit: int = 100
+    ) -> list[OrderAge]:
+        if not isinstance(status, State):
+            raise InvalidValue("must be a State", field="status", value=status)
+        if older_than is not None and (not isinstance(older_than, datetime) or older_than.tzinfo is None):
+            raise InvalidValue("must be a timezone-aware datetime", field="older_than", value=older_than)
+        return self._orders_by_status(status, older_than, _limit(limit))
+
+    def held_orders(self, code: str | None = None, *, limit: int = 100) -> list[HeldOrder]:
+        if code is not None and not isinstance(code, str):
+            raise InvalidValue("must be a string", field="code", value=code)
+        return self._held_orders(code, _limit(limit))
+
+    def backorders_by_sku(self, sku: Sku | None = None) -> list[BackorderSummary]:
+        if sku is not None:
+            _sku(sku)
+        return summarise_backorders(self._backorders(sku))
 
     def changed(self) -> list[Order]:
         """Orders to write at commit (new ones, and those with new events), in id order so that
@@ -466,3 +511,56 @@ def upgrade_stock_level(body: str | bytes, *, at: datetime, what: str = "stock l
         return StockPosition.replay(entries)
     except (OrderCoreError, ValueError, TypeError, KeyError) as e:
         raise StoreUnavailable(f"{what} cannot be upgraded: {e}") from e
+
+
+# -- read models: what a store keeps next to each order, rewritten whenever the order is written ------------
+def _limit(limit: object) -> int:
+    if not isinstance(limit, int) or isinstance(limit, bool):
+        raise InvalidValue("must be an integer", field="limit", value=limit)
+    return max(limit, 0)
+
+
+def status_since(order: Order) -> datetime:
+    """When ``order`` entered its current status: the first event of the latest run of events that left
+    it in that status (``updated_at`` for an order without history)."""
+    since, previous = order.updated_at, None
+    for ev in order.history:
+        if ev.status.name != previous:
+            since, previous = ev.occurred_at, ev.status.name
+    return since
+
+
+def hold_rows(order: Order) -> list[HeldOrder]:
+    """The active holds of ``order``, in code order."""
+    return sorted(
+        (HeldOrder(order.id, h.code, h.message, h.placed_at) for h in order.holds), key=lambda h: h.code
+    )
+
+
+def backorder_rows(order: Order) -> list[tuple[Sku, BackorderedLine]]:
+    """The lines of ``order`` with backordered units, with their SKU, in line order; ``placed_at`` is when
+    the order was placed (created, for one never placed)."""
+    placed_at = order.placed_at or order.created_at
+    return [
+        (line.sku, BackorderedLine(order.id, line.id, line.qty.backordered, placed_at))
+        for line in order.lines
+        if line.qty.backordered > 0
+    ]
+
+
+def summarise_backorders(rows: Iterable[tuple[Sku, BackorderedLine]]) -> list[BackorderSummary]:
+    """One summary per SKU of ``rows`` (sorted by SKU, then as given), sorted by SKU; lines keep the order
+    of ``rows``."""
+    by_sku: dict[Sku, list[BackorderedLine]] = {}
+    for sku, line in rows:
+        by_sku.setdefault(sku, []).append(line)
+    return [
+        BackorderSummary(
+            sku,
+            sum(line.quantity for line in lines),
+            len({line.order_id for line in lines}),
+            min(line.placed_at for line in lines),
+            tuple(lines),
+        )
+        for sku, lines in sorted(by_sku.items(), key=lambda item: item[0].value)
+    ]

@@ -161,9 +161,9 @@ def test_the_schema_is_created_versioned_and_a_newer_one_is_refused(
     open_store(url).close()  # opening again is harmless
     schema = sql.Identifier(schema_of(url))
     rows = admin.execute(sql.SQL("SELECT version FROM {}.schema_version").format(schema)).fetchall()
-    assert rows == [(SCHEMA_VERSION,)] and SCHEMA_VERSION == 4
-    admin.execute(sql.SQL("UPDATE {}.schema_version SET version = 5").format(schema))
-    with pytest.raises(StoreUnavailable, match="schema version 5"):
+    assert rows == [(SCHEMA_VERSION,)] and SCHEMA_VERSION == 5
+    admin.execute(sql.SQL("UPDATE {}.schema_version SET version = 6").format(schema))
+    with pytest.raises(StoreUnavailable, match="schema version 6"):
         open_store(url)
 
 
@@ -406,7 +406,7 @@ def test_a_schema_1_database_is_upgraded_with_its_stock(
     finally:
         store.close()
     schema = sql.Identifier(schema_of(url))
-    assert admin.execute(sql.SQL("SELECT version FROM {}.schema_version").format(schema)).fetchall() == [(4,)]
+    assert admin.execute(sql.SQL("SELECT version FROM {}.schema_version").format(schema)).fetchall() == [(5,)]
     assert admin.execute(sql.SQL("SELECT count(*) FROM {}.node_capacity").format(schema)).fetchone() == (0,)
 
 
@@ -486,7 +486,7 @@ def test_a_schema_2_database_is_upgraded_in_place_and_keeps_its_data(
         assert stored_day(store, "WH-1").taken == {"O-1/1": 1}
     finally:
         store.close()
-    assert admin.execute(sql.SQL("SELECT version FROM {}.schema_version").format(schema)).fetchall() == [(4,)]
+    assert admin.execute(sql.SQL("SELECT version FROM {}.schema_version").format(schema)).fetchall() == [(5,)]
     assert (
         admin.execute(columns, (schema_of(url),)).fetchall()
         == created

@@ -127,9 +127,9 @@ def test_the_schema_is_versioned_and_a_newer_one_is_refused(tmp_path: Path) -> N
     open_store(file_url(tmp_path)).close()
     open_store(file_url(tmp_path)).close()  # opening again is harmless
     with sqlite3.connect(tmp_path / "orders.db") as raw:
-        assert raw.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
-        raw.execute("PRAGMA user_version = 5")
-    with pytest.raises(StoreUnavailable, match="schema version 5"):
+        assert raw.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 5
+        raw.execute("PRAGMA user_version = 6")
+    with pytest.raises(StoreUnavailable, match="schema version 6"):
         open_store(file_url(tmp_path))
 
 
@@ -338,7 +338,7 @@ def test_a_schema_1_database_is_upgraded_with_its_stock(tmp_path: Path) -> None:
     finally:
         store.close()
     with closing(sqlite3.connect(tmp_path / "orders.db")) as raw:
-        assert raw.execute("PRAGMA user_version").fetchone()[0] == 4
+        assert raw.execute("PRAGMA user_version").fetchone()[0] == 5
         assert raw.execute("SELECT count(*) FROM node_capacity").fetchone() == (0,)
 
 
@@ -416,7 +416,7 @@ def test_a_schema_2_database_is_upgraded_in_place_and_keeps_its_data(tmp_path: P
     finally:
         store.close()
     with closing(sqlite3.connect(tmp_path / "orders.db")) as raw:
-        assert raw.execute("PRAGMA user_version").fetchone()[0] == 4
+        assert raw.execute("PRAGMA user_version").fetchone()[0] == 5
         assert raw.execute("SELECT sql FROM sqlite_master WHERE name = 'node_capacity'").fetchone() == (
             table,
         )

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Self
 
+from ordercore.errors import StoreUnavailable
 from ordercore.events import OrderEvent
 from ordercore.inventory import StockPosition
 from ordercore.lifecycle import Lifecycle, OrderStatus, State
 from ordercore.order import Order
-from ordercore.ports import Clock, Store
+from ordercore.ports import BackorderSummary, Clock, HeldOrder, OrderAge, OrderReports, Store, UnitOfWork
 from ordercore.service.commands import Command, ResourceOrder
 from ordercore.service.handlers import CommandResult, Services
 from ordercore.service.messagebus import EventHandler, HandlerFailure, MessageBus
@@ -57,6 +58,28 @@ class OrderCore:
     ) -> list[OrderId]:
         with self.store.unit_of_work() as uow:
             return uow.orders.list_ids(status=status, after=after, limit=limit)
+
+    # -- read models -----------------------------------------------------------------------------------
+    def orders_aging(
+        self, status: State, *, older_than: datetime | timedelta | None = None, limit: int = 100
+    ) -> list[OrderAge]:
+        """Orders in ``status``, longest in it first (``since``: when they entered it); with
+        ``older_than`` (a time, or an age counted back from the clock's now) only those in it since before
+        then."""
+        cutoff = self.clock.now() - older_than if isinstance(older_than, timedelta) else older_than
+        with self.store.unit_of_work() as uow:
+            return _reports(uow).orders_by_status(status, older_than=cutoff, limit=limit)
+
+    def held_orders(self, code: str | None = None, *, limit: int = 100) -> list[HeldOrder]:
+        """Active holds (only those of ``code``, if given), oldest first."""
+        with self.store.unit_of_work() as uow:
+            return _reports(uow).held_orders(code, limit=limit)
+
+    def backorders(self, sku: Sku | str | None = None) -> list[BackorderSummary]:
+        """Backordered units per SKU (only ``sku``, if given), with the lines waiting, sorted by SKU."""
+        wanted = Sku(sku) if isinstance(sku, str) else sku
+        with self.store.unit_of_work() as uow:
+            return _reports(uow).backorders_by_sku(wanted)
 
     def stock(self, node_id: str, sku: Sku | str) -> StockPosition | None:
         """The stock position of ``sku`` at ``node_id`` as last committed, or None."""
@@ -122,3 +145,11 @@ class OrderCore:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+
+def _reports(uow: UnitOfWork) -> OrderReports:
+    """The read models of a unit of work's store: its order repository, when it keeps them."""
+    orders = uow.orders
+    if not isinstance(orders, OrderReports):
+        raise StoreUnavailable(f"{type(orders).__name__} keeps no read models")
+    return orders
