@@ -11,6 +11,7 @@ from pathlib import Path
 
 import ordercore
 from ordercore_adapters.cli.demo import run_demo
+from ordercore_adapters.cli.migrate import run_migrate
 
 __all__ = ["main"]
 
@@ -27,7 +28,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=None,
         help="store URL, e.g. memory:// or sqlite:///orders.db (default: a new SQLite file in a temporary folder)",
     )
+    migrate = sub.add_parser(
+        "migrate", help="bring a store's schema to the current version, applying the pending steps"
+    )
+    migrate.add_argument(
+        "--store", required=True, help="store URL, e.g. sqlite:///orders.db or postgresql://user@host/db"
+    )
+    migrate.add_argument("--dry-run", action="store_true", help="only list the steps; change nothing")
     args = parser.parse_args(argv)
+    if args.command == "migrate":
+        print(f"store: {args.store}")
+        try:
+            run_migrate(args.store, dry_run=args.dry_run, out=sys.stdout)
+        except ordercore.OrderCoreError as e:
+            message = " ".join(str(e).split())
+            print(f"error [{e.code}]: {message}", file=sys.stderr)
+            return 1
+        return 0
     if args.command == "demo":
         store = args.store or f"sqlite:///{Path(tempfile.mkdtemp(prefix='ordercore-demo-')) / 'orders.db'}"
         print(f"store: {store}")

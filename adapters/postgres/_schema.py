@@ -7,7 +7,7 @@ versions. Identifiers use the "C" collation so that ordering and paging by id ma
 change or delete its rows.
 
 Versions: 1 had orders, the outbox and stock levels; 2 stores stock positions (the JSON of
-``StockPosition``) next to their ledger (``stock_ledger``). Opening a version 1 schema upgrades it in one
+``StockPosition``) next to their ledger (``stock_ledger``). Migrating a version 1 schema upgrades it in one
 transaction: each stock level becomes a position whose ledger opens with what the level held (see
 :func:`ordercore.storage.upgrade_stock_level`). 3 adds ``node_capacity``: the shipments each node has taken
 on per dispatch day (a :class:`~ordercore.inventory.NodeDay`), one row per node and day, kept when empty so
@@ -16,15 +16,18 @@ and the fingerprint of its payload, written in the order's transaction (the key 
 transactions with one key cannot both commit). 5 adds the read models, written with each order in its
 transaction: ``orders.status_since`` (when the order entered its status), ``order_holds`` (its active holds)
 and ``order_backorders`` (its lines with backordered units, with the SKU and when the order was placed);
-upgrading fills them from every stored order, decoded as the store decodes it. Every step runs in the one
-transaction that opens the schema.
+upgrading fills them from every stored order, decoded as the store decodes it.
+
+A new (empty) schema is created at :data:`SCHEMA_VERSION` when opened. An older one is refused
+(``StoreUnavailable``) unless it is opened to migrate (``migrate=True``, or ``ordercore migrate``), which
+applies every pending step in one transaction.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import cattrs
 import psycopg
@@ -40,6 +43,8 @@ __all__ = [
     "DEFAULT_SCHEMA",
     "INSERT_LEDGER",
     "SCHEMA_VERSION",
+    "STEP_DESCRIPTIONS",
+    "Migration",
     "ensure_schema",
     "ledger_rows",
     "write_read_models",
@@ -47,6 +52,39 @@ __all__ = [
 
 SCHEMA_VERSION = 5
 DEFAULT_SCHEMA = "ordercore"
+
+# what the step to each version does, one line each (shown by ``ordercore migrate``)
+STEP_DESCRIPTIONS: dict[int, str] = {
+    1: "orders, the outbox and stock levels",
+    2: "stock ledger: stock levels become positions with an append-only ledger",
+    3: "node capacity: the shipments each node takes on per dispatch day",
+    4: "idempotency keys: a request's key, the order it placed and its payload's fingerprint",
+    5: "read models: orders.status_since, order_holds and order_backorders, filled from every order",
+}
+
+
+class Migration(NamedTuple):
+    """What opening a schema found and did: its version, the version it is brought to, the steps
+    (version, description) that take it there, and whether they were applied (not on a dry run)."""
+
+    found: int
+    target: int
+    steps: tuple[tuple[int, str], ...]
+    applied: bool
+
+
+def pending_steps(found: int) -> tuple[tuple[int, str], ...]:
+    """The steps, with their descriptions, from version ``found`` to :data:`SCHEMA_VERSION`."""
+    return tuple((v, STEP_DESCRIPTIONS[v]) for v in range(found + 1, SCHEMA_VERSION + 1))
+
+
+def older_schema(where: str, found: int) -> StoreUnavailable:
+    """The error for a schema at an older version, opened without ``migrate``."""
+    return StoreUnavailable(
+        f"{where} has schema version {found}, older than version {SCHEMA_VERSION} that this adapter expects;"
+        f" run `ordercore migrate --store {where}` to migrate it"
+    )
+
 
 _VERSION_TABLE = """
     CREATE TABLE IF NOT EXISTS schema_version (
@@ -275,11 +313,19 @@ _STEPS: dict[int, Step] = {
 
 
 def ensure_schema(
-    conn: Connection, schema: str, where: str, converter: cattrs.Converter | None = None
-) -> None:
-    """Create or upgrade the schema to :data:`SCHEMA_VERSION`, in one transaction; refuse a newer schema.
-    ``converter`` decodes stored orders when an upgrade needs them (the store's own, for a store with its
-    own lifecycle; by default one for the default lifecycle).
+    conn: Connection,
+    schema: str,
+    where: str,
+    converter: cattrs.Converter | None = None,
+    *,
+    migrate: bool = False,
+    dry_run: bool = False,
+) -> Migration:
+    """Create a new schema at :data:`SCHEMA_VERSION`; refuse an older one (``StoreUnavailable``) unless
+    ``migrate``, which upgrades it in one transaction; refuse a newer one. With ``dry_run`` (and ``migrate``)
+    only work out the steps: the transaction is rolled back. ``converter`` decodes stored orders when an
+    upgrade needs them (the store's own, for a store with its own lifecycle; by default one for the default
+    lifecycle).
 
     A transaction-scoped advisory lock keyed by the schema name serialises stores opening at the same time,
     since concurrent ``CREATE ... IF NOT EXISTS`` statements can still collide in PostgreSQL.
@@ -294,10 +340,16 @@ def ensure_schema(
             raise StoreUnavailable(
                 f"{where} has schema version {found}; this adapter knows version {SCHEMA_VERSION} at most"
             )
+        if 0 < found < SCHEMA_VERSION and not migrate:
+            raise older_schema(where, found)
+        steps = pending_steps(found)
+        if dry_run:
+            raise psycopg.Rollback()  # leaves the block, rolling back what it created
         decoder = converter or make_converter()
-        for version in range(found + 1, SCHEMA_VERSION + 1):
+        for version, _ in steps:
             _STEPS[version](conn, where, decoder)
         if row is None:
             conn.execute("INSERT INTO schema_version (version) VALUES (%s)", (SCHEMA_VERSION,))
         elif found < SCHEMA_VERSION:
             conn.execute("UPDATE schema_version SET version = %s", (SCHEMA_VERSION,))
+    return Migration(found, SCHEMA_VERSION, steps, applied=not dry_run)

@@ -15,10 +15,10 @@ from psycopg.conninfo import conninfo_to_dict
 from ordercore.errors import InvalidValue, StoreUnavailable, UnknownStore
 from ordercore.lifecycle import DEFAULT_LIFECYCLE, Lifecycle
 from ordercore.serialization import make_converter
-from ordercore_adapters.postgres._schema import DEFAULT_SCHEMA, ensure_schema
+from ordercore_adapters.postgres._schema import DEFAULT_SCHEMA, Migration, ensure_schema
 from ordercore_adapters.postgres._unit_of_work import PostgresUnitOfWork
 
-__all__ = ["PostgresStore", "PostgresTarget", "open_store", "parse_url"]
+__all__ = ["PostgresStore", "PostgresTarget", "migrate", "open_store", "parse_url"]
 
 _SCHEMES = ("postgresql", "postgres")
 _URL_FORMS = "postgresql://user@host:port/dbname, optionally with ?schema=NAME"
@@ -75,10 +75,21 @@ class PostgresStore:
 
     Each unit of work opens its own connection on first use and closes it when the unit ends, so units never
     share a session; the store remembers the connections it handed out and closes them in :meth:`close`.
+
+    A new schema is created at the current schema version; one at an older version is refused
+    (``StoreUnavailable``) unless ``migrate`` is true, which applies the pending steps in one transaction
+    (:attr:`migration` says what was found and done). With ``dry_run`` (and ``migrate``) the steps are only
+    worked out and the store is closed: nothing is changed.
     """
 
     def __init__(
-        self, conninfo: str, *, schema: str = DEFAULT_SCHEMA, lifecycle: Lifecycle = DEFAULT_LIFECYCLE
+        self,
+        conninfo: str,
+        *,
+        schema: str = DEFAULT_SCHEMA,
+        lifecycle: Lifecycle = DEFAULT_LIFECYCLE,
+        migrate: bool = False,
+        dry_run: bool = False,
     ) -> None:
         self.conninfo = conninfo
         self.schema = schema
@@ -90,16 +101,29 @@ class PostgresStore:
         self._live: set[psycopg.Connection[Any]] = set()
         conn = self._open()
         try:
-            ensure_schema(conn, schema, self.url, self.converter)
+            self.migration: Migration = ensure_schema(
+                conn, schema, self.url, self.converter, migrate=migrate, dry_run=dry_run and migrate
+            )
         except psycopg.Error as e:
             raise StoreUnavailable(f"cannot prepare {self.url}: {type(e).__name__}: {e}") from e
         finally:
             conn.close()
+        if dry_run:
+            self.close()
 
     @classmethod
-    def from_url(cls, url: str, *, lifecycle: Lifecycle = DEFAULT_LIFECYCLE) -> PostgresStore:
+    def from_url(
+        cls,
+        url: str,
+        *,
+        lifecycle: Lifecycle = DEFAULT_LIFECYCLE,
+        migrate: bool = False,
+        dry_run: bool = False,
+    ) -> PostgresStore:
         target = parse_url(url)
-        return cls(target.conninfo, schema=target.schema, lifecycle=lifecycle)
+        return cls(
+            target.conninfo, schema=target.schema, lifecycle=lifecycle, migrate=migrate, dry_run=dry_run
+        )
 
     @property
     def url(self) -> str:
@@ -173,6 +197,15 @@ def _redact(conninfo: str, schema: str) -> str:
     return f"postgresql://{user}{host}{port}/{dbname}?schema={schema}"
 
 
-def open_store(url: str, *, lifecycle: Lifecycle = DEFAULT_LIFECYCLE) -> PostgresStore:
-    """Entry point for ``postgresql://`` URLs: connects, and creates the schema and tables if missing."""
-    return PostgresStore.from_url(url, lifecycle=lifecycle)
+def open_store(url: str, *, lifecycle: Lifecycle = DEFAULT_LIFECYCLE, migrate: bool = False) -> PostgresStore:
+    """Entry point for ``postgresql://`` URLs: connects, and creates the schema and tables if missing; an
+    older schema is opened only with ``migrate``, which upgrades it."""
+    return PostgresStore.from_url(url, lifecycle=lifecycle, migrate=migrate)
+
+
+def migrate(url: str, *, dry_run: bool = False, lifecycle: Lifecycle = DEFAULT_LIFECYCLE) -> Migration:
+    """Bring the schema ``url`` names to the current schema version (with ``dry_run``, only work out the
+    steps) and say what was found and done."""
+    store = PostgresStore.from_url(url, lifecycle=lifecycle, migrate=True, dry_run=dry_run)
+    store.close()
+    return store.migration

@@ -4,12 +4,22 @@ Orders are stored whole, as JSON, next to indexed columns (id, channel and exter
 version); a commit writes the orders, their new events (to the outbox), stock positions and their new
 ledger entries, and the shipments nodes took on per day (``node_capacity``) in one transaction,
 with the same optimistic version checks as the in-memory store. Only the standard library's sqlite3 is used.
+An older database is refused unless opened with ``migrate=True`` (or migrated by ``ordercore migrate``).
 """
 
 from __future__ import annotations
 
-from ordercore_adapters.sqlite._schema import SCHEMA_VERSION
-from ordercore_adapters.sqlite._store import SqliteStore, open_store, parse_url
+from ordercore_adapters.sqlite._schema import SCHEMA_VERSION, STEP_DESCRIPTIONS, Migration
+from ordercore_adapters.sqlite._store import SqliteStore, migrate, open_store, parse_url
 from ordercore_adapters.sqlite._unit_of_work import SqliteUnitOfWork
 
-__all__ = ["SCHEMA_VERSION", "SqliteStore", "SqliteUnitOfWork", "open_store", "parse_url"]
+__all__ = [
+    "SCHEMA_VERSION",
+    "STEP_DESCRIPTIONS",
+    "Migration",
+    "SqliteStore",
+    "SqliteUnitOfWork",
+    "migrate",
+    "open_store",
+    "parse_url",
+]

@@ -5,7 +5,7 @@ Whole aggregates are stored as JSON (``body``); the other columns exist to index
 The stock ledger is append-only: triggers refuse to change or delete its rows.
 
 Versions: 1 had orders, the outbox and stock levels; 2 stores stock positions (the JSON of
-``StockPosition``) next to their ledger (``stock_ledger``). Opening a version 1 database upgrades it in one
+``StockPosition``) next to their ledger (``stock_ledger``). Migrating a version 1 database upgrades it in one
 transaction: each stock level becomes a position whose ledger opens with what the level held (see
 :func:`ordercore.storage.upgrade_stock_level`). 3 adds ``node_capacity``: the shipments each node has taken
 on per dispatch day (a :class:`~ordercore.inventory.NodeDay`), one row per node and day, kept when empty so
@@ -15,8 +15,11 @@ transactions with one key cannot both commit). 5 adds the read models, written w
 transaction: ``orders.status_since`` (when the order entered its status), ``order_holds`` (its active holds)
 and ``order_backorders`` (its lines with backordered units, with the SKU and when the order was placed);
 upgrading fills them from every stored order, decoded as the store decodes it. Times in them are UTC ISO
-8601 text with microseconds, so that they sort as text. Every step runs in the one transaction that opens
-the database.
+8601 text with microseconds, so that they sort as text.
+
+A new (empty) database is created at :data:`SCHEMA_VERSION` when opened. An older one is refused
+(``StoreUnavailable``) unless it is opened to migrate (``migrate=True``, or ``ordercore migrate``), which
+applies every pending step in one transaction.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import cattrs
 
@@ -37,6 +40,8 @@ from ordercore.storage import backorder_rows, decode_stored, hold_rows, status_s
 __all__ = [
     "INSERT_LEDGER",
     "SCHEMA_VERSION",
+    "STEP_DESCRIPTIONS",
+    "Migration",
     "ensure_schema",
     "ledger_rows",
     "stored_time",
@@ -44,6 +49,39 @@ __all__ = [
 ]
 
 SCHEMA_VERSION = 5
+
+# what the step to each version does, one line each (shown by ``ordercore migrate``)
+STEP_DESCRIPTIONS: dict[int, str] = {
+    1: "orders, the outbox and stock levels",
+    2: "stock ledger: stock levels become positions with an append-only ledger",
+    3: "node capacity: the shipments each node takes on per dispatch day",
+    4: "idempotency keys: a request's key, the order it placed and its payload's fingerprint",
+    5: "read models: orders.status_since, order_holds and order_backorders, filled from every order",
+}
+
+
+class Migration(NamedTuple):
+    """What opening a database found and did: its version, the version it is brought to, the steps
+    (version, description) that take it there, and whether they were applied (not on a dry run)."""
+
+    found: int
+    target: int
+    steps: tuple[tuple[int, str], ...]
+    applied: bool
+
+
+def pending_steps(found: int) -> tuple[tuple[int, str], ...]:
+    """The steps, with their descriptions, from version ``found`` to :data:`SCHEMA_VERSION`."""
+    return tuple((v, STEP_DESCRIPTIONS[v]) for v in range(found + 1, SCHEMA_VERSION + 1))
+
+
+def older_schema(where: str, found: int) -> StoreUnavailable:
+    """The error for a database at an older version, opened without ``migrate``."""
+    return StoreUnavailable(
+        f"{where} has schema version {found}, older than version {SCHEMA_VERSION} that this adapter expects;"
+        f" run `ordercore migrate --store {where}` to migrate it"
+    )
+
 
 # bodies are declared TEXT: a declared type of JSON would give the column NUMERIC affinity
 _VERSION_1 = (
@@ -258,10 +296,19 @@ _STEPS: dict[int, Step] = {
 }
 
 
-def ensure_schema(conn: sqlite3.Connection, where: str, converter: cattrs.Converter | None = None) -> None:
-    """Create or upgrade the schema to :data:`SCHEMA_VERSION`, in one transaction; refuse a newer schema.
-    ``converter`` decodes stored orders when an upgrade needs them (the store's own, for a store with its
-    own lifecycle; by default one for the default lifecycle)."""
+def ensure_schema(
+    conn: sqlite3.Connection,
+    where: str,
+    converter: cattrs.Converter | None = None,
+    *,
+    migrate: bool = False,
+    dry_run: bool = False,
+) -> Migration:
+    """Create a new database at :data:`SCHEMA_VERSION`; refuse an older one (``StoreUnavailable``) unless
+    ``migrate``, which upgrades it in one transaction; refuse a newer one. With ``dry_run`` (and ``migrate``)
+    only work out the steps: the transaction is rolled back. ``converter`` decodes stored orders when an
+    upgrade needs them (the store's own, for a store with its own lifecycle; by default one for the default
+    lifecycle)."""
     conn.execute("BEGIN IMMEDIATE")
     try:
         (found,) = conn.execute("PRAGMA user_version").fetchone()
@@ -269,12 +316,17 @@ def ensure_schema(conn: sqlite3.Connection, where: str, converter: cattrs.Conver
             raise StoreUnavailable(
                 f"{where} has schema version {found}; this adapter knows version {SCHEMA_VERSION} at most"
             )
-        decoder = converter or make_converter()
-        for version in range(found + 1, SCHEMA_VERSION + 1):
-            _STEPS[version](conn, where, decoder)
-        if found < SCHEMA_VERSION:
-            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-        conn.execute("COMMIT")
+        if 0 < found < SCHEMA_VERSION and not migrate:
+            raise older_schema(where, found)
+        steps = pending_steps(found)
+        if not dry_run:
+            decoder = converter or make_converter()
+            for version, _ in steps:
+                _STEPS[version](conn, where, decoder)
+            if found < SCHEMA_VERSION:
+                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        conn.execute("ROLLBACK" if dry_run else "COMMIT")
+        return Migration(found, SCHEMA_VERSION, steps, applied=not dry_run)
     except BaseException:
         if conn.in_transaction:
             conn.execute("ROLLBACK")

@@ -11,10 +11,10 @@ import cattrs
 from ordercore.errors import InvalidValue, StoreUnavailable, UnknownStore
 from ordercore.lifecycle import DEFAULT_LIFECYCLE, Lifecycle
 from ordercore.serialization import make_converter
-from ordercore_adapters.sqlite._schema import ensure_schema
+from ordercore_adapters.sqlite._schema import Migration, ensure_schema
 from ordercore_adapters.sqlite._unit_of_work import SqliteUnitOfWork
 
-__all__ = ["Connection", "SqliteStore", "open_store", "parse_url"]
+__all__ = ["Connection", "SqliteStore", "migrate", "open_store", "parse_url"]
 
 _BUSY_TIMEOUT_MS = 5000
 _URL_FORMS = "sqlite:///relative/path.db, sqlite:////absolute/path.db or sqlite://:memory:"
@@ -55,24 +55,39 @@ class SqliteStore:
 
     A file database gives each unit of work its own connection; an in-memory database exists only inside
     its one connection, so every unit shares it, one statement (or one commit) at a time.
+
+    A new database is created at the current schema version; one at an older version is refused
+    (``StoreUnavailable``) unless ``migrate`` is true, which applies the pending steps in one transaction
+    (:attr:`migration` says what was found and done). With ``dry_run`` (and ``migrate``) the steps are only
+    worked out and the store is closed: nothing is changed.
     """
 
-    def __init__(self, path: str | None, *, lifecycle: Lifecycle = DEFAULT_LIFECYCLE) -> None:
+    def __init__(
+        self,
+        path: str | None,
+        *,
+        lifecycle: Lifecycle = DEFAULT_LIFECYCLE,
+        migrate: bool = False,
+        dry_run: bool = False,
+    ) -> None:
         self.path = path
         self.lifecycle = lifecycle
         self.converter: cattrs.Converter = make_converter(lifecycle)
         self.closed = False
         self._shared: Connection | None = None
+        self.migration: Migration
         if path is None:
             self._shared = Connection(self._open(), shared=True)
             with self._shared.lock:
-                self._init_schema(self._shared.raw)
+                self.migration = self._init_schema(self._shared.raw, migrate, dry_run)
         else:
             raw = self._open()
             try:
-                self._init_schema(raw)
+                self.migration = self._init_schema(raw, migrate, dry_run)
             finally:
                 raw.close()
+        if dry_run:
+            self.close()
 
     @property
     def url(self) -> str:
@@ -121,15 +136,29 @@ class SqliteStore:
             raise StoreUnavailable(f"cannot open {self.url}: {e}") from e
         return raw
 
-    def _init_schema(self, raw: sqlite3.Connection) -> None:
+    def _init_schema(self, raw: sqlite3.Connection, migrate: bool, dry_run: bool) -> Migration:
         try:
-            ensure_schema(raw, self.url, self.converter)
-        except sqlite3.Error as e:
+            try:
+                return ensure_schema(
+                    raw, self.url, self.converter, migrate=migrate, dry_run=dry_run and migrate
+                )
+            except sqlite3.Error as e:
+                raise StoreUnavailable(f"cannot prepare {self.url}: {e}") from e
+        except BaseException:
             if self._shared is not None:
                 raw.close()
-            raise StoreUnavailable(f"cannot prepare {self.url}: {e}") from e
+            raise
 
 
-def open_store(url: str, *, lifecycle: Lifecycle = DEFAULT_LIFECYCLE) -> SqliteStore:
-    """Entry point for ``sqlite://`` URLs: opens (creating if needed) the database the URL names."""
-    return SqliteStore(parse_url(url), lifecycle=lifecycle)
+def open_store(url: str, *, lifecycle: Lifecycle = DEFAULT_LIFECYCLE, migrate: bool = False) -> SqliteStore:
+    """Entry point for ``sqlite://`` URLs: opens (creating if needed) the database the URL names; an older
+    database only with ``migrate``, which upgrades it."""
+    return SqliteStore(parse_url(url), lifecycle=lifecycle, migrate=migrate)
+
+
+def migrate(url: str, *, dry_run: bool = False, lifecycle: Lifecycle = DEFAULT_LIFECYCLE) -> Migration:
+    """Bring the database ``url`` names to the current schema version (with ``dry_run``, only work out the
+    steps) and say what was found and done."""
+    store = SqliteStore(parse_url(url), lifecycle=lifecycle, migrate=True, dry_run=dry_run)
+    store.close()
+    return store.migration

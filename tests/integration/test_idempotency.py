@@ -34,6 +34,7 @@ from ordercore import (
     OrderCoreError,
     OrderId,
     bootstrap,
+    open_store,
 )
 from ordercore_adapters.postgres import SCHEMA_VERSION as POSTGRES_VERSION
 from ordercore_adapters.sqlite import SCHEMA_VERSION as SQLITE_VERSION
@@ -228,7 +229,7 @@ def test_a_schema_3_sqlite_database_is_upgraded_in_place(tmp_path: Path) -> None
         raw.execute("DROP TABLE idempotency_keys")
         raw.execute("PRAGMA user_version = 3")
         raw.commit()
-    with bootstrap(url) as app:
+    with bootstrap(open_store(url, migrate=True)) as app:
         assert app.get_order(kept).version == 2
         placed = app.handle(place_command(idempotency_key="REQ-1")).order_id
         assert app.handle(place_command(idempotency_key="REQ-1")).order_id == placed
@@ -247,7 +248,7 @@ def test_a_schema_3_postgres_schema_is_upgraded_in_place() -> None:
         with psycopg.connect(SERVER_URL, autocommit=True) as admin:  # back to what schema 3 had
             admin.execute(sql.SQL("DROP TABLE {}.idempotency_keys").format(schema))
             admin.execute(sql.SQL("UPDATE {}.schema_version SET version = 3").format(schema))
-        with bootstrap(url) as app:
+        with bootstrap(open_store(url, migrate=True)) as app:
             assert app.get_order(kept).version == 2
             placed = app.handle(place_command(idempotency_key="REQ-1")).order_id
             assert app.handle(place_command(idempotency_key="REQ-1")).order_id == placed

@@ -383,7 +383,7 @@ def test_a_schema_1_database_is_upgraded_with_its_stock(
             level("WH-1", "SKU-2", 0),
         ],
     )
-    store = open_store(url)
+    store = open_store(url, migrate=True)
     try:
         with store.unit_of_work() as uow:
             first, second = uow.inventory.for_sku(Sku("SKU-1"))
@@ -410,12 +410,52 @@ def test_a_schema_1_database_is_upgraded_with_its_stock(
     assert admin.execute(sql.SQL("SELECT count(*) FROM {}.node_capacity").format(schema)).fetchone() == (0,)
 
 
+def test_an_older_schema_is_refused_unless_opened_to_migrate(
+    url: str, admin: psycopg.Connection[tuple[object, ...]]
+) -> None:
+    schema_1(url, [level("WH-1", "SKU-1", 5)])
+    for opener in (open_store, open_any_store):
+        with pytest.raises(StoreUnavailable) as info:
+            opener(url)
+        message = str(info.value)
+        assert "schema version 1" in message and "version 5" in message
+        assert "ordercore migrate --store postgresql://" in message and schema_of(url) in message
+    schema = sql.Identifier(schema_of(url))
+    assert admin.execute(sql.SQL("SELECT version FROM {}.schema_version").format(schema)).fetchall() == [(1,)]
+    assert admin.execute("SELECT to_regclass(%s)", (f"{schema_of(url)}.stock_ledger",)).fetchone() == (None,)
+    store = open_any_store(url, migrate=True)
+    assert isinstance(store, PostgresStore)
+    assert (store.migration.found, store.migration.target, store.migration.applied) == (1, 5, True)
+    assert [version for version, _ in store.migration.steps] == [2, 3, 4, 5]
+    store.close()
+    store = open_store(url)  # now at the current version: opens as usual
+    with store.unit_of_work() as uow:
+        position = uow.inventory.get("WH-1", Sku("SKU-1"))
+    store.close()
+    assert position is not None and position.on_hand == 5
+    assert admin.execute(sql.SQL("SELECT version FROM {}.schema_version").format(schema)).fetchall() == [(5,)]
+
+
+def test_a_dry_run_migration_changes_nothing(url: str, admin: psycopg.Connection[tuple[object, ...]]) -> None:
+    from ordercore_adapters.postgres import migrate
+
+    schema_1(url, [level("WH-1", "SKU-1", 5)])
+    planned = migrate(url, dry_run=True)
+    assert (planned.found, planned.target, planned.applied) == (1, 5, False)
+    assert [version for version, _ in planned.steps] == [2, 3, 4, 5]
+    schema = sql.Identifier(schema_of(url))
+    assert admin.execute(sql.SQL("SELECT version FROM {}.schema_version").format(schema)).fetchall() == [(1,)]
+    assert migrate(url).applied
+    assert admin.execute(sql.SQL("SELECT version FROM {}.schema_version").format(schema)).fetchall() == [(5,)]
+    assert migrate(url).steps == ()
+
+
 def test_an_unreadable_stock_level_stops_the_upgrade_and_changes_nothing(
     url: str, admin: psycopg.Connection[tuple[object, ...]]
 ) -> None:
     schema_1(url, [level("WH-1", "SKU-1", 5), level("WH-2", "SKU-1", -2)])
     with pytest.raises(StoreUnavailable, match="WH-2/SKU-1 cannot be upgraded"):
-        open_store(url)
+        open_store(url, migrate=True)
     schema = sql.Identifier(schema_of(url))
     assert admin.execute(sql.SQL("SELECT version FROM {}.schema_version").format(schema)).fetchall() == [(1,)]
     assert admin.execute("SELECT to_regclass(%s)", (f"{schema_of(url)}.stock_ledger",)).fetchone() == (None,)
@@ -475,7 +515,7 @@ def test_a_schema_2_database_is_upgraded_in_place_and_keeps_its_data(
     created = admin.execute(columns, (schema_of(url),)).fetchall()
     admin.execute(sql.SQL("DROP TABLE {}.node_capacity").format(schema))  # back to what schema 2 had
     admin.execute(sql.SQL("UPDATE {}.schema_version SET version = 2").format(schema))
-    store = open_store(url)
+    store = open_store(url, migrate=True)
     try:
         assert load(store, "O-1").version == 2
         with store.unit_of_work() as uow:

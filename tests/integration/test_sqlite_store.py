@@ -315,7 +315,7 @@ def test_a_schema_1_database_is_upgraded_with_its_stock(tmp_path: Path) -> None:
             level("WH-1", "SKU-2", 0),
         ],
     )
-    store = open_store(file_url(tmp_path))
+    store = open_store(file_url(tmp_path), migrate=True)
     try:
         with store.unit_of_work() as uow:
             first, second = uow.inventory.for_sku(Sku("SKU-1"))
@@ -342,10 +342,41 @@ def test_a_schema_1_database_is_upgraded_with_its_stock(tmp_path: Path) -> None:
         assert raw.execute("SELECT count(*) FROM node_capacity").fetchone() == (0,)
 
 
+def test_an_older_database_is_refused_unless_opened_to_migrate(tmp_path: Path) -> None:
+    schema_1_database(tmp_path / "orders.db", [level("WH-1", "SKU-1", 5)])
+    url = file_url(tmp_path)
+    for opener in (open_store, open_any_store):
+        with pytest.raises(StoreUnavailable) as info:
+            opener(url)
+        message = str(info.value)
+        assert "schema version 1" in message and "version 5" in message
+        assert f"ordercore migrate --store sqlite:///{tmp_path / 'orders.db'}" in message
+    with closing(sqlite3.connect(tmp_path / "orders.db")) as raw:  # refused, so left as it was
+        assert raw.execute("PRAGMA user_version").fetchone()[0] == 1
+        assert raw.execute("SELECT name FROM sqlite_master WHERE name = 'stock_ledger'").fetchall() == []
+    store = open_any_store(url, migrate=True)
+    assert isinstance(store, SqliteStore)
+    assert (store.migration.found, store.migration.target, store.migration.applied) == (1, 5, True)
+    assert [version for version, _ in store.migration.steps] == [2, 3, 4, 5]
+    store.close()
+    store = open_store(url)  # now at the current version: opens as usual
+    with store.unit_of_work() as uow:
+        position = uow.inventory.get("WH-1", Sku("SKU-1"))
+    store.close()
+    assert position is not None and position.on_hand == 5
+
+
+def test_a_new_database_is_created_at_the_current_version_without_migrate(tmp_path: Path) -> None:
+    store = open_store(file_url(tmp_path))
+    assert (store.migration.found, store.migration.target) == (0, SCHEMA_VERSION)
+    store.close()
+    assert open_any_store("memory://", migrate=True) is not None  # a store without a schema ignores it
+
+
 def test_an_unreadable_stock_level_stops_the_upgrade_and_changes_nothing(tmp_path: Path) -> None:
     schema_1_database(tmp_path / "orders.db", [level("WH-1", "SKU-1", 5), level("WH-2", "SKU-1", -2)])
     with pytest.raises(StoreUnavailable, match="WH-2/SKU-1 cannot be upgraded"):
-        open_store(file_url(tmp_path))
+        open_store(file_url(tmp_path), migrate=True)
     with closing(sqlite3.connect(tmp_path / "orders.db")) as raw:
         assert raw.execute("PRAGMA user_version").fetchone()[0] == 1
         assert raw.execute("SELECT name FROM sqlite_master WHERE name = 'stock_ledger'").fetchall() == []
@@ -404,7 +435,7 @@ def test_a_schema_2_database_is_upgraded_in_place_and_keeps_its_data(tmp_path: P
         raw.execute("DROP TABLE node_capacity")
         raw.execute("PRAGMA user_version = 2")
         raw.commit()
-    store = open_store(file_url(tmp_path))
+    store = open_store(file_url(tmp_path), migrate=True)
     try:
         assert load(store, "O-1").version == 2
         with store.unit_of_work() as uow:

@@ -87,7 +87,7 @@ def test_a_schema_4_sqlite_database_is_upgraded_and_its_read_models_filled(tmp_p
         raw.execute("ALTER TABLE orders DROP COLUMN status_since")
         raw.execute("PRAGMA user_version = 4")
         raw.commit()
-    store = open_sqlite(url_)
+    store = open_sqlite(url_, migrate=True)
     try:
         _check_read_models(store)
     finally:
@@ -116,7 +116,7 @@ def test_a_schema_4_postgres_schema_is_upgraded_and_its_read_models_filled(
         "UPDATE {}.schema_version SET version = 4",
     ):
         admin.execute(sql.SQL(statement).format(schema))
-    store = open_postgres(url)
+    store = open_postgres(url, migrate=True)
     try:
         _check_read_models(store)
     finally:
