@@ -1,0 +1,663 @@
+"""Storage throughput: orders placed, accepted, sourced and persisted end to end, against the bare driver.
+
+Every order goes ``PlaceOrder`` -> ``AcceptOrder`` -> ``SourceOrder`` through the application layer
+(``app.handle``) against a store, as a service would run it. ordercore runs **each command in its own unit of
+work, hence its own database transaction**: one order is three transactions, not one. Per order they write:
+
+* place: ``INSERT`` the ``orders`` row (JSON body, version) and two ``outbox`` rows (OrderCreated,
+  StatusChanged);
+* accept: ``UPDATE`` the ``orders`` row (checked against its version) and one ``outbox`` row;
+* source: ``UPDATE`` the ``orders`` row, one ``outbox`` row (SourcingPlanned, with the plan's explanation),
+  and per stock position reserved from (one per line here) the version check, an ``UPDATE`` of the
+  ``stock`` row (the position's JSON, which holds its open reservations) and one ``stock_ledger`` row.
+  No ``node_capacity`` or ``idempotency_keys`` rows: the nodes have no capacity limits and the commands
+  carry no idempotency key.
+
+Figures, all measured in one run:
+
+* ``memory_orders_per_s``: the three commands on the ``memory://`` store (no I/O: the cost of the core).
+* ``sqlite_orders_per_s`` / ``postgres_orders_per_s``: the same on a SQLite file in a temporary folder
+  (WAL, as the adapter opens it) and on a fresh PostgreSQL schema (dropped afterwards). Besides the writes,
+  our side pays for everything a real call does: the unit of work's reads (the order, the stock positions
+  of its SKUs), decoding and encoding JSON, sourcing (``cost_optimal``), the event dispatch, and the
+  connection each unit of work opens (both adapters open a new connection per unit of work).
+* ``*_floor_orders_per_s``: the **same rows written with the bare driver** (``sqlite3`` / ``psycopg``), one
+  connection held open, the same three transactions per order with the same statements, in the same
+  order, with the same parameters: the JSON bodies are the very strings ordercore's serializer produced for
+  these orders, recorded outside the timed region by running the same commands once on an in-memory
+  SQLite store with a recording connection. On PostgreSQL the floor replays the SQLite adapter's recorded
+  statements (``?`` as ``%s``; text values cast by the server to ``jsonb`` / ``timestamptz`` as the
+  adapter's ``%s::jsonb`` does). The floor keeps the version checks made inside the transaction (a
+  ``SELECT version`` before updating a stock row, ``UPDATE ... WHERE version = ?`` with a row-count check);
+  it does not do the reads outside the transaction, builds no objects and
+  sources nothing: it is the least any store writing these rows must pay.
+* ``*_ratio_vs_floor``: our throughput over the floor's (target: at least 0.5).
+* ``postgres_workers``: orders/s with 1, 2 and 4 worker processes (``multiprocessing``, spawn), each with
+  its own application on one fresh schema, together placing the same total number of orders. Each worker
+  sources its own SKUs (stocked at every node), so workers never contend for one stock row. The clock runs
+  from the moment all workers are ready (a barrier) to the moment the last one finishes (target: at least
+  1.7x from 1 to 2 workers; on a machine with fewer cores than workers plus the server, the server and
+  the workers share them).
+
+Ours and the floor run interleaved in chunks of orders (which side goes first alternates), each on its own
+database, so that load from elsewhere on the machine falls on both alike. As timeit does, the cyclic
+garbage collector runs before each timed chunk and is paused inside it. The network has 20 nodes across
+Germany, each holding every SKU in plenty, so every order is fully allocated; orders have 1 to 3 lines of
+1 to 5 units of 10 SKUs, shipped to customers spread across the country (fixed seed). PostgreSQL parts are
+skipped, with their values null, when no server answers at ``--postgres`` (default
+``postgresql://127.0.0.1:5432/test``, or ``ORDERCORE_TEST_POSTGRES_URL``). Timings are reported, never
+asserted. The last line printed is a JSON object.
+
+    python benchmarks/storage.py             # 1,500 orders per store, 1,000 for the worker runs
+    python benchmarks/storage.py --quick     # 150 orders per store, 120 for the worker runs (under a minute)
+    python benchmarks/storage.py --profile   # also print where ordercore spends its time on SQLite
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import gc
+import io
+import json
+import multiprocessing as mp
+import os
+import pstats
+import random
+import shutil
+import sqlite3
+import sys
+import tempfile
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from time import monotonic, perf_counter
+from typing import Any
+
+import ordercore
+from ordercore import (
+    AcceptOrder,
+    Address,
+    Channel,
+    CustomerId,
+    CustomerRef,
+    GeoPoint,
+    Money,
+    NewLine,
+    OrderStatus,
+    PlaceOrder,
+    Sku,
+)
+from ordercore.inventory import FulfilmentNode, NodeKind, ShippingCost
+from ordercore.service.commands import ReceiveStock, SourceOrder
+
+SEED = 20240601
+TARGET_RATIO = 0.5
+TARGET_SCALING = 1.7
+FULL_ORDERS, FULL_WORKER_ORDERS = 1_500, 1_000
+QUICK_ORDERS, QUICK_WORKER_ORDERS = 150, 120
+WORKER_COUNTS = (1, 2, 4)
+CHUNK = 100  # orders per interleaved chunk
+N_NODES, N_SKUS = 20, 10
+STOCK_PER_POSITION = 10_000_000
+DEFAULT_POSTGRES = "postgresql://127.0.0.1:5432/test"
+
+START = datetime(2024, 6, 1, 9, 0, tzinfo=UTC)
+SEED_AT = START - timedelta(days=1)
+CHANNEL = Channel("web")
+CUSTOMER = CustomerRef(CustomerId("C-1"))
+PRICE = Money.of("9.99", "EUR")
+
+# one order: (latitude, longitude, ((sku index, quantity), ...))
+Plan = list[tuple[float, float, tuple[tuple[int, int], ...]]]
+# one recorded transaction: [(sql, params or list of params for executemany, is_many), ...]
+Tx = list[tuple[str, Any, bool]]
+
+
+# -- the data -----------------------------------------------------------------------------------------------
+def network() -> list[FulfilmentNode]:
+    """20 warehouses on a 4 x 5 grid over Germany."""
+    cost = ShippingCost("EUR", per_shipment=Decimal(8), per_unit_km=Decimal("0.01"))
+    return [
+        FulfilmentNode(
+            f"N{i:02d}", NodeKind.WAREHOUSE, GeoPoint(47.8 + (i // 5) * 1.6, 6.5 + (i % 5) * 1.8), cost
+        )
+        for i in range(N_NODES)
+    ]
+
+
+def sku(worker: int, j: int) -> str:
+    return f"W{worker}-SKU-{j:02d}"
+
+
+def make_plan(n_orders: int, seed: int = SEED) -> Plan:
+    """Customers spread over Germany; 1-3 distinct SKUs per order, 1-5 units each."""
+    rng = random.Random(seed)
+    plan: Plan = []
+    for _ in range(n_orders):
+        skus = rng.sample(range(N_SKUS), rng.randint(1, 3))
+        plan.append(
+            (
+                round(rng.uniform(47.5, 54.5), 3),
+                round(rng.uniform(6.0, 14.5), 3),
+                tuple((j, rng.randint(1, 5)) for j in skus),
+            )
+        )
+    return plan
+
+
+def place_command(entry: tuple[float, float, tuple[tuple[int, int], ...]], worker: int) -> PlaceOrder:
+    lat, lon, lines = entry
+    return PlaceOrder(
+        channel=CHANNEL,
+        customer=CUSTOMER,
+        currency="EUR",
+        shipping_address=Address(
+            country="DE",
+            postal_code="10115",
+            city="Berlin",
+            line1="Hauptstr. 1",
+            coordinates=GeoPoint(lat, lon),
+        ),
+        lines=tuple(NewLine(Sku(sku(worker, j)), q, PRICE) for j, q in lines),
+    )
+
+
+def new_app(store: str | Any, *, clock_at: datetime = START, worker: int = 0) -> ordercore.OrderCore:
+    return ordercore.bootstrap(
+        store,
+        clock=ordercore.ManualClock(clock_at, tick=timedelta(seconds=1)),
+        ids=ordercore.SequentialIds(order_prefix=f"W{worker}"),
+        network=network(),
+    )
+
+
+def run_orders(app: ordercore.OrderCore, plan: Plan, worker: int = 0) -> None:
+    """place -> accept -> source every order of ``plan``: three commands, three transactions each."""
+    handle = app.handle
+    for entry in plan:
+        oid = handle(place_command(entry, worker)).order_id
+        handle(AcceptOrder(order_id=oid))
+        handle(SourceOrder(order_id=oid))
+
+
+def check_allocated(app: ordercore.OrderCore, n_orders: int, worker: int = 0) -> None:
+    for i in (1, n_orders):
+        order = app.get_order(f"W{worker}-{i:06d}")
+        if order.status is not OrderStatus.ALLOCATED:
+            raise SystemExit(f"order {order.id} ended {order.status}, expected allocated")
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Collect, then pause the cyclic garbage collector for a timed region (as timeit does)."""
+    gc.collect()
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+# -- recording what ordercore writes --------------------------------------------------------------------------
+class _Fetched:
+    def __init__(self, rows: list[Any]) -> None:
+        self._rows = rows
+        self.rowcount = -1
+
+    def fetchone(self) -> Any:
+        return self._rows[0] if self._rows else None
+
+
+class RecordingConnection(sqlite3.Connection):
+    """Records every statement between BEGIN IMMEDIATE and COMMIT (with its parameters), one list per
+    transaction."""
+
+    txs: list[Tx]
+    current: Tx | None = None
+
+    def execute(self, sql: str, params: Any = (), /) -> Any:  # type: ignore[override]
+        if sql == "BEGIN IMMEDIATE" and hasattr(self, "txs"):
+            self.current = []
+        elif sql == "COMMIT" and self.current is not None:
+            self.txs.append(self.current)
+            self.current = None
+        elif self.current is not None:
+            self.current.append((sql, tuple(params), False))
+            if sql.startswith("SELECT"):
+                return _Fetched(super().execute(sql, params).fetchall())
+        return super().execute(sql, params)
+
+    def executemany(self, sql: str, seq: Any, /) -> Any:  # type: ignore[override]
+        rows = [tuple(r) for r in seq]
+        if self.current is not None:
+            self.current.append((sql, rows, True))
+        return super().executemany(sql, rows)
+
+
+def record(plan: Plan, workers: int) -> tuple[list[Tx], list[list[Tx]]]:
+    """The transactions ordercore commits: stock for every worker's SKUs at every node (seeding), then
+    those of ``plan`` (three per order), on an in-memory SQLite store whose connection records them."""
+    from ordercore_adapters.sqlite._store import SqliteStore
+
+    class RecordingStore(SqliteStore):
+        def _open(self) -> sqlite3.Connection:
+            raw = sqlite3.connect(
+                ":memory:", isolation_level=None, check_same_thread=False, factory=RecordingConnection
+            )
+            raw.execute("PRAGMA foreign_keys = ON")
+            return raw
+
+    store = RecordingStore(None)
+    conn = store.connect().raw
+    assert isinstance(conn, RecordingConnection)
+    conn.txs = []
+    app = new_app(store, clock_at=SEED_AT)
+    for w in range(workers):
+        for node in network():
+            for j in range(N_SKUS):
+                app.handle(
+                    ReceiveStock(
+                        node_id=node.node_id, sku=sku(w, j), quantity=STOCK_PER_POSITION, reason="open"
+                    )
+                )
+    seed_txs, conn.txs = conn.txs, []
+    app = new_app(store)
+    run_orders(app, plan)
+    check_allocated(app, len(plan))
+    order_txs = conn.txs
+    if len(order_txs) != 3 * len(plan):
+        raise SystemExit(f"recorded {len(order_txs)} transactions for {len(plan)} orders, expected 3 each")
+    store.close()
+    return seed_txs, [order_txs[3 * i : 3 * i + 3] for i in range(len(plan))]
+
+
+# -- the floor on SQLite: the recorded statements, replayed verbatim ------------------------------------------
+def sqlite_floor_connect(path: str) -> sqlite3.Connection:
+    """A connection opened as the adapter opens its own (autocommit, busy timeout, foreign keys, WAL)."""
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=5)
+    conn.execute("PRAGMA busy_timeout = 5000")
+    conn.execute("PRAGMA foreign_keys = ON")
+    conn.execute("PRAGMA journal_mode = WAL")
+    return conn
+
+
+def sqlite_replay(conn: sqlite3.Connection, txs: Sequence[Tx]) -> None:
+    execute, executemany = conn.execute, conn.executemany
+    for tx in txs:
+        execute("BEGIN IMMEDIATE")
+        for sql, params, many in tx:
+            if many:
+                executemany(sql, params)
+            elif sql[0] == "S":  # a version check
+                execute(sql, params).fetchone()
+            elif execute(sql, params).rowcount != 1 and sql[0] == "U":
+                raise SystemExit(f"floor: {sql[:40]} touched no row")
+        execute("COMMIT")
+
+
+# -- the floor on PostgreSQL: the same rows in the PostgreSQL adapter's statements ---------------------------
+def pg_statements(txs: Sequence[Tx]) -> list[Tx]:
+    """The recorded transactions in PostgreSQL's parameter style, prepared outside the timed region.
+
+    The statements are the SQLite adapter's, whatever they are (``?`` becomes ``%s``); values travel as the
+    recorded text, which PostgreSQL casts to the column's type (``jsonb`` bodies, ``timestamptz`` times) as
+    the PostgreSQL adapter's ``%s::jsonb`` does. The version checks stay as the SQLite adapter makes them
+    (a ``SELECT version`` before updating a stock row, an ``UPDATE ... WHERE version = ?`` on orders)."""
+    return [[(sql.replace("?", "%s"), params, many) for sql, params, many in tx] for tx in txs]
+
+
+def pg_replay(conn: Any, txs: Sequence[Tx]) -> None:
+    for tx in txs:
+        with conn.transaction(), conn.cursor() as cur:
+            for sql, params, many in tx:
+                if many:
+                    cur.executemany(sql, params)
+                else:
+                    cur.execute(sql, params)
+                    if sql[0] == "U" and cur.rowcount != 1:
+                        raise SystemExit(f"floor: {sql[:40]} touched no row")
+
+
+# -- PostgreSQL helpers -----------------------------------------------------------------------------------
+def pg_reachable(url: str) -> str | None:
+    """None when the server answers, else why not."""
+    try:
+        import psycopg
+    except ImportError:
+        return "psycopg is not installed (pip install -e '.[postgres]')"
+    try:
+        with psycopg.connect(url, connect_timeout=3) as conn:
+            conn.execute("SELECT 1")
+    except Exception as e:  # any failure to reach the server skips the PostgreSQL parts
+        return f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"
+    return None
+
+
+def pg_url(base: str, schema: str) -> str:
+    return f"{base}{'&' if '?' in base else '?'}schema={schema}"
+
+
+def pg_connect(base: str, schema: str) -> Any:
+    import psycopg
+    from psycopg import sql
+
+    conn = psycopg.connect(base, autocommit=True)
+    conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(schema)))
+    return conn
+
+
+def pg_drop(base: str, schemas: Sequence[str]) -> None:
+    import psycopg
+    from psycopg import sql
+
+    with psycopg.connect(base, autocommit=True) as conn:
+        for schema in schemas:
+            conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+
+
+def pg_prepare(base: str, schema: str, seed_pg: Sequence[Tx]) -> None:
+    """A fresh schema made by the adapter, then seeded with the recorded stock (bare driver, untimed)."""
+    from ordercore_adapters.postgres._store import PostgresStore
+
+    PostgresStore.from_url(pg_url(base, schema)).close()
+    with pg_connect(base, schema) as conn:
+        pg_replay(conn, seed_pg)
+
+
+# -- ours against the floor, interleaved --------------------------------------------------------------------
+def interleave(
+    n_orders: int, ours: Callable[[int, int], None], floor: Callable[[int, int], None]
+) -> tuple[float, float]:
+    """Seconds on each side for orders [0, n_orders), in alternating chunks."""
+    ours_s = floor_s = 0.0
+    for k, start in enumerate(range(0, n_orders, CHUNK)):
+        stop = min(start + CHUNK, n_orders)
+        for side in (0, 1) if k % 2 == 0 else (1, 0):
+            with gc_paused():
+                t0 = perf_counter()
+                (ours if side == 0 else floor)(start, stop)
+                elapsed = perf_counter() - t0
+            if side == 0:
+                ours_s += elapsed
+            else:
+                floor_s += elapsed
+    return ours_s, floor_s
+
+
+def bench_memory(plan: Plan) -> float:
+    app = new_app("memory://")
+    for node in network():
+        for j in range(N_SKUS):
+            app.handle(
+                ReceiveStock(node_id=node.node_id, sku=sku(0, j), quantity=STOCK_PER_POSITION, reason="open")
+            )
+    with gc_paused():
+        t0 = perf_counter()
+        run_orders(app, plan)
+        elapsed = perf_counter() - t0
+    check_allocated(app, len(plan))
+    app.close()
+    return elapsed
+
+
+def bench_sqlite(
+    plan: Plan, seed_txs: list[Tx], order_txs: list[list[Tx]], folder: str
+) -> tuple[float, float]:
+    ours_path, floor_path = os.path.join(folder, "ours.db"), os.path.join(folder, "floor.db")
+    for path in (ours_path, floor_path):
+        ordercore.bootstrap(f"sqlite:///{path}").close()  # the adapter creates the schema
+        with sqlite_floor_connect(path) as conn:
+            sqlite_replay(conn, seed_txs)
+        conn.close()
+    app = new_app(f"sqlite:///{ours_path}")
+    floor_conn = sqlite_floor_connect(floor_path)
+    flat = [tx for txs in order_txs for tx in txs]
+
+    def ours(a: int, b: int) -> None:
+        run_orders(app, plan[a:b])
+
+    def floor(a: int, b: int) -> None:
+        sqlite_replay(floor_conn, flat[3 * a : 3 * b])
+
+    result = interleave(len(plan), ours, floor)
+    check_allocated(app, len(plan))
+    app.close()
+    floor_conn.close()
+    return result
+
+
+def bench_postgres(
+    plan: Plan, base: str, seed_pg: list[Tx], order_txs: list[list[Tx]], tag: str
+) -> tuple[float, float]:
+    ours_schema, floor_schema = f"bench_storage_{tag}_ours", f"bench_storage_{tag}_floor"
+    try:
+        for schema in (ours_schema, floor_schema):
+            pg_prepare(base, schema, seed_pg)
+        app = new_app(pg_url(base, ours_schema))
+        floor_conn = pg_connect(base, floor_schema)
+        flat = pg_statements([tx for txs in order_txs for tx in txs])
+
+        def ours(a: int, b: int) -> None:
+            run_orders(app, plan[a:b])
+
+        def floor(a: int, b: int) -> None:
+            pg_replay(floor_conn, flat[3 * a : 3 * b])
+
+        result = interleave(len(plan), ours, floor)
+        check_allocated(app, len(plan))
+        app.close()
+        floor_conn.close()
+        return result
+    finally:
+        pg_drop(base, (ours_schema, floor_schema))
+
+
+def _worker(url: str, worker: int, plan: Plan, barrier: Any, results: Any) -> None:
+    try:
+        app = new_app(url, worker=worker)
+        barrier.wait(timeout=120)
+        t0 = monotonic()
+        run_orders(app, plan, worker)
+        t1 = monotonic()
+        check_allocated(app, len(plan), worker)
+        app.close()
+        results.put((worker, t0, t1))
+    except BaseException as e:  # reported by the parent; never leave it waiting
+        barrier.abort()
+        results.put((worker, f"{type(e).__name__}: {str(e)[:300]}", None))
+
+
+def bench_workers(n_total: int, base: str, seed_pg: list[Tx], tag: str) -> dict[str, float]:
+    """Orders/s with 1, 2, 4 worker processes, each placing its share on its own SKUs, one schema."""
+    ctx = mp.get_context("spawn")
+    out: dict[str, float] = {}
+    for n in WORKER_COUNTS:
+        schema = f"bench_storage_{tag}_w{n}"
+        try:
+            pg_prepare(base, schema, seed_pg)
+            share = n_total // n
+            barrier, results = ctx.Barrier(n), ctx.Queue()
+            procs = [
+                ctx.Process(
+                    target=_worker,
+                    args=(pg_url(base, schema), w, make_plan(share, SEED + w), barrier, results),
+                )
+                for w in range(n)
+            ]
+            for p in procs:
+                p.start()
+            times = [results.get(timeout=900) for _ in procs]
+            for p in procs:
+                p.join()
+            failed = [t0 for _, t0, t1 in times if t1 is None and "BrokenBarrier" not in t0]
+            if failed or any(t1 is None for _, _, t1 in times):
+                raise SystemExit(f"{n} worker(s): {failed[0] if failed else 'a worker failed'}")
+            wall = max(t1 for _, _, t1 in times) - min(t0 for _, t0, _ in times)
+            out[str(n)] = share * n / wall
+            print(f"  {n} worker(s): {share * n:,} orders in {wall:.2f} s", file=sys.stderr, flush=True)
+        finally:
+            pg_drop(base, (schema,))
+    return out
+
+
+def profile_sqlite(plan: Plan, seed_txs: list[Tx], folder: str) -> str:
+    """The top 30 functions by cumulative and own time while ordercore runs ``plan`` on SQLite."""
+    path = os.path.join(folder, "profile.db")
+    ordercore.bootstrap(f"sqlite:///{path}").close()
+    with sqlite_floor_connect(path) as conn:
+        sqlite_replay(conn, seed_txs)
+    conn.close()
+    app = new_app(f"sqlite:///{path}")
+    profiler = cProfile.Profile()
+    profiler.runcall(run_orders, app, plan)
+    app.close()
+    out = io.StringIO()
+    out.write(f"SQLite profile: {len(plan):,} orders, {3 * len(plan):,} commands (cProfile)\n")
+    stats = pstats.Stats(profiler, stream=out)
+    stats.sort_stats("tottime").print_stats(30)
+    stats.sort_stats("cumulative").print_stats(40)
+    return out.getvalue()
+
+
+# -- reporting ----------------------------------------------------------------------------------------------
+def rate(n: int, secs: float | None) -> float | None:
+    return None if not secs else n / secs
+
+
+def fmt(x: float | None, spec: str = ",.0f") -> str:
+    return "skipped" if x is None else format(x, spec)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="150 orders per store instead of 1,500")
+    parser.add_argument("--orders", type=int, help="orders per store (default 1,500; 400 quick)")
+    parser.add_argument(
+        "--worker-orders", type=int, help="total orders per worker run (default 1,000; 300 quick)"
+    )
+    parser.add_argument(
+        "--postgres",
+        default=os.environ.get("ORDERCORE_TEST_POSTGRES_URL", DEFAULT_POSTGRES),
+        help="PostgreSQL server and database (a fresh schema is created and dropped)",
+    )
+    parser.add_argument("--profile", action="store_true", help="also profile ordercore on SQLite")
+    args = parser.parse_args(argv)
+    n_orders = args.orders or (QUICK_ORDERS if args.quick else FULL_ORDERS)
+    n_worker_orders = args.worker_orders or (QUICK_WORKER_ORDERS if args.quick else FULL_WORKER_ORDERS)
+    base = args.postgres.split("?schema=")[0]
+    plan = make_plan(n_orders)
+    n_lines = sum(len(e[2]) for e in plan)
+    tag = uuid.uuid4().hex[:8]
+
+    print("recording what ordercore writes (in-memory SQLite, untimed)...", file=sys.stderr, flush=True)
+    seed_txs, order_txs = record(plan, max(WORKER_COUNTS))
+    folder = tempfile.mkdtemp(prefix="ordercore-bench-")
+    try:
+        print("memory...", file=sys.stderr, flush=True)
+        memory_s = bench_memory(plan)
+        print("sqlite...", file=sys.stderr, flush=True)
+        sqlite_s, sqlite_floor_s = bench_sqlite(plan, seed_txs, order_txs, folder)
+        profile_text = profile_sqlite(plan[: min(n_orders, 1000)], seed_txs, folder) if args.profile else ""
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+    pg_s = pg_floor_s = None
+    workers: dict[str, float | None] = {str(n): None for n in WORKER_COUNTS}
+    why_not = pg_reachable(base)
+    if why_not is None:
+        seed_pg = pg_statements(seed_txs)
+        print("postgres...", file=sys.stderr, flush=True)
+        try:
+            pg_s, pg_floor_s = bench_postgres(plan, base, seed_pg, order_txs, tag)
+        except ordercore.OrderCoreError as e:  # reported, with the figures null, rather than hidden
+            print(f"PostgreSQL run FAILED: {type(e).__name__}: {e}", flush=True)
+        print("postgres workers...", file=sys.stderr, flush=True)
+        try:
+            workers.update(bench_workers(n_worker_orders, base, seed_pg, tag))
+        except (ordercore.OrderCoreError, SystemExit) as e:
+            print(f"PostgreSQL worker run FAILED: {type(e).__name__}: {e}", flush=True)
+    else:
+        print(f"PostgreSQL skipped: no server at {base} ({why_not})", file=sys.stderr, flush=True)
+
+    memory_rate = rate(n_orders, memory_s)
+    sqlite_rate, sqlite_floor_rate = rate(n_orders, sqlite_s), rate(n_orders, sqlite_floor_s)
+    pg_rate, pg_floor_rate = rate(n_orders, pg_s), rate(n_orders, pg_floor_s)
+    sqlite_ratio = sqlite_rate / sqlite_floor_rate if sqlite_rate and sqlite_floor_rate else None
+    pg_ratio = pg_rate / pg_floor_rate if pg_rate and pg_floor_rate else None
+    w1, w2 = workers.get("1"), workers.get("2")
+    scaling = w2 / w1 if w1 and w2 else None
+
+    if profile_text:
+        print(profile_text)
+    print(
+        f"Storage benchmark: {n_orders:,} orders ({n_lines:,} lines) per store, place -> accept -> source, "
+        f"3 transactions per order; {N_NODES} nodes, {N_SKUS} SKUs; worker runs: {n_worker_orders:,} orders"
+    )
+    print()
+    print(f"{'':<44} {'orders/s':>10} {'ms/order':>10} {'tx/s':>10}")
+    rows = (
+        ("memory:// (application layer, no I/O)", memory_rate),
+        ("SQLite file: ordercore", sqlite_rate),
+        ("SQLite file: floor (sqlite3, same rows)", sqlite_floor_rate),
+        ("PostgreSQL: ordercore", pg_rate),
+        ("PostgreSQL: floor (psycopg, same rows)", pg_floor_rate),
+        *((f"PostgreSQL: ordercore, {n} worker process(es)", workers.get(str(n))) for n in WORKER_COUNTS),
+    )
+    for label, r in rows:
+        print(
+            f"{label:<44} {fmt(r):>10} {fmt(None if r is None else 1000 / r, ',.2f'):>10} "
+            f"{fmt(None if r is None else 3 * r):>10}"
+        )
+    print()
+
+    def verdict(x: float | None, target: float) -> str:
+        return "skipped" if x is None else ("met" if x >= target else "NOT met")
+
+    print(
+        f"SQLite ratio vs floor (our orders/s / floor's): {fmt(sqlite_ratio, '.3f')}   "
+        f"target >= {TARGET_RATIO}: {verdict(sqlite_ratio, TARGET_RATIO)}"
+    )
+    print(
+        f"PostgreSQL ratio vs floor: {fmt(pg_ratio, '.3f')}   "
+        f"target >= {TARGET_RATIO}: {verdict(pg_ratio, TARGET_RATIO)}"
+    )
+    print(
+        f"PostgreSQL 1 -> 2 workers: {fmt(scaling, '.2f')}x   "
+        f"target >= {TARGET_SCALING}x: {verdict(scaling, TARGET_SCALING)}"
+    )
+
+    def r1(x: float | None) -> float | None:
+        return None if x is None else round(x, 1)
+
+    def r3(x: float | None) -> float | None:
+        return None if x is None else round(x, 3)
+
+    print(
+        json.dumps(
+            {
+                "memory_orders_per_s": r1(memory_rate),
+                "sqlite_orders_per_s": r1(sqlite_rate),
+                "sqlite_floor_orders_per_s": r1(sqlite_floor_rate),
+                "sqlite_ratio_vs_floor": r3(sqlite_ratio),
+                "postgres_orders_per_s": r1(pg_rate),
+                "postgres_floor_orders_per_s": r1(pg_floor_rate),
+                "postgres_ratio_vs_floor": r3(pg_ratio),
+                "postgres_workers": {k: r1(v) for k, v in workers.items()},
+                "postgres_scaling_1_to_2": r3(scaling),
+                "orders": n_orders,
+                "worker_orders": n_worker_orders,
+                "transactions_per_order": 3,
+                "quick": args.quick,
+            }
+        )
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
