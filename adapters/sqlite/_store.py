@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+from contextlib import suppress
 
 import cattrs
 
@@ -17,6 +18,7 @@ from ordercore_adapters.sqlite._unit_of_work import SqliteUnitOfWork
 __all__ = ["Connection", "SqliteStore", "migrate", "open_store", "parse_url"]
 
 _BUSY_TIMEOUT_MS = 5000
+_MAX_IDLE = 8  # idle file connections kept open for reuse; more are closed when given back
 _URL_FORMS = "sqlite:///relative/path.db, sqlite:////absolute/path.db or sqlite://:memory:"
 
 
@@ -27,6 +29,7 @@ class Connection:
         self.raw = raw
         self.shared = shared
         self.lock = threading.RLock()
+        self.pid = os.getpid()  # a forked process must not use its parent's connection
 
 
 def parse_url(url: str) -> str | None:
@@ -53,8 +56,10 @@ def parse_url(url: str) -> str | None:
 class SqliteStore:
     """A SQLite database holding orders, stock positions with their ledger, and the outbox.
 
-    A file database gives each unit of work its own connection; an in-memory database exists only inside
-    its one connection, so every unit shares it, one statement (or one commit) at a time.
+    A file database gives each unit of work its own connection, taken from a pool of open ones (opened
+    with their PRAGMAs once, given back when the unit ends, all closed by :meth:`close`); an in-memory
+    database exists only inside its one connection, so every unit shares it, one statement (or one commit)
+    at a time.
 
     A new database is created at the current schema version; one at an older version is refused
     (``StoreUnavailable``) unless ``migrate`` is true, which applies the pending steps in one transaction
@@ -75,6 +80,9 @@ class SqliteStore:
         self.converter: cattrs.Converter = make_converter(lifecycle)
         self.closed = False
         self._shared: Connection | None = None
+        self._idle: list[Connection] = []
+        self._pool_lock = threading.Lock()
+        self._pool_pid = os.getpid()
         self.migration: Migration
         if path is None:
             self._shared = Connection(self._open(), shared=True)
@@ -84,8 +92,10 @@ class SqliteStore:
             raw = self._open()
             try:
                 self.migration = self._init_schema(raw, migrate, dry_run)
-            finally:
+            except BaseException:
                 raw.close()
+                raise
+            self.release(Connection(raw, shared=False))
         if dry_run:
             self.close()
 
@@ -101,22 +111,59 @@ class SqliteStore:
         return SqliteUnitOfWork(self)
 
     def close(self) -> None:
-        """Close the shared connection, if any; units of work still in use fail with StoreUnavailable."""
+        """Close the shared connection, if any, and the idle pooled ones (those in use are closed when
+        their unit ends); units of work still in use fail with StoreUnavailable."""
         self.closed = True
         if self._shared is not None:
             with self._shared.lock:
                 self._shared.raw.close()
+        with self._pool_lock:
+            idle, self._idle = self._idle, []
+            mine = self._pool_pid == os.getpid()
+        if mine:  # a forked child leaves its parent's connections alone
+            for conn in idle:
+                with suppress(sqlite3.Error):
+                    conn.raw.close()
 
     def check_open(self) -> None:
         if self.closed:
             raise StoreUnavailable(f"the store {self.url} is closed")
 
     def connect(self) -> Connection:
-        """A connection for one unit of work: the shared one in memory, a new one on a file."""
+        """A connection for one unit of work: the shared one in memory; on a file, an idle pooled one of
+        this process, or a new one."""
         self.check_open()
         if self._shared is not None:
             return self._shared
+        pid = os.getpid()
+        with self._pool_lock:
+            if self._pool_pid != pid:  # forked: the parent's connections are not ours to use or close
+                self._idle, self._pool_pid = [], pid
+            if self._idle:
+                return self._idle.pop()
         return Connection(self._open(), shared=False)
+
+    def release(self, conn: Connection) -> None:
+        """Take back a file connection a unit of work is done with: kept open for the next unit, unless
+        the store is closed, the pool is full or it is unusable."""
+        if conn.shared:
+            return
+        if conn.pid != os.getpid():
+            return  # a parent's connection inherited by a fork: neither reused nor closed here
+        raw = conn.raw
+        try:
+            if raw.in_transaction:  # never carry a transaction into the next unit
+                raw.execute("ROLLBACK")
+        except sqlite3.Error:
+            with suppress(sqlite3.Error):
+                raw.close()
+            return
+        with self._pool_lock:
+            if not self.closed and self._pool_pid == conn.pid and len(self._idle) < _MAX_IDLE:
+                self._idle.append(conn)
+                return
+        with suppress(sqlite3.Error):
+            raw.close()
 
     def _open(self) -> sqlite3.Connection:
         target = ":memory:" if self.path is None else self.path

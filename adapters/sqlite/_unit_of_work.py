@@ -289,10 +289,11 @@ class SqliteUnitOfWork(StagedUnitOfWork):
         self.close()
 
     def close(self) -> None:
-        """Give back this unit's connection (a file database's connection is closed)."""
+        """Give back this unit's connection (a file database's goes back to the store's pool, with no
+        transaction left open)."""
         conn, self._conn = self._conn, None
-        if conn is not None and not conn.shared:
-            conn.raw.close()
+        if conn is not None:
+            self._store.release(conn)
 
     @contextmanager
     def db(self) -> Iterator[sqlite3.Connection]:
