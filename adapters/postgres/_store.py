@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 from typing import Any, NamedTuple
@@ -11,6 +12,8 @@ import cattrs
 import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
+from psycopg.pq import TransactionStatus
+from psycopg_pool import ConnectionPool
 
 from ordercore.errors import InvalidValue, StoreUnavailable, UnknownStore
 from ordercore.lifecycle import DEFAULT_LIFECYCLE, Lifecycle
@@ -21,16 +24,20 @@ from ordercore_adapters.postgres._unit_of_work import PostgresUnitOfWork
 __all__ = ["PostgresStore", "PostgresTarget", "migrate", "open_store", "parse_url"]
 
 _SCHEMES = ("postgresql", "postgres")
-_URL_FORMS = "postgresql://user@host:port/dbname, optionally with ?schema=NAME"
+_URL_FORMS = "postgresql://user@host:port/dbname, optionally with ?schema=NAME&pool_size=N"
 _SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 _CONNECT_TIMEOUT_S = 10
+DEFAULT_POOL_SIZE = 8
+_MAX_POOL_SIZE = 1000
 
 
 class PostgresTarget(NamedTuple):
-    """Where a ``postgresql://`` URL points: a libpq conninfo and the schema to use."""
+    """Where a ``postgresql://`` URL points: a libpq conninfo, the schema to use and how many connections
+    the store may keep open at most (``?pool_size=``)."""
 
     conninfo: str
     schema: str
+    pool_size: int = DEFAULT_POOL_SIZE
 
 
 def parse_url(url: str) -> PostgresTarget:
@@ -59,7 +66,17 @@ def parse_url(url: str) -> PostgresTarget:
             field="url",
             value=url,
         )
-    options = [(key, value) for key, value in query if key != "schema"]
+    sizes = [value for key, value in query if key == "pool_size"]
+    pool_size = DEFAULT_POOL_SIZE
+    if sizes:
+        if len(sizes) > 1 or not sizes[0].isdigit() or not 1 <= int(sizes[0]) <= _MAX_POOL_SIZE:
+            raise InvalidValue(
+                f"pool_size must be one whole number from 1 to {_MAX_POOL_SIZE} (expected {_URL_FORMS})",
+                field="url",
+                value=url,
+            )
+        pool_size = int(sizes[0])
+    options = [(key, value) for key, value in query if key not in ("schema", "pool_size")]
     conninfo = urlunsplit(parts._replace(query=urlencode(options)))
     try:
         conninfo_to_dict(conninfo)
@@ -67,14 +84,18 @@ def parse_url(url: str) -> PostgresTarget:
         raise InvalidValue(
             f"is not a valid connection string: {e} (expected {_URL_FORMS})", field="url"
         ) from e
-    return PostgresTarget(conninfo, schema)
+    return PostgresTarget(conninfo, schema, pool_size)
 
 
 class PostgresStore:
     """A PostgreSQL schema holding orders, stock positions with their ledger, and the outbox.
 
-    Each unit of work opens its own connection on first use and closes it when the unit ends, so units never
-    share a session; the store remembers the connections it handed out and closes them in :meth:`close`.
+    Connections come from a pool (``psycopg_pool``) the store opens on first use: each unit of work takes
+    one on first use and gives it back when the unit ends, so units never share a session. Every pooled
+    connection is autocommit with the store's schema as its search path (set once, when it is opened); one
+    is checked before it is handed out (a dead one is replaced) and one given back inside a transaction is
+    rolled back, or dropped. A process forked from one using the store opens its own pool. :meth:`close`
+    closes the pool and every connection still handed out.
 
     A new schema is created at the current schema version; one at an older version is refused
     (``StoreUnavailable``) unless ``migrate`` is true, which applies the pending steps in one transaction
@@ -90,15 +111,24 @@ class PostgresStore:
         lifecycle: Lifecycle = DEFAULT_LIFECYCLE,
         migrate: bool = False,
         dry_run: bool = False,
+        pool_size: int = DEFAULT_POOL_SIZE,
     ) -> None:
         self.conninfo = conninfo
         self.schema = schema
         self.lifecycle = lifecycle
+        self.pool_size = max(int(pool_size), 1)
         self.converter: cattrs.Converter = make_converter(lifecycle)
         self.closed = False
         self._display = _redact(conninfo, schema)
         self._lock = threading.Lock()
-        self._live: set[psycopg.Connection[Any]] = set()
+        self._pool: ConnectionPool[Any] | None = None
+        self._pid = os.getpid()
+        self._live: dict[psycopg.Connection[Any], ConnectionPool[Any]] = {}
+        kwargs: dict[str, Any] = {"autocommit": True}
+        if "connect_timeout" not in conninfo_to_dict(conninfo):
+            kwargs["connect_timeout"] = _CONNECT_TIMEOUT_S
+        self._connect_kwargs = kwargs
+        self._set_path = sql.SQL("SET search_path TO {}").format(sql.Identifier(schema))
         conn = self._open()
         try:
             self.migration: Migration = ensure_schema(
@@ -122,7 +152,12 @@ class PostgresStore:
     ) -> PostgresStore:
         target = parse_url(url)
         return cls(
-            target.conninfo, schema=target.schema, lifecycle=lifecycle, migrate=migrate, dry_run=dry_run
+            target.conninfo,
+            schema=target.schema,
+            lifecycle=lifecycle,
+            migrate=migrate,
+            dry_run=dry_run,
+            pool_size=target.pool_size,
         )
 
     @property
@@ -138,50 +173,110 @@ class PostgresStore:
         return PostgresUnitOfWork(self)
 
     def close(self) -> None:
-        """Refuse further work and close every connection still held; units still in use then fail with
-        StoreUnavailable."""
+        """Refuse further work, close the pool and every connection still handed out; units still in use
+        then fail with StoreUnavailable."""
         with self._lock:
             self.closed = True
-            live, self._live = self._live, set()
+            pool, self._pool = self._pool, None
+            live, self._live = self._live, {}
+            ours = self._pid == os.getpid()
+        if not ours:
+            return  # the pool and connections belong to the parent process: closing them here would break its sessions
         for conn in live:
             conn.close()
+        if pool is not None:
+            pool.close(timeout=1.0)
 
     def check_open(self) -> None:
         if self.closed:
             raise StoreUnavailable(f"the store {self.url} is closed")
 
     def connect(self) -> psycopg.Connection[Any]:
-        """A new connection for one unit of work; give it back with :meth:`release`."""
-        self.check_open()
-        conn = self._open()
+        """A pooled connection for one unit of work; give it back with :meth:`release`."""
+        pool = self._current_pool()
+        try:
+            conn = pool.getconn(timeout=self._connect_kwargs.get("connect_timeout", _CONNECT_TIMEOUT_S))
+        except psycopg.Error as e:
+            self.check_open()
+            raise StoreUnavailable(f"cannot connect to {self.url}: {type(e).__name__}: {e}") from e
         with self._lock:
-            if not self.closed:
-                self._live.add(conn)
+            if not self.closed and pool is self._pool:
+                self._live[conn] = pool
                 return conn
-        conn.close()
+        self._give_back(pool, conn)
         raise StoreUnavailable(f"the store {self.url} is closed")
 
     def release(self, conn: psycopg.Connection[Any]) -> None:
+        """Give back a connection from :meth:`connect`: to its pool, which rolls back any transaction
+        left open (or drops the connection); closed, if the store or its pool is."""
         with self._lock:
-            self._live.discard(conn)
-        conn.close()
+            pool = self._live.pop(conn, None)
+            ours = self._pid == os.getpid()
+        if pool is not None:
+            self._give_back(pool, conn)
+        elif ours:
+            conn.close()
+
+    @staticmethod
+    def _give_back(pool: ConnectionPool[Any], conn: psycopg.Connection[Any]) -> None:
+        try:
+            pool.putconn(conn)
+        except Exception:  # a connection the pool will not take back is only closed
+            conn.close()
+
+    def _current_pool(self) -> ConnectionPool[Any]:
+        """The pool of this process, opened on first use (and anew in a forked child, which must not
+        share its parent's connections)."""
+        with self._lock:
+            if self.closed:
+                raise StoreUnavailable(f"the store {self.url} is closed")
+            pid = os.getpid()
+            if self._pool is not None and self._pid == pid:
+                return self._pool
+            if self._pid != pid:
+                # forked: the parent's pool and connections are the parent's; forget them without closing
+                self._pool, self._live, self._pid = None, {}, pid
+            pool: ConnectionPool[Any] = ConnectionPool(
+                self.conninfo,
+                kwargs=dict(self._connect_kwargs),
+                min_size=1,
+                max_size=self.pool_size,
+                open=False,
+                configure=self._configure,
+                check=ConnectionPool.check_connection,
+                reset=_reset,
+                reconnect_timeout=float(self._connect_kwargs.get("connect_timeout", _CONNECT_TIMEOUT_S)) * 3,
+                name=f"ordercore-{self.schema}-{pid}",
+            )
+            pool.open(wait=False)
+            self._pool = pool
+            return pool
+
+    def _configure(self, conn: psycopg.Connection[Any]) -> None:
+        """Make a new pooled connection use the store's schema (once, for the connection's life)."""
+        conn.execute(self._set_path)
 
     def _open(self) -> psycopg.Connection[Any]:
         """An autocommit connection whose search path is the store's schema: reads outside a transaction
         see the latest committed data, and a commit opens its own transaction."""
-        kwargs: dict[str, Any] = {"autocommit": True}
-        if "connect_timeout" not in conninfo_to_dict(self.conninfo):
-            kwargs["connect_timeout"] = _CONNECT_TIMEOUT_S
         try:
-            conn = psycopg.connect(self.conninfo, **kwargs)
+            conn = psycopg.connect(self.conninfo, **self._connect_kwargs)
         except psycopg.Error as e:
             raise StoreUnavailable(f"cannot connect to {self.url}: {e}") from e
         try:
-            conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(self.schema)))
+            conn.execute(self._set_path)
         except psycopg.Error as e:
             conn.close()
             raise StoreUnavailable(f"cannot prepare a connection to {self.url}: {e}") from e
         return conn
+
+
+def _reset(conn: psycopg.Connection[Any]) -> None:
+    """Run on a connection given back to the pool: it must hold no transaction and stay autocommit."""
+    if conn.info.transaction_status != TransactionStatus.IDLE:
+        conn.rollback()
+    if not conn.autocommit:
+        conn.autocommit = True
 
 
 def _redact(conninfo: str, schema: str) -> str:
