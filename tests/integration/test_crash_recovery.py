@@ -35,9 +35,9 @@ from ordercore import bootstrap
 from ordercore import open_store as open_any_store
 from ordercore.events import OrderEvent
 from tests.integration import _crash_worker as w
+from tests.integration._postgres import fresh_schema_url
 from tests.integration.test_broker_nats import SERVER_URL as NATS_URL
 from tests.integration.test_broker_nats import Names, _require_server
-from tests.integration.test_scarce_stock import _postgres_url
 
 #: how long one worker process may take before it counts as hung
 PROCESS_TIMEOUT_S = 20.0
@@ -60,7 +60,7 @@ def url(request: pytest.FixtureRequest, tmp_path: Path, names: Names) -> Iterato
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path}/crash.db"
     else:
-        yield from _postgres_url()
+        yield from fresh_schema_url()
 
 
 def run(target: Any, *args: Any) -> int:

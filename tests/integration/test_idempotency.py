@@ -12,12 +12,10 @@ from __future__ import annotations
 
 import multiprocessing
 import multiprocessing.queues
-import os
 import queue
 import sqlite3
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import closing
 from pathlib import Path
@@ -38,12 +36,12 @@ from ordercore import (
 )
 from ordercore_adapters.postgres import SCHEMA_VERSION as POSTGRES_VERSION
 from ordercore_adapters.sqlite import SCHEMA_VERSION as SQLITE_VERSION
+from tests.integration._postgres import SERVER_URL, fresh_schema_url
 from tests.unit.factories import place_command
 
 CALLERS = 20
 #: every worker must have reported within this many seconds of the start
 DEADLINE_S = 60.0
-SERVER_URL = os.environ.get("ORDERCORE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
 Outcome = tuple[str, str]  # ("ok", order id or version) or (error code, message)
 Job = Callable[[OrderCore, int, Any], Outcome]
@@ -147,23 +145,6 @@ class Race:
         return [outcomes[n] for n in range(callers)]
 
 
-def _postgres_url() -> Iterator[str]:
-    try:
-        admin = psycopg.connect(SERVER_URL, autocommit=True, connect_timeout=5)
-    except psycopg.Error as e:
-        reason = f"PostgreSQL test server {SERVER_URL} is unreachable ({e}); set ORDERCORE_TEST_POSTGRES_URL"
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
-    schema = f"t_{uuid.uuid4().hex}"
-    separator = "&" if "?" in SERVER_URL else "?"
-    try:
-        yield f"{SERVER_URL}{separator}schema={schema}"
-    finally:
-        admin.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
-        admin.close()
-
-
 @pytest.fixture(params=["memory", "sqlite", "postgresql"])
 def race(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Race]:
     if request.param == "memory":
@@ -171,7 +152,7 @@ def race(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Race]:
     elif request.param == "sqlite":
         yield Race(f"sqlite:///{tmp_path}/orders.db")
     else:
-        yield from (Race(url) for url in _postgres_url())
+        yield from (Race(url) for url in fresh_schema_url())
 
 
 def _with_app(race: Race, use: Callable[[OrderCore], Any]) -> Any:
@@ -241,7 +222,7 @@ def test_a_schema_3_sqlite_database_is_upgraded_in_place(tmp_path: Path) -> None
 
 
 def test_a_schema_3_postgres_schema_is_upgraded_in_place() -> None:
-    for url in _postgres_url():
+    for url in fresh_schema_url():
         with bootstrap(url) as app:
             kept = app.handle(place_command()).order_id
         schema = sql.Identifier(url.rsplit("schema=", 1)[1])

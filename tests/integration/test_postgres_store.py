@@ -8,7 +8,6 @@ Each test works in a fresh schema of the server named by ``ORDERCORE_TEST_POSTGR
 from __future__ import annotations
 
 import json
-import os
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
@@ -42,20 +41,10 @@ from ordercore.testing.contracts import StoreContract
 from ordercore.values import Sku
 from ordercore_adapters.postgres import SCHEMA_VERSION, PostgresStore, open_store, parse_url
 from ordercore_adapters.postgres._schema import _VERSION_1, _VERSION_TABLE
+from tests.integration._postgres import SERVER_URL, admin_connection, schema_url
 from tests.unit.factories import ACTOR, AT, make_order, place_command
 
-SERVER_URL = os.environ.get("ORDERCORE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
-
-
-def _admin() -> psycopg.Connection[tuple[object, ...]]:
-    """A plain connection to the test server, or a skip (a failure on CI) when it cannot be reached."""
-    try:
-        return psycopg.connect(SERVER_URL, autocommit=True, connect_timeout=5)
-    except psycopg.Error as e:
-        reason = f"PostgreSQL test server {SERVER_URL} is unreachable ({e}); set ORDERCORE_TEST_POSTGRES_URL"
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
+_admin = admin_connection
 
 
 @pytest.fixture
@@ -69,8 +58,7 @@ def admin() -> Iterator[psycopg.Connection[tuple[object, ...]]]:
 def url(admin: psycopg.Connection[tuple[object, ...]]) -> Iterator[str]:
     """The URL of a fresh schema on the test server, dropped after the test."""
     schema = f"t_{uuid.uuid4().hex}"
-    separator = "&" if "?" in SERVER_URL else "?"
-    yield f"{SERVER_URL}{separator}schema={schema}"
+    yield schema_url(schema)
     admin.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
 
 

@@ -14,18 +14,14 @@ from __future__ import annotations
 
 import multiprocessing
 import multiprocessing.queues
-import os
 import queue
 import time
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
-import psycopg
 import pytest
-from psycopg import sql
 
 from ordercore import (
     AcceptOrder,
@@ -40,6 +36,7 @@ from ordercore import (
 from ordercore.inventory import EntryKind
 from ordercore.service.commands import ReceiveStock
 from tests.integration import _scarce_worker as w
+from tests.integration._postgres import fresh_schema_url
 from tests.unit.factories import place_command
 
 WORKERS = 50
@@ -47,34 +44,16 @@ STOCK = 7
 QTY = 2
 #: every worker must have reported and exited within this many seconds of the first start
 DEADLINE_S = 120.0
-SERVER_URL = os.environ.get("ORDERCORE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
 
 def _sqlite_url(tmp_path: Path) -> Iterator[str]:
     yield f"sqlite:///{tmp_path}/scarce.db"
 
 
-def _postgres_url() -> Iterator[str]:
-    try:
-        admin = psycopg.connect(SERVER_URL, autocommit=True, connect_timeout=5)
-    except psycopg.Error as e:
-        reason = f"PostgreSQL test server {SERVER_URL} is unreachable ({e}); set ORDERCORE_TEST_POSTGRES_URL"
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
-    schema = f"t_{uuid.uuid4().hex}"
-    separator = "&" if "?" in SERVER_URL else "?"
-    try:
-        yield f"{SERVER_URL}{separator}schema={schema}"
-    finally:
-        admin.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
-        admin.close()
-
-
 @pytest.fixture(params=["sqlite", "postgresql"])
 def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """The URL of a fresh store that every worker process opens."""
-    yield from _sqlite_url(tmp_path) if request.param == "sqlite" else _postgres_url()
+    yield from _sqlite_url(tmp_path) if request.param == "sqlite" else fresh_schema_url()
 
 
 def prepare(url: str) -> list[str]:
