@@ -14,7 +14,7 @@ empty store; pytest then runs every contract test against your adapter::
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -55,6 +55,34 @@ _AT = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 _DAY = date(2026, 3, 2)
 _ACTOR = Actor.system("contract")
 _ADDRESS = Address(country="DE", postal_code="10115", city="Berlin", line1="Str. 1")
+
+
+def _together(threads: int, each: int, attempt: Callable[[int, int], object]) -> None:
+    """Run ``attempt(n, k)`` for ``k`` in ``range(each)`` on ``threads`` threads released at once by a
+    barrier; an attempt that raises ConcurrencyConflict is made again, as a caller would on a fresh read.
+    Anything else a thread raises fails the calling test."""
+    barrier = threading.Barrier(threads)
+    errors: list[BaseException] = []
+
+    def worker(n: int) -> None:
+        try:
+            barrier.wait()
+            for k in range(each):
+                while True:
+                    try:
+                        attempt(n, k)
+                        break
+                    except ConcurrencyConflict:
+                        continue
+        except BaseException as e:  # reported below, from the test's own thread
+            errors.append(e)
+
+    workers = [threading.Thread(target=worker, args=(n,)) for n in range(threads)]
+    for t in workers:
+        t.start()
+    for t in workers:
+        t.join()
+    assert errors == [], errors
 
 
 def _order(order_id: str = "O-1", *, external_ref: str | None = None, channel: str = "web") -> Order:
@@ -229,28 +257,11 @@ class StoreContract:
                 lines=[NewLine(Sku("SKU-1"), 1, Money.of("9.99", "EUR"))],
             )
         ).order_id
-        barrier = threading.Barrier(threads)
-        errors: list[BaseException] = []
 
-        def worker(n: int) -> None:
-            try:
-                barrier.wait()
-                for k in range(holds):
-                    while True:  # a caller retries on conflict, as a real service would
-                        try:
-                            app.handle(HoldOrder(order_id=order_id, code=f"T{n}-{k}"))
-                            break
-                        except ConcurrencyConflict:
-                            continue
-            except BaseException as e:  # reported below, from the test's own thread
-                errors.append(e)
+        def hold(n: int, k: int) -> None:
+            app.handle(HoldOrder(order_id=order_id, code=f"T{n}-{k}"))
 
-        workers = [threading.Thread(target=worker, args=(n,)) for n in range(threads)]
-        for t in workers:
-            t.start()
-        for t in workers:
-            t.join()
-        assert errors == []
+        _together(threads, holds, hold)
         order = app.get_order(order_id)
         assert len(order.holds) == threads * holds  # every hold is there, none overwritten
         assert [e.sequence for e in order.history] == list(range(1, order.version + 1))
@@ -459,33 +470,16 @@ class StoreContract:
     def test_concurrent_reservations_from_threads_lose_no_update(self, store: Store) -> None:
         threads, each = 4, 5
         self._stock(store, StockPosition.open("WH-1", Sku("SKU-1"), at=_AT, on_hand=100))
-        barrier = threading.Barrier(threads)
-        errors: list[BaseException] = []
 
-        def worker(n: int) -> None:
-            try:
-                barrier.wait()
-                for k in range(each):
-                    while True:  # a caller retries on conflict, on a fresh read
-                        try:
-                            with store.unit_of_work() as uow:
-                                position = uow.inventory.get("WH-1", Sku("SKU-1"))
-                                assert position is not None
-                                position.reserve(f"T{n}-{k}", 2, reference=f"O-{n}", at=_AT)
-                                uow.inventory.save(position)
-                                uow.commit()
-                            break
-                        except ConcurrencyConflict:
-                            continue
-            except BaseException as e:  # reported below, from the test's own thread
-                errors.append(e)
+        def reserve(n: int, k: int) -> None:
+            with store.unit_of_work() as uow:
+                position = uow.inventory.get("WH-1", Sku("SKU-1"))
+                assert position is not None
+                position.reserve(f"T{n}-{k}", 2, reference=f"O-{n}", at=_AT)
+                uow.inventory.save(position)
+                uow.commit()
 
-        workers = [threading.Thread(target=worker, args=(n,)) for n in range(threads)]
-        for t in workers:
-            t.start()
-        for t in workers:
-            t.join()
-        assert errors == []
+        _together(threads, each, reserve)
         with store.unit_of_work() as uow:
             stored = uow.inventory.get("WH-1", Sku("SKU-1"))
             ledger = uow.inventory.ledger("WH-1", Sku("SKU-1"))
@@ -630,38 +624,21 @@ class StoreContract:
 
     def test_threads_taking_capacity_at_once_never_exceed_the_limit(self, store: Store) -> None:
         threads, each, limit = 4, 4, 10
-        barrier = threading.Barrier(threads)
-        errors: list[BaseException] = []
         taken: list[str] = []
         refused: list[str] = []
 
-        def worker(n: int) -> None:
+        def take(n: int, k: int) -> None:
             try:
-                barrier.wait()
-                for k in range(each):
-                    while True:  # a caller retries on conflict, on a fresh read
-                        try:
-                            with store.unit_of_work() as uow:
-                                node_day = uow.capacity.get("WH-1", _DAY)
-                                node_day.take(f"T{n}-{k}", limit=limit)
-                                uow.commit()
-                            taken.append(f"T{n}-{k}")
-                            break
-                        except ConcurrencyConflict:
-                            continue
-                        except CapacityExhausted as e:
-                            assert (e.node_id, e.day, e.limit, e.used) == ("WH-1", _DAY, limit, limit)
-                            refused.append(f"T{n}-{k}")
-                            break
-            except BaseException as e:  # reported below, from the test's own thread
-                errors.append(e)
+                with store.unit_of_work() as uow:
+                    node_day = uow.capacity.get("WH-1", _DAY)
+                    node_day.take(f"T{n}-{k}", limit=limit)
+                    uow.commit()
+                taken.append(f"T{n}-{k}")
+            except CapacityExhausted as e:
+                assert (e.node_id, e.day, e.limit, e.used) == ("WH-1", _DAY, limit, limit)
+                refused.append(f"T{n}-{k}")
 
-        workers = [threading.Thread(target=worker, args=(n,)) for n in range(threads)]
-        for t in workers:
-            t.start()
-        for t in workers:
-            t.join()
-        assert errors == []
+        _together(threads, each, take)
         stored = self._stored_day(store, "WH-1")
         assert stored.used == limit and sorted(stored.taken) == sorted(taken)
         assert len(taken) == limit and len(refused) == threads * each - limit
