@@ -23,9 +23,11 @@ __all__ = [
     "IllegalTransition",
     "InsufficientStock",
     "InvalidAddress",
+    "InvalidExpression",
     "InvalidIdentifier",
     "InvalidMoney",
     "InvalidQuantity",
+    "InvalidRuleSet",
     "InvalidTimestamp",
     "InvalidValue",
     "LifecycleDefinitionError",
@@ -36,6 +38,8 @@ __all__ = [
     "Problem",
     "QuantityExceeded",
     "ReservationConflict",
+    "RuleEvaluationFailed",
+    "RuleProblem",
     "SourcingFailed",
     "StockNotFound",
     "StoreUnavailable",
@@ -397,3 +401,72 @@ class EventHandlerFailed(OrderCoreError):
             f"{len(self.failures)} event handler(s) failed: "
             + "; ".join(f"{f.handler} on {f.event_type}: {f.error}" for f in self.failures)
         )
+
+
+@attrs.frozen
+class RuleProblem:
+    """One thing wrong with a rule set: which rule, where (1-based line and column), what kind, and why.
+
+    ``line``/``column`` are positions in the rule file when the problem was found while loading one, and
+    positions inside the expression text otherwise; 0 means unknown.
+    """
+
+    rule_id: str
+    code: str
+    message: str
+    line: int = 0
+    column: int = 0
+
+    def __str__(self) -> str:
+        where = self.rule_id or "<rule set>"
+        if self.line:
+            where += f" (line {self.line}, column {self.column})"
+        return f"{where}: {self.message} ({self.code})"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "rule_id": self.rule_id,
+            "code": self.code,
+            "message": self.message,
+            "line": self.line,
+            "column": self.column,
+        }
+
+
+class InvalidExpression(OrderCoreError, ValueError):
+    """A rule condition that does not parse, does not type-check or breaks a size limit; never run."""
+
+    code: ClassVar[str] = "invalid_expression"
+
+    def __init__(self, problems: Iterable[RuleProblem], message: str = "invalid rule expression") -> None:
+        self.problems = tuple(problems)
+        super().__init__(message + ": " + "; ".join(str(p) for p in self.problems))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**super().to_dict(), "problems": [p.to_dict() for p in self.problems]}
+
+
+class InvalidRuleSet(InvalidExpression):
+    """A rule set refused at load, with every problem found in it at once."""
+
+    code: ClassVar[str] = "invalid_rule_set"
+
+    def __init__(self, problems: Iterable[RuleProblem], message: str = "invalid rule set") -> None:
+        super().__init__(problems, message)
+
+
+class RuleEvaluationFailed(OrderCoreError):
+    """A checked rule failed while it ran (a missing value, a currency mismatch, a division by zero).
+
+    The rule engine catches it per rule and records the rule's outcome as an error, so one broken rule
+    never stops an order from being evaluated.
+    """
+
+    code: ClassVar[str] = "rule_evaluation_failed"
+
+    def __init__(self, message: str, *, rule_id: str = "") -> None:
+        super().__init__(message)
+        self.rule_id = rule_id
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**super().to_dict(), "rule_id": self.rule_id}
