@@ -10,8 +10,12 @@ from contextlib import suppress
 import cattrs
 
 from ordercore.errors import InvalidValue, StoreUnavailable, UnknownStore
+from ordercore.inventory import StockPosition
 from ordercore.lifecycle import DEFAULT_LIFECYCLE, Lifecycle
+from ordercore.order import Order
 from ordercore.serialization import make_converter
+from ordercore.storage import VersionedCopies
+from ordercore.values import OrderId
 from ordercore_adapters.sqlite._schema import Migration, ensure_schema
 from ordercore_adapters.sqlite._unit_of_work import SqliteUnitOfWork
 
@@ -19,6 +23,8 @@ __all__ = ["Connection", "SqliteStore", "migrate", "open_store", "parse_url"]
 
 _BUSY_TIMEOUT_MS = 5000
 _MAX_IDLE = 8  # idle file connections kept open for reuse; more are closed when given back
+_KEPT_ORDERS = 4_096  # decoded orders kept, by version, so that an unchanged row is not decoded again
+_KEPT_POSITIONS = 20_000  # decoded stock positions kept likewise
 _URL_FORMS = "sqlite:///relative/path.db, sqlite:////absolute/path.db or sqlite://:memory:"
 
 
@@ -78,6 +84,10 @@ class SqliteStore:
         self.path = path
         self.lifecycle = lifecycle
         self.converter: cattrs.Converter = make_converter(lifecycle)
+        self.orders_cache: VersionedCopies[OrderId, Order] = VersionedCopies(Order.clone, _KEPT_ORDERS)
+        self.stock_cache: VersionedCopies[tuple[str, str], StockPosition] = VersionedCopies(
+            StockPosition.clone, _KEPT_POSITIONS
+        )
         self.closed = False
         self._shared: Connection | None = None
         self._idle: list[Connection] = []

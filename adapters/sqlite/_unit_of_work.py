@@ -30,6 +30,9 @@ from ordercore.storage import (
     StagedOutbox,
     StagedStock,
     StagedUnitOfWork,
+    VersionedCopies,
+    committed_copy_of_order,
+    committed_copy_of_position,
     decode_node_day,
     decode_stored,
     key_taken,
@@ -61,9 +64,30 @@ class SqliteOrderRepository(StagedOrders):
         self._uow = uow
 
     def _load(self, order_id: OrderId) -> Order | None:
+        # the body is read only when the row is not at the version of the copy the store keeps
+        cache = self._uow.orders_cache
+        kept = cache.version(order_id)
         with self._uow.db() as conn:
-            row = conn.execute("SELECT body FROM orders WHERE id = ?", (order_id.value,)).fetchone()
-        return None if row is None else self._uow.decode(row[0], Order, f"order {order_id}")
+            row = conn.execute(
+                "SELECT version, CASE WHEN version = ? THEN NULL ELSE body END FROM orders WHERE id = ?",
+                (-1 if kept is None else kept, order_id.value),
+            ).fetchone()
+            if row is None:
+                return None
+            version, body = row
+            if body is None:
+                order = cache.get(order_id, version)
+                if order is not None:
+                    return order
+                row = conn.execute(
+                    "SELECT version, body FROM orders WHERE id = ?", (order_id.value,)
+                ).fetchone()
+                if row is None:
+                    return None
+                version, body = row
+        order = self._uow.decode(body, Order, f"order {order_id}")
+        cache.put(order_id, order.version, order.clone())
+        return order
 
     def _stored_id(self, channel: Channel, external_ref: str) -> OrderId | None:
         with self._uow.db() as conn:
@@ -144,22 +168,63 @@ class SqliteInventoryRepository(StagedStock):
         self._uow = uow
 
     def _load(self, node_id: str, sku: Sku) -> StockPosition | None:
+        # the body is read only when the row is not at the version of the copy the store keeps
+        cache = self._uow.stock_cache
+        key = (node_id, sku.value)
+        kept = cache.version(key)
         with self._uow.db() as conn:
             row = conn.execute(
-                "SELECT body FROM stock WHERE node_id = ? AND sku = ?", (node_id, sku.value)
+                "SELECT version, CASE WHEN version = ? THEN NULL ELSE body END FROM stock"
+                " WHERE node_id = ? AND sku = ?",
+                (-1 if kept is None else kept, *key),
             ).fetchone()
-        return None if row is None else self._uow.decode(row[0], StockPosition, f"stock {node_id}/{sku}")
+            if row is None:
+                return None
+            version, body = row
+            if body is None:
+                position = cache.get(key, version)
+                if position is not None:
+                    return position
+                row = conn.execute(
+                    "SELECT version, body FROM stock WHERE node_id = ? AND sku = ?", key
+                ).fetchone()
+                if row is None:
+                    return None
+                version, body = row
+        return self._decode(node_id, sku.value, body)
 
     def _load_for_skus(self, skus: Sequence[Sku]) -> list[StockPosition]:
-        # one statement whatever the number of SKUs: they travel as one JSON array
+        # one statement for the versions whatever the number of SKUs (they travel as one JSON array), and
+        # one for the bodies of the positions that changed since the store last read or wrote them
+        cache = self._uow.stock_cache
+        found: list[StockPosition] = []
+        stale: list[tuple[str, str]] = []
         with self._uow.db() as conn:
             rows = conn.execute(
-                "SELECT node_id, sku, body FROM stock WHERE sku IN (SELECT value FROM json_each(?))",
+                "SELECT node_id, sku, version FROM stock WHERE sku IN (SELECT value FROM json_each(?))",
                 (json.dumps([s.value for s in skus]),),
             ).fetchall()
-        return [
-            self._uow.decode(body, StockPosition, f"stock {node_id}/{sku}") for node_id, sku, body in rows
-        ]
+            for node_id, sku, version in rows:
+                position = cache.get((node_id, sku), version)
+                if position is None:
+                    stale.append((node_id, sku))
+                else:
+                    found.append(position)
+            if stale:
+                bodies = conn.execute(
+                    "SELECT node_id, sku, body FROM stock WHERE (node_id, sku) IN"
+                    " (SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?))",
+                    (json.dumps(stale),),
+                ).fetchall()
+            else:
+                bodies = []
+        found.extend(self._decode(node_id, sku, body) for node_id, sku, body in bodies)
+        return found
+
+    def _decode(self, node_id: str, sku: str, body: str) -> StockPosition:
+        position = self._uow.decode(body, StockPosition, f"stock {node_id}/{sku}")
+        self._uow.stock_cache.put((node_id, sku), position.version, position.clone())
+        return position
 
     def _load_ledger(self, node_id: str, sku: Sku) -> list[LedgerEntry]:
         with self._uow.db() as conn:
@@ -285,6 +350,16 @@ class SqliteUnitOfWork(StagedUnitOfWork):
         """The store's URL, for messages."""
         return self._store.url
 
+    @property
+    def orders_cache(self) -> VersionedCopies[OrderId, Order]:
+        """The store's decoded orders, by id and version."""
+        return self._store.orders_cache
+
+    @property
+    def stock_cache(self) -> VersionedCopies[tuple[str, str], StockPosition]:
+        """The store's decoded stock positions, by (node id, SKU) and version."""
+        return self._store.stock_cache
+
     def _release(self) -> None:
         self.close()
 
@@ -347,6 +422,13 @@ class SqliteUnitOfWork(StagedUnitOfWork):
                     with suppress(sqlite3.Error):  # the first error is the one worth reporting
                         conn.execute("ROLLBACK")
                 raise
+        # what was just committed is what the next unit will read: keep it, so that it is not decoded
+        for order in changed:
+            self.orders_cache.put(order.id, order.version, committed_copy_of_order(order))
+        for position in positions:
+            self.stock_cache.put(
+                (position.node_id, position.sku.value), position.version, committed_copy_of_position(position)
+            )
 
     # -- writing, inside the commit's transaction -------------------------------------------------------
     @staticmethod

@@ -36,6 +36,8 @@ __all__ = [
     "OrderCreated",
     "OrderEvent",
     "ReturnRecorded",
+    "RuleVerdict",
+    "RulesEvaluated",
     "ShipmentRecorded",
     "ShippingAddressChanged",
     "SourcingPlanned",
@@ -218,6 +220,34 @@ class AllocationWithdrawn(LinesEvent):
 
 
 @attrs.frozen
+class RuleVerdict:
+    """What one rule said about an order: whether it ``matched``, the ``outcome`` it carries ("accept",
+    "hold", "reject"), its reason ``code`` and rendered ``message``, and the ``inputs`` it saw (path, value
+    as text). ``error`` says why a rule could not be evaluated; ``skipped`` why it was not evaluated."""
+
+    rule_id: str
+    stage: str
+    matched: bool
+    outcome: str
+    code: str = ""
+    message: str = ""
+    inputs: tuple[tuple[str, str], ...] = ()
+    error: str = ""
+    skipped: str = ""
+
+
+@attrs.frozen
+class RulesEvaluated(OrderEvent):
+    """A rule set decided about the order: ``decision`` is "accept", "hold" or "reject"; ``verdicts`` has one
+    entry per rule in the set, in evaluation order. ``reason`` says what prompted the evaluation."""
+
+    rule_set: str
+    rule_set_version: str
+    decision: str
+    verdicts: tuple[RuleVerdict, ...]
+
+
+@attrs.frozen
 class LineQuantityChanged(OrderEvent):
     line_id: LineId
     quantity: int
@@ -252,5 +282,6 @@ EVENT_TYPES: dict[str, type[OrderEvent]] = {
         ShippingAddressChanged,
         SourcingPlanned,
         AllocationWithdrawn,
+        RulesEvaluated,
     )
 }

@@ -40,6 +40,8 @@ from ordercore.events import (
     OrderCreated,
     OrderEvent,
     ReturnRecorded,
+    RulesEvaluated,
+    RuleVerdict,
     ShipmentRecorded,
     ShippingAddressChanged,
     SourcingPlanned,
@@ -512,6 +514,38 @@ class Order:
             target = self.held_from or OrderStatus.PLACED
         self.lifecycle.check(self, Triggers.RELEASE_HOLD, target)
         return self._emit(HoldReleased, target, actor, at, comment, code=code, comment=comment)
+
+    def record_rules(
+        self,
+        *,
+        rule_set: str,
+        rule_set_version: str,
+        decision: str,
+        verdicts: Sequence[RuleVerdict],
+        actor: Actor,
+        at: datetime,
+        reason: str = "",
+    ) -> RulesEvaluated:
+        """Record what a rule set decided and why (every rule, its inputs, match and message). The status
+        does not change: the holds, rejection or acceptance that follow are events of their own."""
+        self._check_stamp(actor, at, reason)
+        if self.status.final:
+            raise InvalidValue(
+                f"order {self.id} is {self.status}: rules are no longer evaluated", field="status"
+            )
+        if decision not in ("accept", "hold", "reject"):
+            raise InvalidValue("must be 'accept', 'hold' or 'reject'", field="decision", value=decision)
+        return self._emit(
+            RulesEvaluated,
+            self.status,
+            actor,
+            at,
+            reason,
+            rule_set=rule_set,
+            rule_set_version=rule_set_version,
+            decision=decision,
+            verdicts=tuple(verdicts),
+        )
 
     def cancel(self, *, actor: Actor, at: datetime, reason: str) -> OrderCancelled:
         """Cancel every unit that is not yet released to fulfilment."""
@@ -1127,6 +1161,7 @@ def _apply_nothing(order: Order, ev: OrderEvent) -> None:
 _APPLY: dict[type[OrderEvent], Callable[[Order, Any], None]] = {
     **dict.fromkeys(_MOVES, _apply_moves),
     StatusChanged: _apply_nothing,
+    RulesEvaluated: _apply_nothing,
     HoldApplied: _apply_hold,
     HoldReleased: _apply_hold_released,
     LineQuantityChanged: _apply_quantity,
@@ -1154,6 +1189,11 @@ def _describe(ev: OrderEvent) -> str:
         if ev.waiting:
             parts.append("waiting " + ", ".join(f"{w.line_id}x{w.quantity}" for w in ev.waiting))
         return "; ".join(parts) + f" ({ev.strategy}, {ev.cost})"
+    if isinstance(ev, RulesEvaluated):
+        fired = [v.rule_id for v in ev.verdicts if v.matched]
+        return f"{ev.rule_set} v{ev.rule_set_version}: {ev.decision}" + (
+            f" ({', '.join(fired)})" if fired else ""
+        )
     if isinstance(ev, AllocationWithdrawn):
         return f"{', '.join(f'{m.line_id}x{m.quantity}' for m in ev.lines)} from {ev.node_id} [{ev.code}]"
     lines = getattr(ev, "lines", ())

@@ -10,6 +10,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime
+from decimal import Decimal
 from types import TracebackType
 from typing import Protocol, Self, runtime_checkable
 
@@ -28,11 +29,14 @@ __all__ = [
     "BackorderedLine",
     "CapacityRepository",
     "Clock",
-    "Geocoder",
     "CrmGateway",
+    "CustomerDirectory",
+    "CustomerProfile",
     "ErpGateway",
     "EventPublisher",
+    "FraudScorer",
     "FulfilmentRequest",
+    "Geocoder",
     "HeldOrder",
     "IdGenerator",
     "IdempotencyRecord",
@@ -41,14 +45,19 @@ __all__ = [
     "Notification",
     "Notifier",
     "OrderAge",
+    "OrderDigest",
     "OrderReports",
     "OrderRepository",
     "Outbox",
     "OutboxRecord",
     "PaymentGateway",
+    "PaymentRecords",
     "PaymentRequest",
     "PaymentResult",
     "PaymentStatus",
+    "ProductCatalog",
+    "ProductInfo",
+    "RecentOrders",
     "ShipmentBooking",
     "ShipmentRequest",
     "Store",
@@ -455,3 +464,73 @@ class Geocoder(Protocol):
     Returns None when the address cannot be located."""
 
     def locate(self, address: Address) -> GeoPoint | None: ...
+
+
+# -- what the rule engine asks about ------------------------------------------------------------------------
+
+
+@attrs.frozen
+class CustomerProfile:
+    """What the business knows about a customer, for rules: ``orders_placed`` before this one (0 for a new
+    customer), an optional credit limit, and free-form tags (``"vip"``, ``"watchlist"``)."""
+
+    customer_id: CustomerId
+    orders_placed: int = 0
+    credit_limit: Money | None = None
+    tags: frozenset[str] = frozenset()
+    first_order_at: datetime | None = None
+
+
+class CustomerDirectory(Protocol):
+    """Customer profiles from the CRM or the ERP. None for a customer it does not know (a new customer)."""
+
+    def profile(self, customer_id: CustomerId) -> CustomerProfile | None: ...
+
+
+@attrs.frozen
+class ProductInfo:
+    """Product master data rules need: hazardous goods (with their UN class), weight and size per unit."""
+
+    sku: Sku
+    hazmat: bool = False
+    hazmat_class: str = ""
+    weight_kg: Decimal | None = None
+    length_cm: Decimal | None = None
+    width_cm: Decimal | None = None
+    height_cm: Decimal | None = None
+    tags: frozenset[str] = frozenset()
+
+
+class ProductCatalog(Protocol):
+    """Product master data (PIM or ERP). SKUs it does not know are left out of the answer."""
+
+    def products(self, skus: Iterable[Sku]) -> Mapping[Sku, ProductInfo]: ...
+
+
+class FraudScorer(Protocol):
+    """A fraud service: a risk score from 0 (safe) to 100 (certain fraud), or None when it cannot tell."""
+
+    def score(self, order: Order) -> Decimal | None: ...
+
+
+class PaymentRecords(Protocol):
+    """What has been authorised for an order so far (None when nothing is)."""
+
+    def authorised(self, order_id: OrderId) -> Money | None: ...
+
+
+@attrs.frozen
+class OrderDigest:
+    """A short form of a placed order, for duplicate detection: who, when, and which SKUs in what quantity."""
+
+    order_id: OrderId
+    customer_id: CustomerId
+    placed_at: datetime
+    items: frozenset[tuple[str, int]]
+    total: Money
+
+
+class RecentOrders(Protocol):
+    """Orders a customer placed since a moment (for duplicate detection), newest first."""
+
+    def placed_since(self, customer_id: CustomerId, since: datetime) -> Sequence[OrderDigest]: ...

@@ -280,9 +280,14 @@ def _datetime(value: Any, _: Any) -> datetime:
     if not isinstance(value, str):
         raise InvalidTimestamp(f"must be an ISO 8601 string, not {type(value).__name__}", value=value)
     try:
-        result: datetime = isoparse(value)
-    except (ValueError, OverflowError):
-        raise InvalidTimestamp("is not an ISO 8601 date and time", value=value) from None
+        # the standard library reads what ordercore writes (and most ISO 8601) much faster than dateutil,
+        # which remains for the rest of ISO 8601 (week dates, say)
+        result: datetime = datetime.fromisoformat(value)
+    except ValueError:
+        try:
+            result = isoparse(value)
+        except (ValueError, OverflowError):
+            raise InvalidTimestamp("is not an ISO 8601 date and time", value=value) from None
     if result.tzinfo is None or result.utcoffset() is None:
         raise InvalidTimestamp("must carry a timezone offset", value=value)
     return result

@@ -9,12 +9,13 @@ them; so can an integrator's own store.
 from __future__ import annotations
 
 import json
+import threading
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from datetime import date, datetime
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, Generic, Self, TypeVar
 
 import cattrs
 
@@ -51,8 +52,11 @@ __all__ = [
     "StagedOutbox",
     "StagedStock",
     "StagedUnitOfWork",
+    "VersionedCopies",
     "backorder_rows",
     "check_idempotency_key",
+    "committed_copy_of_order",
+    "committed_copy_of_position",
     "decode_node_day",
     "decode_stored",
     "hold_rows",
@@ -63,6 +67,7 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+K = TypeVar("K", bound=Hashable)
 
 #: the longest idempotency key a store accepts (in characters)
 MAX_IDEMPOTENCY_KEY_LENGTH = 200
@@ -442,6 +447,67 @@ class StagedUnitOfWork(ABC):
             or self.idempotency.staged
         ):
             self._reset()
+
+
+class VersionedCopies(Generic[K, T]):
+    """Decoded copies of stored aggregates (orders, stock positions), each with the version it is stored
+    at, kept by a store so that a unit of work decodes a row only when it changed since it was last read
+    or written in this process.
+
+    A store still reads the version of every row it hands out (outside the commit's transaction, as it
+    reads bodies) and checks it again when it writes, so a copy kept here is handed out only while the row
+    is at that version. This is sound because an aggregate's version grows with every change that is
+    stored (an order's events, a position's ledger entries), so one version always stands for one body.
+    ``copy`` makes an independent object (``clone``): callers get their own, and what they change never
+    reaches the copy kept here (nor what a caller gave away to :meth:`put`). At most ``limit`` entries are kept; the oldest go first."""
+
+    def __init__(self, copy: Callable[[T], T], limit: int) -> None:
+        self._copy = copy
+        self._limit = max(limit, 0)
+        self._entries: dict[K, tuple[int, T]] = {}
+        self._lock = threading.Lock()
+
+    def version(self, key: K) -> int | None:
+        """The version of the copy kept for ``key``, if any."""
+        entry = self._entries.get(key)
+        return None if entry is None else entry[0]
+
+    def get(self, key: K, version: int) -> T | None:
+        """A copy of what ``key`` holds at ``version``; None when no copy of that version is kept."""
+        entry = self._entries.get(key)
+        if entry is None or entry[0] != version:
+            return None
+        return self._copy(entry[1])
+
+    def put(self, key: K, version: int, value: T) -> None:
+        """Keep ``value``, which ``key`` holds at ``version`` (as read, or as just committed). ``value`` is
+        the cache's from now on: pass a copy of an object still in use."""
+        if not self._limit:
+            return
+        with self._lock:
+            entries = self._entries
+            entries.pop(key, None)
+            while len(entries) >= self._limit:
+                del entries[next(iter(entries))]
+            entries[key] = (version, value)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+def committed_copy_of_order(order: Order) -> Order:
+    """A copy of ``order`` as a store holds it once committed: its events are no longer new."""
+    copy = order.clone()
+    copy.persisted_version = copy.version
+    return copy
+
+
+def committed_copy_of_position(position: StockPosition) -> StockPosition:
+    """A copy of ``position`` as a store holds it once committed: its ledger entries are no longer new."""
+    copy = position.clone()
+    copy.mark_persisted()
+    return copy
 
 
 def decode_stored(body: str | bytes, cls: type[T], converter: cattrs.Converter, what: str) -> T:

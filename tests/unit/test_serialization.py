@@ -39,7 +39,7 @@ from ordercore import (
     ValidationFailed,
     make_converter,
 )
-from ordercore.events import EVENT_TYPES, HoldApplied, NodeAllocation, NodeRejected, WaitingUnits
+from ordercore.events import EVENT_TYPES, HoldApplied, NodeAllocation, NodeRejected, RuleVerdict, WaitingUnits
 from ordercore.serialization import from_json, parse, to_json
 from ordercore.testing.strategies import (
     addresses,
@@ -132,6 +132,29 @@ def full_life_order() -> Order:
     o = new_order()
     at = Clock(T0)
     o.place(actor=ACTOR, at=at())
+    o.record_rules(
+        rule_set="acme",
+        rule_set_version="3",
+        decision="hold",
+        verdicts=[
+            RuleVerdict(
+                "fraud-score",
+                "fraud",
+                True,
+                "hold",
+                "fraud-check",
+                "score 87 over 80",
+                (("fraud.score", "87"), ("order.total", "120.00 EUR")),
+            ),
+            RuleVerdict(
+                "embargo", "intake", False, "reject", "embargo", inputs=(("ship_to.country", "'DE'"),)
+            ),
+            RuleVerdict("credit", "credit", False, "hold", "credit", error="no credit limit"),
+        ],
+        actor=ACTOR,
+        at=at(),
+        reason="placed",
+    )
     o.hold("fraud-check", actor=ACTOR, at=at(), message="score 87")
     o.release_hold("fraud-check", actor=ACTOR, at=at(), comment="ok")
     o.change_shipping_address(PARIS, actor=ACTOR, at=at(), reason="customer moved")
@@ -248,7 +271,7 @@ def test_order_round_trips_and_replays(order: Order) -> None:
 def test_an_order_through_its_whole_life_round_trips_and_replays() -> None:
     order = full_life_order()
     assert order.status == OrderStatus.COMPLETED
-    assert len(order.history) == 20
+    assert len(order.history) == 21
     text = to_json(order, indent=2)
     decoded = from_json(text, Order)
     assert decoded == order
