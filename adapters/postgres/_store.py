@@ -16,8 +16,12 @@ from psycopg.pq import TransactionStatus
 from psycopg_pool import ConnectionPool
 
 from ordercore.errors import InvalidValue, StoreUnavailable, UnknownStore
+from ordercore.inventory import StockPosition
 from ordercore.lifecycle import DEFAULT_LIFECYCLE, Lifecycle
+from ordercore.order import Order
 from ordercore.serialization import make_converter
+from ordercore.storage import VersionedCopies
+from ordercore.values import OrderId
 from ordercore_adapters.postgres._schema import DEFAULT_SCHEMA, Migration, ensure_schema
 from ordercore_adapters.postgres._unit_of_work import PostgresUnitOfWork
 
@@ -29,6 +33,8 @@ _SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 _CONNECT_TIMEOUT_S = 10
 DEFAULT_POOL_SIZE = 8
 _MAX_POOL_SIZE = 1000
+_KEPT_ORDERS = 4_096  # decoded orders kept, by version, so that an unchanged row is not decoded again
+_KEPT_POSITIONS = 20_000  # decoded stock positions kept likewise
 
 
 class PostgresTarget(NamedTuple):
@@ -118,6 +124,10 @@ class PostgresStore:
         self.lifecycle = lifecycle
         self.pool_size = max(int(pool_size), 1)
         self.converter: cattrs.Converter = make_converter(lifecycle)
+        self.orders_cache: VersionedCopies[OrderId, Order] = VersionedCopies(Order.clone, _KEPT_ORDERS)
+        self.stock_cache: VersionedCopies[tuple[str, str], StockPosition] = VersionedCopies(
+            StockPosition.clone, _KEPT_POSITIONS
+        )
         self.closed = False
         self._display = _redact(conninfo, schema)
         self._lock = threading.Lock()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from collections.abc import Set as AbstractSet
 from contextlib import contextmanager
 from datetime import date, datetime
@@ -31,6 +31,9 @@ from ordercore.storage import (
     StagedOutbox,
     StagedStock,
     StagedUnitOfWork,
+    VersionedCopies,
+    committed_copy_of_order,
+    committed_copy_of_position,
     decode_node_day,
     decode_stored,
     key_taken,
@@ -63,9 +66,31 @@ class PostgresOrderRepository(StagedOrders):
         self._uow = uow
 
     def _load(self, order_id: OrderId) -> Order | None:
+        # the body is read only when the row is not at the version of the copy the store keeps
+        cache = self._uow.orders_cache
+        kept = cache.version(order_id)
         with self._uow.db() as conn:
-            row = conn.execute("SELECT body::text FROM orders WHERE id = %s", (order_id.value,)).fetchone()
-        return None if row is None else self._uow.decode(row[0], Order, f"order {order_id}")
+            row = conn.execute(
+                "SELECT version, CASE WHEN version = %s THEN NULL ELSE body::text END FROM orders"
+                " WHERE id = %s",
+                (-1 if kept is None else kept, order_id.value),
+            ).fetchone()
+            if row is None:
+                return None
+            version, body = row
+            if body is None:
+                order = cache.get(order_id, version)
+                if order is not None:
+                    return order
+                row = conn.execute(
+                    "SELECT version, body::text FROM orders WHERE id = %s", (order_id.value,)
+                ).fetchone()
+                if row is None:
+                    return None
+                version, body = row
+        order = self._uow.decode(body, Order, f"order {order_id}")
+        cache.put(order_id, order.version, order.clone())
+        return order
 
     def _stored_id(self, channel: Channel, external_ref: str) -> OrderId | None:
         with self._uow.db() as conn:
@@ -144,20 +169,65 @@ class PostgresInventoryRepository(StagedStock):
         self._uow = uow
 
     def _load(self, node_id: str, sku: Sku) -> StockPosition | None:
+        # the body is read only when the row is not at the version of the copy the store keeps
+        cache = self._uow.stock_cache
+        key = (node_id, sku.value)
+        kept = cache.version(key)
         with self._uow.db() as conn:
             row = conn.execute(
-                "SELECT body::text FROM stock WHERE node_id = %s AND sku = %s", (node_id, sku.value)
+                "SELECT version, CASE WHEN version = %s THEN NULL ELSE body::text END FROM stock"
+                " WHERE node_id = %s AND sku = %s",
+                (-1 if kept is None else kept, *key),
             ).fetchone()
-        return None if row is None else self._uow.decode(row[0], StockPosition, f"stock {node_id}/{sku}")
+            if row is None:
+                return None
+            version, body = row
+            if body is None:
+                position = cache.get(key, version)
+                if position is not None:
+                    return position
+                row = conn.execute(
+                    "SELECT version, body::text FROM stock WHERE node_id = %s AND sku = %s", key
+                ).fetchone()
+                if row is None:
+                    return None
+                version, body = row
+        return self._decode(node_id, sku.value, body)
 
     def _load_for_skus(self, skus: Sequence[Sku]) -> list[StockPosition]:
+        # one statement for every position's version, and one for the bodies of the positions that changed
+        # since the store last read or wrote them: each travels as JSON only then
+        cache = self._uow.stock_cache
+        found: list[StockPosition] = []
+        stale_nodes: list[str] = []
+        stale_skus: list[str] = []
         with self._uow.db() as conn:
             rows = conn.execute(
-                "SELECT node_id, sku, body::text FROM stock WHERE sku = ANY(%s)", ([s.value for s in skus],)
+                "SELECT node_id, sku, version FROM stock WHERE sku = ANY(%s)", ([s.value for s in skus],)
             ).fetchall()
-        return [
-            self._uow.decode(body, StockPosition, f"stock {node_id}/{sku}") for node_id, sku, body in rows
-        ]
+            for node_id, sku, version in rows:
+                position = cache.get((node_id, sku), version)
+                if position is None:
+                    stale_nodes.append(node_id)
+                    stale_skus.append(sku)
+                else:
+                    found.append(position)
+            bodies = (
+                conn.execute(
+                    "SELECT node_id, sku, body::text FROM stock"
+                    " WHERE (node_id, sku) IN (SELECT * FROM unnest(%s::text[], %s::text[]))",
+                    (stale_nodes, stale_skus),
+                ).fetchall()
+                if stale_nodes
+                else []
+            )
+        found.extend(self._decode(node_id, sku, body) for node_id, sku, body in bodies)
+        return found
+
+    def _decode(self, node_id: str, sku: str, body: str) -> StockPosition:
+        position = self._uow.decode(body, StockPosition, f"stock {node_id}/{sku}")
+        self._uow.stock_cache.put((node_id, sku), position.version, position.clone())
+        return position
 
     def _load_ledger(self, node_id: str, sku: Sku) -> list[LedgerEntry]:
         with self._uow.db() as conn:
@@ -282,6 +352,16 @@ class PostgresUnitOfWork(StagedUnitOfWork):
         """The store's URL (its password masked), for messages."""
         return self._store.url
 
+    @property
+    def orders_cache(self) -> VersionedCopies[OrderId, Order]:
+        """The store's decoded orders, by id and version."""
+        return self._store.orders_cache
+
+    @property
+    def stock_cache(self) -> VersionedCopies[tuple[str, str], StockPosition]:
+        """The store's decoded stock positions, by (node id, SKU) and version."""
+        return self._store.stock_cache
+
     def _release(self) -> None:
         self.close()
 
@@ -320,33 +400,66 @@ class PostgresUnitOfWork(StagedUnitOfWork):
         published: Sequence[str],
         keys: Sequence[IdempotencyRecord],
     ) -> None:
+        """One transaction in pipeline mode, so that it costs a few round trips rather than one per
+        statement: first the statements whose row counts are checked (keys, version-checked rows, published
+        marks), whose results are awaited and checked before anything else is sent; then the rest (read
+        models, outbox, ledger), sent with the commit."""
         # rows come in key order, so concurrent commits take their row locks in the same order
-        with self.db() as conn, conn.transaction():
+        with self.db() as conn, conn.pipeline() as pipeline, conn.transaction():
+            checks: list[tuple[psycopg.Cursor[Any], Callable[[], OrderCoreError]]] = []
             for record in keys:
-                self._write_key(conn, record)
+                checks.append(self._write_key(conn, record))
             for order in changed:
-                self._write_order(conn, order, new=order.id in new)
+                checks.append(self._write_order(conn, order, new=order.id in new))
             for position in positions:
-                self._write_position(conn, position)
+                checks.append(self._write_position(conn, position))
             for node_day in days:
-                self._write_node_day(conn, node_day)
+                checks.append(self._write_node_day(conn, node_day))
             for event_id in published:
-                self._mark_published(conn, event_id)
+                checks.append(self._mark_published(conn, event_id))
+            try:
+                pipeline.sync()
+            except psycopg.errors.UniqueViolation as e:  # an order's new channel + reference is taken
+                taken = next((o for o in changed if o.id not in new and o.external_ref is not None), None)
+                if taken is None:
+                    raise
+                raise DuplicateOrder(f"{taken.channel} already sent {taken.external_ref!r}") from e
+            for cursor, failure in checks:
+                if cursor.rowcount != 1:
+                    raise failure()
+            for order in changed:
+                self._write_order_rows(conn, order, new=order.id in new)
+            converter = self._store.converter
+            for position in positions:
+                rows = ledger_rows(position, converter)
+                if rows:
+                    with conn.cursor() as cursor:
+                        cursor.executemany(INSERT_LEDGER, rows)
+        # what was just committed is what the next unit will read: keep it, so that it is not decoded
+        for order in changed:
+            self.orders_cache.put(order.id, order.version, committed_copy_of_order(order))
+        for position in positions:
+            self.stock_cache.put(
+                (position.node_id, position.sku.value), position.version, committed_copy_of_position(position)
+            )
 
     # -- writing, inside the commit's transaction -------------------------------------------------------
+    # each returns the cursor of its statement, which must touch one row, and the error to raise if not
     @staticmethod
-    def _write_key(conn: Connection, record: IdempotencyRecord) -> None:
+    def _write_key(
+        conn: Connection, record: IdempotencyRecord
+    ) -> tuple[psycopg.Cursor[Any], Callable[[], OrderCoreError]]:
         # a concurrent transaction inserting the same key makes this one wait for its outcome
         cursor = conn.execute(
             "INSERT INTO idempotency_keys (key, order_id, fingerprint, created_at) VALUES (%s, %s, %s, %s)"
             " ON CONFLICT DO NOTHING",
             (record.key, record.order_id.value, record.fingerprint, record.created_at),
         )
-        if cursor.rowcount != 1:
-            raise key_taken(record.key)
+        return cursor, lambda: key_taken(record.key)
 
-    def _write_order(self, conn: Connection, order: Order, *, new: bool) -> None:
-        conv = self._store.converter
+    def _write_order(
+        self, conn: Connection, order: Order, *, new: bool
+    ) -> tuple[psycopg.Cursor[Any], Callable[[], OrderCoreError]]:
         columns = (
             order.channel.value,
             order.external_ref,
@@ -354,7 +467,7 @@ class PostgresUnitOfWork(StagedUnitOfWork):
             status_since(order),
             order.version,
         )
-        body = to_json(order, converter=conv)
+        body = to_json(order, converter=self._store.converter)
         if new:
             # DO NOTHING covers both unique keys (id, channel + reference) without aborting the transaction
             cursor = conn.execute(
@@ -362,20 +475,22 @@ class PostgresUnitOfWork(StagedUnitOfWork):
                 " VALUES (%s, %s, %s, %s, %s, %s, %s::jsonb) ON CONFLICT DO NOTHING",
                 (order.id.value, *columns, body),
             )
-            if cursor.rowcount != 1:
-                raise self._duplicate(conn, order)
-        else:
-            try:
-                cursor = conn.execute(
-                    "UPDATE orders SET channel = %s, external_ref = %s, status = %s, status_since = %s,"
-                    " version = %s, body = %s::jsonb WHERE id = %s AND version = %s",
-                    (*columns, body, order.id.value, order.persisted_version),
-                )
-            except psycopg.errors.UniqueViolation as e:
-                raise DuplicateOrder(f"{order.channel} already sent {order.external_ref!r}") from e
-            if cursor.rowcount != 1:
-                row = conn.execute("SELECT version FROM orders WHERE id = %s", (order.id.value,)).fetchone()
-                raise ConcurrencyConflict(order.id, order.persisted_version, None if row is None else row[0])
+            return cursor, lambda: self._duplicate(conn, order)
+        cursor = conn.execute(
+            "UPDATE orders SET channel = %s, external_ref = %s, status = %s, status_since = %s,"
+            " version = %s, body = %s::jsonb WHERE id = %s AND version = %s",
+            (*columns, body, order.id.value, order.persisted_version),
+        )
+
+        def conflict() -> OrderCoreError:
+            row = conn.execute("SELECT version FROM orders WHERE id = %s", (order.id.value,)).fetchone()
+            return ConcurrencyConflict(order.id, order.persisted_version, None if row is None else row[0])
+
+        return cursor, conflict
+
+    def _write_order_rows(self, conn: Connection, order: Order, *, new: bool) -> None:
+        """The read models and the outbox rows of an order just written."""
+        conv = self._store.converter
         write_read_models(conn, order, new=new)
         events = [
             (ev.event_id, order.id.value, type(ev).__name__, to_json(ev, converter=conv))
@@ -401,11 +516,12 @@ class PostgresUnitOfWork(StagedUnitOfWork):
             existing_order_id=None if row is None else OrderId(row[0]),
         )
 
-    def _write_position(self, conn: Connection, position: StockPosition) -> None:
+    def _write_position(
+        self, conn: Connection, position: StockPosition
+    ) -> tuple[psycopg.Cursor[Any], Callable[[], OrderCoreError]]:
         key = (position.node_id, position.sku.value)
         expected = position.persisted_version
-        converter = self._store.converter
-        body = to_json(position, converter=converter)
+        body = to_json(position, converter=self._store.converter)
         if expected == 0:
             cursor = conn.execute(
                 "INSERT INTO stock (node_id, sku, version, body) VALUES (%s, %s, %s, %s::jsonb)"
@@ -417,16 +533,19 @@ class PostgresUnitOfWork(StagedUnitOfWork):
                 "UPDATE stock SET version = %s, body = %s::jsonb WHERE node_id = %s AND sku = %s AND version = %s",
                 (position.version, body, *key, expected),
             )
-        if cursor.rowcount != 1:
+
+        def conflict() -> OrderCoreError:
             row = conn.execute("SELECT version FROM stock WHERE node_id = %s AND sku = %s", key).fetchone()
-            raise ConcurrencyConflict(
+            return ConcurrencyConflict(
                 f"stock {position.node_id}/{position.sku}", expected, None if row is None else row[0]
             )
-        with conn.cursor() as cursor:
-            cursor.executemany(INSERT_LEDGER, ledger_rows(position, converter))
+
+        return cursor, conflict
 
     @staticmethod
-    def _write_node_day(conn: Connection, node_day: NodeDay) -> None:
+    def _write_node_day(
+        conn: Connection, node_day: NodeDay
+    ) -> tuple[psycopg.Cursor[Any], Callable[[], OrderCoreError]]:
         day, node_id, version, taken = _node_day_row(node_day)
         expected = node_day.persisted_version
         if expected == 0:
@@ -441,16 +560,20 @@ class PostgresUnitOfWork(StagedUnitOfWork):
                 " AND version = %s",
                 (version, taken, day, node_id, expected),
             )
-        if cursor.rowcount != 1:
+
+        def conflict() -> OrderCoreError:
             row = conn.execute(
                 "SELECT version FROM node_capacity WHERE day = %s AND node_id = %s", (day, node_id)
             ).fetchone()
-            raise ConcurrencyConflict(f"capacity {node_id}/{day}", expected, None if row is None else row[0])
+            return ConcurrencyConflict(f"capacity {node_id}/{day}", expected, None if row is None else row[0])
+
+        return cursor, conflict
 
     @staticmethod
-    def _mark_published(conn: Connection, event_id: str) -> None:
+    def _mark_published(
+        conn: Connection, event_id: str
+    ) -> tuple[psycopg.Cursor[Any], Callable[[], OrderCoreError]]:
         cursor = conn.execute(
             "UPDATE outbox SET published = true WHERE event_id = %s AND NOT published", (event_id,)
         )
-        if cursor.rowcount != 1:
-            raise InvalidValue("is not in the outbox", field="event_id", value=event_id)
+        return cursor, lambda: InvalidValue("is not in the outbox", field="event_id", value=event_id)

@@ -328,6 +328,49 @@ class StoreContract:
         assert loaded.available(_AT) == 4
         assert loaded.incoming() == ((date(2026, 3, 4), 5), (date(2026, 3, 10), 20))
 
+    def test_each_unit_reads_its_own_copy_of_the_latest_committed_state(self, store: Store) -> None:
+        # a store may keep decoded copies of what it read or wrote (by version): a unit must still get an
+        # object of its own, unchanged by what another unit did without committing, and the latest commit
+        sku = Sku("SKU-1")
+        self._stock(store, StockPosition.open("WH-1", sku, at=_AT, on_hand=10))
+        self._add(store, _order())
+        for _ in range(2):  # the second round reads what the first one's reads may have kept
+            with store.unit_of_work() as uow:
+                position = uow.inventory.get("WH-1", sku)
+                (listed,) = uow.inventory.for_skus([sku])
+                order = uow.orders.get(OrderId("O-1"))
+                assert position is not None and listed is position
+                position.reserve("K-1", 3, reference="O-1", at=_AT)  # never committed
+                order.hold("credit", actor=_ACTOR, at=_AT, message="check")
+        with store.unit_of_work() as uow:
+            (position,) = uow.inventory.for_skus([sku])
+            order = uow.orders.get(OrderId("O-1"))
+            assert position.version == 1 and position.reservations == {} and position.new_entries() == []
+            assert order.version == 2 and order.holds == () and order.new_events() == []
+            position.reserve("K-1", 3, reference="O-1", at=_AT)
+            order.hold("credit", actor=_ACTOR, at=_AT, message="check")
+            uow.inventory.save(position)
+            uow.orders.save(order)
+            uow.commit()
+        with store.unit_of_work() as first, store.unit_of_work() as second:
+            mine, theirs = first.inventory.get("WH-1", sku), second.inventory.get("WH-1", sku)
+            assert mine is not None and theirs is not None and mine is not theirs
+            assert mine.version == theirs.version == 2 and set(mine.reservations) == {"K-1"}
+            assert first.orders.get(OrderId("O-1")) is not second.orders.get(OrderId("O-1"))
+            assert first.orders.get(OrderId("O-1")).version == 3
+            assert [h.code for h in first.orders.get(OrderId("O-1")).holds] == ["credit"]
+            mine.release("K-1", at=_AT, reason="test")
+            first.inventory.save(mine)
+            first.commit()
+            theirs.receive(5, at=_AT)
+            second.inventory.save(theirs)
+            with pytest.raises(ConcurrencyConflict):  # read at version 2, stored at 3 meanwhile
+                second.commit()
+        with store.unit_of_work() as uow:
+            position = uow.inventory.get("WH-1", sku)
+            assert position is not None and position.version == 3 and position.on_hand == 10
+            assert position.reservations == {}
+
     def test_the_ledger_is_appended_at_each_commit_and_replays_to_the_stored_position(
         self, store: Store
     ) -> None:
