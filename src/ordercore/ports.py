@@ -530,6 +530,7 @@ class OrderDigest:
     total: Money
 
 
+@runtime_checkable
 class RecentOrders(Protocol):
     """Orders a customer placed since a moment (for duplicate detection), newest first."""
 

@@ -48,17 +48,20 @@ def make_order(
     order_id: str = "O-1",
     **kwargs: object,
 ) -> Order:
+    args: dict[str, object] = {
+        "channel": Channel("web"),
+        "customer": CustomerRef(CustomerId("C-1")),
+        "currency": "EUR",
+        "shipping_address": BERLIN,
+    }
+    args.update(kwargs)
     order = Order.create(
         order_id=OrderId(order_id),
-        channel=Channel("web"),
-        customer=CustomerRef(CustomerId("C-1")),
-        currency="EUR",
-        shipping_address=BERLIN,
         lines=list(new_lines) if new_lines is not None else lines(*quantities),
         actor=ACTOR,
         at=AT,
         lifecycle=lifecycle,
-        **kwargs,  # type: ignore[arg-type]
+        **args,  # type: ignore[arg-type]
     )
     if placed:
         order.place(actor=ACTOR, at=AT)

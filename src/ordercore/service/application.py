@@ -2,24 +2,30 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Self
 
-from ordercore.errors import StoreUnavailable
+import attrs
+
+from ordercore.errors import IllegalTransition, StoreUnavailable
 from ordercore.events import OrderEvent
 from ordercore.inventory import StockPosition
 from ordercore.lifecycle import Lifecycle, OrderStatus, State
 from ordercore.order import Order
 from ordercore.ports import BackorderSummary, Clock, HeldOrder, OrderAge, OrderReports, Store, UnitOfWork
-from ordercore.service.commands import Command, ResourceOrder
+from ordercore.rules.context import order_context
+from ordercore.rules.engine import RULE_ERROR, Decision, evaluate
+from ordercore.rules.model import Outcome, RuleSet, Stage
+from ordercore.service.commands import Command, CountStock, ReceiveStock, ReevaluateOrder, ResourceOrder
 from ordercore.service.handlers import CommandResult, Services
 from ordercore.service.messagebus import EventHandler, HandlerFailure, MessageBus
+from ordercore.service.rules import rule_inputs
 from ordercore.service.sourcing import withdrawable
 from ordercore.values import OrderId, Sku
 
-__all__ = ["OrderCore"]
+__all__ = ["DecisionChange", "HoldAging", "OrderCore", "WhatIf"]
 
 
 class OrderCore:
@@ -42,8 +48,69 @@ class OrderCore:
         return self.bus.services.clock
 
     def handle(self, command: Command) -> CommandResult:
-        """Carry out a command; see :class:`~ordercore.service.messagebus.MessageBus` for what follows."""
-        return self.bus.handle(command)
+        """Carry out a command; see :class:`~ordercore.service.messagebus.MessageBus` for what follows.
+
+        With a rule set, stock received or counted sends the orders held by inventory rules through the
+        rules again (each in its own transaction), so a stock hold clears when the stock is there."""
+        result = self.bus.handle(command)
+        if isinstance(command, ReceiveStock | CountStock) and self.services.rules is not None:
+            codes = self.services.rules.codes(stages=[Stage.INVENTORY])
+            if codes:
+                self.reevaluate_held(codes, reason=f"stock of {command.sku} at {command.node_id} changed")
+        return result
+
+    # -- rules -----------------------------------------------------------------------------------------
+    def reevaluate_held(self, codes: Iterable[str] | None = None, *, reason: str) -> list[CommandResult]:
+        """Run the rule set again on every order held for one of ``codes`` (every code the rule set can
+        give, and ``rule_error``, by default). Call it when something rules read changed outside
+        ordercore: payments authorised, credit limits raised, fraud reviews done."""
+        rules = self.services.rules
+        if rules is None:
+            return []
+        wanted = sorted(set(codes) if codes is not None else rules.codes() | {RULE_ERROR})
+        ids: set[OrderId] = set()
+        for code in wanted:
+            ids.update(h.order_id for h in self.held_orders(code, limit=100_000))
+        results = []
+        for order_id in sorted(ids, key=lambda i: i.value):
+            try:
+                results.append(self.handle(ReevaluateOrder(order_id=order_id, reason=reason)))
+            except IllegalTransition:  # the order moved on meanwhile (cancelled by someone): nothing to do
+                continue
+        return results
+
+    def hold_aging(self, *, now: datetime | None = None) -> list[HoldAging]:
+        """Active holds per reason code: how many, the oldest (order and when it was placed) and its age,
+        longest-waiting code first."""
+        at = now or self.clock.now()
+        by_code: dict[str, list[HeldOrder]] = {}
+        for hold in self.held_orders(limit=1_000_000):
+            by_code.setdefault(hold.code, []).append(hold)
+        aging = [
+            HoldAging(code, len(holds), oldest.order_id, oldest.placed_at, at - oldest.placed_at)
+            for code, holds in by_code.items()
+            for oldest in [min(holds, key=lambda h: h.placed_at)]
+        ]
+        return sorted(aging, key=lambda a: (-a.oldest_age, a.code))
+
+    def what_if(self, rules: RuleSet, order_ids: Iterable[OrderId | str]) -> WhatIf:
+        """Evaluate ``rules`` and the current rule set on stored orders, now, and report whose decision
+        would change. Nothing is written. Without a current rule set every order counts as accepted."""
+        current = self.services.rules
+        changes: list[DecisionChange] = []
+        evaluated = 0
+        with self.store.unit_of_work() as uow:
+            inputs = rule_inputs(uow, self.services, self.clock.now())
+            for raw in order_ids:
+                order = uow.orders.get(OrderId.parse(raw) if isinstance(raw, str) else raw)
+                ctx = order_context(order, inputs)
+                after = evaluate(rules, ctx, explain=False)
+                before = evaluate(current, ctx, explain=False) if current is not None else None
+                evaluated += 1
+                old = (Outcome.ACCEPT, frozenset(), None) if before is None else _gist(before)
+                if old != _gist(after):
+                    changes.append(DecisionChange(order.id, before, after))
+        return WhatIf(evaluated, tuple(changes))
 
     def get_order(self, order_id: OrderId | str) -> Order:
         """The order as last committed (OrderNotFound if there is none)."""
@@ -145,6 +212,47 @@ class OrderCore:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+
+@attrs.frozen
+class HoldAging:
+    """Active holds of one reason ``code``: how many, and the oldest one's order, start and age."""
+
+    code: str
+    count: int
+    oldest_order_id: OrderId
+    oldest_since: datetime
+    oldest_age: timedelta
+
+
+@attrs.frozen
+class DecisionChange:
+    """An order whose decision a new rule set would change (``before`` is None without a current set)."""
+
+    order_id: OrderId
+    before: Decision | None
+    after: Decision
+
+    def describe(self) -> str:
+        def gist(d: Decision | None) -> str:
+            if d is None:
+                return "accept (no rules)"
+            codes = sorted(d.hold_codes) or ([d.rejection[0]] if d.rejection else [])
+            return d.outcome.value + (f" {', '.join(codes)}" if codes else "")
+
+        return f"{self.order_id}: {gist(self.before)} -> {gist(self.after)}"
+
+
+@attrs.frozen
+class WhatIf:
+    """What a new rule set would change: how many orders were evaluated, and those whose decision moves."""
+
+    evaluated: int
+    changes: tuple[DecisionChange, ...]
+
+
+def _gist(d: Decision) -> tuple[Outcome, frozenset[str], str | None]:
+    return d.outcome, d.hold_codes, d.rejection[0] if d.rejection else None
 
 
 def _reports(uow: UnitOfWork) -> OrderReports:

@@ -15,17 +15,23 @@ from ordercore.order import Order
 from ordercore.ports import (
     Clock,
     CrmGateway,
+    CustomerDirectory,
     ErpGateway,
     EventPublisher,
+    FraudScorer,
     Geocoder,
     IdGenerator,
     Notifier,
     PaymentGateway,
+    PaymentRecords,
+    ProductCatalog,
+    RecentOrders,
     Store,
     TaxCalculator,
     TmsGateway,
     WmsGateway,
 )
+from ordercore.rules.model import RuleSet
 from ordercore.service.application import OrderCore
 from ordercore.service.commands import Command
 from ordercore.service.handlers import COMMAND_HANDLERS, Handler, Services
@@ -62,6 +68,12 @@ def bootstrap(
     sourcing_policy: Callable[[Order], SourcingPolicy] = default_policy,
     geocoder: Geocoder | None = None,
     conflict_retries: int = 3,
+    rules: RuleSet | None = None,
+    customers: CustomerDirectory | None = None,
+    catalog: ProductCatalog | None = None,
+    fraud: FraudScorer | None = None,
+    payments: PaymentRecords | None = None,
+    recent_orders: RecentOrders | None = None,
 ) -> OrderCore:
     """Build an :class:`OrderCore`. ``store`` is a URL (``memory://`` by default) or an opened store.
 
@@ -70,6 +82,11 @@ def bootstrap(
     that orders are sourced from. A command that loses a race with another writer (ConcurrencyConflict)
     runs again up to ``conflict_retries`` times, unless it carries ``expected_version`` (see
     :mod:`ordercore.service.messagebus`).
+
+    With ``rules`` (a :class:`~ordercore.rules.RuleSet`), every order placed is evaluated: accepted, held
+    with reason codes or rejected, with the decision recorded on the order. ``customers``, ``catalog``,
+    ``fraud``, ``payments`` and ``recent_orders`` are the ports rules read through (the store answers for
+    recent orders when it can; ``erp`` gives open balances).
     """
     if not isinstance(store, str) and not callable(getattr(store, "unit_of_work", None)):
         raise InvalidValue("must be a store URL or an opened store", field="store", value=store)
@@ -90,6 +107,12 @@ def bootstrap(
         default_strategy=default_strategy,
         sourcing_policy=sourcing_policy,
         geocoder=geocoder,
+        rules=rules,
+        customers=customers,
+        catalog=catalog,
+        fraud=fraud,
+        payments=payments,
+        recent_orders=recent_orders,
     )
     services.strategy()  # an unknown default strategy is refused now, not at the first order
     bus = MessageBus(

@@ -38,6 +38,7 @@ __all__ = [
     "RecordShipment",
     "ReceiveStock",
     "RejectOrder",
+    "ReevaluateOrder",
     "ReleaseHold",
     "ReleaseReservation",
     "ReleaseToFulfilment",
@@ -164,6 +165,12 @@ class HoldOrder(OrderCommand):
 class ReleaseHold(OrderCommand):
     code: str
     comment: str = ""
+
+
+@attrs.frozen(kw_only=True)
+class ReevaluateOrder(OrderCommand):
+    """Run the rule set again on an order not yet accepted: holds that no longer apply are released, new
+    ones applied; an order that now passes is accepted. ``reason`` says what changed."""
 
 
 @attrs.frozen(kw_only=True)

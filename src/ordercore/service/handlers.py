@@ -27,19 +27,26 @@ from ordercore.order import Order
 from ordercore.ports import (
     Clock,
     CrmGateway,
+    CustomerDirectory,
     ErpGateway,
+    FraudScorer,
     Geocoder,
     IdempotencyRecord,
     IdGenerator,
     Notifier,
     PaymentGateway,
+    PaymentRecords,
+    ProductCatalog,
+    RecentOrders,
     TaxCalculator,
     TmsGateway,
     UnitOfWork,
     WmsGateway,
 )
+from ordercore.rules.model import RuleSet
 from ordercore.serialization import make_converter
 from ordercore.service import commands as c
+from ordercore.service.rules import apply_rules, rule_inputs
 from ordercore.service.sourcing import (
     capacity_left,
     default_policy,
@@ -82,6 +89,12 @@ class Services:
     default_strategy: str = "cost_optimal"
     sourcing_policy: Callable[[Order], SourcingPolicy] = default_policy
     geocoder: Geocoder | None = None
+    rules: RuleSet | None = None
+    customers: CustomerDirectory | None = None
+    catalog: ProductCatalog | None = None
+    fraud: FraudScorer | None = None
+    payments: PaymentRecords | None = None
+    recent_orders: RecentOrders | None = None
 
     def strategy(self, name: str = "") -> SourcingStrategy:
         """The strategy called ``name`` (the default one when empty)."""
@@ -166,6 +179,8 @@ def place_order(cmd: c.PlaceOrder, uow: UnitOfWork, svc: Services) -> CommandRes
     )
     if not cmd.draft:
         order.place(actor=cmd.actor, at=at, reason=cmd.reason)
+        if svc.rules is not None:
+            apply_rules(order, svc.rules, rule_inputs(uow, svc, at), reason="placed")
     events = tuple(order.new_events())
     if key is not None:
         uow.idempotency.add(IdempotencyRecord(key, order.id, fingerprint, at))
@@ -225,11 +240,16 @@ def _same_order(order: Order, cmd: c.PlaceOrder) -> bool:
 
 
 def _on_order(
-    change: Callable[[Order, C, datetime], object], *, ships: bool = False, resource: bool = False
+    change: Callable[[Order, C, datetime], object],
+    *,
+    ships: bool = False,
+    resource: bool = False,
+    reevaluate: str = "",
 ) -> Callable[[C, UnitOfWork, Services], CommandResult]:
     """A handler that loads the order, applies ``change`` and commits if anything happened. Stock
     reservations the order no longer needs are released (consumed, when ``ships``) in the same commit;
-    with ``resource``, the order's unreleased units are sourced again when that became cheaper."""
+    with ``resource``, the order's unreleased units are sourced again when that became cheaper. With
+    ``reevaluate`` (the reason), an order not accepted yet goes through the rule set again afterwards."""
 
     def handle(cmd: C, uow: UnitOfWork, svc: Services) -> CommandResult:
         assert isinstance(cmd, c.OrderCommand)
@@ -245,6 +265,9 @@ def _on_order(
                 sync_reservations(uow, order, allocations, at=at, shipped=ships, reason=f"order {order.id}")
             if resource and order.allocations and svc.network is not None:
                 _resource_if_cheaper(order, cmd, uow, svc, at)
+                events = tuple(order.history[before:])
+            if reevaluate and svc.rules is not None and not order.accepted:
+                apply_rules(order, svc.rules, rule_inputs(uow, svc, at), reason=reevaluate)
                 events = tuple(order.history[before:])
             uow.orders.save(order)
             uow.commit()
@@ -293,6 +316,24 @@ def _hold(o: Order, cmd: c.HoldOrder, at: datetime) -> object:
 
 def _release_hold(o: Order, cmd: c.ReleaseHold, at: datetime) -> object:
     return o.release_hold(cmd.code, actor=cmd.actor, at=at, comment=cmd.comment or cmd.reason)
+
+
+def _reevaluate(cmd: c.ReevaluateOrder, uow: UnitOfWork, svc: Services) -> CommandResult:
+    """Run the rule set again on an order (after a payment was authorised, stock arrived, a customer's
+    credit changed...). Without a rule set, or for an order already accepted, nothing happens."""
+    order = uow.orders.get(cmd.order_id)
+    if cmd.expected_version is not None and cmd.expected_version != order.version:
+        raise ConcurrencyConflict(order.id, cmd.expected_version, order.version)
+    if svc.rules is None or order.accepted or order.status.final:
+        return CommandResult(order.id, order.version, ())
+    before = order.version
+    apply_rules(
+        order, svc.rules, rule_inputs(uow, svc, svc.clock.now()), reason=cmd.reason or "re-evaluation"
+    )
+    events = tuple(order.history[before:])
+    uow.orders.save(order)
+    uow.commit()
+    return CommandResult(order.id, order.version, events)
 
 
 def _cancel(o: Order, cmd: c.CancelOrder, at: datetime) -> object:
@@ -454,11 +495,12 @@ COMMAND_HANDLERS: dict[type[c.Command], Handler] = {
     c.CompleteOrder: _on_order(_complete),
     c.FireTrigger: _on_order(_fire),
     c.HoldOrder: _on_order(_hold),
-    c.ReleaseHold: _on_order(_release_hold),
+    c.ReleaseHold: _on_order(_release_hold, reevaluate="hold released"),
+    c.ReevaluateOrder: _reevaluate,
     c.CancelOrder: _on_order(_cancel),
-    c.CancelLines: _on_order(_cancel_lines, resource=True),
-    c.ChangeLineQuantity: _on_order(_change_quantity),
-    c.ChangeShippingAddress: _on_order(_change_address),
+    c.CancelLines: _on_order(_cancel_lines, resource=True, reevaluate="lines cancelled"),
+    c.ChangeLineQuantity: _on_order(_change_quantity, reevaluate="quantity changed"),
+    c.ChangeShippingAddress: _on_order(_change_address, reevaluate="shipping address changed"),
     c.AllocateLines: _on_order(_allocate),
     c.BackorderLines: _on_order(_backorder),
     c.ReleaseToFulfilment: _on_order(_release),

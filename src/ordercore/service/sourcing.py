@@ -9,6 +9,7 @@ consumes exactly the reservations that changed.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterable, Mapping
 from datetime import date, datetime
 from decimal import Decimal
@@ -124,7 +125,7 @@ def stock_view(
             supply = pos.incoming()
             if supply:
                 incoming[pos.node_id][pos.sku] = supply
-    return NetworkStock(
+    view = NetworkStock(
         (
             NodeStock(
                 node,
@@ -136,7 +137,16 @@ def stock_view(
             for node in network.nodes
         ),
         currency=network.currency,
+        like=_last_views.get(network),
     )
+    _last_views[network] = view
+    return view
+
+
+# The last view built for each network: the next one takes its node-only part (coordinates, rates, memo
+# tables) from it instead of working it out again. Held weakly: a network dropped by its application
+# drops its view.
+_last_views: weakref.WeakKeyDictionary[FulfilmentNetwork, NetworkStock] = weakref.WeakKeyDictionary()
 
 
 def allocations_of(

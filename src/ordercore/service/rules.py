@@ -1,0 +1,111 @@
+"""Applying the rule set to orders inside a unit of work: evaluate, record the decision, hold, reject or
+accept, and release the rule holds that re-evaluation cleared.
+
+Holds placed by rules carry the actor ``system:rules``. Re-evaluation releases such a hold when no rule
+gives its code any more; holds placed by people are never released automatically. A rule hold that a
+person released is an override: re-evaluation does not put the same hold back on that order.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from ordercore.events import HoldApplied, HoldReleased
+from ordercore.lifecycle import OrderStatus, Triggers
+from ordercore.order import Order
+from ordercore.ports import RecentOrders, UnitOfWork
+from ordercore.rules.context import RuleInputs, order_context
+from ordercore.rules.engine import Decision, evaluate
+from ordercore.rules.model import Outcome, RuleSet
+from ordercore.values import Actor, Sku
+
+__all__ = ["RULES_ACTOR", "apply_rules", "overridden_codes", "rule_inputs"]
+
+#: Who holds, rejects and accepts orders on the rules' behalf.
+RULES_ACTOR = Actor.system("rules")
+
+
+def rule_inputs(uow: UnitOfWork, svc: object, at: datetime) -> RuleInputs:
+    """The ports rules read, for one evaluation at ``at``. Stock is read through the unit of work: the
+    available-to-promise of a SKU across the online nodes of the network (all nodes without a network)."""
+    network = getattr(svc, "network", None)
+
+    def available(sku: Sku) -> int:
+        total = 0
+        for position in uow.inventory.for_sku(sku):
+            if network is None or (position.node_id in network and network.is_online(position.node_id)):
+                total += position.available(at)
+        return total
+
+    return RuleInputs(
+        now=at,
+        customers=getattr(svc, "customers", None),
+        erp=getattr(svc, "erp", None),
+        catalog=getattr(svc, "catalog", None),
+        fraud=getattr(svc, "fraud", None),
+        payments=getattr(svc, "payments", None),
+        recent_orders=getattr(svc, "recent_orders", None) or _recent_orders_of(uow),
+        available=available,
+    )
+
+
+def _recent_orders_of(uow: UnitOfWork) -> RecentOrders | None:
+    orders = uow.orders
+    return orders if isinstance(orders, RecentOrders) else None
+
+
+def overridden_codes(order: Order) -> frozenset[str]:
+    """Rule hold codes a person released on this order: re-evaluation leaves them alone."""
+    by_rules: set[str] = set()
+    overridden: set[str] = set()
+    for ev in order.history:
+        if isinstance(ev, HoldApplied) and ev.actor == RULES_ACTOR:
+            by_rules.add(ev.code)
+        elif isinstance(ev, HoldReleased) and ev.actor != RULES_ACTOR and ev.code in by_rules:
+            overridden.add(ev.code)
+    return frozenset(overridden)
+
+
+def apply_rules(
+    order: Order, rules: RuleSet, inputs: RuleInputs, *, reason: str, accept: bool = True
+) -> Decision | None:
+    """Evaluate ``rules`` on ``order`` and act on the decision, as events on the order (not committed).
+
+    Returns None, doing nothing, for an order in a final state or not yet placed. Otherwise records a
+    ``RulesEvaluated`` event, then: a rejection rejects the order; holds are applied (except those a person
+    overrode); rule holds no longer given are released; and an order that passes with no hold left is
+    accepted when ``accept``."""
+    if order.status.final or order.status is OrderStatus.DRAFT or order.placed_at is None:
+        return None
+    at = inputs.now
+    decision = evaluate(rules, order_context(order, inputs))
+    order.record_rules(
+        rule_set=decision.rule_set,
+        rule_set_version=decision.version,
+        decision=decision.outcome.value,
+        verdicts=decision.verdicts,
+        actor=RULES_ACTOR,
+        at=at,
+        reason=reason,
+    )
+    if decision.outcome is Outcome.REJECT and decision.rejection is not None and not order.accepted:
+        code, message = decision.rejection
+        order.reject(actor=RULES_ACTOR, at=at, reason=message or code, code=code)
+        return decision
+    skip = overridden_codes(order)
+    wanted = {code: message for code, message in decision.holds if code not in skip}
+    for code, message in wanted.items():
+        if not any(h.code == code for h in order.holds) and _may_hold(order):
+            order.hold(code, actor=RULES_ACTOR, at=at, message=message[:500])
+    for hold in list(order.holds):
+        if hold.actor == RULES_ACTOR and hold.code not in wanted:
+            order.release_hold(
+                hold.code, actor=RULES_ACTOR, at=at, comment=f"cleared on re-evaluation ({reason})"
+            )
+    if accept and not order.holds and order.status is OrderStatus.PLACED and not order.accepted:
+        order.accept(actor=RULES_ACTOR, at=at, reason=f"passed {decision.rule_set} v{decision.version}")
+    return decision
+
+
+def _may_hold(order: Order) -> bool:
+    return order.lifecycle.transition(order.status, Triggers.HOLD) is not None

@@ -1,0 +1,274 @@
+"""Rules in the application: orders evaluated when placed and when something relevant changes, holds that
+stack, manual releases with actor and comment, automatic releases on re-evaluation, what-if and hold aging."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ordercore import (
+    Actor,
+    Address,
+    ChangeShippingAddress,
+    CustomerId,
+    CustomerRef,
+    GeoPoint,
+    HoldApplied,
+    HoldOrder,
+    HoldReleased,
+    ManualClock,
+    NewLine,
+    OrderCore,
+    OrderStatus,
+    ReevaluateOrder,
+    ReleaseHold,
+    RulesEvaluated,
+    SequentialIds,
+    Sku,
+    StatusChanged,
+    bootstrap,
+)
+from ordercore.inventory import FulfilmentNode, NodeKind, ShippingCost
+from ordercore.ports import CustomerProfile
+from ordercore.rules import RULE_ERROR, Outcome, load_rules
+from ordercore.service.commands import ReceiveStock
+from ordercore.service.rules import RULES_ACTOR
+from ordercore_adapters.memory.master_data import InMemoryCustomerDirectory, InMemoryPaymentRecords
+from tests.unit.factories import AT, eur, place_command
+
+S = OrderStatus
+HOME = Address(
+    country="DE",
+    postal_code="10115",
+    city="Berlin",
+    line1="Invalidenstr. 1",
+    name="Ann Smith",
+    coordinates=GeoPoint(52.53, 13.38),
+)
+RULES = """
+name = "acme"
+version = "1"
+
+[[rules]]
+id = "embargo"
+builtin = "embargoed_destination"
+params = { countries = ["CU"] }
+
+[[rules]]
+id = "address"
+builtin = "address_valid"
+
+[[rules]]
+id = "big-first-order"
+stage = "fraud"
+when = "order.total > 100 EUR and customer.is_new"
+outcome = "hold"
+reason = "review"
+message = "first order of {order.total}"
+
+[[rules]]
+id = "stock"
+builtin = "stock_available"
+
+[[rules]]
+id = "payment"
+builtin = "payment_authorised"
+"""
+ALICE = Actor.user("alice")
+
+
+def make_app(
+    rules: str = RULES, store: str = "memory://", **kw: Any
+) -> tuple[OrderCore, InMemoryPaymentRecords]:
+    payments = InMemoryPaymentRecords()
+    cost = ShippingCost("EUR", per_shipment=Decimal(5))
+    network = [FulfilmentNode("BER", NodeKind.WAREHOUSE, GeoPoint(52.5, 13.4), cost)]
+    app = bootstrap(
+        store,
+        clock=ManualClock(AT),
+        ids=SequentialIds(),
+        rules=load_rules(rules),
+        customers=InMemoryCustomerDirectory([CustomerProfile(CustomerId("C-OLD"), orders_placed=5)]),
+        payments=payments,
+        network=network,
+        **kw,
+    )
+    return app, payments
+
+
+def place(app: OrderCore, *, customer: str = "C-OLD", address: Address = HOME, units: int = 2) -> Any:
+    cmd = place_command(
+        customer=CustomerRef(CustomerId(customer)),
+        shipping_address=address,
+        lines=[NewLine(Sku("MUG"), units, eur("40.00"))],
+    )
+    return app.handle(cmd).order_id
+
+
+def stock(app: OrderCore, units: int, sku: str = "MUG") -> None:
+    app.handle(ReceiveStock(node_id="BER", sku=Sku(sku), quantity=units))
+
+
+def decisions(app: OrderCore, order_id: Any) -> list[RulesEvaluated]:
+    return [e for e in app.history(order_id) if isinstance(e, RulesEvaluated)]
+
+
+def test_an_order_that_passes_every_rule_is_accepted_with_the_decision_on_record() -> None:
+    app, payments = make_app()
+    stock(app, 10)
+    payments.authorise("O-000001", eur("80.00"))
+    order_id = place(app)
+    order = app.get_order(order_id)
+    assert order.status is S.ACCEPTED and not order.holds
+    [decision] = decisions(app, order_id)
+    assert decision.decision == "accept" and decision.reason == "placed" and decision.actor == RULES_ACTOR
+    assert [v.rule_id for v in decision.verdicts] == [
+        "address",
+        "embargo",
+        "big-first-order",
+        "payment",
+        "stock",
+    ]
+    accepted = order.history[-1]
+    assert isinstance(accepted, StatusChanged) and accepted.status is S.ACCEPTED
+    assert "passed acme v1" in accepted.reason
+
+
+def test_holds_stack_with_reasons_and_clear_when_re_evaluation_no_longer_gives_them() -> None:
+    app, payments = make_app()
+    order_id = place(app, customer="C-NEW", units=3)  # 120 EUR, new customer, no stock, no payment
+    order = app.get_order(order_id)
+    assert order.status is S.ON_HOLD
+    assert {h.code for h in order.holds} == {"review", "out_of_stock", "payment_pending"}
+    assert next(h for h in order.holds if h.code == "review").message == "first order of 120.00 EUR"
+    # stock arrives: the stock hold goes by itself, the others stay
+    stock(app, 5)
+    order = app.get_order(order_id)
+    assert {h.code for h in order.holds} == {"review", "payment_pending"}
+    released = [e for e in order.history if isinstance(e, HoldReleased)]
+    assert released[-1].code == "out_of_stock" and released[-1].actor == RULES_ACTOR
+    assert "stock of MUG at BER changed" in released[-1].comment
+    # the payment is authorised: the caller says so, and every held order is looked at again
+    payments.authorise(order_id, eur("120.00"))
+    app.reevaluate_held(["payment_pending"], reason="payment authorised")
+    assert {h.code for h in app.get_order(order_id).holds} == {"review"}
+    # a person reviews the order and releases the last hold: the order goes on and is accepted
+    app.handle(ReleaseHold(order_id=order_id, code="review", comment="called the customer", actor=ALICE))
+    order = app.get_order(order_id)
+    assert order.status is S.ACCEPTED and not order.holds
+    manual = next(e for e in order.history if isinstance(e, HoldReleased) and e.code == "review")
+    assert manual.actor == ALICE and manual.comment == "called the customer"
+
+
+def test_a_hold_a_person_released_is_not_put_back_by_re_evaluation() -> None:
+    app, _ = make_app()
+    stock(app, 10)
+    order_id = place(app)  # held: payment pending
+    app.handle(ReleaseHold(order_id=order_id, code="payment_pending", comment="pays on invoice", actor=ALICE))
+    assert app.get_order(order_id).status is S.ACCEPTED
+    holds_applied = [e for e in app.history(order_id) if isinstance(e, HoldApplied)]
+    assert len(holds_applied) == 1
+
+
+def test_a_manual_hold_is_never_released_by_the_rules() -> None:
+    app, payments = make_app()
+    stock(app, 10)
+    order_id = place(app)
+    app.handle(HoldOrder(order_id=order_id, code="customer_called", message="wait", actor=ALICE))
+    payments.authorise(order_id, eur("80.00"))
+    app.handle(ReevaluateOrder(order_id=order_id, reason="payment authorised"))
+    order = app.get_order(order_id)
+    assert [h.code for h in order.holds] == ["customer_called"] and order.status is S.ON_HOLD
+
+
+def test_an_embargoed_destination_is_rejected_with_the_reason() -> None:
+    app, _ = make_app()
+    havana = Address(country="CU", postal_code="10400", city="Havana", line1="Calle 1", name="X")
+    order = app.get_order(place(app, address=havana))
+    assert order.status is S.REJECTED
+    rejected = order.history[-1]
+    assert isinstance(rejected, StatusChanged) and rejected.code == "embargo"
+    assert rejected.reason == "'CU' is under embargo"
+
+
+def test_changing_the_address_evaluates_the_order_again() -> None:
+    app, payments = make_app()
+    stock(app, 10)
+    payments.authorise("O-000001", eur("80.00"))
+    nameless = Address(country="DE", postal_code="1011", city="Berlin", line1="Invalidenstr. 1")
+    order_id = place(app, address=nameless)
+    assert {h.code for h in app.get_order(order_id).holds} == {"address_invalid"}
+    app.handle(ChangeShippingAddress(order_id=order_id, address=HOME))
+    order = app.get_order(order_id)
+    assert order.status is S.ACCEPTED
+    assert [d.reason for d in decisions(app, order_id)] == ["placed", "shipping address changed"]
+
+
+def test_rule_errors_hold_the_order_for_a_person() -> None:
+    app, _ = make_app(RULES + '\n[[rules]]\nid = "fraud"\nbuiltin = "fraud_score"\n')  # no fraud scorer
+    stock(app, 10)
+    order = app.get_order(place(app))
+    assert RULE_ERROR in {h.code for h in order.holds}
+    [decision] = decisions(app, order.id)
+    assert "fraud scorer" in next(v for v in decision.verdicts if v.rule_id == "fraud").error
+
+
+def test_what_if_reports_the_orders_whose_decision_would_change() -> None:
+    app, payments = make_app()
+    stock(app, 10)
+    for i in range(1, 4):
+        payments.authorise(f"O-{i:06d}", eur("1000.00"))
+    small = place(app, units=1)
+    big = place(app, units=5)
+    new_big = place(app, customer="C-NEW", units=1)
+    stricter = load_rules(RULES.replace("order.total > 100 EUR and customer.is_new", "order.total > 100 EUR"))
+    report = app.what_if(stricter, [small, big, new_big])
+    assert report.evaluated == 3
+    assert [c.order_id for c in report.changes] == [big]
+    change = report.changes[0]
+    assert change.before is not None and change.before.outcome is Outcome.ACCEPT
+    assert change.after.hold_codes == {"review"}
+    assert change.describe() == "O-000002: accept -> hold review"
+    assert app.get_order(big).status is S.ACCEPTED  # nothing was written
+
+
+def test_hold_aging_per_reason() -> None:
+    app, _ = make_app()
+    first = place(app)
+    clock = app.clock
+    assert isinstance(clock, ManualClock)
+    clock.advance(timedelta(hours=5))
+    place(app, customer="C-NEW", units=3)
+    aging = {a.code: a for a in app.hold_aging()}
+    assert aging["payment_pending"].count == 2 and aging["payment_pending"].oldest_order_id == first
+    assert aging["payment_pending"].oldest_age == timedelta(hours=5)
+    assert aging["review"].count == 1 and aging["review"].oldest_age == timedelta(0)
+    assert next(h.order_id for h in app.held_orders("payment_pending")) == first
+
+
+@pytest.mark.parametrize("scheme", ["sqlite", "memory"])
+def test_decisions_survive_the_store(tmp_path: Path, scheme: str) -> None:
+    store = f"sqlite:///{tmp_path / 'rules.db'}" if scheme == "sqlite" else "memory://"
+    app, _ = make_app(store=store)
+    order_id = place(app, customer="C-NEW", units=3)
+    order = app.get_order(order_id)
+    [decision] = decisions(app, order_id)
+    assert decision.decision == "hold" and {v.rule_id for v in decision.verdicts if v.matched} == {
+        "big-first-order",
+        "stock",
+        "payment",
+    }
+    assert order.status is S.ON_HOLD and len(order.holds) == 3
+    app.close()
+
+
+def test_without_a_rule_set_nothing_is_evaluated() -> None:
+    app = bootstrap(clock=ManualClock(AT), ids=SequentialIds())
+    order_id = app.handle(place_command()).order_id
+    assert app.get_order(order_id).status is S.PLACED and not decisions(app, order_id)
+    assert app.reevaluate_held(reason="x") == []
+    assert not app.handle(ReevaluateOrder(order_id=order_id)).changed
