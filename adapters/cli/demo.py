@@ -8,6 +8,7 @@ from typing import TextIO
 
 import ordercore as oc
 from ordercore.inventory import Capability, FulfilmentNode, NodeKind, ShippingCost, Supply
+from ordercore.ports import Store
 from ordercore.service.commands import ExpectSupply, ReceiveStock, ReportShortPick, SourceOrder
 
 __all__ = ["run_demo"]
@@ -212,6 +213,7 @@ def run_demo(store: str, *, out: TextIO) -> dict[str, oc.Order]:
             assert oc.Order.replay(order.history) == order
 
         orders["sourced"] = _sourcing(app, berlin, out)
+        orders["ruled"] = _rules(app.store, clock, berlin, out)
 
         out.write("\n== what ordercore refuses, and why\n")
         try:
@@ -245,6 +247,123 @@ def run_demo(store: str, *, out: TextIO) -> dict[str, oc.Order]:
             f"{len(notified)} shipment notifications sent.\n"
         )
     return orders
+
+
+DEMO_RULES = """
+name = "demo-shop"
+version = "3"
+
+[[rules]]
+id = "embargo"
+builtin = "embargoed_destination"
+params = { countries = ["CU", "IR", "KP", "SY"] }
+
+[[rules]]
+id = "big-first-order"
+description = "Large first orders are checked by a person"
+stage = "fraud"
+when = "order.total > 250 EUR and customer.is_new"
+outcome = "hold"
+reason = "review_large_new_customer"
+message = "first order of {order.total} from {customer.id}"
+
+[[rules]]
+id = "credit"
+builtin = "credit_limit"
+
+[[rules]]
+id = "stock"
+builtin = "stock_available"
+"""
+
+
+class _DemoErp:
+    """Open balances as an ERP would give them."""
+
+    def open_balance(self, customer_id: oc.CustomerId, currency: str) -> oc.Money:
+        return oc.Money.of("1200.00" if str(customer_id) == "C-BISTRO" else "0", currency)
+
+    def post_sales_order(self, order: oc.Order) -> str:
+        return f"SO-{order.id}"
+
+
+def _rules(store: Store, clock: oc.ManualClock, berlin: oc.Address, out: TextIO) -> oc.Order:
+    """An order held by a rule, the explanation, and its release by a person: a second application on
+    the same store, with a rule set (the caller closes the store)."""
+    from ordercore.ports import CustomerProfile
+    from ordercore.rules import explain, load_rules
+    from ordercore_adapters.memory.master_data import InMemoryCustomerDirectory
+
+    customers = InMemoryCustomerDirectory(
+        [
+            CustomerProfile(oc.CustomerId("C-ADA"), orders_placed=4),
+            CustomerProfile(oc.CustomerId("C-BISTRO"), orders_placed=30, credit_limit=_eur("1500.00")),
+        ]
+    )
+    app = oc.bootstrap(
+        store,
+        clock=clock,
+        ids=oc.SequentialIds("RULED"),
+        network=_network(),
+        rules=load_rules(DEMO_RULES),
+        customers=customers,
+        erp=_DemoErp(),
+    )
+    out.write("\n== rules: demo-shop v3 (embargo, big first orders, credit limit, stock)\n")
+    order_id = app.handle(
+        oc.PlaceOrder(
+            channel=oc.Channel("web"),
+            actor=oc.Actor.channel("web"),
+            customer=oc.CustomerRef(oc.CustomerId("C-NEWBIE")),
+            currency="EUR",
+            shipping_address=berlin,
+            lines=[oc.NewLine(oc.Sku("LAMP-OAK"), 2, _eur("149.00"))],
+        )
+    ).order_id
+    order = app.get_order(order_id)
+    decision = next(e for e in reversed(order.history) if isinstance(e, oc.RulesEvaluated))
+    out.write(f"   {order_id} -> {order.status}, holds: {', '.join(h.code for h in order.holds)}\n")
+    for line in explain(decision).splitlines():
+        out.write(f"   {line}\n")
+    app.handle(
+        oc.ReleaseHold(
+            order_id=order_id,
+            code="review_large_new_customer",
+            comment="called the customer: genuine order",
+            actor=oc.Actor.user("alice"),
+        )
+    )
+    order = app.get_order(order_id)
+    out.write(f"   released by alice -> {order.status}\n")
+    for line in order.timeline():
+        out.write(f"   {line}\n")
+    assert order.status is oc.OrderStatus.ACCEPTED
+
+    bistro = app.handle(
+        oc.PlaceOrder(
+            channel=oc.Channel("edi"),
+            actor=oc.Actor.channel("edi"),
+            customer=oc.CustomerRef(oc.CustomerId("C-BISTRO"), segment="b2b"),
+            currency="EUR",
+            shipping_address=berlin,
+            lines=[oc.NewLine(oc.Sku("LAMP-OAK"), 3, _eur("149.00"))],
+        )
+    ).order_id
+    held = app.get_order(bistro)
+    hold = held.holds[0]
+    out.write(f"   {bistro} -> {held.status}: [{hold.code}] {hold.message}\n")
+    for aging in app.hold_aging():
+        out.write(
+            f"   hold aging: {aging.code}: {aging.count} order(s), oldest {aging.oldest_order_id} "
+            f"for {aging.oldest_age}\n"
+        )
+    try:
+        load_rules(DEMO_RULES.replace("order.total > 250 EUR", "order.totl > 250"))
+    except oc.InvalidRuleSet as e:
+        out.write(f"   a broken rule file is refused at load [{e.code}]:\n")
+        for p in e.problems:
+            out.write(f"     - {p}\n")
+    return order
 
 
 def _network() -> list[FulfilmentNode]:

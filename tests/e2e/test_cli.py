@@ -37,6 +37,13 @@ def test_demo_prints_a_timeline_for_every_order() -> None:
     # the sourcing part: a plan with its explanation, a short pick and a node going offline
     assert "latest plan by cost_optimal" in out and "(proved optimal)" in out
     assert "not WH-MUNICH: dominated" in out and "[short_pick]" in out and "not WH-HAMBURG: offline" in out
+    # the rules part: an order held by a rule, the explanation, its release by a person
+    assert "RULED-000001 -> on_hold, holds: review_large_new_customer" in out
+    assert "big-first-order [fraud] MATCH -> hold review_large_new_customer" in out
+    assert "customer.is_new = true, order.total = 298.00 EUR" in out
+    assert "released by alice -> accepted" in out and "by user:alice" in out
+    assert "[credit_limit] open balance 1200.00 EUR + order 447.00 EUR exceeds the credit limit" in out
+    assert "(line 14, column 15): order has no field 'totl'" in out
 
 
 def test_the_console_script_is_installed() -> None:
@@ -75,10 +82,18 @@ def test_demo_leaves_its_orders_in_the_sqlite_file(tmp_path: Path) -> None:
     app = ordercore.bootstrap(url)
     with app:
         ids = app.list_orders()
-        assert len(ids) == 5
+        assert len(ids) == 7
         statuses = sorted(app.get_order(i).status.name for i in ids)
         stock = app.stock("WH-BERLIN", "MUG-BLUE")
-    assert statuses == ["allocated", "cancelled", "completed", "partially_returned", "rejected"]
+    assert statuses == [
+        "accepted",
+        "allocated",
+        "cancelled",
+        "completed",
+        "on_hold",
+        "partially_returned",
+        "rejected",
+    ]
     assert stock is not None and stock.on_hand == 20  # the stock and its reservations are in the file too
 
 

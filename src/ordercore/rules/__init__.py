@@ -8,7 +8,7 @@ Write rules in TOML or JSON (:func:`load_rules`), in the condition language
 
 from ordercore.rules.builtin import BUILTINS, POSTAL_CODE_FORMATS, Builtin, builtin_rule, parse_duration
 from ordercore.rules.context import ORDER_SCHEMA, OrderContext, RuleInputs, is_po_box, order_context
-from ordercore.rules.engine import RULE_ERROR, Decision, changed_decisions, evaluate
+from ordercore.rules.engine import RULE_ERROR, Decision, changed_decisions, evaluate, explain
 from ordercore.rules.language import CompiledExpression, Limits, Schema, compile_expression
 from ordercore.rules.loader import MAX_RULES, MAX_TEXT, compile_condition, compile_message, load_rules
 from ordercore.rules.model import (
@@ -51,6 +51,7 @@ __all__ = [
     "compile_expression",
     "compile_message",
     "evaluate",
+    "explain",
     "format_value",
     "is_po_box",
     "load_rules",

@@ -14,10 +14,10 @@ from typing import Any
 import attrs
 
 from ordercore.errors import RuleEvaluationFailed
-from ordercore.events import RuleVerdict
+from ordercore.events import RulesEvaluated, RuleVerdict
 from ordercore.rules.model import Outcome, Rule, RuleSet, format_value
 
-__all__ = ["RULE_ERROR", "Decision", "evaluate"]
+__all__ = ["RULE_ERROR", "Decision", "changed_decisions", "evaluate", "explain", "explain_verdicts"]
 
 #: The hold code of an order held because a rule failed while running (with ``on_error="hold"``).
 RULE_ERROR = "rule_error"
@@ -46,23 +46,35 @@ class Decision:
 
     def explain(self) -> str:
         """A readable account: the decision, then one line per rule with its inputs."""
-        out = [f"{self.rule_set} v{self.version}: {self.outcome.value}"]
-        for v in self.verdicts:
-            if v.skipped:
-                out.append(f"  - {v.rule_id} [{v.stage}] skipped: {v.skipped}")
-                continue
-            mark = "ERROR" if v.error else ("MATCH" if v.matched else "no match")
-            head = f"  - {v.rule_id} [{v.stage}] {mark}"
-            if v.matched or v.error:
-                head += f" -> {v.outcome}" + (f" {v.code}" if v.code else "")
-            if v.message and v.matched:
-                head += f": {v.message}"
-            if v.error:
-                head += f": {v.error}"
-            out.append(head)
-            if v.inputs:
-                out.append("      " + ", ".join(f"{path} = {value}" for path, value in v.inputs))
-        return "\n".join(out)
+        return explain_verdicts(f"{self.rule_set} v{self.version}: {self.outcome.value}", self.verdicts)
+
+
+def explain(event: RulesEvaluated) -> str:
+    """The account of a decision recorded on an order (a ``RulesEvaluated`` event), as
+    :meth:`Decision.explain` gives it."""
+    title = f"{event.rule_set} v{event.rule_set_version}: {event.decision}"
+    return explain_verdicts(title + (f" ({event.reason})" if event.reason else ""), event.verdicts)
+
+
+def explain_verdicts(title: str, verdicts: Iterable[RuleVerdict]) -> str:
+    """``title``, then one line per verdict (with its inputs on the next line)."""
+    out = [title]
+    for v in verdicts:
+        if v.skipped:
+            out.append(f"  - {v.rule_id} [{v.stage}] skipped: {v.skipped}")
+            continue
+        mark = "ERROR" if v.error else ("MATCH" if v.matched else "no match")
+        head = f"  - {v.rule_id} [{v.stage}] {mark}"
+        if v.matched or v.error:
+            head += f" -> {v.outcome}" + (f" {v.code}" if v.code else "")
+        if v.message and v.matched:
+            head += f": {v.message}"
+        if v.error:
+            head += f": {v.error}"
+        out.append(head)
+        if v.inputs:
+            out.append("      " + ", ".join(f"{path} = {value}" for path, value in v.inputs))
+    return "\n".join(out)
 
 
 def _inputs(rule: Rule, ctx: Any) -> tuple[tuple[str, str], ...]:

@@ -103,7 +103,11 @@ def apply_rules(
                 hold.code, actor=RULES_ACTOR, at=at, comment=f"cleared on re-evaluation ({reason})"
             )
     if accept and not order.holds and order.status is OrderStatus.PLACED and not order.accepted:
-        order.accept(actor=RULES_ACTOR, at=at, reason=f"passed {decision.rule_set} v{decision.version}")
+        overridden = sorted(code for code, _ in decision.holds if code in skip)
+        why = f"passed {decision.rule_set} v{decision.version}"
+        if overridden:
+            why += f" ({', '.join(overridden)} released by a person)"
+        order.accept(actor=RULES_ACTOR, at=at, reason=why)
     return decision
 
 
