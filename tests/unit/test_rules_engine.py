@@ -405,3 +405,53 @@ def test_money_limits_compare_in_the_orders_currency_only() -> None:
     decision = evaluate(rules, ctx_for())  # the order is in EUR
     assert decision.hold_codes == {RULE_ERROR}
     assert Money.of(Decimal("1"), "EUR")  # (money stays Decimal with a currency)
+
+
+# -- fuzzing the loader ----------------------------------------------------------------------------------------
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(10**6), 10**6) | st.text(max_size=30),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
+    max_leaves=20,
+)
+rule_like = st.fixed_dictionaries(
+    {},
+    optional={
+        "id": st.text(max_size=12) | st.integers(),
+        "when": st.sampled_from(CONDITIONS) | st.text(max_size=40),
+        "builtin": st.sampled_from(["credit_limit", "weight_limit", "nope"]) | st.text(max_size=10),
+        "params": json_values,
+        "outcome": st.sampled_from(["hold", "reject", "accept", "maybe"]) | json_values,
+        "reason": json_values,
+        "stage": st.sampled_from(["intake", "fraud", "nowhere"]) | json_values,
+        "priority": json_values,
+        "channels": json_values,
+        "message": st.text(max_size=40),
+        "enabled": json_values,
+        "extra": json_values,
+    },
+)
+rule_files = st.fixed_dictionaries(
+    {"rules": st.lists(rule_like, max_size=4)},
+    optional={"name": json_values, "version": json_values, "stages": json_values, "on_error": json_values},
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=rule_files)
+def test_any_json_rule_file_loads_or_is_refused_with_problems(data: dict[str, Any]) -> None:
+    try:
+        rules = load_rules(json.dumps(data), format="json")
+    except InvalidRuleSet as e:
+        assert e.problems and all(p.code and p.message for p in e.problems)
+    else:
+        assert len(rules.rules) == len(data["rules"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.text(max_size=300))
+def test_any_text_loads_or_is_refused_with_problems(text: str) -> None:
+    for fmt in ("toml", "json"):
+        try:
+            load_rules(text, format=fmt)
+        except InvalidRuleSet as e:
+            assert e.problems
