@@ -272,3 +272,19 @@ def test_without_a_rule_set_nothing_is_evaluated() -> None:
     assert app.get_order(order_id).status is S.PLACED and not decisions(app, order_id)
     assert app.reevaluate_held(reason="x") == []
     assert not app.handle(ReevaluateOrder(order_id=order_id)).changed
+
+
+def test_a_new_rule_set_version_takes_over_for_later_orders() -> None:
+    app, payments = make_app()
+    stock(app, 10)
+    payments.authorise("O-000001", eur("1000.00"))
+    payments.authorise("O-000002", eur("1000.00"))
+    first = place(app, units=3)
+    assert app.get_order(first).status is S.ACCEPTED
+    stricter = load_rules(RULES.replace('version = "1"', 'version = "2"').replace(" and customer.is_new", ""))
+    assert app.use_rules(stricter) is not None and app.rules is stricter
+    second = place(app, units=3)
+    assert {h.code for h in app.get_order(second).holds} == {"review"}
+    [decision] = decisions(app, second)
+    assert decision.rule_set_version == "2"
+    assert app.get_order(first).status is S.ACCEPTED

@@ -60,6 +60,19 @@ class OrderCore:
         return result
 
     # -- rules -----------------------------------------------------------------------------------------
+    @property
+    def rules(self) -> RuleSet | None:
+        """The rule set orders are evaluated with (None: no rules)."""
+        return self.services.rules
+
+    def use_rules(self, rules: RuleSet | None) -> RuleSet | None:
+        """Evaluate orders from now on with ``rules`` (a new version, say, after :meth:`what_if` showed
+        what it changes); returns the previous set. Orders already decided keep their decisions until
+        something sends them through the rules again."""
+        previous = self.services.rules
+        self.bus.services = attrs.evolve(self.services, rules=rules)
+        return previous
+
     def reevaluate_held(self, codes: Iterable[str] | None = None, *, reason: str) -> list[CommandResult]:
         """Run the rule set again on every order held for one of ``codes`` (every code the rule set can
         give, and ``rule_error``, by default). Call it when something rules read changed outside
