@@ -15,6 +15,7 @@ import attrs
 
 from ordercore.errors import RuleEvaluationFailed
 from ordercore.events import RulesEvaluated, RuleVerdict
+from ordercore.rules.language import CompiledExpression
 from ordercore.rules.model import Outcome, Rule, RuleSet, format_value
 
 __all__ = ["RULE_ERROR", "Decision", "changed_decisions", "evaluate", "explain", "explain_verdicts"]
@@ -85,6 +86,14 @@ def _inputs(rule: Rule, ctx: Any) -> tuple[tuple[str, str], ...]:
     return tuple((path, format_value(value)) for path, value in seen.items())
 
 
+def _error_text(rule: Rule, e: Exception) -> str:
+    """What a failed rule's verdict says, as the condition's own ``evaluate`` would have put it."""
+    if isinstance(rule.condition, CompiledExpression):
+        detail = e.message if isinstance(e, RuleEvaluationFailed) else f"{type(e).__name__}: {e}"
+        return f"{rule.condition.source!r}: {detail}"
+    return e.message if isinstance(e, RuleEvaluationFailed) else f"{type(e).__name__}: {e}"
+
+
 def _message(rule: Rule, ctx: Any) -> str:
     if rule.message is not None:
         return rule.message.render(ctx)
@@ -101,27 +110,30 @@ def evaluate(rule_set: RuleSet, ctx: Any, *, explain: bool = True) -> Decision:
     verdicts: list[RuleVerdict] = []
     accepted_in: str | None = None  # a stage vouched for by an accept rule
     accepted_by = rejected_by = ""
-    for rule in rule_set.ordered:
-        stage = rule.stage
-        skipped = ""
-        if not rule.enabled:
-            skipped = "disabled"
-        elif rejection is not None:
-            skipped = f"order rejected by {rejected_by}"
-        elif accepted_in == stage:
-            skipped = f"stage accepted by {accepted_by}"
-        elif not rule.applies_to(channel, segment):
-            skipped = "out of scope (channel or segment)"
-        if skipped:
+    for rule, stage, check, scoped in rule_set.plan:
+        if (
+            rejection is not None
+            or accepted_in == stage
+            or check is None
+            or (scoped and not rule.applies_to(channel, segment))
+        ):
             if explain:
+                if check is None:
+                    skipped = "disabled"
+                elif rejection is not None:
+                    skipped = f"order rejected by {rejected_by}"
+                elif accepted_in == stage:
+                    skipped = f"stage accepted by {accepted_by}"
+                else:
+                    skipped = "out of scope (channel or segment)"
                 verdicts.append(
                     RuleVerdict(rule.id, stage, False, rule.outcome.value, rule.reason_code, skipped=skipped)
                 )
             continue
         try:
-            matched = rule.condition.evaluate(ctx) is True
-        except RuleEvaluationFailed as e:
-            error = e.message
+            matched = check(ctx) is True
+        except Exception as e:  # a compiled condition's raw function raises what Python raises
+            error = _error_text(rule, e)
             verdicts.append(
                 RuleVerdict(
                     rule.id,

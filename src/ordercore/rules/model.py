@@ -77,6 +77,13 @@ class Condition(Protocol):
     def inputs(self, ctx: Any) -> dict[str, object]: ...
 
 
+def _runner(condition: Condition) -> Callable[[Any], Any]:
+    """What the engine calls to test a condition: a compiled expression's own function (the engine turns
+    what it raises into the rule's error), or the condition's ``evaluate``."""
+    function = getattr(condition, "function", None)
+    return function if callable(function) else condition.evaluate
+
+
 def _resolve(ctx: Any, path: str) -> object:
     value = ctx
     for name in path.split("."):
@@ -220,6 +227,11 @@ class RuleSet:
     stages: tuple[str, ...] = DEFAULT_STAGES
     on_error: str = "hold"
     ordered: tuple[Rule, ...] = attrs.field(init=False, eq=False, repr=False)
+    #: per rule in order: the rule, its stage, the callable to run (None when disabled) and whether it is
+    #: scoped; worked out once, so evaluating a set does no more than it must per rule
+    plan: tuple[tuple[Rule, str, Callable[[Any], Any] | None, bool], ...] = attrs.field(
+        init=False, eq=False, repr=False
+    )
 
     def __attrs_post_init__(self) -> None:
         problems: list[RuleProblem] = []
@@ -250,6 +262,14 @@ class RuleSet:
         rank = {s: i for i, s in enumerate(self.stages)}
         ordered = sorted(self.rules, key=lambda r: (rank[r.stage], -r.priority, r.id))
         object.__setattr__(self, "ordered", tuple(ordered))
+        object.__setattr__(
+            self,
+            "plan",
+            tuple(
+                (r, r.stage, _runner(r.condition) if r.enabled else None, bool(r.channels or r.segments))
+                for r in ordered
+            ),
+        )
 
     def rule(self, rule_id: str) -> Rule:
         for r in self.rules:
