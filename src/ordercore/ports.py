@@ -25,6 +25,7 @@ from ordercore.order import Order
 from ordercore.values import Address, Channel, CustomerId, CustomerRef, GeoPoint, LineId, OrderId, Sku
 
 __all__ = [
+    "AddressValidator",
     "BackorderSummary",
     "BackorderedLine",
     "CapacityRepository",
@@ -517,6 +518,13 @@ class PaymentRecords(Protocol):
     """What has been authorised for an order so far (None when nothing is)."""
 
     def authorised(self, order_id: OrderId) -> Money | None: ...
+
+
+class AddressValidator(Protocol):
+    """Checks a postal address for delivery (required fields, postal code formats, regions) and returns
+    what is wrong with it, one readable problem per entry; empty when the address is fine."""
+
+    def problems(self, address: Address) -> list[str]: ...
 
 
 @attrs.frozen

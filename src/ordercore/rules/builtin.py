@@ -284,8 +284,12 @@ def _size(p: _Params) -> PythonCondition:
 
 
 def address_problems(ctx: Any) -> list[str]:
-    """What is wrong with the shipping address for delivery: missing fields, a postal code that does not
-    have its country's format."""
+    """What is wrong with the shipping address for delivery: the configured
+    :class:`~ordercore.ports.AddressValidator`'s answer when there is one, otherwise missing fields and a
+    postal code that does not have its country's format (:data:`POSTAL_CODE_FORMATS`)."""
+    inputs = getattr(ctx, "inputs", None)
+    if inputs is not None and inputs.address_validator is not None:
+        return list(ctx.address_problems())
     a = ctx.ship_to
     found = [
         f"{name} is missing" for name in ("line1", "city", "postal_code") if not getattr(a, name).strip()

@@ -21,6 +21,7 @@ from ordercore.errors import RuleEvaluationFailed
 from ordercore.money import Money
 from ordercore.order import Order
 from ordercore.ports import (
+    AddressValidator,
     CustomerDirectory,
     CustomerProfile,
     ErpGateway,
@@ -181,6 +182,7 @@ class RuleInputs:
     payments: PaymentRecords | None = None
     recent_orders: RecentOrders | None = None
     available: Callable[[Sku], int] | None = None
+    address_validator: AddressValidator | None = None
 
 
 def _missing(what: str, port: str) -> RuleEvaluationFailed:
@@ -468,6 +470,12 @@ class OrderContext:
             for d in self._inputs.recent_orders.placed_since(self._order.customer.id, since)
             if d.order_id != own
         ]
+
+    def address_problems(self) -> list[str]:
+        """What the configured address validator finds wrong with the shipping address."""
+        if self._inputs.address_validator is None:
+            raise _missing("address validation", "address validator")
+        return list(self._inputs.address_validator.problems(self._order.shipping_address))
 
     def _products(self) -> Mapping[str, ProductInfo]:
         if self._product_cache is None:

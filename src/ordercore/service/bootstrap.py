@@ -13,6 +13,7 @@ from ordercore.inventory import FulfilmentNetwork, FulfilmentNode
 from ordercore.lifecycle import DEFAULT_LIFECYCLE, Lifecycle
 from ordercore.order import Order
 from ordercore.ports import (
+    AddressValidator,
     Clock,
     CrmGateway,
     CustomerDirectory,
@@ -74,6 +75,7 @@ def bootstrap(
     fraud: FraudScorer | None = None,
     payments: PaymentRecords | None = None,
     recent_orders: RecentOrders | None = None,
+    address_validator: AddressValidator | None = None,
 ) -> OrderCore:
     """Build an :class:`OrderCore`. ``store`` is a URL (``memory://`` by default) or an opened store.
 
@@ -86,7 +88,8 @@ def bootstrap(
     With ``rules`` (a :class:`~ordercore.rules.RuleSet`), every order placed is evaluated: accepted, held
     with reason codes or rejected, with the decision recorded on the order. ``customers``, ``catalog``,
     ``fraud``, ``payments`` and ``recent_orders`` are the ports rules read through (the store answers for
-    recent orders when it can; ``erp`` gives open balances).
+    recent orders when it can; ``erp`` gives open balances); ``address_validator`` replaces the built-in
+    address checks.
     """
     if not isinstance(store, str) and not callable(getattr(store, "unit_of_work", None)):
         raise InvalidValue("must be a store URL or an opened store", field="store", value=store)
@@ -113,6 +116,7 @@ def bootstrap(
         fraud=fraud,
         payments=payments,
         recent_orders=recent_orders,
+        address_validator=address_validator,
     )
     services.strategy()  # an unknown default strategy is refused now, not at the first order
     bus = MessageBus(

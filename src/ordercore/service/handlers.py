@@ -25,6 +25,7 @@ from ordercore.lifecycle import Lifecycle, Triggers
 from ordercore.lines import OrderLine
 from ordercore.order import Order
 from ordercore.ports import (
+    AddressValidator,
     Clock,
     CrmGateway,
     CustomerDirectory,
@@ -95,6 +96,7 @@ class Services:
     fraud: FraudScorer | None = None
     payments: PaymentRecords | None = None
     recent_orders: RecentOrders | None = None
+    address_validator: AddressValidator | None = None
 
     def strategy(self, name: str = "") -> SourcingStrategy:
         """The strategy called ``name`` (the default one when empty)."""

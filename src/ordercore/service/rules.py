@@ -46,6 +46,7 @@ def rule_inputs(uow: UnitOfWork, svc: object, at: datetime) -> RuleInputs:
         payments=getattr(svc, "payments", None),
         recent_orders=getattr(svc, "recent_orders", None) or _recent_orders_of(uow),
         available=available,
+        address_validator=getattr(svc, "address_validator", None),
     )
 
 
