@@ -188,6 +188,7 @@ class TransitTime:
 
 
 _ALL_DAYS = frozenset(range(7))
+_ONE_DAY = timedelta(days=1)
 
 
 @attrs.frozen
@@ -249,7 +250,11 @@ class WorkingCalendar:
         today = local.date()
         if self.is_working_day(today) and local.time() < self.cutoff:
             return today
-        return self.working_days(today + timedelta(days=1), 1)[0]
+        # working_days(today + 1 day, 1)[0], without building a recurrence rule for one day
+        day = today + _ONE_DAY
+        while not self.is_working_day(day):
+            day += _ONE_DAY
+        return day
 
 
 def _capabilities(value: Iterable[Capability]) -> frozenset[Capability]:

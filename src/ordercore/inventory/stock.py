@@ -14,7 +14,7 @@ when it leaves reservations uncovered: :meth:`StockPosition.shortfall` then says
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 
 import attrs
 
@@ -261,10 +261,13 @@ class StockPosition:
     # -- reading ------------------------------------------------------------------------------------------
     def reserved(self, at: datetime) -> int:
         """Units held by reservations live at ``at`` (soft ones past their expiry do not count)."""
-        check_aware(at, "at")
-        return sum(
-            r.quantity for r in self.reservations.values() if r.expires_at is None or at < r.expires_at
-        )
+        if type(at) is not datetime or at.tzinfo is not UTC:  # a UTC datetime is aware: no need to ask
+            check_aware(at, "at")
+        held = 0
+        for r in self.reservations.values():
+            if r.expires_at is None or at < r.expires_at:
+                held += r.quantity
+        return held
 
     def available(self, at: datetime) -> int:
         """Available-to-promise at ``at``: ``on_hand - safety_stock - reserved(at)``, never below zero."""
@@ -281,6 +284,8 @@ class StockPosition:
 
     def incoming(self) -> Incoming:
         """Expected supply as ``(date, units)`` pairs, one per date, sorted by date."""
+        if not self.supply:
+            return ()
         by_day: dict[date, int] = {}
         for s in self.supply.values():
             by_day[s.expected_on] = by_day.get(s.expected_on, 0) + s.quantity

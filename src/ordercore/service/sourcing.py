@@ -117,25 +117,27 @@ def stock_view(
     """What every node of ``network`` can promise at ``at``: available-to-promise and incoming supply per
     SKU from ``positions`` (positions of nodes outside the network are ignored), and the shipments each
     can still take (``capacity``, from :func:`capacity_left`; no limit when not given)."""
-    available: dict[str, dict[Sku, int]] = {n.node_id: {} for n in network.nodes}
-    incoming: dict[str, dict[Sku, tuple[tuple[date, int], ...]]] = {n.node_id: {} for n in network.nodes}
+    nodes = network.nodes
+    available: dict[str, dict[Sku, int]] = {n.node_id: {} for n in nodes}
+    incoming: dict[str, dict[Sku, tuple[tuple[date, int], ...]]] = {n.node_id: {} for n in nodes}
     for pos in positions:
-        if pos.node_id in available:
-            available[pos.node_id][pos.sku] = pos.available(at)
+        held = available.get(pos.node_id)
+        if held is not None:
+            held[pos.sku] = pos.available(at)
             supply = pos.incoming()
             if supply:
                 incoming[pos.node_id][pos.sku] = supply
     view = NetworkStock(
-        (
-            NodeStock(
+        [
+            NodeStock.trusted(
                 node,
                 available[node.node_id],
                 incoming[node.node_id],
                 capacity_left=None if capacity is None else capacity.get(node.node_id),
                 online=network.is_online(node.node_id),
             )
-            for node in network.nodes
-        ),
+            for node in nodes
+        ],
         currency=network.currency,
         like=_last_views.get(network),
     )

@@ -231,6 +231,26 @@ class NodeStock:
     def node_id(self) -> str:
         return self.node.node_id
 
+    @classmethod
+    def trusted(
+        cls,
+        node: FulfilmentNode,
+        available: dict[Sku, int],
+        incoming: dict[Sku, tuple[tuple[date, int], ...]],
+        capacity_left: int | None = None,
+        online: bool = True,
+    ) -> NodeStock:
+        """A node stock from figures that are valid by construction (units >= 0 from stock positions,
+        supply sorted by date with units >= 1, a capacity >= 0): neither copied nor checked again, which
+        matters when every order builds one per node. The dictionaries become the value's own."""
+        stock: NodeStock = object.__new__(cls)
+        object.__setattr__(stock, "node", node)
+        object.__setattr__(stock, "available", available)
+        object.__setattr__(stock, "incoming", incoming)
+        object.__setattr__(stock, "capacity_left", capacity_left)
+        object.__setattr__(stock, "online", online)
+        return stock
+
 
 class RejectReason(enum.Enum):
     """Why a node did not ship (part of) an order."""

@@ -11,7 +11,7 @@ takes a plan's units out with :meth:`NetworkStock.apply` and puts them back with
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import date, datetime
 from decimal import Decimal
 
@@ -86,6 +86,27 @@ class NodeFacts:
         self.priority = node.priority
         self.calendar_key = calendar_key
 
+    def with_stock(self, stock: NodeStock) -> NodeFacts:
+        """The same facts for another snapshot of the same node: ``stock`` and whether it is online."""
+        other = object.__new__(NodeFacts)
+        other.calendar_key = self.calendar_key
+        other.cos_lat = self.cos_lat
+        other.lat = self.lat
+        other.lon = self.lon
+        other.node = self.node
+        other.node_id = self.node_id
+        other.online = stock.online
+        other.pickup = self.pickup
+        other.pkm = self.pkm
+        other.priority = self.priority
+        other.ps = self.ps
+        other.pu = self.pu
+        other.pukm = self.pukm
+        other.ships = self.ships
+        other.stock = stock
+        other.zones = self.zones
+        return other
+
     def distance_km(self, lat: float, cos_lat: float, lon: float) -> float:
         """Great-circle km to a point given as (latitude in radians, its cosine, longitude in degrees);
         equal to ``haversine_km(node.location, point)``."""
@@ -114,7 +135,9 @@ def point_radians(point: GeoPoint) -> tuple[float, float, float]:
 
 class _Static:
     """The part of a network shared by every copy: node facts, incoming supply per SKU, rate floors, and
-    memo tables (dispatch dates) that depend only on static data."""
+    memo tables (dispatch dates) that depend only on static data. A snapshot of the same nodes built
+    ``like`` this one shares everything but the facts (which hold each node's stock), the incoming supply
+    and the offline nodes."""
 
     __slots__ = (
         "detailed",
@@ -133,23 +156,71 @@ class _Static:
         "unable",
     )
 
-    def __init__(self, stocks: list[NodeStock]) -> None:
-        calendars: dict[WorkingCalendar, int] = {}
-        self.facts: dict[str, NodeFacts] = {}
-        for s in sorted(stocks, key=lambda s: s.node_id):  # canonical order: sums do not depend on listing
-            key = calendars.setdefault(s.node.calendar, len(calendars))
-            self.facts[s.node_id] = NodeFacts(s, key)
-        self.order: tuple[str, ...] = tuple(sorted(self.facts))
+    facts: dict[str, NodeFacts]
+    order: tuple[str, ...]
+    incoming: dict[Sku, tuple[tuple[date, str, int], ...]]
+    min_rates: tuple[float, float, float, float]
+    max_rates: tuple[float, float, float, float]
+    reach: tuple[GeoPoint, float]
+    has_zones: bool
+    offline: frozenset[str]
+    unable: frozenset[str]
+    dispatch: dict[tuple[int, datetime], date]
+    rejections: dict[str, dict[str, Rejection]]
+    detailed: dict[str, dict[tuple[str, str], Rejection]]
+    geo: dict[str, tuple[float, float, float, float, float, float, float]]
+    grid: Grid | None
+
+    def __init__(self, stocks: list[NodeStock], like: _Static | None = None, *, same: bool = False) -> None:
+        # canonical order: sums do not depend on listing (``same``: ``stocks`` are sorted, of like's nodes)
+        ordered = stocks if same else sorted(stocks, key=_node_id_of)
+        if like is not None and (same or like.same_nodes(ordered)):
+            self._share(like, ordered)
+        else:
+            self._compute(ordered)
         incoming: dict[Sku, list[tuple[date, str, int]]] = {}
         for node_id in self.order:
             for sku, entries in self.facts[node_id].stock.incoming.items():
                 incoming.setdefault(sku, []).extend((d, node_id, q) for d, q in entries)
-        self.incoming: dict[Sku, tuple[tuple[date, str, int], ...]] = {
-            sku: tuple(sorted(v)) for sku, v in incoming.items()
-        }
+        self.incoming = {sku: tuple(sorted(v)) for sku, v in incoming.items()}
+        self.offline = frozenset(f.node_id for f in self.facts.values() if not f.online)
+
+    def same_nodes(self, ordered: list[NodeStock]) -> bool:
+        """Whether ``ordered`` (sorted by node id) holds exactly this network's node objects."""
+        if len(ordered) != len(self.order):
+            return False
+        facts = self.facts
+        for node_id, s in zip(self.order, ordered, strict=True):
+            if s.node_id != node_id or facts[node_id].node is not s.node:
+                return False
+        return True
+
+    def _share(self, like: _Static, ordered: list[NodeStock]) -> None:
+        """Take everything that depends on the nodes alone from ``like`` (same node objects): only the
+        facts are copied, to hold the new stock."""
+        self.facts = {s.node_id: like.facts[s.node_id].with_stock(s) for s in ordered}
+        self.order = like.order
+        self.min_rates = like.min_rates
+        self.max_rates = like.max_rates
+        self.reach = like.reach
+        self.has_zones = like.has_zones
+        self.unable = like.unable
+        self.dispatch = like.dispatch
+        self.rejections = like.rejections
+        self.detailed = like.detailed
+        self.geo = like.geo
+        self.grid = like.grid
+
+    def _compute(self, ordered: list[NodeStock]) -> None:
+        calendars: dict[WorkingCalendar, int] = {}
+        self.facts = {}
+        for s in ordered:
+            key = calendars.setdefault(s.node.calendar, len(calendars))
+            self.facts[s.node_id] = NodeFacts(s, key)
+        self.order = tuple(sorted(self.facts))
         facts = list(self.facts.values())
         # lower bounds of (fixed, per_unit) over every node, as linear functions of the distance
-        self.min_rates: tuple[float, float, float, float] = (
+        self.min_rates = (
             (
                 min(f.ps for f in facts),
                 min(f.pkm for f in facts),
@@ -161,7 +232,7 @@ class _Static:
         )
         # upper bounds of (fixed, per_unit) over every node: (per_shipment + zone, per_km, per_unit + zone,
         # per_unit_km)
-        self.max_rates: tuple[float, float, float, float] = (
+        self.max_rates = (
             (
                 max(f.ps + max((z[1] for z in f.zones), default=0.0) for f in facts),
                 max(f.pkm for f in facts),
@@ -181,16 +252,13 @@ class _Static:
         else:
             self.reach = (GeoPoint(0.0, 0.0), 0.0)
         self.has_zones = any(f.zones for f in facts)
-        self.offline = frozenset(f.node_id for f in facts if not f.online)
         self.unable = frozenset(f.node_id for f in facts if not f.ships)
-        self.dispatch: dict[tuple[int, datetime], date] = {}
+        self.dispatch = {}
         # rejections without detail, per reason value and node id, shared by every plan
-        self.rejections: dict[str, dict[str, Rejection]] = {}
-        self.detailed: dict[str, dict[tuple[str, str], Rejection]] = {}
+        self.rejections = {}
+        self.detailed = {}
         # (latitude rad, its cosine, longitude deg, per_unit, per_unit_km, per_shipment, per_km) per node
-        self.geo: dict[str, tuple[float, float, float, float, float, float, float]] = {
-            f.node_id: (f.lat, f.cos_lat, f.lon, f.pu, f.pukm, f.ps, f.pkm) for f in facts
-        }
+        self.geo = {f.node_id: (f.lat, f.cos_lat, f.lon, f.pu, f.pukm, f.ps, f.pkm) for f in facts}
         # a spatial index, for networks large enough to gain from visiting nodes nearest first
         self.grid = (
             Grid.build({f.node_id: (f.node.location.latitude, f.lon) for f in facts})
@@ -214,6 +282,14 @@ class _Static:
         return day
 
 
+def _node_id_of(stock: NodeStock) -> str:
+    return stock.node_id
+
+
+def _all_node_stocks(entries: Sequence[object]) -> bool:
+    return all(isinstance(entry, NodeStock) for entry in entries)
+
+
 class NetworkStock:
     """Every node's stock, as one snapshot that strategies read and batch sourcing changes.
 
@@ -221,15 +297,28 @@ class NetworkStock:
     currency). ``currency`` is taken from the nodes, and must be given for an empty network. Iteration
     yields the current stock of every node, by node id. :meth:`copy` is cheap (per-SKU tables are copied
     when first written), so a caller can try plans on a copy.
+
+    ``like``, an earlier snapshot, lends what depends on the nodes alone (coordinates, rates, memo tables)
+    when ``nodes`` hold the very node objects it was built from, which are then not checked again (nor is
+    the currency, which must be its own): building a snapshot per order costs the stock figures only.
     """
 
     __slots__ = ("_by_sku", "_cap", "_changed", "_exhausted", "_owned", "_static", "_totals", "currency")
 
-    def __init__(self, nodes: Iterable[NodeStock], currency: str | None = None) -> None:
+    def __init__(
+        self, nodes: Iterable[NodeStock], currency: str | None = None, *, like: NetworkStock | None = None
+    ) -> None:
+        listed = list(nodes)
+        if like is not None and (currency is None or currency == like.currency):
+            ordered = sorted(listed, key=_node_id_of) if _all_node_stocks(listed) else None
+            if ordered is not None and like._static.same_nodes(ordered):
+                # the very nodes of ``like``, which were checked when it was built
+                self._build(like.currency, _Static(ordered, like._static, same=True))
+                return
         problems: list[Problem] = []
         stocks: list[NodeStock] = []
         seen: set[str] = set()
-        for i, entry in enumerate(nodes):
+        for i, entry in enumerate(listed):
             if not isinstance(entry, NodeStock):
                 problems.append(Problem(f"nodes[{i}]", InvalidValue.code, "must be a NodeStock", entry))
             elif entry.node_id in seen:
@@ -264,8 +353,11 @@ class NetworkStock:
         if problems:
             raise ValidationFailed(problems, subject="network stock")
         assert currency is not None
+        self._build(currency, _Static(stocks, None if like is None else like._static))
+
+    def _build(self, currency: str, static: _Static) -> None:
         self.currency: str = currency
-        self._static = _Static(stocks)
+        self._static = static
         by_sku: dict[Sku, dict[str, int]] = {}
         for node_id in self._static.order:
             for sku, qty in self._static.facts[node_id].stock.available.items():
