@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import os
 import re
+import select
 import threading
+import weakref
+from time import monotonic
 from typing import Any, NamedTuple
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -12,7 +15,7 @@ import cattrs
 import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
-from psycopg.pq import TransactionStatus
+from psycopg.pq import ConnStatus, TransactionStatus
 from psycopg_pool import ConnectionPool
 
 from ordercore.errors import InvalidValue, StoreUnavailable, UnknownStore
@@ -20,7 +23,7 @@ from ordercore.inventory import StockPosition
 from ordercore.lifecycle import DEFAULT_LIFECYCLE, Lifecycle
 from ordercore.order import Order
 from ordercore.serialization import make_converter
-from ordercore.storage import VersionedCopies
+from ordercore.storage import StoredJson, VersionedCopies
 from ordercore.values import OrderId
 from ordercore_adapters.postgres._schema import DEFAULT_SCHEMA, Migration, ensure_schema
 from ordercore_adapters.postgres._unit_of_work import PostgresUnitOfWork
@@ -35,6 +38,7 @@ DEFAULT_POOL_SIZE = 8
 _MAX_POOL_SIZE = 1000
 _KEPT_ORDERS = 4_096  # decoded orders kept, by version, so that an unchanged row is not decoded again
 _KEPT_POSITIONS = 20_000  # decoded stock positions kept likewise
+_CHECK_IDLE_S = 2.0  # a pooled connection idle longer than this is checked with a round trip before use
 
 
 class PostgresTarget(NamedTuple):
@@ -98,9 +102,12 @@ class PostgresStore:
 
     Connections come from a pool (``psycopg_pool``) the store opens on first use: each unit of work takes
     one on first use and gives it back when the unit ends, so units never share a session. Every pooled
-    connection is autocommit with the store's schema as its search path (set once, when it is opened); one
-    is checked before it is handed out (a dead one is replaced) and one given back inside a transaction is
-    rolled back, or dropped. A process forked from one using the store opens its own pool. :meth:`close`
+    connection is autocommit with the store's schema as its search path (set once, when it is opened). One
+    idle for more than a couple of seconds, or one the server wrote to while it was idle (as it does when
+    it closes a session), is checked with a round trip before it is handed out (a dead one is replaced);
+    one in use moments ago is only checked locally, which saves a round trip per unit of work under load.
+    A connection lost silently in between fails that unit with ``StoreUnavailable`` and is dropped, so the
+    next unit gets a live one. One given back inside a transaction is rolled back, or dropped. A process forked from one using the store opens its own pool. :meth:`close`
     closes the pool and every connection still handed out.
 
     A new schema is created at the current schema version; one at an older version is refused
@@ -124,6 +131,7 @@ class PostgresStore:
         self.lifecycle = lifecycle
         self.pool_size = max(int(pool_size), 1)
         self.converter: cattrs.Converter = make_converter(lifecycle)
+        self.json = StoredJson(self.converter)
         self.orders_cache: VersionedCopies[OrderId, Order] = VersionedCopies(Order.clone, _KEPT_ORDERS)
         self.stock_cache: VersionedCopies[tuple[str, str], StockPosition] = VersionedCopies(
             StockPosition.clone, _KEPT_POSITIONS
@@ -134,6 +142,9 @@ class PostgresStore:
         self._pool: ConnectionPool[Any] | None = None
         self._pid = os.getpid()
         self._live: dict[psycopg.Connection[Any], ConnectionPool[Any]] = {}
+        self._last_used: weakref.WeakKeyDictionary[psycopg.Connection[Any], float] = (
+            weakref.WeakKeyDictionary()
+        )
         kwargs: dict[str, Any] = {"autocommit": True}
         if "connect_timeout" not in conninfo_to_dict(conninfo):
             kwargs["connect_timeout"] = _CONNECT_TIMEOUT_S
@@ -223,6 +234,7 @@ class PostgresStore:
             pool = self._live.pop(conn, None)
             ours = self._pid == os.getpid()
         if pool is not None:
+            self._last_used[conn] = monotonic()
             self._give_back(pool, conn)
         elif ours:
             conn.close()
@@ -253,7 +265,7 @@ class PostgresStore:
                 max_size=self.pool_size,
                 open=False,
                 configure=self._configure,
-                check=ConnectionPool.check_connection,
+                check=self._check,
                 reset=_reset,
                 reconnect_timeout=float(self._connect_kwargs.get("connect_timeout", _CONNECT_TIMEOUT_S)) * 3,
                 name=f"ordercore-{self.schema}-{pid}",
@@ -261,6 +273,21 @@ class PostgresStore:
             pool.open(wait=False)
             self._pool = pool
             return pool
+
+    def _check(self, conn: psycopg.Connection[Any]) -> None:
+        """Run by the pool before handing ``conn`` out: a round trip (``ConnectionPool.check_connection``)
+        for a connection never used or idle for more than :data:`_CHECK_IDLE_S`, or one the server sent
+        something to while it was idle; otherwise only its local state and a non-blocking look at its
+        socket. Raising makes the pool replace the connection."""
+        last = self._last_used.get(conn)
+        if last is None or monotonic() - last > _CHECK_IDLE_S:
+            ConnectionPool.check_connection(conn)
+        elif conn.closed or conn.pgconn.status != ConnStatus.OK:
+            raise psycopg.OperationalError("the connection is closed or broken")
+        elif select.select([conn.fileno()], [], [], 0)[0]:
+            # an idle connection has nothing to say, unless the server is closing it (a shutdown, a
+            # terminated backend): then the round trip tells
+            ConnectionPool.check_connection(conn)
 
     def _configure(self, conn: psycopg.Connection[Any]) -> None:
         """Make a new pooled connection use the store's schema (once, for the connection's life)."""

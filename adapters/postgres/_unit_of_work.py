@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from collections.abc import Set as AbstractSet
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import psycopg
+from psycopg.pq import TransactionStatus
 from psycopg.types.json import Jsonb
 
 from ordercore.errors import (
@@ -400,41 +401,24 @@ class PostgresUnitOfWork(StagedUnitOfWork):
         published: Sequence[str],
         keys: Sequence[IdempotencyRecord],
     ) -> None:
-        """One transaction in pipeline mode, so that it costs a few round trips rather than one per
-        statement: first the statements whose row counts are checked (keys, version-checked rows, published
-        marks), whose results are awaited and checked before anything else is sent; then the rest (read
-        models, outbox, ledger), sent with the commit."""
+        """One transaction in pipeline mode, so that it costs two round trips rather than one per
+        statement: first ``BEGIN`` and the statements whose row counts are checked (keys, version-checked
+        rows, published marks), whose results are awaited and checked before anything else is sent; then
+        the rest (read models, outbox, ledger) with the ``COMMIT``, sent as the pipeline ends. ``BEGIN``
+        and ``COMMIT`` are statements of the pipeline (not ``conn.transaction()``, whose nested pipeline
+        costs a round trip more); whatever goes wrong, the transaction is rolled back."""
         # rows come in key order, so concurrent commits take their row locks in the same order
-        with self.db() as conn, conn.pipeline() as pipeline, conn.transaction():
-            checks: list[tuple[psycopg.Cursor[Any], Callable[[], OrderCoreError]]] = []
-            for record in keys:
-                checks.append(self._write_key(conn, record))
-            for order in changed:
-                checks.append(self._write_order(conn, order, new=order.id in new))
-            for position in positions:
-                checks.append(self._write_position(conn, position))
-            for node_day in days:
-                checks.append(self._write_node_day(conn, node_day))
-            for event_id in published:
-                checks.append(self._mark_published(conn, event_id))
+        with self.db() as conn:
             try:
-                pipeline.sync()
-            except psycopg.errors.UniqueViolation as e:  # an order's new channel + reference is taken
-                taken = next((o for o in changed if o.id not in new and o.external_ref is not None), None)
-                if taken is None:
-                    raise
-                raise DuplicateOrder(f"{taken.channel} already sent {taken.external_ref!r}") from e
-            for cursor, failure in checks:
-                if cursor.rowcount != 1:
-                    raise failure()
-            for order in changed:
-                self._write_order_rows(conn, order, new=order.id in new)
-            converter = self._store.converter
-            for position in positions:
-                rows = ledger_rows(position, converter)
-                if rows:
-                    with conn.cursor() as cursor:
-                        cursor.executemany(INSERT_LEDGER, rows)
+                with conn.pipeline() as pipeline:
+                    conn.execute("BEGIN")
+                    self._write_rows(conn, pipeline, changed, new, positions, days, published, keys)
+                    conn.execute("COMMIT")
+            except BaseException:
+                if not conn.broken and conn.info.transaction_status != TransactionStatus.IDLE:
+                    with suppress(psycopg.Error):  # the first error is the one worth reporting
+                        conn.rollback()
+                raise
         # what was just committed is what the next unit will read: keep it, so that it is not decoded
         for order in changed:
             self.orders_cache.put(order.id, order.version, committed_copy_of_order(order))
@@ -442,6 +426,48 @@ class PostgresUnitOfWork(StagedUnitOfWork):
             self.stock_cache.put(
                 (position.node_id, position.sku.value), position.version, committed_copy_of_position(position)
             )
+
+    def _write_rows(
+        self,
+        conn: Connection,
+        pipeline: psycopg.Pipeline,
+        changed: Sequence[Order],
+        new: AbstractSet[OrderId],
+        positions: Sequence[StockPosition],
+        days: Sequence[NodeDay],
+        published: Sequence[str],
+        keys: Sequence[IdempotencyRecord],
+    ) -> None:
+        """The statements of a commit, inside its transaction (see :meth:`_write`)."""
+        checks: list[tuple[psycopg.Cursor[Any], Callable[[], OrderCoreError]]] = []
+        for record in keys:
+            checks.append(self._write_key(conn, record))
+        for order in changed:
+            checks.append(self._write_order(conn, order, new=order.id in new))
+        for position in positions:
+            checks.append(self._write_position(conn, position))
+        for node_day in days:
+            checks.append(self._write_node_day(conn, node_day))
+        for event_id in published:
+            checks.append(self._mark_published(conn, event_id))
+        try:
+            pipeline.sync()
+        except psycopg.errors.UniqueViolation as e:  # an order's new channel + reference is taken
+            taken = next((o for o in changed if o.id not in new and o.external_ref is not None), None)
+            if taken is None:
+                raise
+            raise DuplicateOrder(f"{taken.channel} already sent {taken.external_ref!r}") from e
+        for cursor, failure in checks:
+            if cursor.rowcount != 1:
+                raise failure()
+        for order in changed:
+            self._write_order_rows(conn, order, new=order.id in new)
+        converter = self._store.converter
+        for position in positions:
+            rows = ledger_rows(position, converter)
+            if rows:
+                with conn.cursor() as cursor:
+                    cursor.executemany(INSERT_LEDGER, rows)
 
     # -- writing, inside the commit's transaction -------------------------------------------------------
     # each returns the cursor of its statement, which must touch one row, and the error to raise if not
@@ -467,7 +493,7 @@ class PostgresUnitOfWork(StagedUnitOfWork):
             status_since(order),
             order.version,
         )
-        body = to_json(order, converter=self._store.converter)
+        body = self._store.json.order(order)
         if new:
             # DO NOTHING covers both unique keys (id, channel + reference) without aborting the transaction
             cursor = conn.execute(
@@ -490,10 +516,10 @@ class PostgresUnitOfWork(StagedUnitOfWork):
 
     def _write_order_rows(self, conn: Connection, order: Order, *, new: bool) -> None:
         """The read models and the outbox rows of an order just written."""
-        conv = self._store.converter
-        write_read_models(conn, order, new=new)
+        if self.orders.read_models_changed(order):
+            write_read_models(conn, order, new=new)
         events = [
-            (ev.event_id, order.id.value, type(ev).__name__, to_json(ev, converter=conv))
+            (ev.event_id, order.id.value, type(ev).__name__, self._store.json.event(ev))
             for ev in order.new_events()
         ]
         if events:

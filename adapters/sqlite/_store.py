@@ -14,7 +14,7 @@ from ordercore.inventory import StockPosition
 from ordercore.lifecycle import DEFAULT_LIFECYCLE, Lifecycle
 from ordercore.order import Order
 from ordercore.serialization import make_converter
-from ordercore.storage import VersionedCopies
+from ordercore.storage import StoredJson, VersionedCopies
 from ordercore.values import OrderId
 from ordercore_adapters.sqlite._schema import Migration, ensure_schema
 from ordercore_adapters.sqlite._unit_of_work import SqliteUnitOfWork
@@ -84,6 +84,7 @@ class SqliteStore:
         self.path = path
         self.lifecycle = lifecycle
         self.converter: cattrs.Converter = make_converter(lifecycle)
+        self.json = StoredJson(self.converter)
         self.orders_cache: VersionedCopies[OrderId, Order] = VersionedCopies(Order.clone, _KEPT_ORDERS)
         self.stock_cache: VersionedCopies[tuple[str, str], StockPosition] = VersionedCopies(
             StockPosition.clone, _KEPT_POSITIONS

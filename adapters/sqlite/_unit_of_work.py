@@ -442,10 +442,9 @@ class SqliteUnitOfWork(StagedUnitOfWork):
             raise key_taken(record.key)
 
     def _write_order(self, conn: sqlite3.Connection, order: Order, *, new: bool) -> None:
-        conv = self._store.converter
         since = stored_time(status_since(order))
         columns = (order.channel.value, order.external_ref, order.status.name, since, order.version)
-        body = to_json(order, converter=conv)
+        body = self._store.json.order(order)
         try:
             if new:
                 conn.execute(
@@ -468,11 +467,12 @@ class SqliteUnitOfWork(StagedUnitOfWork):
                     )
         except sqlite3.IntegrityError as e:
             raise self._duplicate(conn, order) from e
-        write_read_models(conn, order, new=new)
+        if self.orders.read_models_changed(order):
+            write_read_models(conn, order, new=new)
         conn.executemany(
             "INSERT INTO outbox (event_id, order_id, type, body) VALUES (?, ?, ?, ?)",
             [
-                (ev.event_id, order.id.value, type(ev).__name__, to_json(ev, converter=conv))
+                (ev.event_id, order.id.value, type(ev).__name__, self._store.json.event(ev))
                 for ev in order.new_events()
             ],
         )

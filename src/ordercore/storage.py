@@ -15,8 +15,9 @@ from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from datetime import date, datetime
 from types import TracebackType
-from typing import Any, Generic, Self, TypeVar
+from typing import Any, Generic, NamedTuple, Self, TypeVar
 
+import attrs
 import cattrs
 
 from ordercore.errors import (
@@ -27,12 +28,14 @@ from ordercore.errors import (
     OrderNotFound,
     StoreUnavailable,
 )
+from ordercore.events import OrderEvent
 from ordercore.inventory import EntryKind, LedgerEntry, NodeDay, StockPosition
 from ordercore.inventory.capacity import check_day
 from ordercore.inventory.ledger import collect
 from ordercore.inventory.nodes import check_node_id
 from ordercore.lifecycle import State
-from ordercore.order import Order
+from ordercore.lines import OrderLine
+from ordercore.order import Hold, Order
 from ordercore.ports import (
     BackorderedLine,
     BackorderSummary,
@@ -41,7 +44,7 @@ from ordercore.ports import (
     OrderAge,
     OutboxRecord,
 )
-from ordercore.serialization import from_json
+from ordercore.serialization import from_json, to_json
 from ordercore.values import Channel, OrderId, Sku
 
 __all__ = [
@@ -52,6 +55,7 @@ __all__ = [
     "StagedOutbox",
     "StagedStock",
     "StagedUnitOfWork",
+    "StoredJson",
     "VersionedCopies",
     "backorder_rows",
     "check_idempotency_key",
@@ -80,6 +84,8 @@ class StagedOrders(ABC):
     def __init__(self) -> None:
         self.staged: dict[OrderId, Order] = {}
         self.new: set[OrderId] = set()
+        # what the read model rows of each order read in this unit are made of, as stored (by version)
+        self._read_model_inputs: dict[OrderId, _ReadModelInputs] = {}
 
     # -- what a store provides ------------------------------------------------------------------------------
     @abstractmethod
@@ -121,7 +127,22 @@ class StagedOrders(ABC):
         order = self._load(order_id)
         if order is not None:
             self.staged[order_id] = order
+            self._read_model_inputs[order_id] = _read_model_inputs(order)
         return order
+
+    def read_models_changed(self, order: Order) -> bool:
+        """Whether the read model rows of ``order`` (its holds and backordered lines) may differ from
+        those stored with it, so that a store must rewrite them. False only for an order read in this unit
+        at the version it is about to replace, whose rows are still those it was read with."""
+        if order.id in self.new:
+            return True
+        read = self._read_model_inputs.get(order.id)
+        if read is None or read.version != order.persisted_version:
+            return True
+        now = _read_model_inputs(order)
+        if now.same_objects(read):
+            return False
+        return now.rows(order.id) != read.rows(order.id)
 
     def find_by_external_ref(self, channel: Channel, external_ref: str) -> Order | None:
         for order in self.staged.values():
@@ -496,6 +517,61 @@ class VersionedCopies(Generic[K, T]):
             self._entries.clear()
 
 
+_ORDER_ATTRIBUTES = tuple(a.name for a in attrs.fields(Order))
+
+
+class StoredJson:
+    """The JSON text a store writes for orders and events: the very text :func:`to_json` gives, with the
+    text of each event kept (events are immutable, and an event object is only ever encoded to one text).
+    Writing an order encodes only the events it has not seen yet, however long the history, and the outbox
+    row of an event reuses the text its order's history holds. At most ``limit`` events are kept (the
+    oldest go first), each by identity, with the event itself so that its id is not reused."""
+
+    def __init__(self, converter: cattrs.Converter, limit: int = 50_000) -> None:
+        self._converter = converter
+        self._limit = max(limit, 0)
+        self._events: dict[int, tuple[OrderEvent, str]] = {}
+        self._lock = threading.Lock()
+
+    def event(self, event: OrderEvent) -> str:
+        """``to_json(event)``."""
+        entry = self._events.get(id(event))
+        if entry is not None and entry[0] is event:
+            return entry[1]
+        text = _dumps(self._converter.unstructure(event))
+        if self._limit:
+            with self._lock:
+                events = self._events
+                while len(events) >= self._limit:
+                    del events[next(iter(events))]
+                events[id(event)] = (event, text)
+        return text
+
+    def order(self, order: Order) -> str:
+        """``to_json(order)``: the order without its history, encoded as a whole, and the kept text of
+        each event of the history put in its place (keys are sorted, so ``history`` sits between those
+        before and after it)."""
+        shell = object.__new__(Order)
+        for name in _ORDER_ATTRIBUTES:
+            object.__setattr__(shell, name, getattr(order, name))
+        object.__setattr__(shell, "history", [])
+        data = self._converter.unstructure(shell)
+        if not isinstance(data, dict) or data.get("history") != []:  # a converter of its own making
+            return to_json(order, converter=self._converter)
+        head = {k: v for k, v in data.items() if k < "history"}
+        tail = {k: v for k, v in data.items() if k > "history"}
+        parts = [_dumps(head)[1:-1]] if head else []
+        parts.append('"history": [' + ", ".join([self.event(ev) for ev in order.history]) + "]")
+        if tail:
+            parts.append(_dumps(tail)[1:-1])
+        return "{" + ", ".join(parts) + "}"
+
+
+def _dumps(data: Any) -> str:
+    """JSON text as :func:`to_json` writes it."""
+    return json.dumps(data, sort_keys=True, ensure_ascii=False)
+
+
 def committed_copy_of_order(order: Order) -> Order:
     """A copy of ``order`` as a store holds it once committed: its events are no longer new."""
     copy = order.clone()
@@ -598,20 +674,49 @@ def status_since(order: Order) -> datetime:
 
 def hold_rows(order: Order) -> list[HeldOrder]:
     """The active holds of ``order``, in code order."""
-    return sorted(
-        (HeldOrder(order.id, h.code, h.message, h.placed_at) for h in order.holds), key=lambda h: h.code
-    )
+    return _hold_rows(order.id, order.holds)
 
 
 def backorder_rows(order: Order) -> list[tuple[Sku, BackorderedLine]]:
     """The lines of ``order`` with backordered units, with their SKU, in line order; ``placed_at`` is when
     the order was placed (created, for one never placed)."""
-    placed_at = order.placed_at or order.created_at
+    return _backorder_rows(order.id, order.lines, order.placed_at or order.created_at)
+
+
+def _hold_rows(order_id: OrderId, holds: Iterable[Hold]) -> list[HeldOrder]:
+    return sorted((HeldOrder(order_id, h.code, h.message, h.placed_at) for h in holds), key=lambda h: h.code)
+
+
+def _backorder_rows(
+    order_id: OrderId, lines: Iterable[OrderLine], placed_at: datetime
+) -> list[tuple[Sku, BackorderedLine]]:
     return [
-        (line.sku, BackorderedLine(order.id, line.id, line.qty.backordered, placed_at))
-        for line in order.lines
+        (line.sku, BackorderedLine(order_id, line.id, line.qty.backordered, placed_at))
+        for line in lines
         if line.qty.backordered > 0
     ]
+
+
+class _ReadModelInputs(NamedTuple):
+    """Everything the read model rows of an order are made of (its holds and lines are immutable
+    tuples, replaced when they change), and the version it was read at."""
+
+    version: int
+    holds: tuple[Hold, ...]
+    lines: tuple[OrderLine, ...]
+    placed_at: datetime
+
+    def same_objects(self, other: _ReadModelInputs) -> bool:
+        return self.holds is other.holds and self.lines is other.lines and self.placed_at == other.placed_at
+
+    def rows(self, order_id: OrderId) -> tuple[list[HeldOrder], list[tuple[Sku, BackorderedLine]]]:
+        return _hold_rows(order_id, self.holds), _backorder_rows(order_id, self.lines, self.placed_at)
+
+
+def _read_model_inputs(order: Order) -> _ReadModelInputs:
+    return _ReadModelInputs(
+        order.persisted_version, order.holds, order.lines, order.placed_at or order.created_at
+    )
 
 
 def summarise_backorders(rows: Iterable[tuple[Sku, BackorderedLine]]) -> list[BackorderSummary]:

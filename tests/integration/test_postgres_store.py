@@ -8,6 +8,7 @@ Each test works in a fresh schema of the server named by ``ORDERCORE_TEST_POSTGR
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
@@ -15,6 +16,7 @@ from datetime import UTC, date, datetime, timedelta
 import psycopg
 import pytest
 from psycopg import sql
+from psycopg_pool import ConnectionPool
 
 from ordercore import (
     AcceptOrder,
@@ -40,6 +42,7 @@ from ordercore.ports import Store
 from ordercore.testing.contracts import StoreContract
 from ordercore.values import Sku
 from ordercore_adapters.postgres import SCHEMA_VERSION, PostgresStore, open_store, parse_url
+from ordercore_adapters.postgres import _store as postgres_store_module
 from ordercore_adapters.postgres._schema import _VERSION_1, _VERSION_TABLE
 from tests.integration._postgres import SERVER_URL, admin_connection, schema_url
 from tests.unit.factories import ACTOR, AT, make_order, place_command
@@ -285,6 +288,47 @@ def test_the_outbox_keeps_commit_order_and_refuses_unknown_ids(store: PostgresSt
 
 
 # -- failures ---------------------------------------------------------------------------------------------
+def _kill_pooled_connection(store: PostgresStore, admin: psycopg.Connection[tuple[object, ...]]) -> None:
+    conn = store.connect()
+    pid = conn.info.backend_pid
+    store.release(conn)
+    admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+    for _ in range(100):  # the server ends it asynchronously
+        if admin.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone() is None:
+            return
+        time.sleep(0.02)
+
+
+def test_a_pooled_connection_is_checked_with_a_round_trip_only_when_idle_or_closed_by_the_server(
+    url: str, admin: psycopg.Connection[tuple[object, ...]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    checked: list[psycopg.Connection[tuple[object, ...]]] = []
+    check = ConnectionPool.check_connection
+
+    def counting(conn: psycopg.Connection[tuple[object, ...]]) -> None:
+        checked.append(conn)
+        check(conn)
+
+    monkeypatch.setattr(ConnectionPool, "check_connection", staticmethod(counting))
+    store = open_store(f"{url}&pool_size=1")
+    try:
+        add(store, make_order(order_id="O-1"))
+        checked.clear()
+        for _ in range(3):  # used moments ago: no round trip
+            assert load(store, "O-1").id == OrderId("O-1")
+        assert checked == []
+        # the server ends the session: noticed on the socket, checked, and replaced before use
+        _kill_pooled_connection(store, admin)
+        assert load(store, "O-1").id == OrderId("O-1")
+        assert len(checked) == 2 and checked[0].broken  # the dead one, then its (new) replacement
+        # idle for longer than the store trusts a connection: checked
+        monkeypatch.setattr(postgres_store_module, "_CHECK_IDLE_S", 0.0)
+        assert load(store, "O-1").id == OrderId("O-1")
+        assert len(checked) == 3
+    finally:
+        store.close()
+
+
 def test_a_driver_failure_mid_commit_is_store_unavailable_and_writes_nothing(
     url: str, admin: psycopg.Connection[tuple[object, ...]]
 ) -> None:
