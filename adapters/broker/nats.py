@@ -249,7 +249,8 @@ class NatsJetStreamPublisher(_Client):
 
     Each event goes, as JSON (:func:`ordercore.serialization.to_json`), to the subject
     ``<subject_prefix>.<EventType>`` with ``Nats-Msg-Id`` set to its event id, in the given order, and
-    :meth:`publish` returns only once the stream acknowledged every one of them. The stream (``stream``,
+    :meth:`publish` returns only once the stream acknowledged every one of them. Up to ``window`` events
+    are in flight at once (their acknowledgements awaited together). The stream (``stream``,
     subjects ``<subject_prefix>.>``) is created on first connection unless it exists. A re-publish within
     ``duplicate_window`` seconds is dropped by the server; after that window a consumer sees the event again
     and must skip it by its id (:class:`ordercore.consumer.ExactlyOnce`).
@@ -267,7 +268,10 @@ class NatsJetStreamPublisher(_Client):
         ack_timeout: float = 5.0,
         attempts: int = 3,
         backoff: float = 0.2,
+        window: int = 256,
     ) -> None:
+        if window < 1:
+            raise ValueError("window must be at least 1")
         connection = _Connection(
             url,
             stream=stream,
@@ -280,6 +284,7 @@ class NatsJetStreamPublisher(_Client):
         )
         super().__init__("ordercore-nats-publisher", connection)
         self.ack_timeout = ack_timeout
+        self.window = window
         self.duplicates = 0  # re-published events the stream recognised and dropped, since creation
 
     def subject_for(self, event: OrderEvent) -> str:
@@ -292,20 +297,35 @@ class NatsJetStreamPublisher(_Client):
             self._run(self._publish(list(events)))
 
     async def _publish(self, events: list[OrderEvent]) -> None:
-        for event in events:
+        # Publish a window of events at once and wait for all their acknowledgements: one round trip per
+        # window instead of one per event. The publishes go out on the one connection in the given order,
+        # so the stream stores them in that order. A window that fails is sent again whole (the stream
+        # drops the copies it already holds by their message ids), after dropping the connection.
+        for start in range(0, len(events), self.window):
+            window = events[start : start + self.window]
+            encoded = [(self.subject_for(e), to_json(e).encode("utf-8"), e.event_id) for e in window]
 
-            async def send(js: JetStreamContext, event: OrderEvent = event) -> bool:
-                ack = await js.publish(
-                    self.subject_for(event),
-                    to_json(event).encode("utf-8"),
-                    timeout=self.ack_timeout,
-                    stream=self.stream,
-                    headers={MSG_ID_HEADER: event.event_id},
+            async def send(js: JetStreamContext, encoded: list[tuple[str, bytes, str]] = encoded) -> int:
+                acks = await asyncio.gather(
+                    *(
+                        js.publish(
+                            subject,
+                            body,
+                            timeout=self.ack_timeout,
+                            stream=self.stream,
+                            headers={MSG_ID_HEADER: event_id},
+                        )
+                        for subject, body, event_id in encoded
+                    ),
+                    return_exceptions=True,
                 )
-                return bool(ack.duplicate)
+                failed = [a for a in acks if isinstance(a, BaseException)]
+                if failed:
+                    raise failed[0]
+                return sum(1 for a in acks if not isinstance(a, BaseException) and a.duplicate)
 
-            if await self._connection.retry(f"publish {event.event_id}", send):
-                self.duplicates += 1
+            first, last = window[0].event_id, window[-1].event_id
+            self.duplicates += await self._connection.retry(f"publish {first}..{last}", send)
 
 
 class NatsJetStreamConsumer(_Client):
