@@ -198,7 +198,13 @@ def unparse(node: Node) -> str:
     if isinstance(node, Binary):
         mine = BINARY_PRECEDENCE[node.op]
         # comparisons do not chain, so a comparison operand of a comparison needs parentheses too
-        left = _wrap(node.left, precedence(node.left) < mine or (mine == 4 and precedence(node.left) == 4))
+        # the parser builds a run of one logical operator as a balanced tree, so a nested run of the same
+        # operator keeps its parentheses to keep its shape
+        same_logic = node.op in ("and", "or") and isinstance(node.left, Binary) and node.left.op == node.op
+        left = _wrap(
+            node.left,
+            precedence(node.left) < mine or (mine == 4 and precedence(node.left) == 4) or same_logic,
+        )
         right = _wrap(node.right, precedence(node.right) <= mine)
         return f"{left} {node.op} {right}"
     raise TypeError(f"not a condition syntax node: {node!r}")

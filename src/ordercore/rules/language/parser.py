@@ -165,9 +165,12 @@ class _Parser:
                     if op == "not in":
                         self.advance()
                     right = self.expression(bp)
-                    left = self.node(
-                        Binary(op, left, right, line=token.line, column=token.column), left, right
-                    )
+                    if op in ("and", "or"):
+                        left = self.logical_chain(op, bp, left, token, right)
+                    else:
+                        left = self.node(
+                            Binary(op, left, right, line=token.line, column=token.column), left, right
+                        )
                     after_comparison = op in COMPARISONS
                     continue
                 if self.is_op(".") and min_bp < _POSTFIX:
@@ -201,6 +204,26 @@ class _Parser:
             return left
         finally:
             self.nesting -= 1
+
+    def logical_chain(self, op: str, bp: int, first: Node, token: Token, second: Node) -> Node:
+        """``a or b or c ...``: every operand of a run of one logical operator, built into a balanced tree
+        (the same value and the same left-to-right short-circuit order as a left-nested one), so a long
+        chain costs depth log2(n), not n."""
+        operands, tokens = [first, second], [token]
+        while self.binary_operator() == op:
+            tokens.append(self.token)
+            self.advance()
+            operands.append(self.expression(bp))
+
+        def build(lo: int, hi: int) -> Node:
+            if hi - lo == 1:
+                return operands[lo]
+            mid = (lo + hi) // 2
+            left, right = build(lo, mid), build(mid, hi)
+            at = tokens[mid - 1]  # the operator between the two halves
+            return self.node(Binary(op, left, right, line=at.line, column=at.column), left, right)
+
+        return build(0, len(operands))
 
     def chained(self, token: Token) -> _Stop:
         return self.fail(
