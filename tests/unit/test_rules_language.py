@@ -28,6 +28,7 @@ from ordercore.rules.language import (
     ListOf,
     Literal,
     Name,
+    Node,
     Nullable,
     Record,
     Schema,
