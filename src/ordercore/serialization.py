@@ -211,7 +211,12 @@ def configure_converter(
 
     # a stock position: its state, without the persistence bookkeeping (the ledger is stored apart)
     position_unstructure = make_dict_unstructure_fn(
-        StockPosition, conv, persisted_version=override(omit=True), _recorded=override(omit=True)
+        StockPosition,
+        conv,
+        persisted_version=override(omit=True),
+        _recorded=override(omit=True),
+        _shared=override(omit=True),
+        _held_sum=override(omit=True),
     )
     position_structure = make_dict_structure_fn(
         StockPosition,
@@ -219,6 +224,8 @@ def configure_converter(
         _cattrs_forbid_extra_keys=True,
         persisted_version=override(omit=True),
         _recorded=override(omit=True),
+        _shared=override(omit=True),
+        _held_sum=override(omit=True),
     )
 
     @_objects_only

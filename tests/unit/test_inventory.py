@@ -870,3 +870,19 @@ class StockMachine(RuleBasedStateMachine):
 
 TestStockMachine = StockMachine.TestCase
 TestStockMachine.settings = settings(max_examples=150, stateful_step_count=40, deadline=None)
+
+
+def test_a_clone_and_its_original_never_see_each_others_changes() -> None:
+    # clones share their dictionaries until one of them records an entry (copy on write)
+    original = position(on_hand=10)
+    original.reserve("R-1", 2, at=AT, reference="O-1")
+    original.mark_persisted()
+    copy = original.clone()
+    assert copy == original and copy.reserved(AT) == original.reserved(AT) == 2
+    copy.reserve("R-2", 3, at=AT, reference="O-2")
+    assert set(original.reservations) == {"R-1"} and original.reserved(AT) == 2
+    assert set(copy.reservations) == {"R-1", "R-2"} and copy.reserved(AT) == 5
+    again = copy.clone()
+    original.release("R-1", at=LATER, reason="cancelled")
+    assert original.reserved(LATER) == 0 and copy.reserved(LATER) == again.reserved(LATER) == 5
+    assert again.reservation("R-1") is not None and again.new_entries() == copy.new_entries()

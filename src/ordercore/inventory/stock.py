@@ -137,6 +137,12 @@ class StockPosition:
     version: int = 0
     persisted_version: int = attrs.field(default=0, eq=False, repr=False)
     _recorded: list[LedgerEntry] = attrs.field(factory=list, init=False, eq=False, repr=False)
+    #: whether ``reservations`` and ``supply`` may be shared with a clone (copied before the first change)
+    _shared: bool = attrs.field(default=False, init=False, eq=False, repr=False)
+    #: units held by hard reservations, and (expiry, units) of the soft ones, worked out on first use
+    _held_sum: tuple[int, tuple[tuple[datetime, int], ...]] | None = attrs.field(
+        default=None, init=False, eq=False, repr=False
+    )
 
     def __attrs_post_init__(self) -> None:
         problems: list[Problem] = []
@@ -234,19 +240,23 @@ class StockPosition:
         return position
 
     def clone(self) -> StockPosition:
-        """An independent copy (the dictionaries are copied; their values are immutable). A copy of a
-        valid position is valid, so it is not checked again: stores clone many positions per command."""
+        """An independent copy. A copy of a valid position is valid, so it is not checked again, and the
+        two share their dictionaries (whose values are immutable) until either records an entry, which
+        copies them first: stores clone many positions per command, most only to be read. Change a
+        position through its methods only, never its dictionaries directly."""
         copy: StockPosition = object.__new__(StockPosition)
         copy.node_id = self.node_id
         copy.sku = self.sku
         copy.on_hand = self.on_hand
         copy.safety_stock = self.safety_stock
         copy.backorderable = self.backorderable
-        copy.reservations = dict(self.reservations)
-        copy.supply = dict(self.supply)
+        copy.reservations = self.reservations
+        copy.supply = self.supply
         copy.version = self.version
         copy.persisted_version = self.persisted_version
-        copy._recorded = list(self._recorded)
+        copy._recorded = list(self._recorded) if self._recorded else []
+        copy._shared = self._shared = True
+        copy._held_sum = self._held_sum
         return copy
 
     def new_entries(self) -> list[LedgerEntry]:
@@ -263,10 +273,19 @@ class StockPosition:
         """Units held by reservations live at ``at`` (soft ones past their expiry do not count)."""
         if type(at) is not datetime or at.tzinfo is not UTC:  # a UTC datetime is aware: no need to ask
             check_aware(at, "at")
-        held = 0
-        for r in self.reservations.values():
-            if r.expires_at is None or at < r.expires_at:
-                held += r.quantity
+        summary = self._held_sum
+        if summary is None:
+            hard, soft = 0, []
+            for r in self.reservations.values():
+                if r.expires_at is None:
+                    hard += r.quantity
+                else:
+                    soft.append((r.expires_at, r.quantity))
+            summary = self._held_sum = (hard, tuple(soft))
+        held, soft_held = summary
+        for expires_at, quantity in soft_held:
+            if at < expires_at:
+                held += quantity
         return held
 
     def available(self, at: datetime) -> int:
@@ -607,6 +626,11 @@ class StockPosition:
 
     def _record(self, entry: LedgerEntry) -> None:
         """Apply an entry (already checked, or read from the ledger) and keep it as new."""
+        if self._shared:  # a clone may share the dictionaries: this position gets its own first
+            self.reservations = dict(self.reservations)
+            self.supply = dict(self.supply)
+            self._shared = False
+        self._held_sum = None
         _APPLY[entry.kind](self, entry)
         self.version = entry.sequence
         self._recorded.append(entry)
