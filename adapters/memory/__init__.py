@@ -24,7 +24,14 @@ from ordercore.events import OrderEvent
 from ordercore.inventory import LedgerEntry, NodeDay, StockPosition
 from ordercore.lifecycle import DEFAULT_LIFECYCLE, Lifecycle, State
 from ordercore.order import Order
-from ordercore.ports import BackorderedLine, HeldOrder, IdempotencyRecord, OrderAge, OutboxRecord
+from ordercore.ports import (
+    BackorderedLine,
+    HeldOrder,
+    IdempotencyRecord,
+    OrderAge,
+    OrderDigest,
+    OutboxRecord,
+)
 from ordercore.storage import (
     StagedCapacity,
     StagedIdempotency,
@@ -33,11 +40,14 @@ from ordercore.storage import (
     StagedStock,
     StagedUnitOfWork,
     backorder_rows,
+    check_recent_orders_query,
     hold_rows,
     key_taken,
+    newest_first,
+    order_digest,
     status_since,
 )
-from ordercore.values import Channel, OrderId, Sku
+from ordercore.values import Channel, CustomerId, OrderId, Sku
 
 __all__ = ["MemoryStore", "MemoryUnitOfWork", "open_store"]
 
@@ -56,14 +66,16 @@ class _OrderReport:
     age: OrderAge
     holds: tuple[HeldOrder, ...]
     backorders: tuple[tuple[Sku, BackorderedLine], ...]
+    digest: OrderDigest | None
 
     @classmethod
-    def of(cls, order: Order) -> _OrderReport:
-        return cls(
-            OrderAge(order.id, order.status, status_since(order)),
-            tuple(hold_rows(order)),
-            tuple(backorder_rows(order)),
-        )
+    def of(cls, order: Order, earlier: _OrderReport | None = None) -> _OrderReport:
+        """The report of ``order``; with ``earlier``, its rows but the order's age are those (they did
+        not change)."""
+        age = OrderAge(order.id, order.status, status_since(order))
+        if earlier is not None:
+            return attrs.evolve(earlier, age=age)
+        return cls(age, tuple(hold_rows(order)), tuple(backorder_rows(order)), order_digest(order))
 
 
 class MemoryStore:
@@ -76,6 +88,8 @@ class MemoryStore:
         self.external_refs: dict[tuple[Channel, str], OrderId] = {}
         #: the read models, rewritten with each committed order
         self.reports: dict[OrderId, _OrderReport] = {}
+        #: the digests of the reports, by customer (the recent orders of each)
+        self.digests: dict[CustomerId, dict[OrderId, OrderDigest]] = {}
         self.stock: dict[tuple[str, Sku], StockPosition] = {}
         self.ledger: dict[tuple[str, Sku], list[LedgerEntry]] = {}
         self.capacity: dict[tuple[str, date], NodeDay] = {}
@@ -92,6 +106,18 @@ class MemoryStore:
 
     def close(self) -> None:
         self.closed = True
+
+
+def _index_digest(store: MemoryStore, earlier: _OrderReport | None, report: _OrderReport) -> None:
+    """Replace the digest of ``earlier`` by that of ``report`` in the store's digests by customer."""
+    if earlier is not None and earlier.digest is not None:
+        mine = store.digests.get(earlier.digest.customer_id)
+        if mine is not None:
+            mine.pop(earlier.digest.order_id, None)
+            if not mine:
+                del store.digests[earlier.digest.customer_id]
+    if report.digest is not None:
+        store.digests.setdefault(report.digest.customer_id, {})[report.digest.order_id] = report.digest
 
 
 def open_store(url: str, *, lifecycle: Lifecycle = DEFAULT_LIFECYCLE) -> MemoryStore:
@@ -138,6 +164,14 @@ class MemoryOrderRepository(StagedOrders):
                 if r.age.status.name == status.name and (older_than is None or r.age.since < older_than)
             ]
         return sorted(ages, key=lambda a: (a.since, a.order_id.value))[:limit]
+
+    def placed_since(self, customer_id: CustomerId, since: datetime) -> list[OrderDigest]:
+        """The customer's committed orders placed at or after ``since`` and neither rejected nor
+        cancelled, newest first (see ordercore.ports.RecentOrders)."""
+        check_recent_orders_query(customer_id, since)
+        with self._store.lock:
+            found = [d for d in self._store.digests.get(customer_id, {}).values() if d.placed_at >= since]
+        return newest_first(found)
 
     def _held_orders(self, code: str | None, limit: int) -> list[HeldOrder]:
         with self._store.lock:
@@ -308,9 +342,13 @@ class MemoryUnitOfWork(StagedUnitOfWork):
             for order in changed:
                 new_events = order.new_events()
                 events.extend(new_events)
+                earlier = store.reports.get(order.id)
+                rewrite = earlier is None or self.orders.read_models_changed(order)
                 order.persisted_version = order.version
                 store.orders[order.id] = order.clone()
-                store.reports[order.id] = _OrderReport.of(order)
+                report = store.reports[order.id] = _OrderReport.of(order, None if rewrite else earlier)
+                if rewrite:
+                    _index_digest(store, earlier, report)
                 if order.external_ref is not None:
                     store.external_refs[(order.channel, order.external_ref)] = order.id
             for ev in events:

@@ -16,7 +16,11 @@ and the fingerprint of its payload, written in the order's transaction (the key 
 transactions with one key cannot both commit). 5 adds the read models, written with each order in its
 transaction: ``orders.status_since`` (when the order entered its status), ``order_holds`` (its active holds)
 and ``order_backorders`` (its lines with backordered units, with the SKU and when the order was placed);
-upgrading fills them from every stored order, decoded as the store decodes it.
+upgrading fills them from every stored order, decoded as the store decodes it. 6 adds ``order_digests``,
+the read model of a customer's recent orders (``RecentOrders``): one row per order placed and neither
+rejected nor cancelled, with its customer, when it was placed, its items (a JSON array of [SKU, live
+units] pairs) and its grand total, indexed by customer and time; upgrading fills it from every stored
+order likewise.
 
 A new (empty) schema is created at :data:`SCHEMA_VERSION` when opened. An older one is refused
 (``StoreUnavailable``) unless it is opened to migrate (``migrate=True``, or ``ordercore migrate``), which
@@ -25,6 +29,7 @@ applies every pending step in one transaction.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
@@ -37,7 +42,14 @@ from ordercore.errors import StoreUnavailable
 from ordercore.inventory import StockPosition
 from ordercore.order import Order
 from ordercore.serialization import make_converter, to_json
-from ordercore.storage import backorder_rows, decode_stored, hold_rows, status_since, upgrade_stock_level
+from ordercore.storage import (
+    backorder_rows,
+    decode_stored,
+    hold_rows,
+    order_digest,
+    status_since,
+    upgrade_stock_level,
+)
 
 __all__ = [
     "DEFAULT_SCHEMA",
@@ -50,7 +62,7 @@ __all__ = [
     "write_read_models",
 ]
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 DEFAULT_SCHEMA = "ordercore"
 
 # what the step to each version does, one line each (shown by ``ordercore migrate``)
@@ -60,6 +72,7 @@ STEP_DESCRIPTIONS: dict[int, str] = {
     3: "node capacity: the shipments each node takes on per dispatch day",
     4: "idempotency keys: a request's key, the order it placed and its payload's fingerprint",
     5: "read models: orders.status_since, order_holds and order_backorders, filled from every order",
+    6: "recent orders: order_digests, each customer's placed orders, filled from every order",
 }
 
 
@@ -214,6 +227,20 @@ _VERSION_5_AFTER = (
     "CREATE INDEX IF NOT EXISTS orders_by_status_since ON orders (status, status_since, id)",
 )
 
+_VERSION_6 = (
+    """
+    CREATE TABLE IF NOT EXISTS order_digests (
+        order_id    TEXT COLLATE "C" PRIMARY KEY REFERENCES orders (id),
+        customer_id TEXT COLLATE "C" NOT NULL,
+        placed_at   TIMESTAMPTZ NOT NULL,
+        items       JSONB       NOT NULL,
+        total       NUMERIC     NOT NULL,
+        currency    TEXT        NOT NULL
+    )
+    """,
+    "CREATE INDEX IF NOT EXISTS order_digests_by_customer ON order_digests (customer_id, placed_at, order_id)",
+)
+
 INSERT_LEDGER = (
     "INSERT INTO stock_ledger (node_id, sku, sequence, kind, quantity, at, key, body)"
     " VALUES (%s, %s, %s, %s, %s, %s, %s, %s::jsonb)"
@@ -241,12 +268,35 @@ Connection = psycopg.Connection[Any]
 Step = Callable[[Connection, str, cattrs.Converter], None]
 
 
-def write_read_models(conn: Connection, order: Order, *, new: bool = False) -> None:
+def write_digest(conn: Connection, order: Order) -> None:
+    """Insert the ``order_digests`` row of ``order``, if it has one (see ordercore.storage.order_digest)."""
+    digest = order_digest(order)
+    if digest is not None:
+        conn.execute(
+            "INSERT INTO order_digests (order_id, customer_id, placed_at, items, total, currency)"
+            " VALUES (%s, %s, %s, %s::jsonb, %s, %s)",
+            (
+                digest.order_id.value,
+                digest.customer_id.value,
+                digest.placed_at,
+                json.dumps(sorted(digest.items)),
+                digest.total.amount,
+                digest.total.currency,
+            ),
+        )
+
+
+def write_read_models(conn: Connection, order: Order, *, new: bool = False, digest: bool = True) -> None:
     """Rewrite the read model tables of ``order`` (whose row, with its ``status_since``, is written): its
-    holds and backorders. Runs in the transaction that writes the order."""
+    holds, backorders and (unless not ``digest``, for a schema before version 6) digest. Runs in the
+    transaction that writes the order."""
     if not new:
         conn.execute("DELETE FROM order_holds WHERE order_id = %s", (order.id.value,))
         conn.execute("DELETE FROM order_backorders WHERE order_id = %s", (order.id.value,))
+        if digest:
+            conn.execute("DELETE FROM order_digests WHERE order_id = %s", (order.id.value,))
+    if digest:
+        write_digest(conn, order)
     holds = [(h.order_id.value, h.code, h.message, h.placed_at) for h in hold_rows(order)]
     backorders = [
         (b.order_id.value, b.line_id.value, sku.value, b.quantity, b.placed_at)
@@ -298,8 +348,16 @@ def _read_models(conn: Connection, where: str, converter: cattrs.Converter) -> N
         conn.execute(
             "UPDATE orders SET status_since = %s WHERE id = %s", (status_since(order), order.id.value)
         )
-        write_read_models(conn, order)
+        write_read_models(conn, order, digest=False)  # digests come with version 6
     _create(_VERSION_5_AFTER)(conn, where, converter)
+
+
+def _recent_orders(conn: Connection, where: str, converter: cattrs.Converter) -> None:
+    """Version 6: the digests of recent orders, filled from every stored order."""
+    _create(_VERSION_6)(conn, where, converter)
+    conn.execute("DELETE FROM order_digests")  # rebuilt whole, whatever a schema marked older holds
+    for order_id, body in conn.execute("SELECT id, body::text FROM orders ORDER BY id").fetchall():
+        write_digest(conn, decode_stored(body, Order, converter, f"{where}: order {order_id}"))
 
 
 # the step that brings a schema to each version, from the one before
@@ -309,6 +367,7 @@ _STEPS: dict[int, Step] = {
     3: _create(_VERSION_3),
     4: _create(_VERSION_4),
     5: _read_models,
+    6: _recent_orders,
 }
 
 

@@ -14,8 +14,12 @@ and the fingerprint of its payload, written in the order's transaction (the key 
 transactions with one key cannot both commit). 5 adds the read models, written with each order in its
 transaction: ``orders.status_since`` (when the order entered its status), ``order_holds`` (its active holds)
 and ``order_backorders`` (its lines with backordered units, with the SKU and when the order was placed);
-upgrading fills them from every stored order, decoded as the store decodes it. Times in them are UTC ISO
-8601 text with microseconds, so that they sort as text.
+upgrading fills them from every stored order, decoded as the store decodes it. 6 adds ``order_digests``,
+the read model of a customer's recent orders (``RecentOrders``): one row per order placed and neither
+rejected nor cancelled, with its customer, when it was placed, its items (a JSON array of [SKU, live
+units] pairs) and its grand total, indexed by customer and time; upgrading fills it from every stored
+order likewise. Times in the read models are UTC ISO 8601 text with microseconds, so that they sort as
+text.
 
 A new (empty) database is created at :data:`SCHEMA_VERSION` when opened. An older one is refused
 (``StoreUnavailable``) unless it is opened to migrate (``migrate=True``, or ``ordercore migrate``), which
@@ -24,8 +28,10 @@ applies every pending step in one transaction.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Callable
+from collections.abc import Set as AbstractSet
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
@@ -35,20 +41,28 @@ from ordercore.errors import StoreUnavailable
 from ordercore.inventory import StockPosition
 from ordercore.order import Order
 from ordercore.serialization import make_converter, to_json
-from ordercore.storage import backorder_rows, decode_stored, hold_rows, status_since, upgrade_stock_level
+from ordercore.storage import (
+    backorder_rows,
+    decode_stored,
+    hold_rows,
+    order_digest,
+    status_since,
+    upgrade_stock_level,
+)
 
 __all__ = [
     "INSERT_LEDGER",
     "SCHEMA_VERSION",
     "STEP_DESCRIPTIONS",
     "Migration",
+    "digest_items",
     "ensure_schema",
     "ledger_rows",
     "stored_time",
     "write_read_models",
 ]
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 # what the step to each version does, one line each (shown by ``ordercore migrate``)
 STEP_DESCRIPTIONS: dict[int, str] = {
@@ -57,6 +71,7 @@ STEP_DESCRIPTIONS: dict[int, str] = {
     3: "node capacity: the shipments each node takes on per dispatch day",
     4: "idempotency keys: a request's key, the order it placed and its payload's fingerprint",
     5: "read models: orders.status_since, order_holds and order_backorders, filled from every order",
+    6: "recent orders: order_digests, each customer's placed orders, filled from every order",
 }
 
 
@@ -198,18 +213,63 @@ _VERSION_5 = (
     "CREATE INDEX IF NOT EXISTS order_backorders_by_sku ON order_backorders (sku, placed_at, order_id, line_id)",
 )
 
+# total: the grand total's amount as decimal text, with its currency
+_VERSION_6 = (
+    """
+    CREATE TABLE IF NOT EXISTS order_digests (
+        order_id    TEXT PRIMARY KEY REFERENCES orders (id),
+        customer_id TEXT NOT NULL,
+        placed_at   TEXT NOT NULL,
+        items       TEXT NOT NULL,
+        total       TEXT NOT NULL,
+        currency    TEXT NOT NULL
+    )
+    """,
+    "CREATE INDEX IF NOT EXISTS order_digests_by_customer ON order_digests (customer_id, placed_at, order_id)",
+)
+
 
 def stored_time(at: datetime) -> str:
     """``at`` as the read models store it: UTC ISO 8601 with microseconds, which sorts as text."""
     return at.astimezone(UTC).isoformat(timespec="microseconds")
 
 
-def write_read_models(conn: sqlite3.Connection, order: Order, *, new: bool = False) -> None:
+def digest_items(items: AbstractSet[tuple[str, int]]) -> str:
+    """A digest's items as stored: a JSON array of [SKU, units] pairs, sorted."""
+    return json.dumps(sorted(items))
+
+
+def write_digest(conn: sqlite3.Connection, order: Order) -> None:
+    """Insert the ``order_digests`` row of ``order``, if it has one (see ordercore.storage.order_digest)."""
+    digest = order_digest(order)
+    if digest is not None:
+        conn.execute(
+            "INSERT INTO order_digests (order_id, customer_id, placed_at, items, total, currency)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                digest.order_id.value,
+                digest.customer_id.value,
+                stored_time(digest.placed_at),
+                digest_items(digest.items),
+                str(digest.total.amount),
+                digest.total.currency,
+            ),
+        )
+
+
+def write_read_models(
+    conn: sqlite3.Connection, order: Order, *, new: bool = False, digest: bool = True
+) -> None:
     """Rewrite the read model tables of ``order`` (whose row, with its ``status_since``, is written): its
-    holds and backorders. Runs in the transaction that writes the order."""
+    holds, backorders and (unless not ``digest``, for a database before version 6) digest. Runs in the
+    transaction that writes the order."""
     if not new:
         conn.execute("DELETE FROM order_holds WHERE order_id = ?", (order.id.value,))
         conn.execute("DELETE FROM order_backorders WHERE order_id = ?", (order.id.value,))
+        if digest:
+            conn.execute("DELETE FROM order_digests WHERE order_id = ?", (order.id.value,))
+    if digest:
+        write_digest(conn, order)
     conn.executemany(
         "INSERT INTO order_holds (order_id, code, message, placed_at) VALUES (?, ?, ?, ?)",
         [(h.order_id.value, h.code, h.message, stored_time(h.placed_at)) for h in hold_rows(order)],
@@ -283,7 +343,15 @@ def _read_models(conn: sqlite3.Connection, where: str, converter: cattrs.Convert
         order = decode_stored(body, Order, converter, f"{where}: order {order_id}")
         since = stored_time(status_since(order))
         conn.execute("UPDATE orders SET status_since = ? WHERE id = ?", (since, order.id.value))
-        write_read_models(conn, order)
+        write_read_models(conn, order, digest=False)  # digests come with version 6
+
+
+def _recent_orders(conn: sqlite3.Connection, where: str, converter: cattrs.Converter) -> None:
+    """Version 6: the digests of recent orders, filled from every stored order."""
+    _create(_VERSION_6)(conn, where, converter)
+    conn.execute("DELETE FROM order_digests")  # rebuilt whole, whatever a database marked older holds
+    for order_id, body in conn.execute("SELECT id, body FROM orders ORDER BY id").fetchall():
+        write_digest(conn, decode_stored(body, Order, converter, f"{where}: order {order_id}"))
 
 
 # the step that brings a database to each version, from the one before
@@ -293,6 +361,7 @@ _STEPS: dict[int, Step] = {
     3: _create(_VERSION_3),
     4: _create(_VERSION_4),
     5: _read_models,
+    6: _recent_orders,
 }
 
 

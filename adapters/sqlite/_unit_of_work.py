@@ -20,8 +20,16 @@ from ordercore.errors import (
 from ordercore.events import OrderEvent
 from ordercore.inventory import LedgerEntry, NodeDay, StockPosition
 from ordercore.lifecycle import State
+from ordercore.money import Money
 from ordercore.order import Order
-from ordercore.ports import BackorderedLine, HeldOrder, IdempotencyRecord, OrderAge, OutboxRecord
+from ordercore.ports import (
+    BackorderedLine,
+    HeldOrder,
+    IdempotencyRecord,
+    OrderAge,
+    OrderDigest,
+    OutboxRecord,
+)
 from ordercore.serialization import to_json
 from ordercore.storage import (
     StagedCapacity,
@@ -31,6 +39,7 @@ from ordercore.storage import (
     StagedStock,
     StagedUnitOfWork,
     VersionedCopies,
+    check_recent_orders_query,
     committed_copy_of_order,
     committed_copy_of_position,
     decode_node_day,
@@ -38,7 +47,7 @@ from ordercore.storage import (
     key_taken,
     status_since,
 )
-from ordercore.values import Channel, LineId, OrderId, Sku
+from ordercore.values import Channel, CustomerId, LineId, OrderId, Sku
 from ordercore_adapters.sqlite._schema import INSERT_LEDGER, ledger_rows, stored_time, write_read_models
 
 if TYPE_CHECKING:
@@ -58,6 +67,8 @@ T = TypeVar("T")
 
 class SqliteOrderRepository(StagedOrders):
     """Orders of one unit: loaded orders are decoded from JSON, hence copies; changes wait for commit."""
+
+    refuses_duplicates_at_commit = True  # the INSERT's conflict says so (see _duplicate)
 
     def __init__(self, uow: SqliteUnitOfWork) -> None:
         super().__init__()
@@ -129,6 +140,29 @@ class SqliteOrderRepository(StagedOrders):
         with self._uow.db() as conn:
             rows = conn.execute(sql, params).fetchall()
         return [OrderAge(OrderId(i), status, self._uow.time(since, f"order {i}")) for i, since in rows]
+
+    def placed_since(self, customer_id: CustomerId, since: datetime) -> list[OrderDigest]:
+        """The customer's committed orders placed at or after ``since`` and neither rejected nor
+        cancelled, newest first (see ordercore.ports.RecentOrders), from ``order_digests``."""
+        check_recent_orders_query(customer_id, since)
+        with self._uow.db() as conn:
+            rows = conn.execute(
+                "SELECT order_id, placed_at, items, total, currency FROM order_digests"
+                " WHERE customer_id = ? AND placed_at >= ? ORDER BY placed_at DESC, order_id DESC",
+                (customer_id.value, stored_time(since)),
+            ).fetchall()
+        digests = []
+        for order_id, placed_at, items, total, currency in rows:
+            where = f"digest of order {order_id}"
+            try:
+                pairs = frozenset((str(sku), int(units)) for sku, units in json.loads(items))
+                amount = Money.of(total, currency)
+            except (OrderCoreError, ValueError, TypeError) as e:
+                raise StoreUnavailable(f"{self._uow.url}: {where} cannot be read: {e}") from e
+            digests.append(
+                OrderDigest(OrderId(order_id), customer_id, self._uow.time(placed_at, where), pairs, amount)
+            )
+        return digests
 
     def _held_orders(self, code: str | None, limit: int) -> list[HeldOrder]:
         sql = "SELECT order_id, code, message, placed_at FROM order_holds"

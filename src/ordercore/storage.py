@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import threading
+import typing
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
@@ -33,7 +34,7 @@ from ordercore.inventory import EntryKind, LedgerEntry, NodeDay, StockPosition
 from ordercore.inventory.capacity import check_day
 from ordercore.inventory.ledger import collect
 from ordercore.inventory.nodes import check_node_id
-from ordercore.lifecycle import State
+from ordercore.lifecycle import OrderStatus, State
 from ordercore.lines import OrderLine
 from ordercore.order import Hold, Order
 from ordercore.ports import (
@@ -42,10 +43,11 @@ from ordercore.ports import (
     HeldOrder,
     IdempotencyRecord,
     OrderAge,
+    OrderDigest,
     OutboxRecord,
 )
 from ordercore.serialization import from_json, to_json
-from ordercore.values import Channel, OrderId, Sku
+from ordercore.values import Address, Channel, CustomerId, CustomerRef, OrderId, Sku
 
 __all__ = [
     "MAX_IDEMPOTENCY_KEY_LENGTH",
@@ -63,8 +65,11 @@ __all__ = [
     "committed_copy_of_position",
     "decode_node_day",
     "decode_stored",
+    "check_recent_orders_query",
     "hold_rows",
     "key_taken",
+    "newest_first",
+    "order_digest",
     "status_since",
     "summarise_backorders",
     "upgrade_stock_level",
@@ -99,11 +104,15 @@ class StagedOrders(ABC):
     def _exists(self, order_id: OrderId) -> bool:
         return self._load(order_id) is not None
 
+    #: True for a store whose commit refuses an order id already stored (``DuplicateOrder``, nothing
+    #: written), so that :meth:`add` need not ask the store first: a new order costs no read
+    refuses_duplicates_at_commit = False
+
     # -- the repository ------------------------------------------------------------------------------------
     def add(self, order: Order) -> None:
         if not isinstance(order, Order):
             raise InvalidValue("must be an Order", field="order", value=order)
-        if order.id in self.staged or self._exists(order.id):
+        if order.id in self.staged or (not self.refuses_duplicates_at_commit and self._exists(order.id)):
             raise DuplicateOrder(f"order {order.id} already exists", existing_order_id=order.id)
         if order.external_ref is not None:
             existing = self.find_by_external_ref(order.channel, order.external_ref)
@@ -131,9 +140,9 @@ class StagedOrders(ABC):
         return order
 
     def read_models_changed(self, order: Order) -> bool:
-        """Whether the read model rows of ``order`` (its holds and backordered lines) may differ from
-        those stored with it, so that a store must rewrite them. False only for an order read in this unit
-        at the version it is about to replace, whose rows are still those it was read with."""
+        """Whether the read model rows of ``order`` (its holds, backordered lines and digest) may differ
+        from those stored with it, so that a store must rewrite them. False only for an order read in this
+        unit at the version it is about to replace, whose rows are still those it was read with."""
         if order.id in self.new:
             return True
         read = self._read_model_inputs.get(order.id)
@@ -142,7 +151,7 @@ class StagedOrders(ABC):
         now = _read_model_inputs(order)
         if now.same_objects(read):
             return False
-        return now.rows(order.id) != read.rows(order.id)
+        return now.rows(order.id) != read.rows(order.id) or now.digest_key() != read.digest_key()
 
     def find_by_external_ref(self, channel: Channel, external_ref: str) -> Order | None:
         for order in self.staged.values():
@@ -518,27 +527,59 @@ class VersionedCopies(Generic[K, T]):
 
 
 _ORDER_ATTRIBUTES = tuple(a.name for a in attrs.fields(Order))
+#: order attributes written as JSON, in key order, and those whose values are immutable (frozen values or
+#: tuples of them, replaced when they change), whose text is kept by identity like an event's
+_ORDER_KEYS = tuple(sorted(set(_ORDER_ATTRIBUTES) - {"lifecycle", "persisted_version"}))
+_ORDER_KEPT = frozenset(
+    {
+        "customer",
+        "shipping_address",
+        "billing_address",
+        "lines",
+        "discounts",
+        "shipping_charges",
+        "shipping_taxes",
+        "holds",
+        "allocations",
+    }
+)
+
+
+#: how an attribute is written: (key, '"key": ', the converter's hook for its type, whether its text is kept
+#: by identity), or the history of an order (hook None)
+_Field = tuple[str, str, Callable[[Any], Any] | None, bool]
 
 
 class StoredJson:
     """The JSON text a store writes for orders and events: the very text :func:`to_json` gives, with the
     text of each event kept (events are immutable, and an event object is only ever encoded to one text).
     Writing an order encodes only the events it has not seen yet, however long the history, and the outbox
-    row of an event reuses the text its order's history holds. At most ``limit`` events are kept (the
-    oldest go first), each by identity, with the event itself so that its id is not reused."""
+    row of an event reuses the text its order's history holds.
+
+    Orders and events are written attribute by attribute, in key order, and the text of their immutable
+    attributes (lines, addresses, the customer, allocations: frozen values or tuples of them, replaced
+    when they change) is kept too: an order read again shares them with the copy it was read from, and an
+    event shares them with its order (``OrderCreated`` its lines and addresses), so each is encoded once.
+    The first object of each class is also written as a whole, and attribute by attribute only if both
+    agree (a converter of its own making may write them otherwise). At most ``limit`` events and as many
+    attribute values are kept (the oldest go first), each by identity, with the object itself so that its
+    id is not reused."""
 
     def __init__(self, converter: cattrs.Converter, limit: int = 50_000) -> None:
         self._converter = converter
         self._limit = max(limit, 0)
         self._events: dict[int, tuple[OrderEvent, str]] = {}
+        self._parts: dict[int, tuple[object, str]] = {}
         self._lock = threading.Lock()
+        # per class: how to write it attribute by attribute, or None to write it whole
+        self._plans: dict[type, list[_Field] | None] = {}
 
     def event(self, event: OrderEvent) -> str:
         """``to_json(event)``."""
         entry = self._events.get(id(event))
         if entry is not None and entry[0] is event:
             return entry[1]
-        text = _dumps(self._converter.unstructure(event))
+        text = self._text(event, self._event_whole)
         if self._limit:
             with self._lock:
                 events = self._events
@@ -548,9 +589,86 @@ class StoredJson:
         return text
 
     def order(self, order: Order) -> str:
-        """``to_json(order)``: the order without its history, encoded as a whole, and the kept text of
-        each event of the history put in its place (keys are sorted, so ``history`` sits between those
-        before and after it)."""
+        """``to_json(order)``."""
+        return self._text(order, self._order_whole)
+
+    def _text(self, obj: Any, whole: Callable[[Any], str]) -> str:
+        cls = type(obj)
+        plan = self._plans.get(cls, _UNPLANNED)
+        if plan is _UNPLANNED:
+            text = whole(obj)
+            try:
+                plan = self._plan(cls)
+                if self._by_field(obj, plan) != text:
+                    plan = None
+            except Exception:  # any failure: write this class whole, as to_json would
+                plan = None
+            self._plans[cls] = plan
+            return text
+        if plan is None:
+            return whole(obj)
+        return self._by_field(obj, plan)
+
+    def _plan(self, cls: type) -> list[_Field]:
+        """How to write ``cls`` attribute by attribute: an order's attributes but its lifecycle and
+        persistence bookkeeping, an event's with its ``type``."""
+        hints = typing.get_type_hints(cls)
+        get_hook = self._converter.get_unstructure_hook
+        if cls is Order:
+            return [
+                (k, _dumps(k) + ": ", None if k == "history" else get_hook(hints[k]), k in _ORDER_KEPT)
+                for k in _ORDER_KEYS
+            ]
+        name = cls.__name__
+        plan: list[_Field] = [("type", '"type": ', lambda _: name, False)]
+        for a in attrs.fields(cls):
+            hint = hints[a.name]
+            kept = typing.get_origin(hint) is tuple or hint in _KEPT_TYPES
+            plan.append((a.name, _dumps(a.name) + ": ", get_hook(hint), kept))
+        return sorted(plan, key=lambda f: f[0])
+
+    def _by_field(self, obj: Any, plan: list[_Field]) -> str:
+        parts = []
+        kept = self._parts
+        for key, prefix, hook, immutable in plan:
+            if hook is None:  # an order's history: the kept text of its events
+                parts.append(prefix + "[" + ", ".join([self.event(ev) for ev in obj.history]) + "]")
+                continue
+            value = getattr(obj, key, None)
+            if immutable:
+                entry = kept.get(id(value))
+                if entry is not None and entry[0] is value:
+                    parts.append(prefix + entry[1])
+                    continue
+                text = _dumps(hook(value))
+                if self._limit:
+                    with self._lock:
+                        while len(kept) >= self._limit:
+                            del kept[next(iter(kept))]
+                        kept[id(value)] = (value, text)
+                parts.append(prefix + text)
+                continue
+            data = hook(value)
+            kind = type(data)
+            if kind is str:
+                parts.append(prefix + _encode_str(data))
+            elif data is None:
+                parts.append(prefix + "null")
+            elif kind is bool:
+                parts.append(prefix + ("true" if data else "false"))
+            elif kind is int:
+                parts.append(prefix + int.__repr__(data))
+            else:
+                parts.append(prefix + _dumps(data))
+        return "{" + ", ".join(parts) + "}"
+
+    def _event_whole(self, event: OrderEvent) -> str:
+        return _dumps(self._converter.unstructure(event))
+
+    def _order_whole(self, order: Order) -> str:
+        """The order without its history, encoded as a whole, and the kept text of each event of the
+        history put in its place (keys are sorted, so ``history`` sits between those before and after
+        it)."""
         shell = object.__new__(Order)
         for name in _ORDER_ATTRIBUTES:
             object.__setattr__(shell, name, getattr(order, name))
@@ -565,6 +683,14 @@ class StoredJson:
         if tail:
             parts.append(_dumps(tail)[1:-1])
         return "{" + ", ".join(parts) + "}"
+
+
+_UNPLANNED: Any = object()
+_KEPT_TYPES = (Address, CustomerRef, Address | None, CustomerRef | None)
+
+
+#: a JSON string as json.dumps(..., ensure_ascii=False) writes it
+_encode_str: Callable[[str], str] = json.encoder.encode_basestring
 
 
 def _dumps(data: Any) -> str:
@@ -698,25 +824,97 @@ def _backorder_rows(
 
 
 class _ReadModelInputs(NamedTuple):
-    """Everything the read model rows of an order are made of (its holds and lines are immutable
-    tuples, replaced when they change), and the version it was read at."""
+    """Everything the read model rows of an order are made of (its holds, lines, adjustments and
+    customer are immutable, replaced when they change), and the version it was read at."""
 
     version: int
     holds: tuple[Hold, ...]
     lines: tuple[OrderLine, ...]
     placed_at: datetime
+    # what its digest is made of, besides its lines
+    placed: datetime | None
+    live: bool
+    customer: CustomerRef
+    currency: str
+    adjustments: tuple[tuple[Any, ...], ...]
 
     def same_objects(self, other: _ReadModelInputs) -> bool:
-        return self.holds is other.holds and self.lines is other.lines and self.placed_at == other.placed_at
+        return (
+            self.holds is other.holds
+            and self.lines is other.lines
+            and self.placed_at == other.placed_at
+            and self.placed == other.placed
+            and self.live is other.live
+            and self.customer is other.customer
+            and self.currency == other.currency
+            and all(a is b for a, b in zip(self.adjustments, other.adjustments, strict=True))
+        )
 
     def rows(self, order_id: OrderId) -> tuple[list[HeldOrder], list[tuple[Sku, BackorderedLine]]]:
         return _hold_rows(order_id, self.holds), _backorder_rows(order_id, self.lines, self.placed_at)
 
+    def digest_key(self) -> tuple[Any, ...] | None:
+        """Everything the digest (see :func:`order_digest`) depends on, None for an order with none: its
+        items and its total, which depends on each line's price, live units and adjustments only."""
+        if self.placed is None or not self.live:
+            return None
+        lines = tuple(
+            (line.sku, line.unit_price, line.qty.ordered, line.qty.cancelled, line.discounts, line.taxes)
+            for line in self.lines
+        )
+        return self.placed, self.customer.id, self.currency, self.adjustments, lines
+
 
 def _read_model_inputs(order: Order) -> _ReadModelInputs:
     return _ReadModelInputs(
-        order.persisted_version, order.holds, order.lines, order.placed_at or order.created_at
+        order.persisted_version,
+        order.holds,
+        order.lines,
+        order.placed_at or order.created_at,
+        order.placed_at,
+        _is_live(order),
+        order.customer,
+        order.currency,
+        (order.discounts, order.shipping_charges, order.shipping_taxes),
     )
+
+
+#: statuses whose orders no longer count as placed for :func:`order_digest`
+_NOT_LIVE = frozenset({OrderStatus.REJECTED.name, OrderStatus.CANCELLED.name})
+
+
+def _is_live(order: Order) -> bool:
+    return order.placed_at is not None and order.status.name not in _NOT_LIVE
+
+
+def order_digest(order: Order) -> OrderDigest | None:
+    """What a store's recent orders (``RecentOrders.placed_since``) say of ``order``: its customer, when
+    it was placed, its items (SKU and live units, ordered less cancelled, per line) and its grand total;
+    None for an order never placed, rejected or cancelled."""
+    if not _is_live(order):
+        return None
+    assert order.placed_at is not None
+    return OrderDigest(
+        order.id,
+        order.customer.id,
+        order.placed_at,
+        frozenset((str(line.sku), line.qty.ordered - line.qty.cancelled) for line in order.lines),
+        order.totals().grand_total,
+    )
+
+
+def check_recent_orders_query(customer_id: object, since: object) -> None:
+    """Refuse what ``placed_since`` cannot answer (InvalidValue): a customer id that is not a
+    :class:`~ordercore.values.CustomerId`, a moment that is not a timezone-aware datetime."""
+    if not isinstance(customer_id, CustomerId):
+        raise InvalidValue("must be a CustomerId", field="customer_id", value=customer_id)
+    if not isinstance(since, datetime) or since.tzinfo is None:
+        raise InvalidValue("must be a timezone-aware datetime", field="since", value=since)
+
+
+def newest_first(digests: Iterable[OrderDigest]) -> list[OrderDigest]:
+    """``digests`` newest first (the later order id first among orders placed at one moment)."""
+    return sorted(digests, key=lambda d: (d.placed_at, d.order_id.value), reverse=True)
 
 
 def summarise_backorders(rows: Iterable[tuple[Sku, BackorderedLine]]) -> list[BackorderSummary]:

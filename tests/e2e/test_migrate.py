@@ -49,6 +49,7 @@ def test_migrate_applies_the_pending_steps_and_the_store_then_opens(old: Path) -
         "3: node capacity",
         "4: idempotency keys",
         "5: read models",
+        "6: recent orders",
     ):
         assert line in out
     assert "1: orders" not in out

@@ -81,6 +81,7 @@ def test_a_schema_4_sqlite_database_is_upgraded_and_its_read_models_filled(tmp_p
     finally:
         store.close()
     with closing(sqlite3.connect(tmp_path / "orders.db")) as raw:  # back to what schema 4 had
+        raw.execute("DROP TABLE order_digests")
         raw.execute("DROP TABLE order_holds")
         raw.execute("DROP TABLE order_backorders")
         raw.execute("DROP INDEX orders_by_status_since")
@@ -93,7 +94,7 @@ def test_a_schema_4_sqlite_database_is_upgraded_and_its_read_models_filled(tmp_p
     finally:
         store.close()
     with closing(sqlite3.connect(tmp_path / "orders.db")) as raw:
-        assert raw.execute("PRAGMA user_version").fetchone()[0] == 5
+        assert raw.execute("PRAGMA user_version").fetchone()[0] == 6
         plan = raw.execute(
             "EXPLAIN QUERY PLAN SELECT id FROM orders WHERE status = 'on_hold' ORDER BY status_since, id"
         ).fetchall()
@@ -110,6 +111,7 @@ def test_a_schema_4_postgres_schema_is_upgraded_and_its_read_models_filled(
         store.close()
     schema = sql.Identifier(schema_of(url))
     for statement in (
+        "DROP TABLE {}.order_digests",
         "DROP TABLE {}.order_holds",
         "DROP TABLE {}.order_backorders",
         "ALTER TABLE {}.orders DROP COLUMN status_since",
@@ -121,4 +123,4 @@ def test_a_schema_4_postgres_schema_is_upgraded_and_its_read_models_filled(
         _check_read_models(store)
     finally:
         store.close()
-    assert admin.execute(sql.SQL("SELECT version FROM {}.schema_version").format(schema)).fetchall() == [(5,)]
+    assert admin.execute(sql.SQL("SELECT version FROM {}.schema_version").format(schema)).fetchall() == [(6,)]

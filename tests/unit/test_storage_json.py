@@ -65,3 +65,18 @@ def test_nothing_kept_with_limit_zero() -> None:
     stored = StoredJson(CONVERTER, limit=0)
     order = make_order()
     assert stored.order(order) == to_json(order, converter=CONVERTER)
+
+
+def test_attributes_replaced_since_the_last_write_are_written_anew() -> None:
+    # immutable attributes are kept by identity: a replaced one (other lines, holds) must not reuse the
+    # text of the one it replaced, and an order of other content must not borrow another order's text
+    stored = StoredJson(CONVERTER)
+    order, other = make_order(), make_order()
+    for _ in range(2):
+        assert stored.order(order) == to_json(order, converter=CONVERTER)
+    order.lines = order.lines[:1]
+    order = _grown(order)
+    order.attributes = {"gift": "yes"}
+    assert stored.order(order) == to_json(order, converter=CONVERTER)
+    other.lines = ()
+    assert stored.order(other) == to_json(other, converter=CONVERTER)

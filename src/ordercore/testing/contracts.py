@@ -25,6 +25,7 @@ from ordercore.errors import (
     ConcurrencyConflict,
     DuplicateOrder,
     IdempotencyConflict,
+    InvalidValue,
     OrderNotFound,
     StoreUnavailable,
 )
@@ -40,7 +41,9 @@ from ordercore.ports import (
     HeldOrder,
     IdempotencyRecord,
     OrderAge,
+    OrderDigest,
     OrderReports,
+    RecentOrders,
     Store,
     UnitOfWork,
 )
@@ -104,12 +107,12 @@ def _order(order_id: str = "O-1", *, external_ref: str | None = None, channel: s
     return order
 
 
-def _placed_at(order_id: str, placed: datetime) -> Order:
+def _placed_at(order_id: str, placed: datetime, customer: str = "C-1") -> Order:
     """A placed order (SKU-1 x 2 on line 1, SKU-2 x 1 on line 2), created a minute before ``placed``."""
     order = Order.create(
         order_id=OrderId(order_id),
         channel=Channel("web"),
-        customer=CustomerRef(CustomerId("C-1")),
+        customer=CustomerRef(CustomerId(customer)),
         currency="EUR",
         shipping_address=_ADDRESS,
         lines=[
@@ -126,6 +129,13 @@ def _placed_at(order_id: str, placed: datetime) -> Order:
 def _reports(uow: UnitOfWork) -> OrderReports:
     assert isinstance(uow.orders, OrderReports), "the order repository keeps no read models"
     return uow.orders
+
+
+def _recent(uow: UnitOfWork, customer: str, since: datetime) -> list[tuple[str, datetime]]:
+    """(order id, placed at) of the customer's recent orders, as the store lists them."""
+    recent = uow.orders
+    assert isinstance(recent, RecentOrders), "the order repository keeps no recent orders"
+    return [(d.order_id.value, d.placed_at) for d in recent.placed_since(CustomerId(customer), since)]
 
 
 class StoreContract:
@@ -978,6 +988,112 @@ class StoreContract:
             assert sorted(stored_ages, key=lambda a: (a.status.name, a.since, a.order_id.value)) == ages
             assert (stored_holds, stored_backorders) == (holds, backorders)
         assert len(stored_ages) == 5 and len(stored_holds) == 2 and len(stored_backorders) == 2
+
+    # -- recent orders (ordercore.ports.RecentOrders, for duplicate detection) -----------------------------
+    def test_placed_since_lists_the_customers_live_orders_since_the_moment_newest_first(
+        self, store: Store
+    ) -> None:
+        self._add(store, _placed_at("O-1", _AT))
+        self._add(store, _placed_at("O-2", _AT + timedelta(minutes=10)))
+        self._add(store, _placed_at("O-3", _AT + timedelta(minutes=5)))
+        self._add(store, _placed_at("O-4", _AT + timedelta(minutes=7), customer="C-2"))
+        draft = Order.create(  # a draft was never placed
+            order_id=OrderId("O-5"),
+            channel=Channel("web"),
+            customer=CustomerRef(CustomerId("C-1")),
+            currency="EUR",
+            shipping_address=_ADDRESS,
+            lines=[NewLine(Sku("SKU-1"), 2, Money.of("9.99", "EUR"))],
+            actor=_ACTOR,
+            at=_AT,
+        )
+        self._add(store, draft)
+        with store.unit_of_work() as uow:
+            assert _recent(uow, "C-1", _AT) == [
+                ("O-2", _AT + timedelta(minutes=10)),
+                ("O-3", _AT + timedelta(minutes=5)),
+                ("O-1", _AT),
+            ]
+            assert _recent(uow, "C-1", _AT + timedelta(minutes=5)) == [
+                ("O-2", _AT + timedelta(minutes=10)),
+                ("O-3", _AT + timedelta(minutes=5)),
+            ]
+            assert _recent(uow, "C-1", _AT + timedelta(minutes=11)) == []
+            assert _recent(uow, "C-2", _AT - timedelta(days=1)) == [("O-4", _AT + timedelta(minutes=7))]
+            assert _recent(uow, "C-9", _AT - timedelta(days=1)) == []
+            recent = uow.orders
+            assert isinstance(recent, RecentOrders)
+            (digest,) = recent.placed_since(CustomerId("C-2"), _AT)
+            stored = uow.orders.get(OrderId("O-4"))
+            assert digest == OrderDigest(
+                OrderId("O-4"),
+                CustomerId("C-2"),
+                _AT + timedelta(minutes=7),
+                frozenset({("SKU-1", 2), ("SKU-2", 1)}),
+                stored.totals().grand_total,
+            )
+            assert digest.total == Money.of("24.98", "EUR")
+            with pytest.raises(InvalidValue):
+                recent.placed_since(CustomerId("C-1"), _AT.replace(tzinfo=None))
+            with pytest.raises(InvalidValue):
+                recent.placed_since("C-1", _AT)  # type: ignore[arg-type]
+
+    def test_a_rejected_or_cancelled_order_drops_out_and_cancelled_units_leave_its_items(
+        self, store: Store
+    ) -> None:
+        for n in range(1, 5):
+            self._add(store, _placed_at(f"O-{n}", _AT + timedelta(minutes=n)))
+        later = _AT + timedelta(minutes=30)
+        with store.unit_of_work() as uow:
+            o1, o2, o3 = (uow.orders.get(OrderId(f"O-{n}")) for n in (1, 2, 3))
+            o1.reject(actor=_ACTOR, at=later, reason="fraud")
+            o2.cancel(actor=_ACTOR, at=later, reason="customer asked")
+            o3.cancel_lines({LineId("1"): 1}, actor=_ACTOR, at=later, reason="one fewer")
+            for order in (o1, o2, o3):
+                uow.orders.save(order)
+            uow.commit()
+        self._change(store, "O-4", "accept@40", "allocate@41")  # still live, the same digest
+        with store.unit_of_work() as uow:
+            assert _recent(uow, "C-1", _AT) == [
+                ("O-4", _AT + timedelta(minutes=4)),
+                ("O-3", _AT + timedelta(minutes=3)),
+            ]
+            recent = uow.orders
+            assert isinstance(recent, RecentOrders)
+            o3_digest, o4_digest = recent.placed_since(CustomerId("C-1"), _AT)[::-1]
+            assert o3_digest.items == frozenset({("SKU-1", 1), ("SKU-2", 1)})
+            assert o3_digest.total == uow.orders.get(OrderId("O-3")).totals().grand_total
+            assert o4_digest.items == frozenset({("SKU-1", 2), ("SKU-2", 1)})
+        # an order cancelled from an object read in another unit drops out too
+        with store.unit_of_work() as uow:
+            elsewhere = uow.orders.get(OrderId("O-3"))
+        elsewhere.cancel(actor=_ACTOR, at=later, reason="after all")
+        with store.unit_of_work() as uow:
+            uow.orders.save(elsewhere)
+            uow.commit()
+        with store.unit_of_work() as uow:
+            assert _recent(uow, "C-1", _AT) == [("O-4", _AT + timedelta(minutes=4))]
+
+    def test_recent_orders_are_unchanged_by_a_rollback_or_a_failed_commit(self, store: Store) -> None:
+        self._add(store, _placed_at("O-1", _AT))
+        with store.unit_of_work() as uow:  # never committed
+            uow.orders.add(_placed_at("O-2", _AT + timedelta(minutes=1)))
+            order = uow.orders.get(OrderId("O-1"))
+            order.cancel(actor=_ACTOR, at=_AT + timedelta(minutes=2), reason="no")
+            uow.orders.save(order)
+            assert _recent(uow, "C-1", _AT) == [("O-1", _AT)]  # staged changes are not seen
+        with store.unit_of_work() as first, store.unit_of_work() as second:
+            a, b = first.orders.get(OrderId("O-1")), second.orders.get(OrderId("O-1"))
+            a.hold("credit", actor=_ACTOR, at=_AT + timedelta(minutes=3))
+            b.cancel(actor=_ACTOR, at=_AT + timedelta(minutes=3), reason="no")
+            first.orders.save(a)
+            second.orders.save(b)
+            second.orders.add(_placed_at("O-3", _AT + timedelta(minutes=3)))
+            first.commit()
+            with pytest.raises(ConcurrencyConflict):
+                second.commit()  # stores nothing: neither the cancellation nor the new order
+        with store.unit_of_work() as uow:
+            assert _recent(uow, "C-1", _AT) == [("O-1", _AT)]
 
     def test_the_application_answers_operators_from_the_read_models(self, store: Store) -> None:
         clock = ManualClock(_AT)
