@@ -111,10 +111,18 @@ class Money:
     def rounded(cls, amount: Decimal | int | str, currency: str, rounding: str = ROUND_HALF_UP) -> Money:
         """Money rounded to the currency's minor unit (half up by default)."""
         value = _as_decimal(amount, "amount")
-        return cls(value.quantize(_QUANTUM[minor_units(currency)], rounding=rounding), currency)
+        quantized = value.quantize(_QUANTUM[minor_units(currency)], rounding=rounding)
+        if cls is Money:
+            return _exact(quantized, currency)
+        return cls(quantized, currency)
 
     @classmethod
     def zero(cls, currency: str) -> Money:
+        if cls is Money and type(currency) is str:  # one (immutable) zero per currency
+            zero = _ZEROS.get(currency)
+            if zero is None:
+                zero = _ZEROS[currency] = Money(Decimal(0), currency)
+            return zero
         return cls(Decimal(0), currency)
 
     # -- arithmetic ---------------------------------------------------------------------------------------
@@ -128,9 +136,13 @@ class Money:
         return other
 
     def __add__(self, other: Money) -> Money:
+        if type(other) is Money and other.currency == self.currency:
+            return _exact(self.amount + other.amount, self.currency)
         return Money(self.amount + self._same(other, "add").amount, self.currency)
 
     def __sub__(self, other: Money) -> Money:
+        if type(other) is Money and other.currency == self.currency:
+            return _exact(self.amount - other.amount, self.currency)
         return Money(self.amount - self._same(other, "subtract").amount, self.currency)
 
     def __neg__(self) -> Money:
@@ -230,6 +242,22 @@ class Money:
 
     def to_dict(self) -> dict[str, Any]:
         return {"amount": str(self.amount), "currency": self.currency}
+
+
+_ZEROS: dict[str, Money] = {}
+
+
+def _exact(amount: Decimal, currency: str) -> Money:
+    """``Money(amount, currency)`` for a sum, a difference or a quantized amount of a valid currency: when
+    ``amount`` already has the currency's exponent (it was computed exactly), the checks ``Money`` makes
+    would pass and leave it as it is, so they are skipped; otherwise they are made (and refuse it)."""
+    digits = CURRENCY_MINOR_UNITS.get(currency)
+    if digits is None or amount.as_tuple().exponent != -digits:
+        return Money(amount, currency)
+    money: Money = object.__new__(Money)
+    object.__setattr__(money, "amount", amount if amount else abs(amount))  # no "-0.00"
+    object.__setattr__(money, "currency", currency)
+    return money
 
 
 def sum_money(items: Iterable[Money], currency: str) -> Money:

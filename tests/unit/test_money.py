@@ -1,5 +1,6 @@
 """Money: exact Decimal amounts in an ISO 4217 currency; splitting never loses or invents a minor unit."""
 
+from collections.abc import Callable
 from decimal import ROUND_DOWN, ROUND_HALF_EVEN, ROUND_HALF_UP, ROUND_UP, Decimal
 from fractions import Fraction
 
@@ -517,3 +518,63 @@ def test_sum_money_matches_minor_unit_sum(amounts: list[int], currency: str) -> 
     total = sum_money((Money.from_minor(a, currency) for a in amounts), currency)
     assert total.minor == sum(amounts)
     assert total.currency == currency
+
+
+# -- arithmetic skips the checks only when they could not fail: the results are those Money(...) gives ------
+def _checked(amount: Decimal, currency: str) -> Money | type[OrderCoreError]:
+    try:
+        return Money(amount, currency)
+    except OrderCoreError as e:
+        return type(e)
+
+
+def _quick(op: Callable[[], Money]) -> Money | type[OrderCoreError]:
+    try:
+        return op()
+    except OrderCoreError as e:
+        return type(e)
+
+
+def _same(a: Money | type[OrderCoreError], b: Money | type[OrderCoreError]) -> bool:
+    if isinstance(a, Money) and isinstance(b, Money):  # same value, same exponent, no "-0"
+        return a == b and str(a.amount) == str(b.amount) and a.currency == b.currency
+    return a == b
+
+
+_HUGE = st.decimals(min_value=-(10**27), max_value=10**27, places=0, allow_nan=False)
+
+
+@FAST
+@given(currencies().flatmap(lambda c: st.tuples(st.just(c), money(c) | _HUGE.map(lambda d: d), money(c))))
+def test_sums_and_differences_are_what_money_checks_give(case: tuple[str, Money | Decimal, Money]) -> None:
+    currency, first, b = case
+    a = first if isinstance(first, Money) else _quick(lambda: Money(first, currency))
+    if not isinstance(a, Money):
+        return
+    for x, y in ((a, b), (b, a), (a, a), (a, -a)):
+        assert _same(_quick(lambda x=x, y=y: x + y), _checked(x.amount + y.amount, currency))
+        assert _same(_quick(lambda x=x, y=y: x - y), _checked(x.amount - y.amount, currency))
+
+
+@FAST
+@given(
+    currencies(),
+    st.decimals(allow_nan=False, allow_infinity=False, places=6, max_value=10**12, min_value=-(10**12)),
+)
+def test_rounded_amounts_are_what_money_checks_give(currency: str, amount: Decimal) -> None:
+    quantum = Decimal(1).scaleb(-minor_units(currency))
+    assert _same(Money.rounded(amount, currency), _checked(amount.quantize(quantum, ROUND_HALF_UP), currency))
+
+
+def test_no_negative_zero_and_too_large_sums_are_refused() -> None:
+    a = Money.of("1.50", "EUR")
+    assert str((a - a).amount) == "0.00"
+    assert str((-a + a).amount) == "0.00"
+    assert str(Money.rounded("-0.001", "EUR").amount) == "0.00"
+    big = Money.of("9" * 26 + ".99", "EUR")
+    with pytest.raises(InvalidMoney):
+        big + big
+    assert Money.zero("EUR") == Money.of(0, "EUR")
+    assert Money.zero("JPY").amount.as_tuple().exponent == 0
+    with pytest.raises(InvalidMoney):
+        Money.zero("XXX")
