@@ -27,9 +27,11 @@ Figures, all measured in one run:
   and positions they last read or wrote, by version: every read still asks the database for the row's
   version, but the body travels and is decoded only when the row changed since (here, as in any single
   writer of its own SKUs, mostly never). Both keep the JSON text of each event they encoded, and of
-  each immutable part of an order (lines, addresses, allocations), so the order's body (which holds its
-  whole history) costs the encoding of its new events and changed parts only, and the outbox row reuses
-  it. A new order's id is checked to be free by the ``INSERT`` itself, not by a read beforehand. The PostgreSQL adapter sends each commit's statements in pipeline mode, in two round
+  each immutable part of an order (lines, addresses, allocations) and of each reservation a position
+  holds, so the order's body (which holds its whole history) costs the encoding of its new events and
+  changed parts only, and the outbox row reuses it. What they do encode is written as JSON text straight
+  from the objects' attributes (an encoder generated once per type from the converter's view, checked
+  against the converter's own output on first use), the very text ``to_json`` gives. A new order's id is checked to be free by the ``INSERT`` itself, not by a read beforehand. The PostgreSQL adapter sends each commit's statements in pipeline mode, in two round
   trips (``BEGIN`` with the version-checked ones, checked before the rest is sent with the ``COMMIT``),
   and checks a pooled connection with a round trip only when it was idle for a while or the server
   wrote to it.

@@ -29,6 +29,7 @@ applies every pending step in one transaction.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -39,7 +40,7 @@ import psycopg
 from psycopg import sql
 
 from ordercore.errors import StoreUnavailable
-from ordercore.inventory import StockPosition
+from ordercore.inventory import LedgerEntry, StockPosition
 from ordercore.order import Order
 from ordercore.serialization import make_converter, to_json
 from ordercore.storage import (
@@ -247,8 +248,13 @@ INSERT_LEDGER = (
 )
 
 
-def ledger_rows(position: StockPosition, converter: cattrs.Converter) -> list[tuple[Any, ...]]:
-    """The rows of ``position``'s new ledger entries, for :data:`INSERT_LEDGER`."""
+def ledger_rows(
+    position: StockPosition, converter: cattrs.Converter, text: Callable[[LedgerEntry], str] | None = None
+) -> list[tuple[Any, ...]]:
+    """The rows of ``position``'s new ledger entries, for :data:`INSERT_LEDGER`; ``text`` writes an entry's
+    body (``to_json`` by default)."""
+    if text is None:
+        text = functools.partial(to_json, converter=converter)
     return [
         (
             e.node_id,
@@ -258,7 +264,7 @@ def ledger_rows(position: StockPosition, converter: cattrs.Converter) -> list[tu
             e.quantity,
             e.at,
             e.key,
-            to_json(e, converter=converter),
+            text(e),
         )
         for e in position.new_entries()
     ]

@@ -33,7 +33,6 @@ from ordercore.ports import (
     OrderDigest,
     OutboxRecord,
 )
-from ordercore.serialization import to_json
 from ordercore.storage import (
     StagedCapacity,
     StagedIdempotency,
@@ -496,9 +495,9 @@ class PostgresUnitOfWork(StagedUnitOfWork):
                 raise failure()
         for order in changed:
             self._write_order_rows(conn, order, new=order.id in new)
-        converter = self._store.converter
+        converter, entry_text = self._store.converter, self._store.json.entry
         for position in positions:
-            rows = ledger_rows(position, converter)
+            rows = ledger_rows(position, converter, entry_text)
             if rows:
                 with conn.cursor() as cursor:
                     cursor.executemany(INSERT_LEDGER, rows)
@@ -581,7 +580,7 @@ class PostgresUnitOfWork(StagedUnitOfWork):
     ) -> tuple[psycopg.Cursor[Any], Callable[[], OrderCoreError]]:
         key = (position.node_id, position.sku.value)
         expected = position.persisted_version
-        body = to_json(position, converter=self._store.converter)
+        body = self._store.json.position(position)
         if expected == 0:
             cursor = conn.execute(
                 "INSERT INTO stock (node_id, sku, version, body) VALUES (%s, %s, %s, %s::jsonb)"

@@ -28,6 +28,7 @@ applies every pending step in one transaction.
 
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
 from collections.abc import Callable
@@ -38,7 +39,7 @@ from typing import Any, NamedTuple
 import cattrs
 
 from ordercore.errors import StoreUnavailable
-from ordercore.inventory import StockPosition
+from ordercore.inventory import LedgerEntry, StockPosition
 from ordercore.order import Order
 from ordercore.serialization import make_converter, to_json
 from ordercore.storage import (
@@ -289,8 +290,13 @@ INSERT_LEDGER = (
 )
 
 
-def ledger_rows(position: StockPosition, converter: cattrs.Converter) -> list[tuple[Any, ...]]:
-    """The rows of ``position``'s new ledger entries, for :data:`INSERT_LEDGER`."""
+def ledger_rows(
+    position: StockPosition, converter: cattrs.Converter, text: Callable[[LedgerEntry], str] | None = None
+) -> list[tuple[Any, ...]]:
+    """The rows of ``position``'s new ledger entries, for :data:`INSERT_LEDGER`; ``text`` writes an entry's
+    body (``to_json`` by default)."""
+    if text is None:
+        text = functools.partial(to_json, converter=converter)
     return [
         (
             e.node_id,
@@ -300,7 +306,7 @@ def ledger_rows(position: StockPosition, converter: cattrs.Converter) -> list[tu
             e.quantity,
             e.at.isoformat(),
             e.key,
-            to_json(e, converter=converter),
+            text(e),
         )
         for e in position.new_entries()
     ]

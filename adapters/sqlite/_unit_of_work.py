@@ -30,7 +30,6 @@ from ordercore.ports import (
     OrderDigest,
     OutboxRecord,
 )
-from ordercore.serialization import to_json
 from ordercore.storage import (
     StagedCapacity,
     StagedIdempotency,
@@ -534,8 +533,8 @@ class SqliteUnitOfWork(StagedUnitOfWork):
                 position.persisted_version,
                 None if row is None else stored,
             )
-        converter = self._store.converter
-        body = to_json(position, converter=converter)
+        stored_json = self._store.json
+        body = stored_json.position(position)
         if row is None:
             conn.execute(
                 "INSERT INTO stock (node_id, sku, version, body) VALUES (?, ?, ?, ?)",
@@ -546,7 +545,7 @@ class SqliteUnitOfWork(StagedUnitOfWork):
                 "UPDATE stock SET version = ?, body = ? WHERE node_id = ? AND sku = ?",
                 (position.version, body, *key),
             )
-        conn.executemany(INSERT_LEDGER, ledger_rows(position, converter))
+        conn.executemany(INSERT_LEDGER, ledger_rows(position, self._store.converter, stored_json.entry))
 
     @staticmethod
     def _write_node_day(conn: sqlite3.Connection, node_day: NodeDay) -> None:

@@ -11,12 +11,15 @@ each problem naming its field path (``lines[0].unit_price.amount``).
 
 from __future__ import annotations
 
+import enum
 import json
+import keyword
 from collections.abc import Callable, Mapping
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from functools import cache
-from typing import Any, TypeVar, get_args, get_origin
+from types import UnionType
+from typing import Any, TypeVar, Union, get_args, get_origin, get_type_hints
 
 import attrs
 import cattrs
@@ -27,6 +30,7 @@ from cattrs.errors import (
     IterableValidationError,
     IterableValidationNote,
 )
+from cattrs.fns import identity as _identity
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 from dateutil.parser import isoparse
 
@@ -86,29 +90,29 @@ def configure_converter(
     conv.register_structure_hook(float, _number)
     conv.register_unstructure_hook(Decimal, str)
     conv.register_structure_hook(Decimal, _decimal)
-    conv.register_unstructure_hook(datetime, lambda d: d.isoformat())
+    conv.register_unstructure_hook(datetime, _isoformat)
     conv.register_structure_hook(datetime, _datetime)
-    conv.register_unstructure_hook(date, lambda d: d.isoformat())
+    conv.register_unstructure_hook(date, _isoformat)
     conv.register_structure_hook(date, _date)
 
-    conv.register_unstructure_hook(Money, lambda m: {"amount": str(m.amount), "currency": m.currency})
+    conv.register_unstructure_hook(Money, _unstructure_money)
     conv.register_structure_hook(Money, _money)
     for cls in _IDENTIFIERS:
-        conv.register_unstructure_hook(cls, lambda v: v.value)
+        conv.register_unstructure_hook(cls, _identifier_value)
         conv.register_structure_hook(cls, _identifier(cls))
 
-    conv.register_unstructure_hook(LineQuantities, lambda q: dict(q._asdict()))
+    conv.register_unstructure_hook(LineQuantities, _quantities_dict)
     conv.register_structure_hook(LineQuantities, _quantities(conv))
     for named in (OrderLine, LineQty, NodeAllocation, WaitingUnits, NodeRejected):
         conv.register_unstructure_hook(named, namedtuple_dict_unstructure_factory(named, conv))
         conv.register_structure_hook(
             named, _objects_only(namedtuple_dict_structure_factory(named, conv, "from_converter", True))
         )
-    conv.register_unstructure_hook(State, lambda s: s.name)
+    conv.register_unstructure_hook(State, _name)
     conv.register_structure_hook(
         State, _located(lambda v, _: lifecycle.state(_strict(str, "a state name")(v, str)))
     )
-    conv.register_unstructure_hook(Trigger, lambda t: t.name)
+    conv.register_unstructure_hook(Trigger, _name)
     conv.register_structure_hook(
         Trigger, _located(lambda v, _: lifecycle.trigger(_strict(str, "a trigger name")(v, str)))
     )
@@ -239,6 +243,27 @@ def configure_converter(
 
 
 # -- hooks ------------------------------------------------------------------------------------------------
+# unstructuring: named, so that text_encoder knows what a converter built here writes for these types
+def _isoformat(value: date | datetime) -> str:
+    return value.isoformat()
+
+
+def _unstructure_money(money: Money) -> dict[str, str]:
+    return {"amount": str(money.amount), "currency": money.currency}
+
+
+def _identifier_value(identifier: Any) -> Any:
+    return identifier.value
+
+
+def _quantities_dict(quantities: LineQuantities) -> dict[str, int]:
+    return dict(quantities._asdict())
+
+
+def _name(named: State | Trigger) -> str:
+    return named.name
+
+
 def _objects_only(hook: Callable[[Any, Any], T]) -> Callable[[Any, Any], T]:
     """A structure hook for a class, refusing anything but a JSON object."""
 
@@ -452,3 +477,218 @@ def from_json(text: str | bytes, cls: type[T], *, converter: cattrs.Converter | 
     except (ValueError, TypeError) as e:
         raise ValidationFailed([Problem("", "invalid_json", str(e), None)], subject="JSON") from None
     return parse(data, cls, converter=converter)
+
+
+# -- JSON text without the intermediate data, for stores ----------------------------------------------------
+#: a JSON string as json.dumps(..., ensure_ascii=False) writes it
+encode_str: Callable[[str], str] = json.encoder.encode_basestring
+#: json.dumps(data, sort_keys=True, ensure_ascii=False), without building an encoder per call
+dumps_sorted: Callable[[Any], str] = json.JSONEncoder(sort_keys=True, ensure_ascii=False).encode
+
+
+def _scalar(value: Any) -> str:
+    """``dumps_sorted(value)``, quicker for strings, None, booleans, integers and finite floats."""
+    kind = type(value)
+    if kind is str:
+        return encode_str(value)
+    if value is None:
+        return "null"
+    if kind is bool:
+        return "true" if value else "false"
+    if kind is int:
+        return int.__repr__(value)
+    if kind is float and value - value == 0:  # finite: json writes repr
+        return float.__repr__(value)
+    return dumps_sorted(value)
+
+
+#: what code from :meth:`TextEncoders.expression` needs bound
+GENERATED_NAMES: Mapping[str, Any] = {
+    "_es": encode_str,
+    "_ir": int.__repr__,
+    "_scalar": _scalar,
+    "str": str,
+    "int": int,
+}
+
+
+def _to_text(hook: Callable[[Any], Any]) -> Callable[[Any], str]:
+    return lambda value: dumps_sorted(hook(value))
+
+
+class TextEncoders:
+    """JSON text of values by their type, exactly as :func:`to_json` writes them with ``converter``, but
+    written directly instead of unstructured to dicts first: one encoder per type, generated once from the
+    type's attributes (attrs classes, events, named tuples) and from the hooks :func:`configure_converter`
+    registers (money, identifiers, times, states). A type whose hook is not one of ours is written as
+    ``to_json`` would (the hook, then ``json.dumps``), and each generated encoder of a composite type checks
+    its first output against that and gives way to it for good if they differ (a converter of your own
+    making may write a type otherwise)."""
+
+    def __init__(self, converter: cattrs.Converter) -> None:
+        self._conv = converter
+        self._encoders: dict[Any, Callable[[Any], str]] = {}  # by type: as it is now
+        self._final: dict[Any, Callable[[Any], str]] = {}  # by type: once checked (or needing no check)
+        self._known: dict[Any, Callable[[Any], str]] = {
+            _isoformat: lambda v: encode_str(v.isoformat()),
+            _unstructure_money: lambda m: (
+                '{"amount": ' + encode_str(str(m.amount)) + ', "currency": ' + _scalar(m.currency) + "}"
+            ),
+            _identifier_value: lambda v: _scalar(v.value),
+            _name: lambda v: _scalar(v.name),
+            str: lambda v: encode_str(str(v)),
+        }
+
+    def text(self, value: Any) -> str:
+        """``to_json(value)`` for a value of any type."""
+        return self.for_type(type(value))(value)
+
+    def for_type(self, hint: Any) -> Callable[[Any], str]:
+        """The encoder of values of type ``hint`` (a class or a type hint)."""
+        encoder = self._final.get(hint) or self._encoders.get(hint)
+        if encoder is None:
+            # a stand-in while it is built, for a type that refers to itself
+            self._encoders[hint] = lambda value: self._encoders[hint](value)
+            encoder = self._encoders[hint] = self._build(hint)
+        return encoder
+
+    def _build(self, hint: Any) -> Callable[[Any], str]:
+        conv = self._conv
+        try:
+            hook = conv.get_unstructure_hook(hint)
+        except Exception:  # a hint cattrs cannot handle: to_json's own way, whatever it does
+            encoder: Callable[[Any], str] = lambda value: dumps_sorted(  # noqa: E731
+                conv.unstructure(value, unstructure_as=hint)
+            )
+            self._final[hint] = encoder
+            return encoder
+        plain = _to_text(hook)
+        built = _scalar if hook is _identity else self._known.get(hook)
+        if built is not None:
+            self._final[hint] = built
+            return built
+        try:
+            built = self._composite(hint)
+        except Exception:  # anything unforeseen: write it as to_json does
+            built = None
+        if built is None:
+            self._final[hint] = plain
+            return plain
+        candidate, final = built, None
+
+        def checking(value: Any) -> str:
+            # compared with the hook then json.dumps on its first value, replaced by them for good if
+            # they differ (the parts of a composite value are checked by their own encoders); whoever
+            # still holds this one is sent on to the final encoder
+            nonlocal final
+            if final is not None:
+                return final(value)
+            text, expected = candidate(value), plain(value)
+            final = candidate if text == expected else plain
+            self._encoders[hint] = self._final[hint] = final
+            return expected
+
+        return checking
+
+    def _composite(self, hint: Any) -> Callable[[Any], str] | None:
+        origin, args = get_origin(hint), get_args(hint)
+        if origin in (UnionType, Union) and len(args) == 2 and type(None) in args:
+            other = args[0] if args[1] is type(None) else args[1]
+            return self._generate(hint, "'null' if o is None else _e0(o)", [other])
+        if (origin is tuple and len(args) == 2 and args[1] is Ellipsis) or (
+            origin is list and len(args) == 1
+        ):
+            return self._generate(hint, "'[' + ', '.join([_e0(v) for v in o]) + ']'", [args[0]])
+        if origin is dict and args == (str, str):
+            return _str_dict
+        if not isinstance(hint, type):
+            return None
+        if issubclass(hint, enum.Enum):
+            return self._generate(hint, "_scalar(o.value)", [])
+        if hint is LineQuantities:
+            return self._record(hint, [(k, int) for k in LineQuantities._fields])
+        if issubclass(hint, tuple) and hasattr(hint, "_fields"):
+            hints = get_type_hints(hint)
+            return self._record(hint, [(k, hints[k]) for k in hint._fields])
+        if attrs.has(hint):
+            hints = get_type_hints(hint)
+            fields = [(a.name, hints[a.name]) for a in attrs.fields(hint)]
+            if issubclass(hint, OrderEvent) and hint.__name__ not in _ABSTRACT_EVENTS:
+                return self._record(hint, fields, type_name=hint.__name__)
+            if issubclass(hint, OrderEvent | Order | StockPosition):
+                return None
+            return self._record(hint, fields)
+        return None
+
+    def _record(
+        self, cls: type, fields: list[tuple[str, Any]], type_name: str | None = None
+    ) -> Callable[[Any], str] | None:
+        """A generated encoder of an object of ``cls`` as a JSON object of ``fields`` in key order (plus
+        ``"type": type_name`` for an event)."""
+        if not all(name.isidentifier() and not keyword.iskeyword(name) for name, _ in fields):
+            return None
+        entries = [
+            (name, self.expression(hint, f"o.{name}", f"_e{i}")) for i, (name, hint) in enumerate(fields)
+        ]
+        if type_name is not None:
+            entries.append(("type", repr(encode_str(type_name))))
+        entries.sort(key=lambda e: e[0])
+        if not entries:
+            return None
+        pieces = [
+            repr(("{" if n == 0 else ", ") + encode_str(name) + ": ") + " + " + expr
+            for n, (name, expr) in enumerate(entries)
+        ]
+        return self._generate(cls, " + ".join(pieces) + " + '}'", [hint for _, hint in fields])
+
+    def expression(self, hint: Any, value: str, encoder: str) -> str:
+        """Python source that writes ``value`` (an expression, evaluated once), of type ``hint``: the usual
+        cases inline (what the encoder of the type does), else a call of ``encoder``, which must be bound
+        to the encoder of ``hint``. Generated code binds ``_es``, ``_ir`` and ``_scalar``
+        (:data:`GENERATED_NAMES`)."""
+        known, current = self._known, self.for_type(hint)
+        if (hint is str or hint is int) and current is _scalar:  # an exact str or int
+            write = "_es(v)" if hint is str else "_ir(v)"
+            return f"({write} if (v := {value}).__class__ is {hint.__name__} else _scalar(v))"
+        if current is known[_identifier_value] or current is known[_name]:
+            attribute = "value" if current is known[_identifier_value] else "name"
+            return f"(_es(v) if (v := {value}.{attribute}).__class__ is str else _scalar(v))"
+        if current is known[_isoformat]:
+            return f"_es({value}.isoformat())"
+        return f"{encoder}({value})"
+
+    def _generate(self, hint: Any, expression: str, parts: list[Any]) -> Callable[[Any], str]:
+        """``lambda o: expression``, in which ``_e<i>`` writes a value of type ``parts[i]``. Each ``_e<i>``
+        is looked up by name when called, so that it is replaced by the final encoder of its type once
+        that is known (one call fewer per value)."""
+        namespace: dict[str, Any] = dict(GENERATED_NAMES)
+        for i, part in enumerate(parts):
+            namespace[f"_e{i}"] = self._slot(namespace, f"_e{i}", part)
+        source = f"def encode(o):\n    return {expression}\n"
+        name = getattr(hint, "__qualname__", None) or str(hint)
+        exec(compile(source, f"<text encoder of {name}>", "exec"), namespace)
+        encoder: Callable[[Any], str] = namespace["encode"]
+        return encoder
+
+    def _slot(self, namespace: dict[str, Any], name: str, hint: Any) -> Callable[[Any], str]:
+        """What ``name`` calls in a generated encoder until the encoder of ``hint`` is final: the
+        encoder as it is now, then (written into ``namespace`` in its place) the final one."""
+        self.for_type(hint)
+
+        def slot(value: Any) -> str:
+            final = self._final.get(hint)
+            if final is None:
+                return self._encoders[hint](value)
+            namespace[name] = final
+            return final(value)
+
+        return slot
+
+
+def _str_dict(value: Any) -> str:
+    """A ``dict[str, str]`` as json.dumps(sort_keys=True) writes it."""
+    if not value:
+        return "{}" if isinstance(value, dict) else dumps_sorted(value)
+    if type(value) is dict and all(type(k) is str and type(v) is str for k, v in value.items()):
+        return "{" + ", ".join([encode_str(k) + ": " + encode_str(v) for k, v in sorted(value.items())]) + "}"
+    return dumps_sorted(value)

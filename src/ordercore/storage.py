@@ -9,6 +9,7 @@ them; so can an integrator's own store.
 from __future__ import annotations
 
 import json
+import keyword
 import threading
 import typing
 from abc import ABC, abstractmethod
@@ -46,7 +47,14 @@ from ordercore.ports import (
     OrderDigest,
     OutboxRecord,
 )
-from ordercore.serialization import from_json, to_json
+from ordercore.serialization import (
+    GENERATED_NAMES,
+    TextEncoders,
+    dumps_sorted,
+    encode_str,
+    from_json,
+    to_json,
+)
 from ordercore.values import Address, Channel, CustomerId, CustomerRef, OrderId, Sku
 
 __all__ = [
@@ -545,25 +553,27 @@ _ORDER_KEPT = frozenset(
 )
 
 
-#: how an attribute is written: (key, '"key": ', the converter's hook for its type, whether its text is kept
-#: by identity), or the history of an order (hook None)
+#: how an attribute is written: (key, '"key": ', the encoder of its type, whether its text is kept by
+#: identity), or the history of an order (encoder None)
 _Field = tuple[str, str, Callable[[Any], Any] | None, bool]
 
 
 class StoredJson:
-    """The JSON text a store writes for orders and events: the very text :func:`to_json` gives, with the
-    text of each event kept (events are immutable, and an event object is only ever encoded to one text).
-    Writing an order encodes only the events it has not seen yet, however long the history, and the outbox
-    row of an event reuses the text its order's history holds.
+    """The JSON text a store writes for orders, events, stock positions and ledger entries: the very text
+    :func:`to_json` gives, with the text of each event kept (events are immutable, and an event object is
+    only ever encoded to one text). Writing an order encodes only the events it has not seen yet, however
+    long the history, and the outbox row of an event reuses the text its order's history holds.
 
-    Orders and events are written attribute by attribute, in key order, and the text of their immutable
-    attributes (lines, addresses, the customer, allocations: frozen values or tuples of them, replaced
-    when they change) is kept too: an order read again shares them with the copy it was read from, and an
-    event shares them with its order (``OrderCreated`` its lines and addresses), so each is encoded once.
-    The first object of each class is also written as a whole, and attribute by attribute only if both
-    agree (a converter of its own making may write them otherwise). At most ``limit`` events and as many
-    attribute values are kept (the oldest go first), each by identity, with the object itself so that its
-    id is not reused."""
+    Orders, events and positions are written attribute by attribute, in key order, by a function generated
+    once per class, each attribute by the :class:`~ordercore.serialization.TextEncoders` encoder of its
+    type (JSON text written straight from the values). The text of their immutable attributes (lines,
+    addresses, the customer, allocations, a position's reservations: frozen values or tuples of them,
+    replaced when they change) is kept too: an order read again shares them with the copy it was read
+    from, and an event shares them with its order (``OrderCreated`` its lines and addresses), so each is
+    encoded once. The first object of each class is also written as a whole, and attribute by attribute
+    only if both agree (a converter of its own making may write them otherwise). At most ``limit`` events
+    and as many attribute values are kept (the oldest go first), each by identity, with the object itself
+    so that its id is not reused."""
 
     def __init__(self, converter: cattrs.Converter, limit: int = 50_000) -> None:
         self._converter = converter
@@ -572,7 +582,8 @@ class StoredJson:
         self._parts: dict[int, tuple[object, str]] = {}
         self._lock = threading.Lock()
         # per class: how to write it attribute by attribute, or None to write it whole
-        self._plans: dict[type, list[_Field] | None] = {}
+        self._plans: dict[type, Callable[[Any], str] | None] = {}
+        self._texts = TextEncoders(converter)
 
     def event(self, event: OrderEvent) -> str:
         """``to_json(event)``."""
@@ -592,75 +603,121 @@ class StoredJson:
         """``to_json(order)``."""
         return self._text(order, self._order_whole)
 
+    def position(self, position: StockPosition) -> str:
+        """``to_json(position)``."""
+        return self._text(position, self._whole)
+
+    def entry(self, entry: LedgerEntry) -> str:
+        """``to_json(entry)`` for a ledger entry."""
+        return self._texts.text(entry)
+
     def _text(self, obj: Any, whole: Callable[[Any], str]) -> str:
         cls = type(obj)
-        plan = self._plans.get(cls, _UNPLANNED)
+        plan: Callable[[Any], str] | None = self._plans.get(cls, _UNPLANNED)
         if plan is _UNPLANNED:
             text = whole(obj)
             try:
-                plan = self._plan(cls)
-                if self._by_field(obj, plan) != text:
-                    plan = None
+                # planned again once it agrees, with the encoders checked on the way (one call fewer each)
+                agrees = self._plan(cls)(obj) == text
+                plan = self._plan(cls) if agrees else None
             except Exception:  # any failure: write this class whole, as to_json would
                 plan = None
             self._plans[cls] = plan
             return text
         if plan is None:
             return whole(obj)
-        return self._by_field(obj, plan)
+        return plan(obj)
 
-    def _plan(self, cls: type) -> list[_Field]:
-        """How to write ``cls`` attribute by attribute: an order's attributes but its lifecycle and
-        persistence bookkeeping, an event's with its ``type``."""
+    def _plan(self, cls: type) -> Callable[[Any], str]:
+        """The writer of ``cls`` attribute by attribute (see :meth:`_fields`), generated as one
+        function."""
+        namespace: dict[str, Any] = {**GENERATED_NAMES, "_kept": self._kept, "_event": self.event}
         hints = typing.get_type_hints(cls)
-        get_hook = self._converter.get_unstructure_hook
+        pieces = []
+        for i, (key, prefix, encode, immutable) in enumerate(self._fields(cls)):
+            if not key.isidentifier() or keyword.iskeyword(key):
+                raise ValueError(f"cannot write attribute {key!r} by name")
+            head = repr(("{" if i == 0 else ", ") + prefix)
+            if encode is None:  # an order's history: the kept text of its events
+                pieces.append(f"{head} + '[' + ', '.join([_event(ev) for ev in o.{key}]) + ']'")
+                continue
+            namespace[f"_e{i}"] = encode
+            if immutable:
+                call = f"_kept(o.{key}, _e{i})"
+            elif key in hints and encode is self._texts.for_type(hints[key]):  # its type's: maybe inline
+                call = self._texts.expression(hints[key], f"o.{key}", f"_e{i}")
+            else:
+                call = f"_e{i}(o.{key})"
+            pieces.append(f"{head} + {call}")
+        if not pieces:
+            return lambda _: "{}"
+        source = f"def write(o):\n    return {' + '.join(pieces)} + '}}'\n"
+        exec(compile(source, f"<stored json of {cls.__qualname__}>", "exec"), namespace)
+        write: Callable[[Any], str] = namespace["write"]
+        return write
+
+    def _fields(self, cls: type) -> list[_Field]:
+        """How to write ``cls`` attribute by attribute: an order's attributes but its lifecycle and
+        persistence bookkeeping, a position's but its bookkeeping, an event's with its ``type``."""
+        hints = typing.get_type_hints(cls)
+        encoder = self._texts.for_type
         if cls is Order:
             return [
-                (k, _dumps(k) + ": ", None if k == "history" else get_hook(hints[k]), k in _ORDER_KEPT)
+                (k, _dumps(k) + ": ", None if k == "history" else encoder(hints[k]), k in _ORDER_KEPT)
                 for k in _ORDER_KEYS
             ]
-        name = cls.__name__
-        plan: list[_Field] = [("type", '"type": ', lambda _: name, False)]
+        if cls is StockPosition:
+            return [
+                (
+                    k,
+                    _dumps(k) + ": ",
+                    self._mapping(hints[k]) if k in _POSITION_MAPS else encoder(hints[k]),
+                    False,
+                )
+                for k in _POSITION_KEYS
+            ]
+        type_text = _dumps(cls.__name__)
+        plan: list[_Field] = [("type", '"type": ', lambda _: type_text, False)]
         for a in attrs.fields(cls):
             hint = hints[a.name]
             kept = typing.get_origin(hint) is tuple or hint in _KEPT_TYPES
-            plan.append((a.name, _dumps(a.name) + ": ", get_hook(hint), kept))
+            plan.append((a.name, _dumps(a.name) + ": ", encoder(hint), kept))
         return sorted(plan, key=lambda f: f[0])
 
-    def _by_field(self, obj: Any, plan: list[_Field]) -> str:
-        parts = []
-        kept = self._parts
-        for key, prefix, hook, immutable in plan:
-            if hook is None:  # an order's history: the kept text of its events
-                parts.append(prefix + "[" + ", ".join([self.event(ev) for ev in obj.history]) + "]")
-                continue
-            value = getattr(obj, key, None)
-            if immutable:
-                entry = kept.get(id(value))
-                if entry is not None and entry[0] is value:
-                    parts.append(prefix + entry[1])
-                    continue
-                text = _dumps(hook(value))
-                if self._limit:
-                    with self._lock:
-                        while len(kept) >= self._limit:
-                            del kept[next(iter(kept))]
-                        kept[id(value)] = (value, text)
-                parts.append(prefix + text)
-                continue
-            data = hook(value)
-            kind = type(data)
-            if kind is str:
-                parts.append(prefix + _encode_str(data))
-            elif data is None:
-                parts.append(prefix + "null")
-            elif kind is bool:
-                parts.append(prefix + ("true" if data else "false"))
-            elif kind is int:
-                parts.append(prefix + int.__repr__(data))
-            else:
-                parts.append(prefix + _dumps(data))
-        return "{" + ", ".join(parts) + "}"
+    def _mapping(self, hint: Any) -> Callable[[Any], str]:
+        """The encoder of a ``dict[str, V]`` of immutable values (a position's reservations), the text of
+        each value kept by identity: a position's body holds every open reservation, most of them written
+        before."""
+        whole, item = self._texts.for_type(hint), self._texts.for_type(typing.get_args(hint)[1])
+        kept = self._kept
+
+        def encode(value: Any) -> str:
+            if type(value) is not dict or not all(type(k) is str for k in value):
+                return whole(value)
+            return (
+                "{"
+                + ", ".join([encode_str(k) + ": " + kept(v, item) for k, v in sorted(value.items())])
+                + "}"
+            )
+
+        return encode
+
+    def _kept(self, value: Any, encode: Callable[[Any], str]) -> str:
+        """``encode(value)`` for an immutable value, kept by identity."""
+        entry = self._parts.get(id(value))
+        if entry is not None and entry[0] is value:
+            return entry[1]
+        text = encode(value)
+        if self._limit:
+            with self._lock:
+                kept = self._parts
+                while len(kept) >= self._limit:
+                    del kept[next(iter(kept))]
+                kept[id(value)] = (value, text)
+        return text
+
+    def _whole(self, obj: Any) -> str:
+        return to_json(obj, converter=self._converter)
 
     def _event_whole(self, event: OrderEvent) -> str:
         return _dumps(self._converter.unstructure(event))
@@ -686,16 +743,22 @@ class StoredJson:
 
 
 _UNPLANNED: Any = object()
+#: a position's attributes written as JSON, in key order (not its persistence bookkeeping), and those that
+#: map keys to immutable values
+_POSITION_KEYS = tuple(
+    sorted(
+        a.name
+        for a in attrs.fields(StockPosition)
+        if a.name not in {"persisted_version", "_recorded", "_shared", "_held_sum"}
+    )
+)
+_POSITION_MAPS = frozenset({"reservations", "supply"})
 _KEPT_TYPES = (Address, CustomerRef, Address | None, CustomerRef | None)
-
-
-#: a JSON string as json.dumps(..., ensure_ascii=False) writes it
-_encode_str: Callable[[str], str] = json.encoder.encode_basestring
 
 
 def _dumps(data: Any) -> str:
     """JSON text as :func:`to_json` writes it."""
-    return json.dumps(data, sort_keys=True, ensure_ascii=False)
+    return dumps_sorted(data)
 
 
 def committed_copy_of_order(order: Order) -> Order:
