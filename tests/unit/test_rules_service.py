@@ -288,3 +288,19 @@ def test_a_new_rule_set_version_takes_over_for_later_orders() -> None:
     [decision] = decisions(app, second)
     assert decision.rule_set_version == "2"
     assert app.get_order(first).status is S.ACCEPTED
+
+
+def test_long_rendered_messages_are_clipped_not_fatal() -> None:
+    rules = RULES.replace(
+        'message = "first order of {order.total}"',
+        'message = "first order of {order.total} ' + "x" * 1500 + '"',
+    ).replace(
+        'params = { countries = ["CU"] }', 'params = { countries = ["CU"] }\nmessage = "' + "y" * 1500 + '"'
+    )
+    app, _ = make_app(rules)
+    held = app.get_order(place(app, customer="C-NEW", units=3))
+    review = next(h for h in held.holds if h.code == "review")
+    assert len(review.message) == 1000 and review.message.endswith("…")
+    havana = Address(country="CU", postal_code="10400", city="Havana", line1="Calle 1", name="X")
+    rejected = app.get_order(place(app, address=havana))
+    assert rejected.status is S.REJECTED and len(rejected.history[-1].reason) == 1000

@@ -91,25 +91,33 @@ def apply_rules(
     )
     if decision.outcome is Outcome.REJECT and decision.rejection is not None and not order.accepted:
         code, message = decision.rejection
-        order.reject(actor=RULES_ACTOR, at=at, reason=message or code, code=code)
+        order.reject(actor=RULES_ACTOR, at=at, reason=_clip(message or code, 1000), code=code)
         return decision
     skip = overridden_codes(order)
     wanted = {code: message for code, message in decision.holds if code not in skip}
     for code, message in wanted.items():
         if not any(h.code == code for h in order.holds) and _may_hold(order):
-            order.hold(code, actor=RULES_ACTOR, at=at, message=message[:500])
+            order.hold(code, actor=RULES_ACTOR, at=at, message=_clip(message, 1000))
     for hold in list(order.holds):
         if hold.actor == RULES_ACTOR and hold.code not in wanted:
             order.release_hold(
-                hold.code, actor=RULES_ACTOR, at=at, comment=f"cleared on re-evaluation ({reason})"
+                hold.code,
+                actor=RULES_ACTOR,
+                at=at,
+                comment=_clip(f"cleared on re-evaluation ({reason})", 1000),
             )
     if accept and not order.holds and order.status is OrderStatus.PLACED and not order.accepted:
         overridden = sorted(code for code, _ in decision.holds if code in skip)
         why = f"passed {decision.rule_set} v{decision.version}"
         if overridden:
             why += f" ({', '.join(overridden)} released by a person)"
-        order.accept(actor=RULES_ACTOR, at=at, reason=why)
+        order.accept(actor=RULES_ACTOR, at=at, reason=_clip(why, 1000))
     return decision
+
+
+def _clip(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters (the order's limit for reasons and messages), marked if cut."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _may_hold(order: Order) -> bool:
