@@ -269,6 +269,25 @@ class MemoryUnitOfWork(StagedUnitOfWork):
         self._store = store
         super().__init__()
 
+    def purge(self, *, keys_before: datetime | None, days_before: date | None) -> tuple[int, int]:
+        """Delete idempotency keys recorded before ``keys_before`` and capacity rows of days before
+        ``days_before``, at once (see :class:`ordercore.ports.Housekeeping`)."""
+        store = self._store
+        with store.lock:
+            if store.closed:
+                raise StoreUnavailable("the store memory:// is closed")
+            keys = [
+                k
+                for k, r in store.idempotency.items()
+                if keys_before is not None and r.created_at < keys_before
+            ]
+            for k in keys:
+                del store.idempotency[k]
+            days = [k for k in store.capacity if days_before is not None and k[1] < days_before]
+            for k in days:
+                del store.capacity[k]
+        return len(keys), len(days)
+
     def _repositories(
         self,
     ) -> tuple[

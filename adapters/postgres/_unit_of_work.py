@@ -421,6 +421,19 @@ class PostgresUnitOfWork(StagedUnitOfWork):
                 self.close()
             raise StoreUnavailable(f"{self._store.url}: {type(e).__name__}: {e}") from e
 
+    def purge(self, *, keys_before: datetime | None, days_before: date | None) -> tuple[int, int]:
+        """Delete idempotency keys recorded before ``keys_before`` and capacity rows of days before
+        ``days_before``, in one transaction of their own (see :class:`ordercore.ports.Housekeeping`)."""
+        with self.db() as conn, conn.transaction():
+            keys = days = 0
+            if keys_before is not None:
+                keys = conn.execute(
+                    "DELETE FROM idempotency_keys WHERE created_at < %s", (keys_before,)
+                ).rowcount
+            if days_before is not None:
+                days = conn.execute("DELETE FROM node_capacity WHERE day < %s", (days_before,)).rowcount
+        return keys, days
+
     def decode(self, body: str, cls: type[T], what: str) -> T:
         """A stored JSON body as ``cls``; an unreadable row is a store failure, not bad input."""
         return decode_stored(body, cls, self._store.converter, f"{self._store.url}: {what}")

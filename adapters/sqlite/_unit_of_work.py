@@ -416,6 +416,30 @@ class SqliteUnitOfWork(StagedUnitOfWork):
             except sqlite3.Error as e:
                 raise StoreUnavailable(f"{self._store.url}: {type(e).__name__}: {e}") from e
 
+    def purge(self, *, keys_before: datetime | None, days_before: date | None) -> tuple[int, int]:
+        """Delete idempotency keys recorded before ``keys_before`` and capacity rows of days before
+        ``days_before``, in one transaction of their own (see :class:`ordercore.ports.Housekeeping`)."""
+        with self.db() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                keys: list[tuple[str]] = []
+                if keys_before is not None:
+                    # times are kept as ISO text with their offsets: compare them as times, not as text
+                    for key, created_at in conn.execute("SELECT key, created_at FROM idempotency_keys"):
+                        if self.time(created_at, f"idempotency key {key!r}") < keys_before:
+                            keys.append((key,))
+                    conn.executemany("DELETE FROM idempotency_keys WHERE key = ?", keys)
+                days = 0
+                if days_before is not None:
+                    days = conn.execute(
+                        "DELETE FROM node_capacity WHERE day < ?", (days_before.isoformat(),)
+                    ).rowcount
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        return len(keys), days
+
     def time(self, text: str, what: str) -> datetime:
         """A time stored by the read models (UTC ISO text); an unreadable one is a store failure."""
         try:

@@ -39,6 +39,7 @@ __all__ = [
     "FulfilmentRequest",
     "Geocoder",
     "HeldOrder",
+    "Housekeeping",
     "IdGenerator",
     "IdempotencyRecord",
     "IdempotencyRepository",
@@ -294,6 +295,15 @@ class UnitOfWork(Protocol):
         ...
 
     def rollback(self) -> None: ...
+
+
+@runtime_checkable
+class Housekeeping(Protocol):
+    """What a unit of work may offer to keep a store from growing without bound: delete idempotency keys
+    recorded before ``keys_before`` and node capacity rows of days before ``days_before`` (None: keep
+    them), at once and in a transaction of its own; returns how many keys and days went."""
+
+    def purge(self, *, keys_before: datetime | None, days_before: date | None) -> tuple[int, int]: ...
 
 
 class Store(Protocol):

@@ -378,3 +378,29 @@ def test_conflict_retries_must_be_a_whole_number_not_below_zero(retries: object)
     with pytest.raises(InvalidValue) as err:
         app_with(conflict_retries=retries)
     assert err.value.field == "conflict_retries"
+
+
+def test_purge_drops_old_idempotency_keys_and_past_capacity_days() -> None:
+    from datetime import timedelta
+
+    from ordercore.inventory import NodeDay
+
+    clock = ManualClock(AT)
+    app = bootstrap(clock=clock, ids=SequentialIds())
+    first = app.handle(place_command(idempotency_key="K-OLD")).order_id
+    with app.store.unit_of_work() as uow:
+        day = NodeDay.open("WH-1", AT.date() - timedelta(days=1))
+        day.take("x", limit=None)
+        uow.capacity.save(day)
+        uow.commit()
+    clock.advance(timedelta(days=31))
+    app.handle(place_command(idempotency_key="K-NEW"))
+    assert app.purge() == (1, 1)
+    # the old key is gone: the same request now makes a new order; the recent one still returns its own
+    assert app.handle(place_command(idempotency_key="K-OLD")).order_id != first
+    assert not app.handle(place_command(idempotency_key="K-NEW")).changed
+    assert app.purge(keys_older_than=None) == (0, 0)
+    with pytest.raises(InvalidValue):
+        app.purge(keys_older_than=timedelta(days=-1))
+    with pytest.raises(InvalidValue):
+        app.purge(capacity_before="2026-01-01")  # type: ignore[arg-type]

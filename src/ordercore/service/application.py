@@ -3,18 +3,27 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from types import TracebackType
 from typing import Self
 
 import attrs
 
-from ordercore.errors import IllegalTransition, StoreUnavailable
+from ordercore.errors import IllegalTransition, InvalidValue, StoreUnavailable
 from ordercore.events import OrderEvent
 from ordercore.inventory import StockPosition
 from ordercore.lifecycle import Lifecycle, OrderStatus, State
 from ordercore.order import Order
-from ordercore.ports import BackorderSummary, Clock, HeldOrder, OrderAge, OrderReports, Store, UnitOfWork
+from ordercore.ports import (
+    BackorderSummary,
+    Clock,
+    HeldOrder,
+    Housekeeping,
+    OrderAge,
+    OrderReports,
+    Store,
+    UnitOfWork,
+)
 from ordercore.rules.context import order_context
 from ordercore.rules.engine import RULE_ERROR, Decision, evaluate
 from ordercore.rules.model import Outcome, RuleSet, Stage
@@ -160,6 +169,32 @@ class OrderCore:
         wanted = Sku(sku) if isinstance(sku, str) else sku
         with self.store.unit_of_work() as uow:
             return _reports(uow).backorders_by_sku(wanted)
+
+    def purge(
+        self, *, keys_older_than: timedelta | None = timedelta(days=30), capacity_before: date | None = None
+    ) -> tuple[int, int]:
+        """Housekeeping: delete idempotency keys recorded more than ``keys_older_than`` ago (a retry after
+        that is treated as a new request) and node capacity rows of days before ``capacity_before``
+        (today, by the clock, when not given; past days are never sourced again). Returns how many keys
+        and days were deleted. None keeps that kind. Run it from a scheduler, say daily."""
+        if keys_older_than is not None and (
+            not isinstance(keys_older_than, timedelta) or keys_older_than < timedelta(0)
+        ):
+            raise InvalidValue(
+                "must be a duration of zero or more", field="keys_older_than", value=keys_older_than
+            )
+        if capacity_before is not None and (
+            not isinstance(capacity_before, date) or isinstance(capacity_before, datetime)
+        ):
+            raise InvalidValue("must be a date", field="capacity_before", value=capacity_before)
+        now = self.clock.now()
+        with self.store.unit_of_work() as uow:
+            if not isinstance(uow, Housekeeping):
+                raise StoreUnavailable(f"{type(self.store).__name__} offers no housekeeping")
+            return uow.purge(
+                keys_before=None if keys_older_than is None else now - keys_older_than,
+                days_before=capacity_before or now.date(),
+            )
 
     def stock(self, node_id: str, sku: Sku | str) -> StockPosition | None:
         """The stock position of ``sku`` at ``node_id`` as last committed, or None."""

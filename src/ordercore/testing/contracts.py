@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
 
@@ -39,6 +39,7 @@ from ordercore.ports import (
     BackorderedLine,
     BackorderSummary,
     HeldOrder,
+    Housekeeping,
     IdempotencyRecord,
     OrderAge,
     OrderDigest,
@@ -696,6 +697,37 @@ class StoreContract:
         assert stored.used == limit and sorted(stored.taken) == sorted(taken)
         assert len(taken) == limit and len(refused) == threads * each - limit
         assert stored.version == limit
+
+    # -- housekeeping ---------------------------------------------------------------------------------------
+    def test_housekeeping_deletes_only_old_keys_and_past_capacity_days(self, store: Store) -> None:
+        with store.unit_of_work() as probe:
+            if not isinstance(probe, Housekeeping):
+                pytest.skip(f"{type(store).__name__} offers no housekeeping")
+        berlin = timezone(timedelta(hours=1))
+        with store.unit_of_work() as uow:
+            for n, created in enumerate(
+                [
+                    _AT - timedelta(days=40),
+                    (_AT - timedelta(days=31)).astimezone(berlin),  # an offset must not change the order
+                    _AT - timedelta(days=2),
+                ]
+            ):
+                uow.orders.add(_order(f"O-{n}"))
+                uow.idempotency.add(IdempotencyRecord(f"K-{n}", OrderId(f"O-{n}"), "f", created))
+            uow.commit()
+        for day in (_DAY - timedelta(days=2), _DAY - timedelta(days=1), _DAY, _DAY + timedelta(days=1)):
+            self._capacity(store, "WH-1", day, "A")
+        with store.unit_of_work() as uow:
+            assert isinstance(uow, Housekeeping)
+            assert uow.purge(keys_before=_AT - timedelta(days=30), days_before=_DAY) == (2, 2)
+        with store.unit_of_work() as uow:
+            assert [uow.idempotency.get(f"K-{n}") is None for n in range(3)] == [True, True, False]
+            assert [d.used for d in uow.capacity.for_day(_DAY - timedelta(days=1), ["WH-1"])] == [0]
+            assert [d.used for d in uow.capacity.for_day(_DAY, ["WH-1"])] == [1]
+            assert uow.orders.find(OrderId("O-0")) is not None  # the orders stay
+        with store.unit_of_work() as uow:
+            assert isinstance(uow, Housekeeping)
+            assert uow.purge(keys_before=None, days_before=None) == (0, 0)
 
     # -- idempotency keys ---------------------------------------------------------------------------------
     def _record(self, key: str = "K-1", order_id: str = "O-1", fingerprint: str = "f1") -> IdempotencyRecord:
