@@ -205,7 +205,6 @@ class _Lazy:
 
 
 class LineView(_Lazy):
-    _product: ProductInfo | None
     _ctx: OrderContext
     available: int
     description: str
@@ -225,7 +224,6 @@ class LineView(_Lazy):
 
     __slots__ = (
         "_ctx",
-        "_product",
         "available",
         "description",
         "hazmat",
