@@ -79,29 +79,19 @@ class PostgresOrderRepository(StagedOrders):
 
     def _load(self, order_id: OrderId) -> Order | None:
         # the body is read only when the row is not at the version of the copy the store keeps
-        cache = self._uow.orders_cache
-        kept = cache.version(order_id)
+        query = (
+            "SELECT version, CASE WHEN version = %s THEN NULL ELSE body::text END FROM orders WHERE id = %s"
+        )
         with self._uow.db() as conn:
-            row = conn.execute(
-                "SELECT version, CASE WHEN version = %s THEN NULL ELSE body::text END FROM orders"
-                " WHERE id = %s",
-                (-1 if kept is None else kept, order_id.value),
-            ).fetchone()
-            if row is None:
-                return None
-            version, body = row
-            if body is None:
-                order = cache.get(order_id, version)
-                if order is not None:
-                    return order
-                row = conn.execute(
-                    "SELECT version, body::text FROM orders WHERE id = %s", (order_id.value,)
-                ).fetchone()
-                if row is None:
-                    return None
-                version, body = row
+            kept, body = self._uow.orders_cache.read_through(
+                order_id, lambda v: conn.execute(query, (v, order_id.value)).fetchone()
+            )
+        if kept is not None:
+            return kept
+        if body is None:
+            return None
         order = self._uow.decode(body, Order, f"order {order_id}")
-        cache.put(order_id, order.version, order.clone())
+        self._uow.orders_cache.put(order_id, order.version, order.clone())
         return order
 
     def _stored_id(self, channel: Channel, external_ref: str) -> OrderId | None:
@@ -204,28 +194,18 @@ class PostgresInventoryRepository(StagedStock):
 
     def _load(self, node_id: str, sku: Sku) -> StockPosition | None:
         # the body is read only when the row is not at the version of the copy the store keeps
-        cache = self._uow.stock_cache
-        key = (node_id, sku.value)
-        kept = cache.version(key)
+        query = (
+            "SELECT version, CASE WHEN version = %s THEN NULL ELSE body::text END FROM stock"
+            " WHERE node_id = %s AND sku = %s"
+        )
         with self._uow.db() as conn:
-            row = conn.execute(
-                "SELECT version, CASE WHEN version = %s THEN NULL ELSE body::text END FROM stock"
-                " WHERE node_id = %s AND sku = %s",
-                (-1 if kept is None else kept, *key),
-            ).fetchone()
-            if row is None:
-                return None
-            version, body = row
-            if body is None:
-                position = cache.get(key, version)
-                if position is not None:
-                    return position
-                row = conn.execute(
-                    "SELECT version, body::text FROM stock WHERE node_id = %s AND sku = %s", key
-                ).fetchone()
-                if row is None:
-                    return None
-                version, body = row
+            kept, body = self._uow.stock_cache.read_through(
+                (node_id, sku.value), lambda v: conn.execute(query, (v, node_id, sku.value)).fetchone()
+            )
+        if kept is not None:
+            return kept
+        if body is None:
+            return None
         return self._decode(node_id, sku.value, body)
 
     def _load_for_skus(self, skus: Sequence[Sku]) -> list[StockPosition]:

@@ -517,6 +517,30 @@ class VersionedCopies(Generic[K, T]):
             return None
         return self._copy(entry[1])
 
+    def read_through(
+        self, key: K, fetch: Callable[[int], tuple[int, str | None] | None]
+    ) -> tuple[T | None, str | None]:
+        """Read ``key``'s row, travelling its body only when no copy of its version is kept here.
+
+        ``fetch(v)`` runs the store's query for the row's version and, unless the row is at version ``v``,
+        its body (``v = -1``: always the body); it returns None when there is no row. The answer is
+        ``(copy, None)`` when the kept copy is current, ``(None, body)`` when the body must be decoded,
+        and ``(None, None)`` when there is no row."""
+        kept = self.version(key)
+        row = fetch(-1 if kept is None else kept)
+        if row is None:
+            return None, None
+        version, body = row
+        if body is None:
+            copy = self.get(key, version)
+            if copy is not None:
+                return copy, None
+            row = fetch(-1)  # the copy went meanwhile (the cache is bounded): read the body after all
+            if row is None:
+                return None, None
+            body = row[1]
+        return None, body
+
     def put(self, key: K, version: int, value: T) -> None:
         """Keep ``value``, which ``key`` holds at ``version`` (as read, or as just committed). ``value`` is
         the cache's from now on: pass a copy of an object still in use."""
