@@ -9,6 +9,7 @@ person released is an override: re-evaluation does not put the same hold back on
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from ordercore.events import HoldApplied, HoldReleased
 from ordercore.lifecycle import OrderStatus, Triggers
@@ -19,16 +20,19 @@ from ordercore.rules.engine import Decision, evaluate
 from ordercore.rules.model import Outcome, RuleSet
 from ordercore.values import Actor, Sku
 
+if TYPE_CHECKING:  # handlers import this module: the type only, to avoid a cycle
+    from ordercore.service.handlers import Services
+
 __all__ = ["RULES_ACTOR", "apply_rules", "overridden_codes", "rule_inputs"]
 
 #: Who holds, rejects and accepts orders on the rules' behalf.
 RULES_ACTOR = Actor.system("rules")
 
 
-def rule_inputs(uow: UnitOfWork, svc: object, at: datetime) -> RuleInputs:
+def rule_inputs(uow: UnitOfWork, svc: Services, at: datetime) -> RuleInputs:
     """The ports rules read, for one evaluation at ``at``. Stock is read through the unit of work: the
     available-to-promise of a SKU across the online nodes of the network (all nodes without a network)."""
-    network = getattr(svc, "network", None)
+    network = svc.network
 
     def available(sku: Sku) -> int:
         total = 0
@@ -39,14 +43,14 @@ def rule_inputs(uow: UnitOfWork, svc: object, at: datetime) -> RuleInputs:
 
     return RuleInputs(
         now=at,
-        customers=getattr(svc, "customers", None),
-        erp=getattr(svc, "erp", None),
-        catalog=getattr(svc, "catalog", None),
-        fraud=getattr(svc, "fraud", None),
-        payments=getattr(svc, "payments", None),
-        recent_orders=getattr(svc, "recent_orders", None) or _recent_orders_of(uow),
+        customers=svc.customers,
+        erp=svc.erp,
+        catalog=svc.catalog,
+        fraud=svc.fraud,
+        payments=svc.payments,
+        recent_orders=svc.recent_orders or _recent_orders_of(uow),
         available=available,
-        address_validator=getattr(svc, "address_validator", None),
+        address_validator=svc.address_validator,
     )
 
 
