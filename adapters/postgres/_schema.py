@@ -20,7 +20,11 @@ upgrading fills them from every stored order, decoded as the store decodes it. 6
 the read model of a customer's recent orders (``RecentOrders``): one row per order placed and neither
 rejected nor cancelled, with its customer, when it was placed, its items (a JSON array of [SKU, live
 units] pairs) and its grand total, indexed by customer and time; upgrading fills it from every stored
-order likewise.
+order likewise. 7 adds ``ordercore_check_rows``, the function a commit calls after each write whose row count
+it checks (a version-checked ``UPDATE``, an ``INSERT ... ON CONFLICT DO NOTHING``): it raises
+:data:`ROW_CHECK_FAILED` with the number of the failed check as its detail, so that a commit sent to the
+server as one text (see ``_unit_of_work``) fails as a whole, writes nothing, and says which write found
+its row changed or taken.
 
 A new (empty) schema is created at :data:`SCHEMA_VERSION` when opened. An older one is refused
 (``StoreUnavailable``) unless it is opened to migrate (``migrate=True``, or ``ordercore migrate``), which
@@ -31,7 +35,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
@@ -57,13 +61,20 @@ __all__ = [
     "INSERT_LEDGER",
     "SCHEMA_VERSION",
     "STEP_DESCRIPTIONS",
+    "ROW_CHECK_FAILED",
     "Migration",
+    "Statement",
+    "digest_statements",
     "ensure_schema",
+    "insert_rows",
     "ledger_rows",
+    "read_model_statements",
     "write_read_models",
 ]
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
+#: the SQLSTATE ``ordercore_check_rows`` raises (a class of its own, outside those PostgreSQL uses)
+ROW_CHECK_FAILED = "OC409"
 DEFAULT_SCHEMA = "ordercore"
 
 # what the step to each version does, one line each (shown by ``ordercore migrate``)
@@ -74,6 +85,7 @@ STEP_DESCRIPTIONS: dict[int, str] = {
     4: "idempotency keys: a request's key, the order it placed and its payload's fingerprint",
     5: "read models: orders.status_since, order_holds and order_backorders, filled from every order",
     6: "recent orders: order_digests, each customer's placed orders, filled from every order",
+    7: "row checks: ordercore_check_rows, which fails a commit whose checked write found its row changed",
 }
 
 
@@ -242,16 +254,28 @@ _VERSION_6 = (
     "CREATE INDEX IF NOT EXISTS order_digests_by_customer ON order_digests (customer_id, placed_at, order_id)",
 )
 
-INSERT_LEDGER = (
-    "INSERT INTO stock_ledger (node_id, sku, sequence, kind, quantity, at, key, body)"
-    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s::jsonb)"
+_VERSION_7 = (
+    f"""
+    CREATE OR REPLACE FUNCTION ordercore_check_rows(touched bigint, expected bigint, check_no integer)
+    RETURNS void LANGUAGE plpgsql AS $$
+    BEGIN
+        IF touched IS DISTINCT FROM expected THEN
+            RAISE EXCEPTION 'ordercore: checked write % touched % row(s), expected %', check_no, touched, expected
+                USING ERRCODE = '{ROW_CHECK_FAILED}', DETAIL = check_no::text;
+        END IF;
+    END
+    $$
+    """,
 )
+
+#: the start of an ``INSERT`` of ledger rows (see :func:`insert_rows` and :func:`ledger_rows`)
+INSERT_LEDGER = "INSERT INTO stock_ledger (node_id, sku, sequence, kind, quantity, at, key, body)"
 
 
 def ledger_rows(
     position: StockPosition, converter: cattrs.Converter, text: Callable[[LedgerEntry], str] | None = None
 ) -> list[tuple[Any, ...]]:
-    """The rows of ``position``'s new ledger entries, for :data:`INSERT_LEDGER`; ``text`` writes an entry's
+    """The rows of ``position``'s new ledger entries, for :data:`INSERT_LEDGER` and :func:`insert_rows`; ``text`` writes an entry's
     body (``to_json`` by default)."""
     if text is None:
         text = functools.partial(to_json, converter=converter)
@@ -274,11 +298,54 @@ Connection = psycopg.Connection[Any]
 Step = Callable[[Connection, str, cattrs.Converter], None]
 
 
-def write_digest(conn: Connection, order: Order) -> None:
-    """Insert the ``order_digests`` row of ``order``, if it has one (see ordercore.storage.order_digest)."""
+Statement = tuple[str, tuple[Any, ...]]
+
+
+def insert_rows(head: str, rows: Sequence[Sequence[Any]]) -> Statement:
+    """One ``INSERT`` of every row of ``rows`` (all of one width): ``head`` is the statement up to
+    ``VALUES``; the rows travel as its parameters."""
+    width = len(rows[0])
+    group = "(" + ", ".join(["%s"] * width) + ")"
+    return f"{head} VALUES " + ", ".join([group] * len(rows)), tuple(v for row in rows for v in row)
+
+
+def read_model_statements(order: Order, *, new: bool = False, digest: bool = True) -> list[Statement]:
+    """The statements that rewrite the read model tables of ``order`` (whose row, with its
+    ``status_since``, is written in the same transaction): its holds, backorders and (unless not
+    ``digest``, for a schema before version 6) digest."""
+    oid = order.id.value
+    statements: list[Statement] = []
+    if not new:
+        statements.append(("DELETE FROM order_holds WHERE order_id = %s", (oid,)))
+        statements.append(("DELETE FROM order_backorders WHERE order_id = %s", (oid,)))
+        if digest:
+            statements.append(("DELETE FROM order_digests WHERE order_id = %s", (oid,)))
+    if digest:
+        statements.extend(digest_statements(order))
+    holds = [(h.order_id.value, h.code, h.message, h.placed_at) for h in hold_rows(order)]
+    if holds:
+        statements.append(insert_rows("INSERT INTO order_holds (order_id, code, message, placed_at)", holds))
+    backorders = [
+        (b.order_id.value, b.line_id.value, sku.value, b.quantity, b.placed_at)
+        for sku, b in backorder_rows(order)
+    ]
+    if backorders:
+        statements.append(
+            insert_rows(
+                "INSERT INTO order_backorders (order_id, line_id, sku, quantity, placed_at)", backorders
+            )
+        )
+    return statements
+
+
+def digest_statements(order: Order) -> list[Statement]:
+    """The ``INSERT`` of the ``order_digests`` row of ``order``, if it has one (see
+    ordercore.storage.order_digest)."""
     digest = order_digest(order)
-    if digest is not None:
-        conn.execute(
+    if digest is None:
+        return []
+    return [
+        (
             "INSERT INTO order_digests (order_id, customer_id, placed_at, items, total, currency)"
             " VALUES (%s, %s, %s, %s::jsonb, %s, %s)",
             (
@@ -290,35 +357,13 @@ def write_digest(conn: Connection, order: Order) -> None:
                 digest.total.currency,
             ),
         )
+    ]
 
 
 def write_read_models(conn: Connection, order: Order, *, new: bool = False, digest: bool = True) -> None:
-    """Rewrite the read model tables of ``order`` (whose row, with its ``status_since``, is written): its
-    holds, backorders and (unless not ``digest``, for a schema before version 6) digest. Runs in the
-    transaction that writes the order."""
-    if not new:
-        conn.execute("DELETE FROM order_holds WHERE order_id = %s", (order.id.value,))
-        conn.execute("DELETE FROM order_backorders WHERE order_id = %s", (order.id.value,))
-        if digest:
-            conn.execute("DELETE FROM order_digests WHERE order_id = %s", (order.id.value,))
-    if digest:
-        write_digest(conn, order)
-    holds = [(h.order_id.value, h.code, h.message, h.placed_at) for h in hold_rows(order)]
-    backorders = [
-        (b.order_id.value, b.line_id.value, sku.value, b.quantity, b.placed_at)
-        for sku, b in backorder_rows(order)
-    ]
-    with conn.cursor() as cursor:
-        if holds:
-            cursor.executemany(
-                "INSERT INTO order_holds (order_id, code, message, placed_at) VALUES (%s, %s, %s, %s)", holds
-            )
-        if backorders:
-            cursor.executemany(
-                "INSERT INTO order_backorders (order_id, line_id, sku, quantity, placed_at)"
-                " VALUES (%s, %s, %s, %s, %s)",
-                backorders,
-            )
+    """Run :func:`read_model_statements` on ``conn``, inside the transaction that writes the order."""
+    for query, params in read_model_statements(order, new=new, digest=digest):
+        conn.execute(query, params)
 
 
 def _create(statements: tuple[str, ...]) -> Step:
@@ -342,8 +387,7 @@ def _stock_positions(conn: Connection, where: str, converter: cattrs.Converter) 
             "UPDATE stock SET version = %s, body = %s::jsonb WHERE node_id = %s AND sku = %s",
             (position.version, to_json(position, converter=converter), node_id, sku),
         )
-        with conn.cursor() as cursor:
-            cursor.executemany(INSERT_LEDGER, ledger_rows(position, converter))
+        conn.execute(*insert_rows(INSERT_LEDGER, ledger_rows(position, converter)))
 
 
 def _read_models(conn: Connection, where: str, converter: cattrs.Converter) -> None:
@@ -363,7 +407,10 @@ def _recent_orders(conn: Connection, where: str, converter: cattrs.Converter) ->
     _create(_VERSION_6)(conn, where, converter)
     conn.execute("DELETE FROM order_digests")  # rebuilt whole, whatever a schema marked older holds
     for order_id, body in conn.execute("SELECT id, body::text FROM orders ORDER BY id").fetchall():
-        write_digest(conn, decode_stored(body, Order, converter, f"{where}: order {order_id}"))
+        for query, params in digest_statements(
+            decode_stored(body, Order, converter, f"{where}: order {order_id}")
+        ):
+            conn.execute(query, params)
 
 
 # the step that brings a schema to each version, from the one before
@@ -374,6 +421,7 @@ _STEPS: dict[int, Step] = {
     4: _create(_VERSION_4),
     5: _read_models,
     6: _recent_orders,
+    7: _create(_VERSION_7),
 }
 
 

@@ -5,12 +5,11 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator, Sequence
 from collections.abc import Set as AbstractSet
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import psycopg
-from psycopg.pq import TransactionStatus
 from psycopg.types.json import Jsonb
 
 from ordercore.errors import (
@@ -50,7 +49,13 @@ from ordercore.storage import (
     status_since,
 )
 from ordercore.values import Channel, CustomerId, LineId, OrderId, Sku
-from ordercore_adapters.postgres._schema import INSERT_LEDGER, ledger_rows, write_read_models
+from ordercore_adapters.postgres._schema import (
+    INSERT_LEDGER,
+    ROW_CHECK_FAILED,
+    insert_rows,
+    ledger_rows,
+    read_model_statements,
+)
 
 if TYPE_CHECKING:
     from ordercore_adapters.postgres._store import PostgresStore
@@ -427,24 +432,43 @@ class PostgresUnitOfWork(StagedUnitOfWork):
         published: Sequence[str],
         keys: Sequence[IdempotencyRecord],
     ) -> None:
-        """One transaction in pipeline mode, so that it costs two round trips rather than one per
-        statement: first ``BEGIN`` and the statements whose row counts are checked (keys, version-checked
-        rows, published marks), whose results are awaited and checked before anything else is sent; then
-        the rest (read models, outbox, ledger) with the ``COMMIT``, sent as the pipeline ends. ``BEGIN``
-        and ``COMMIT`` are statements of the pipeline (not ``conn.transaction()``, whose nested pipeline
-        costs a round trip more); whatever goes wrong, the transaction is rolled back."""
-        # rows come in key order, so concurrent commits take their row locks in the same order
+        """One transaction in one round trip: every statement of the commit, its values bound client-side
+        by psycopg (``ClientCursor.mogrify``), goes to the server as one text, which PostgreSQL runs as a
+        single implicit transaction (the connection is in autocommit). Each write whose row count matters
+        (an idempotency key, a new order, a version-checked order, position or node day, a published mark)
+        is followed in the same statement by ``ordercore_check_rows``, which fails the whole transaction
+        when the write touched no row; the number of that check says which write it was, and its
+        ``failure`` tells why (by reading the row now). Statements come in key order, so concurrent
+        commits take their row locks in the same order."""
         with self.db() as conn:
+            commit = _Commit(psycopg.ClientCursor(conn))
+            for record in keys:
+                self._write_key(commit, record)
+            for order in changed:
+                self._write_order(conn, commit, order, new=order.id in new)
+            for position in positions:
+                self._write_position(conn, commit, position)
+            for node_day in days:
+                self._write_node_day(conn, commit, node_day)
+            for event_id in published:
+                self._mark_published(commit, event_id)
+            converter, entry_text = self._store.converter, self._store.json.entry
+            for position in positions:
+                rows = ledger_rows(position, converter, entry_text)
+                if rows:
+                    commit.add(*insert_rows(INSERT_LEDGER, rows))
             try:
-                with conn.pipeline() as pipeline:
-                    conn.execute("BEGIN")
-                    self._write_rows(conn, pipeline, changed, new, positions, days, published, keys)
-                    conn.execute("COMMIT")
-            except BaseException:
-                if not conn.broken and conn.info.transaction_status != TransactionStatus.IDLE:
-                    with suppress(psycopg.Error):  # the first error is the one worth reporting
-                        conn.rollback()
-                raise
+                conn.execute(commit.text(), prepare=False)
+            except psycopg.errors.UniqueViolation as e:  # an order's new channel + reference is taken
+                taken = next((o for o in changed if o.id not in new and o.external_ref is not None), None)
+                if taken is None:
+                    raise
+                raise DuplicateOrder(f"{taken.channel} already sent {taken.external_ref!r}") from e
+            except psycopg.Error as e:
+                failure = commit.failure(e)
+                if failure is None:
+                    raise
+                raise failure() from None
         # what was just committed is what the next unit will read: keep it, so that it is not decoded
         for order in changed:
             self.orders_cache.put(order.id, order.version, committed_copy_of_order(order))
@@ -453,65 +477,18 @@ class PostgresUnitOfWork(StagedUnitOfWork):
                 (position.node_id, position.sku.value), position.version, committed_copy_of_position(position)
             )
 
-    def _write_rows(
-        self,
-        conn: Connection,
-        pipeline: psycopg.Pipeline,
-        changed: Sequence[Order],
-        new: AbstractSet[OrderId],
-        positions: Sequence[StockPosition],
-        days: Sequence[NodeDay],
-        published: Sequence[str],
-        keys: Sequence[IdempotencyRecord],
-    ) -> None:
-        """The statements of a commit, inside its transaction (see :meth:`_write`)."""
-        checks: list[tuple[psycopg.Cursor[Any], Callable[[], OrderCoreError]]] = []
-        for record in keys:
-            checks.append(self._write_key(conn, record))
-        for order in changed:
-            checks.append(self._write_order(conn, order, new=order.id in new))
-        for position in positions:
-            checks.append(self._write_position(conn, position))
-        for node_day in days:
-            checks.append(self._write_node_day(conn, node_day))
-        for event_id in published:
-            checks.append(self._mark_published(conn, event_id))
-        try:
-            pipeline.sync()
-        except psycopg.errors.UniqueViolation as e:  # an order's new channel + reference is taken
-            taken = next((o for o in changed if o.id not in new and o.external_ref is not None), None)
-            if taken is None:
-                raise
-            raise DuplicateOrder(f"{taken.channel} already sent {taken.external_ref!r}") from e
-        for cursor, failure in checks:
-            if cursor.rowcount != 1:
-                raise failure()
-        for order in changed:
-            self._write_order_rows(conn, order, new=order.id in new)
-        converter, entry_text = self._store.converter, self._store.json.entry
-        for position in positions:
-            rows = ledger_rows(position, converter, entry_text)
-            if rows:
-                with conn.cursor() as cursor:
-                    cursor.executemany(INSERT_LEDGER, rows)
-
-    # -- writing, inside the commit's transaction -------------------------------------------------------
-    # each returns the cursor of its statement, which must touch one row, and the error to raise if not
+    # -- writing: the statements of a commit ------------------------------------------------------------
     @staticmethod
-    def _write_key(
-        conn: Connection, record: IdempotencyRecord
-    ) -> tuple[psycopg.Cursor[Any], Callable[[], OrderCoreError]]:
+    def _write_key(commit: _Commit, record: IdempotencyRecord) -> None:
         # a concurrent transaction inserting the same key makes this one wait for its outcome
-        cursor = conn.execute(
+        commit.add_checked(
             "INSERT INTO idempotency_keys (key, order_id, fingerprint, created_at) VALUES (%s, %s, %s, %s)"
             " ON CONFLICT DO NOTHING",
             (record.key, record.order_id.value, record.fingerprint, record.created_at),
+            lambda: key_taken(record.key),
         )
-        return cursor, lambda: key_taken(record.key)
 
-    def _write_order(
-        self, conn: Connection, order: Order, *, new: bool
-    ) -> tuple[psycopg.Cursor[Any], Callable[[], OrderCoreError]]:
+    def _write_order(self, conn: Connection, commit: _Commit, order: Order, *, new: bool) -> None:
         columns = (
             order.channel.value,
             order.external_ref,
@@ -522,38 +499,33 @@ class PostgresUnitOfWork(StagedUnitOfWork):
         body = self._store.json.order(order)
         if new:
             # DO NOTHING covers both unique keys (id, channel + reference) without aborting the transaction
-            cursor = conn.execute(
+            commit.add_checked(
                 "INSERT INTO orders (id, channel, external_ref, status, status_since, version, body)"
                 " VALUES (%s, %s, %s, %s, %s, %s, %s::jsonb) ON CONFLICT DO NOTHING",
                 (order.id.value, *columns, body),
+                lambda: self._duplicate(conn, order),
             )
-            return cursor, lambda: self._duplicate(conn, order)
-        cursor = conn.execute(
-            "UPDATE orders SET channel = %s, external_ref = %s, status = %s, status_since = %s,"
-            " version = %s, body = %s::jsonb WHERE id = %s AND version = %s",
-            (*columns, body, order.id.value, order.persisted_version),
-        )
+        else:
 
-        def conflict() -> OrderCoreError:
-            row = conn.execute("SELECT version FROM orders WHERE id = %s", (order.id.value,)).fetchone()
-            return ConcurrencyConflict(order.id, order.persisted_version, None if row is None else row[0])
+            def conflict() -> OrderCoreError:
+                row = conn.execute("SELECT version FROM orders WHERE id = %s", (order.id.value,)).fetchone()
+                return ConcurrencyConflict(order.id, order.persisted_version, None if row is None else row[0])
 
-        return cursor, conflict
-
-    def _write_order_rows(self, conn: Connection, order: Order, *, new: bool) -> None:
-        """The read models and the outbox rows of an order just written."""
+            commit.add_checked(
+                "UPDATE orders SET channel = %s, external_ref = %s, status = %s, status_since = %s,"
+                " version = %s, body = %s::jsonb WHERE id = %s AND version = %s",
+                (*columns, body, order.id.value, order.persisted_version),
+                conflict,
+            )
         if self.orders.read_models_changed(order):
-            write_read_models(conn, order, new=new)
+            for query, params in read_model_statements(order, new=new):
+                commit.add(query, params)
         events = [
             (ev.event_id, order.id.value, type(ev).__name__, self._store.json.event(ev))
             for ev in order.new_events()
         ]
         if events:
-            with conn.cursor() as cursor:
-                cursor.executemany(
-                    "INSERT INTO outbox (event_id, order_id, type, body) VALUES (%s, %s, %s, %s::jsonb)",
-                    events,
-                )
+            commit.add(*insert_rows(INSERT_OUTBOX, events))
 
     @staticmethod
     def _duplicate(conn: Connection, order: Order) -> DuplicateOrder:
@@ -568,23 +540,10 @@ class PostgresUnitOfWork(StagedUnitOfWork):
             existing_order_id=None if row is None else OrderId(row[0]),
         )
 
-    def _write_position(
-        self, conn: Connection, position: StockPosition
-    ) -> tuple[psycopg.Cursor[Any], Callable[[], OrderCoreError]]:
+    def _write_position(self, conn: Connection, commit: _Commit, position: StockPosition) -> None:
         key = (position.node_id, position.sku.value)
         expected = position.persisted_version
         body = self._store.json.position(position)
-        if expected == 0:
-            cursor = conn.execute(
-                "INSERT INTO stock (node_id, sku, version, body) VALUES (%s, %s, %s, %s::jsonb)"
-                " ON CONFLICT DO NOTHING",
-                (*key, position.version, body),
-            )
-        else:
-            cursor = conn.execute(
-                "UPDATE stock SET version = %s, body = %s::jsonb WHERE node_id = %s AND sku = %s AND version = %s",
-                (position.version, body, *key, expected),
-            )
 
         def conflict() -> OrderCoreError:
             row = conn.execute("SELECT version FROM stock WHERE node_id = %s AND sku = %s", key).fetchone()
@@ -592,26 +551,24 @@ class PostgresUnitOfWork(StagedUnitOfWork):
                 f"stock {position.node_id}/{position.sku}", expected, None if row is None else row[0]
             )
 
-        return cursor, conflict
-
-    @staticmethod
-    def _write_node_day(
-        conn: Connection, node_day: NodeDay
-    ) -> tuple[psycopg.Cursor[Any], Callable[[], OrderCoreError]]:
-        day, node_id, version, taken = _node_day_row(node_day)
-        expected = node_day.persisted_version
         if expected == 0:
-            cursor = conn.execute(
-                f"INSERT INTO node_capacity ({_NODE_DAY_COLUMNS}) VALUES (%s, %s, %s, %s)"
+            commit.add_checked(
+                "INSERT INTO stock (node_id, sku, version, body) VALUES (%s, %s, %s, %s::jsonb)"
                 " ON CONFLICT DO NOTHING",
-                (day, node_id, version, taken),
+                (*key, position.version, body),
+                conflict,
             )
         else:
-            cursor = conn.execute(
-                "UPDATE node_capacity SET version = %s, taken = %s WHERE day = %s AND node_id = %s"
-                " AND version = %s",
-                (version, taken, day, node_id, expected),
+            commit.add_checked(
+                "UPDATE stock SET version = %s, body = %s::jsonb WHERE node_id = %s AND sku = %s AND version = %s",
+                (position.version, body, *key, expected),
+                conflict,
             )
+
+    @staticmethod
+    def _write_node_day(conn: Connection, commit: _Commit, node_day: NodeDay) -> None:
+        day, node_id, version, taken = _node_day_row(node_day)
+        expected = node_day.persisted_version
 
         def conflict() -> OrderCoreError:
             row = conn.execute(
@@ -619,13 +576,63 @@ class PostgresUnitOfWork(StagedUnitOfWork):
             ).fetchone()
             return ConcurrencyConflict(f"capacity {node_id}/{day}", expected, None if row is None else row[0])
 
-        return cursor, conflict
+        if expected == 0:
+            commit.add_checked(
+                f"INSERT INTO node_capacity ({_NODE_DAY_COLUMNS}) VALUES (%s, %s, %s, %s)"
+                " ON CONFLICT DO NOTHING",
+                (day, node_id, version, taken),
+                conflict,
+            )
+        else:
+            commit.add_checked(
+                "UPDATE node_capacity SET version = %s, taken = %s WHERE day = %s AND node_id = %s"
+                " AND version = %s",
+                (version, taken, day, node_id, expected),
+                conflict,
+            )
 
     @staticmethod
-    def _mark_published(
-        conn: Connection, event_id: str
-    ) -> tuple[psycopg.Cursor[Any], Callable[[], OrderCoreError]]:
-        cursor = conn.execute(
-            "UPDATE outbox SET published = true WHERE event_id = %s AND NOT published", (event_id,)
+    def _mark_published(commit: _Commit, event_id: str) -> None:
+        commit.add_checked(
+            "UPDATE outbox SET published = true WHERE event_id = %s AND NOT published",
+            (event_id,),
+            lambda: InvalidValue("is not in the outbox", field="event_id", value=event_id),
         )
-        return cursor, lambda: InvalidValue("is not in the outbox", field="event_id", value=event_id)
+
+
+INSERT_OUTBOX = "INSERT INTO outbox (event_id, order_id, type, body)"
+
+
+class _Commit:
+    """The statements of one commit, bound client-side into one text, and what each checked write's
+    failure means."""
+
+    def __init__(self, cursor: psycopg.ClientCursor[Any]) -> None:
+        self._mogrify = cursor.mogrify
+        self._parts: list[str] = []
+        self._failures: list[Callable[[], OrderCoreError]] = []
+
+    def add(self, query: str, params: Sequence[Any]) -> None:
+        self._parts.append(self._mogrify(query, params))
+
+    def add_checked(self, query: str, params: Sequence[Any], failure: Callable[[], OrderCoreError]) -> None:
+        """``query`` (an INSERT, UPDATE or DELETE) must touch exactly one row, or the commit fails with
+        what ``failure`` returns."""
+        number = len(self._failures)
+        self._failures.append(failure)
+        self._parts.append(
+            f"WITH written AS ({self._mogrify(query, params)} RETURNING 1)"
+            f" SELECT ordercore_check_rows((SELECT count(*) FROM written), 1, {number})"
+        )
+
+    def text(self) -> str:
+        return ";\n".join(self._parts)
+
+    def failure(self, error: psycopg.Error) -> Callable[[], OrderCoreError] | None:
+        """What a failed check of this commit means; None when ``error`` is no failed check of ours."""
+        if error.sqlstate != ROW_CHECK_FAILED:
+            return None
+        detail = error.diag.message_detail or ""
+        if not detail.isdigit() or int(detail) >= len(self._failures):
+            return None
+        return self._failures[int(detail)]

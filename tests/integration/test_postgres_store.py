@@ -152,9 +152,9 @@ def test_the_schema_is_created_versioned_and_a_newer_one_is_refused(
     open_store(url).close()  # opening again is harmless
     schema = sql.Identifier(schema_of(url))
     rows = admin.execute(sql.SQL("SELECT version FROM {}.schema_version").format(schema)).fetchall()
-    assert rows == [(SCHEMA_VERSION,)] and SCHEMA_VERSION == 6
-    admin.execute(sql.SQL("UPDATE {}.schema_version SET version = 7").format(schema))
-    with pytest.raises(StoreUnavailable, match="schema version 7"):
+    assert rows == [(SCHEMA_VERSION,)] and SCHEMA_VERSION == 7
+    admin.execute(sql.SQL("UPDATE {}.schema_version SET version = 8").format(schema))
+    with pytest.raises(StoreUnavailable, match="schema version 8"):
         open_store(url)
 
 
@@ -444,7 +444,7 @@ def test_a_schema_1_database_is_upgraded_with_its_stock(
     finally:
         store.close()
     schema = sql.Identifier(schema_of(url))
-    assert admin.execute(sql.SQL("SELECT version FROM {}.schema_version").format(schema)).fetchall() == [(6,)]
+    assert admin.execute(sql.SQL("SELECT version FROM {}.schema_version").format(schema)).fetchall() == [(7,)]
     assert admin.execute(sql.SQL("SELECT count(*) FROM {}.node_capacity").format(schema)).fetchone() == (0,)
 
 
@@ -456,22 +456,22 @@ def test_an_older_schema_is_refused_unless_opened_to_migrate(
         with pytest.raises(StoreUnavailable) as info:
             opener(url)
         message = str(info.value)
-        assert "schema version 1" in message and "version 6" in message
+        assert "schema version 1" in message and "version 7" in message
         assert "ordercore migrate --store postgresql://" in message and schema_of(url) in message
     schema = sql.Identifier(schema_of(url))
     assert admin.execute(sql.SQL("SELECT version FROM {}.schema_version").format(schema)).fetchall() == [(1,)]
     assert admin.execute("SELECT to_regclass(%s)", (f"{schema_of(url)}.stock_ledger",)).fetchone() == (None,)
     store = open_any_store(url, migrate=True)
     assert isinstance(store, PostgresStore)
-    assert (store.migration.found, store.migration.target, store.migration.applied) == (1, 6, True)
-    assert [version for version, _ in store.migration.steps] == [2, 3, 4, 5, 6]
+    assert (store.migration.found, store.migration.target, store.migration.applied) == (1, 7, True)
+    assert [version for version, _ in store.migration.steps] == [2, 3, 4, 5, 6, 7]
     store.close()
     store = open_store(url)  # now at the current version: opens as usual
     with store.unit_of_work() as uow:
         position = uow.inventory.get("WH-1", Sku("SKU-1"))
     store.close()
     assert position is not None and position.on_hand == 5
-    assert admin.execute(sql.SQL("SELECT version FROM {}.schema_version").format(schema)).fetchall() == [(6,)]
+    assert admin.execute(sql.SQL("SELECT version FROM {}.schema_version").format(schema)).fetchall() == [(7,)]
 
 
 def test_a_dry_run_migration_changes_nothing(url: str, admin: psycopg.Connection[tuple[object, ...]]) -> None:
@@ -479,12 +479,12 @@ def test_a_dry_run_migration_changes_nothing(url: str, admin: psycopg.Connection
 
     schema_1(url, [level("WH-1", "SKU-1", 5)])
     planned = migrate(url, dry_run=True)
-    assert (planned.found, planned.target, planned.applied) == (1, 6, False)
-    assert [version for version, _ in planned.steps] == [2, 3, 4, 5, 6]
+    assert (planned.found, planned.target, planned.applied) == (1, 7, False)
+    assert [version for version, _ in planned.steps] == [2, 3, 4, 5, 6, 7]
     schema = sql.Identifier(schema_of(url))
     assert admin.execute(sql.SQL("SELECT version FROM {}.schema_version").format(schema)).fetchall() == [(1,)]
     assert migrate(url).applied
-    assert admin.execute(sql.SQL("SELECT version FROM {}.schema_version").format(schema)).fetchall() == [(6,)]
+    assert admin.execute(sql.SQL("SELECT version FROM {}.schema_version").format(schema)).fetchall() == [(7,)]
     assert migrate(url).steps == ()
 
 
@@ -564,7 +564,7 @@ def test_a_schema_2_database_is_upgraded_in_place_and_keeps_its_data(
         assert stored_day(store, "WH-1").taken == {"O-1/1": 1}
     finally:
         store.close()
-    assert admin.execute(sql.SQL("SELECT version FROM {}.schema_version").format(schema)).fetchall() == [(6,)]
+    assert admin.execute(sql.SQL("SELECT version FROM {}.schema_version").format(schema)).fetchall() == [(7,)]
     assert (
         admin.execute(columns, (schema_of(url),)).fetchall()
         == created
@@ -577,6 +577,45 @@ def test_a_schema_2_database_is_upgraded_in_place_and_keeps_its_data(
     )
     rows = admin.execute(sql.SQL("SELECT day, node_id, version, taken FROM {}.node_capacity").format(schema))
     assert rows.fetchall() == [(DAY, "WH-1", 1, {"O-1/1": 1})]
+
+
+def test_a_schema_6_database_is_refused_then_given_its_row_checks(
+    url: str, admin: psycopg.Connection[tuple[object, ...]]
+) -> None:
+    store = open_store(url)
+    try:
+        add(store, make_order(order_id="O-1"))
+    finally:
+        store.close()
+    schema = sql.Identifier(schema_of(url))
+    admin.execute(sql.SQL("DROP FUNCTION {}.ordercore_check_rows").format(schema))  # what schema 6 had
+    admin.execute(sql.SQL("UPDATE {}.schema_version SET version = 6").format(schema))
+    with pytest.raises(StoreUnavailable, match="schema version 6"):
+        open_store(url)
+    store = open_store(url, migrate=True)
+    try:
+        assert [version for version, _ in store.migration.steps] == [7]
+        # the checks work again: a stale write is refused with the versions, and nothing of it is written
+        with store.unit_of_work() as first, store.unit_of_work() as second:
+            mine, theirs = first.orders.get(OrderId("O-1")), second.orders.get(OrderId("O-1"))
+            theirs.hold("credit", actor=ACTOR, at=AT)
+            second.orders.save(theirs)
+            second.commit()
+            mine.accept(actor=ACTOR, at=AT)
+            first.orders.save(mine)
+            with pytest.raises(ConcurrencyConflict) as info:
+                first.commit()
+        assert (info.value.expected_version, info.value.actual_version) == (2, 3)
+        assert load(store, "O-1").status is OrderStatus.ON_HOLD
+    finally:
+        store.close()
+    assert admin.execute(sql.SQL("SELECT version FROM {}.schema_version").format(schema)).fetchall() == [(7,)]
+    outbox = sql.SQL("SELECT type FROM {}.outbox ORDER BY position").format(schema)
+    assert [t for (t,) in admin.execute(outbox).fetchall()] == [
+        "OrderCreated",
+        "StatusChanged",
+        "HoldApplied",
+    ]
 
 
 def test_capacity_taken_through_one_store_is_seen_and_checked_by_another(url: str) -> None:

@@ -236,4 +236,4 @@ def test_a_schema_5_postgres_schema_is_refused_then_upgraded_and_its_digests_fil
         _check_digests(store)
     finally:
         store.close()
-    assert admin.execute(sql.SQL("SELECT version FROM {}.schema_version").format(schema)).fetchall() == [(6,)]
+    assert admin.execute(sql.SQL("SELECT version FROM {}.schema_version").format(schema)).fetchall() == [(7,)]
