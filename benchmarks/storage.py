@@ -49,9 +49,13 @@ Figures, all measured in one run:
 * ``postgres_workers``: orders/s with 1, 2 and 4 worker processes (``multiprocessing``, spawn), each with
   its own application on one fresh schema, together placing the same total number of orders. Each worker
   sources its own SKUs (stocked at every node), so workers never contend for one stock row. The clock runs
-  from the moment all workers are ready (a barrier) to the moment the last one finishes (target: at least
-  1.7x from 1 to 2 workers; on a machine with fewer cores than workers plus the server, the server and
-  the workers share them).
+  from the moment all workers are ready (a barrier) to the moment the last one finishes. The runs come in
+  rounds (``--rounds``, 3 by default), each round running 1, 2 and 4 workers in turn on fresh schemas, and
+  the medians over the rounds are reported: a single run of a few seconds on a shared machine swings by
+  a third either way.
+* ``postgres_scaling_1_to_2``: the median over the rounds of each round's 2-worker throughput over its
+  1-worker throughput (target: at least 1.7x; on a machine with fewer cores than workers plus the server,
+  the server and the workers share them).
 
 Each application is **warmed up** before its clock starts, as a long-running service already is: one order
 placed, accepted and sourced on its own SKUs under an id outside the plan, and every position of its SKUs
@@ -69,7 +73,7 @@ skipped, with their values null, when no server answers at ``--postgres`` (defau
 asserted. The last line printed is a JSON object.
 
     python benchmarks/storage.py             # 1,500 orders per store, 1,000 for the worker runs
-    python benchmarks/storage.py --quick     # 150 orders per store, 120 for the worker runs (under a minute)
+    python benchmarks/storage.py --quick     # 150 orders per store, 240 for the worker runs (under a minute)
     python benchmarks/storage.py --profile   # also print where ordercore spends its time on SQLite
 """
 
@@ -86,6 +90,7 @@ import pstats
 import random
 import shutil
 import sqlite3
+import statistics
 import sys
 import tempfile
 import uuid
@@ -119,7 +124,7 @@ SEED = 20240601
 TARGET_RATIO = 0.5
 TARGET_SCALING = 1.7
 FULL_ORDERS, FULL_WORKER_ORDERS = 1_500, 1_000
-QUICK_ORDERS, QUICK_WORKER_ORDERS = 150, 120
+QUICK_ORDERS, QUICK_WORKER_ORDERS = 150, 240
 WORKER_COUNTS = (1, 2, 4)
 CHUNK = 100  # orders per interleaved chunk
 N_NODES, N_SKUS = 20, 10
@@ -511,37 +516,47 @@ def _worker(url: str, worker: int, plan: Plan, barrier: Any, results: Any) -> No
         results.put((worker, f"{type(e).__name__}: {str(e)[:300]}", None))
 
 
-def bench_workers(n_total: int, base: str, seed_pg: list[Tx], tag: str) -> dict[str, float]:
-    """Orders/s with 1, 2, 4 worker processes, each placing its share on its own SKUs, one schema."""
+def run_workers(n: int, n_total: int, base: str, seed_pg: list[Tx], schema: str) -> float:
+    """Orders/s of ``n`` worker processes, each placing its share on its own SKUs, on a fresh schema."""
     ctx = mp.get_context("spawn")
-    out: dict[str, float] = {}
-    for n in WORKER_COUNTS:
-        schema = f"bench_storage_{tag}_w{n}"
-        try:
-            pg_prepare(base, schema, seed_pg)
-            share = n_total // n
-            barrier, results = ctx.Barrier(n), ctx.Queue()
-            procs = [
-                ctx.Process(
-                    target=_worker,
-                    args=(pg_url(base, schema), w, make_plan(share, SEED + w), barrier, results),
-                )
-                for w in range(n)
-            ]
-            for p in procs:
-                p.start()
-            times = [results.get(timeout=900) for _ in procs]
-            for p in procs:
-                p.join()
-            failed = [t0 for _, t0, t1 in times if t1 is None and "BrokenBarrier" not in t0]
-            if failed or any(t1 is None for _, _, t1 in times):
-                raise SystemExit(f"{n} worker(s): {failed[0] if failed else 'a worker failed'}")
-            wall = max(t1 for _, _, t1 in times) - min(t0 for _, t0, _ in times)
-            out[str(n)] = share * n / wall
-            print(f"  {n} worker(s): {share * n:,} orders in {wall:.2f} s", file=sys.stderr, flush=True)
-        finally:
-            pg_drop(base, (schema,))
-    return out
+    try:
+        pg_prepare(base, schema, seed_pg)
+        share = n_total // n
+        barrier, results = ctx.Barrier(n), ctx.Queue()
+        procs = [
+            ctx.Process(
+                target=_worker,
+                args=(pg_url(base, schema), w, make_plan(share, SEED + w), barrier, results),
+            )
+            for w in range(n)
+        ]
+        for p in procs:
+            p.start()
+        times = [results.get(timeout=900) for _ in procs]
+        for p in procs:
+            p.join()
+        failed = [t0 for _, t0, t1 in times if t1 is None and "BrokenBarrier" not in t0]
+        if failed or any(t1 is None for _, _, t1 in times):
+            raise SystemExit(f"{n} worker(s): {failed[0] if failed else 'a worker failed'}")
+        wall = max(t1 for _, _, t1 in times) - min(t0 for _, t0, _ in times)
+        print(f"  {n} worker(s): {share * n:,} orders in {wall:.2f} s", file=sys.stderr, flush=True)
+        return share * n / wall
+    finally:
+        pg_drop(base, (schema,))
+
+
+def bench_workers(
+    n_total: int, base: str, seed_pg: list[Tx], tag: str, rounds: int
+) -> tuple[dict[str, float], float]:
+    """Median orders/s with 1, 2, 4 worker processes over ``rounds`` rounds (each round runs every count
+    once, in turn, so that load from elsewhere falls on all of them alike), and the median over the rounds
+    of each round's 2-worker over 1-worker throughput."""
+    runs: dict[int, list[float]] = {n: [] for n in WORKER_COUNTS}
+    for r in range(rounds):
+        for n in WORKER_COUNTS:
+            runs[n].append(run_workers(n, n_total, base, seed_pg, f"bench_storage_{tag}_r{r}_w{n}"))
+    scaling = statistics.median(two / one for one, two in zip(runs[1], runs[2], strict=True))
+    return {str(n): statistics.median(v) for n, v in runs.items()}, scaling
 
 
 def profile_sqlite(plan: Plan, seed_txs: list[Tx], folder: str) -> str:
@@ -576,9 +591,9 @@ def fmt(x: float | None, spec: str = ",.0f") -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="150 orders per store instead of 1,500")
-    parser.add_argument("--orders", type=int, help="orders per store (default 1,500; 400 quick)")
+    parser.add_argument("--orders", type=int, help="orders per store (default 1,500; 150 quick)")
     parser.add_argument(
-        "--worker-orders", type=int, help="total orders per worker run (default 1,000; 300 quick)"
+        "--worker-orders", type=int, help="total orders per worker run (default 1,000; 240 quick)"
     )
     parser.add_argument(
         "--postgres",
@@ -586,6 +601,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="PostgreSQL server and database (a fresh schema is created and dropped)",
     )
     parser.add_argument("--profile", action="store_true", help="also profile ordercore on SQLite")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="rounds of the worker runs, medians reported (default 3)"
+    )
     args = parser.parse_args(argv)
     n_orders = args.orders or (QUICK_ORDERS if args.quick else FULL_ORDERS)
     n_worker_orders = args.worker_orders or (QUICK_WORKER_ORDERS if args.quick else FULL_WORKER_ORDERS)
@@ -608,6 +626,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     pg_s = pg_floor_s = None
     workers: dict[str, float | None] = {str(n): None for n in WORKER_COUNTS}
+    scaling: float | None = None
     why_not = pg_reachable(base)
     if why_not is None:
         seed_pg = pg_statements(seed_txs)
@@ -618,7 +637,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"PostgreSQL run FAILED: {type(e).__name__}: {e}", flush=True)
         print("postgres workers...", file=sys.stderr, flush=True)
         try:
-            workers.update(bench_workers(n_worker_orders, base, seed_pg, tag))
+            medians, scaling = bench_workers(n_worker_orders, base, seed_pg, tag, args.rounds)
+            workers.update(medians)
         except (ordercore.OrderCoreError, SystemExit) as e:
             print(f"PostgreSQL worker run FAILED: {type(e).__name__}: {e}", flush=True)
     else:
@@ -629,8 +649,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     pg_rate, pg_floor_rate = rate(n_orders, pg_s), rate(n_orders, pg_floor_s)
     sqlite_ratio = sqlite_rate / sqlite_floor_rate if sqlite_rate and sqlite_floor_rate else None
     pg_ratio = pg_rate / pg_floor_rate if pg_rate and pg_floor_rate else None
-    w1, w2 = workers.get("1"), workers.get("2")
-    scaling = w2 / w1 if w1 and w2 else None
 
     if profile_text:
         print(profile_text)
