@@ -21,7 +21,7 @@ from ordercore.errors import (
     StoreUnavailable,
 )
 from ordercore.events import OrderEvent
-from ordercore.inventory import LedgerEntry, NodeDay, StockPosition
+from ordercore.inventory import LedgerEntry, NodeDay, NodeStates, NodeStatus, StockPosition
 from ordercore.lifecycle import DEFAULT_LIFECYCLE, Lifecycle, State
 from ordercore.order import Order
 from ordercore.ports import (
@@ -35,6 +35,7 @@ from ordercore.ports import (
 from ordercore.storage import (
     StagedCapacity,
     StagedIdempotency,
+    StagedNodes,
     StagedOrders,
     StagedOutbox,
     StagedStock,
@@ -44,6 +45,7 @@ from ordercore.storage import (
     hold_rows,
     key_taken,
     newest_first,
+    node_states_changed,
     order_digest,
     status_since,
 )
@@ -97,6 +99,7 @@ class MemoryStore:
         self.outbox_index: dict[str, _OutboxEntry] = {}
         self.outbox_position = 0
         self.idempotency: dict[str, IdempotencyRecord] = {}
+        self.node_states = NodeStates()
         self.closed = False
 
     def unit_of_work(self) -> MemoryUnitOfWork:
@@ -262,6 +265,18 @@ class MemoryIdempotency(StagedIdempotency):
             return self._store.idempotency.get(key)
 
 
+class MemoryNodes(StagedNodes):
+    """Node states of one unit: read from the store once, changes wait for commit."""
+
+    def __init__(self, store: MemoryStore) -> None:
+        super().__init__()
+        self._store = store
+
+    def _load(self) -> NodeStates:
+        with self._store.lock:
+            return self._store.node_states
+
+
 class MemoryUnitOfWork(StagedUnitOfWork):
     """Stages changes; a commit checks versions and applies everything under the store's lock."""
 
@@ -296,6 +311,7 @@ class MemoryUnitOfWork(StagedUnitOfWork):
         MemoryCapacityRepository,
         MemoryOutbox,
         MemoryIdempotency,
+        MemoryNodes,
     ]:
         return (
             MemoryOrderRepository(self._store),
@@ -303,6 +319,7 @@ class MemoryUnitOfWork(StagedUnitOfWork):
             MemoryCapacityRepository(self._store),
             MemoryOutbox(self._store),
             MemoryIdempotency(self._store),
+            MemoryNodes(self._store),
         )
 
     def _write(
@@ -313,10 +330,14 @@ class MemoryUnitOfWork(StagedUnitOfWork):
         days: Sequence[NodeDay],
         published: Sequence[str],
         keys: Sequence[IdempotencyRecord],
+        node_version: int | None,
+        node_statuses: Sequence[NodeStatus],
     ) -> None:
         store = self._store
         with store.lock:
             # check everything first: a commit applies all of its changes or none
+            if node_version is not None and store.node_states.version != node_version:
+                raise node_states_changed(node_version, store.node_states.version)
             for record in keys:
                 if record.key in store.idempotency:
                     raise key_taken(record.key)
@@ -387,6 +408,11 @@ class MemoryUnitOfWork(StagedUnitOfWork):
                 store.capacity[(node_day.node_id, node_day.day)] = committed_day
             for record in keys:
                 store.idempotency[record.key] = record
+            if node_statuses:
+                assert node_version is not None
+                store.node_states = NodeStates.of(
+                    node_version + 1, [*store.node_states.statuses, *node_statuses]
+                )
             for event_id in published:
                 store.outbox_index[event_id].published = True
             if published:

@@ -24,7 +24,12 @@ order likewise. 7 adds ``ordercore_check_rows``, the function a commit calls aft
 it checks (a version-checked ``UPDATE``, an ``INSERT ... ON CONFLICT DO NOTHING``): it raises
 :data:`ROW_CHECK_FAILED` with the number of the failed check as its detail, so that a commit sent to the
 server as one text (see ``_unit_of_work``) fails as a whole, writes nothing, and says which write found
-its row changed or taken.
+its row changed or taken; and the node states every worker shares (see
+:mod:`ordercore.inventory.status`): ``node_states``, one row per node ever switched online or offline
+(who, when, why), and ``node_states_version``, one row whose version grows with every change and which a
+commit that read the states checks, under a transaction-scoped advisory lock (shared by such commits,
+exclusive for one changing the states) so that the states cannot change between the check and the
+commit.
 
 A new (empty) schema is created at :data:`SCHEMA_VERSION` when opened. An older one is refused
 (``StoreUnavailable``) unless it is opened to migrate (``migrate=True``, or ``ordercore migrate``), which
@@ -85,7 +90,7 @@ STEP_DESCRIPTIONS: dict[int, str] = {
     4: "idempotency keys: a request's key, the order it placed and its payload's fingerprint",
     5: "read models: orders.status_since, order_holds and order_backorders, filled from every order",
     6: "recent orders: order_digests, each customer's placed orders, filled from every order",
-    7: "row checks: ordercore_check_rows, which fails a commit whose checked write found its row changed",
+    7: "row checks and node states: ordercore_check_rows, and which nodes are offline, shared by every worker",
 }
 
 
@@ -266,6 +271,23 @@ _VERSION_7 = (
     END
     $$
     """,
+    """
+    CREATE TABLE IF NOT EXISTS node_states (
+        node_id    TEXT COLLATE "C" PRIMARY KEY,
+        online     BOOLEAN     NOT NULL,
+        changed_at TIMESTAMPTZ NOT NULL,
+        actor_kind TEXT        NOT NULL,
+        actor_id   TEXT        NOT NULL,
+        reason     TEXT        NOT NULL
+    )
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS node_states_version (
+        singleton BOOLEAN PRIMARY KEY DEFAULT true CHECK (singleton),
+        version   INTEGER NOT NULL
+    )
+    """,
+    "INSERT INTO node_states_version (singleton, version) VALUES (true, 0) ON CONFLICT DO NOTHING",
 )
 
 #: the start of an ``INSERT`` of ledger rows (see :func:`insert_rows` and :func:`ledger_rows`)

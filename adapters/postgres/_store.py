@@ -19,7 +19,7 @@ from psycopg.pq import ConnStatus, TransactionStatus
 from psycopg_pool import ConnectionPool
 
 from ordercore.errors import InvalidValue, StoreUnavailable, UnknownStore
-from ordercore.inventory import StockPosition
+from ordercore.inventory import NodeStates, StockPosition
 from ordercore.lifecycle import DEFAULT_LIFECYCLE, Lifecycle
 from ordercore.order import Order
 from ordercore.serialization import make_converter
@@ -136,6 +136,8 @@ class PostgresStore:
         self.stock_cache: VersionedCopies[tuple[str, str], StockPosition] = VersionedCopies(
             StockPosition.clone, _KEPT_POSITIONS
         )
+        #: the node states last read or written, with their version
+        self.node_states_kept: NodeStates | None = None
         self.closed = False
         self._display = _redact(conninfo, schema)
         self._lock = threading.Lock()

@@ -20,7 +20,7 @@ from ordercore.errors import (
     StoreUnavailable,
 )
 from ordercore.events import OrderEvent
-from ordercore.inventory import LedgerEntry, NodeDay, StockPosition
+from ordercore.inventory import LedgerEntry, NodeDay, NodeStates, NodeStatus, StockPosition
 from ordercore.lifecycle import State
 from ordercore.money import Money
 from ordercore.order import Order
@@ -35,6 +35,7 @@ from ordercore.ports import (
 from ordercore.storage import (
     StagedCapacity,
     StagedIdempotency,
+    StagedNodes,
     StagedOrders,
     StagedOutbox,
     StagedStock,
@@ -44,8 +45,10 @@ from ordercore.storage import (
     committed_copy_of_order,
     committed_copy_of_position,
     decode_node_day,
+    decode_node_states,
     decode_stored,
     key_taken,
+    node_states_changed,
     status_since,
 )
 from ordercore.values import Channel, CustomerId, LineId, OrderId, Sku
@@ -221,10 +224,17 @@ class PostgresInventoryRepository(StagedStock):
         stale_nodes: list[str] = []
         stale_skus: list[str] = []
         with self._uow.db() as conn:
+            # the node states' version comes with them (a row without a node), in the same snapshot: a
+            # unit sourcing from these positions reads the states next, without a round trip of its own
             rows = conn.execute(
-                "SELECT node_id, sku, version FROM stock WHERE sku = ANY(%s)", ([s.value for s in skus],)
+                "SELECT node_id, sku, version FROM stock WHERE sku = ANY(%s)"
+                " UNION ALL SELECT NULL, NULL, version FROM node_states_version",
+                ([s.value for s in skus],),
             ).fetchall()
             for node_id, sku, version in rows:
+                if node_id is None:
+                    self._uow.node_version_seen = version
+                    continue
                 position = cache.get((node_id, sku), version)
                 if position is None:
                     stale_nodes.append(node_id)
@@ -341,13 +351,57 @@ class PostgresIdempotency(StagedIdempotency):
             raise StoreUnavailable(f"{self._uow.url}: idempotency key {key!r} cannot be read: {e}") from e
 
 
+class PostgresNodes(StagedNodes):
+    """Node states of one unit: the version is read (or taken from the unit's last read of stock
+    versions), and the rows only when the store keeps no copy of that version; changes wait for commit."""
+
+    def __init__(self, uow: PostgresUnitOfWork) -> None:
+        super().__init__()
+        self._uow = uow
+
+    def _load(self) -> NodeStates:
+        with self._uow.db() as conn:
+            version = self._uow.node_version_seen
+            if version is None:
+                row = conn.execute("SELECT version FROM node_states_version").fetchone()
+                version = 0 if row is None else row[0]
+            kept = self._uow.node_states_kept
+            if kept is not None and kept.version == version:
+                return kept
+            # the version with the rows, in one statement (one snapshot): one row per node, or one without
+            joined = conn.execute(
+                "SELECT v.version, s.node_id, s.online, s.changed_at, s.actor_kind, s.actor_id, s.reason"
+                " FROM node_states_version v LEFT JOIN node_states s ON true"
+            ).fetchall()
+        version = joined[0][0] if joined else 0
+        rows = [row[1:] for row in joined if row[1] is not None]
+        states = decode_node_states(version, rows, self._uow.url, _same)
+        self._uow.node_states_kept = states
+        return states
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
 class PostgresUnitOfWork(StagedUnitOfWork):
     """Stages changes; a commit checks versions and writes everything in one transaction."""
 
     def __init__(self, store: PostgresStore) -> None:
         self._store = store
         self._conn: Connection | None = None
+        #: the node states' version read with the stock versions of this unit, if any
+        self.node_version_seen: int | None = None
         super().__init__()
+
+    @property
+    def node_states_kept(self) -> NodeStates | None:
+        """The node states the store last read or wrote."""
+        return self._store.node_states_kept
+
+    @node_states_kept.setter
+    def node_states_kept(self, states: NodeStates | None) -> None:
+        self._store.node_states_kept = states
 
     def _repositories(
         self,
@@ -357,13 +411,16 @@ class PostgresUnitOfWork(StagedUnitOfWork):
         PostgresCapacityRepository,
         PostgresOutbox,
         PostgresIdempotency,
+        PostgresNodes,
     ]:
+        self.node_version_seen = None
         return (
             PostgresOrderRepository(self),
             PostgresInventoryRepository(self),
             PostgresCapacityRepository(self),
             PostgresOutbox(self),
             PostgresIdempotency(self),
+            PostgresNodes(self),
         )
 
     @property
@@ -431,6 +488,8 @@ class PostgresUnitOfWork(StagedUnitOfWork):
         days: Sequence[NodeDay],
         published: Sequence[str],
         keys: Sequence[IdempotencyRecord],
+        node_version: int | None,
+        node_statuses: Sequence[NodeStatus],
     ) -> None:
         """One transaction in one round trip: every statement of the commit, its values bound client-side
         by psycopg (``ClientCursor.mogrify``), goes to the server as one text, which PostgreSQL runs as a
@@ -442,6 +501,8 @@ class PostgresUnitOfWork(StagedUnitOfWork):
         commits take their row locks in the same order."""
         with self.db() as conn:
             commit = _Commit(psycopg.ClientCursor(conn))
+            if node_version is not None:
+                self._check_node_states(conn, commit, node_version, node_statuses)
             for record in keys:
                 self._write_key(commit, record)
             for order in changed:
@@ -470,6 +531,8 @@ class PostgresUnitOfWork(StagedUnitOfWork):
                     raise
                 raise failure() from None
         # what was just committed is what the next unit will read: keep it, so that it is not decoded
+        if node_statuses and node_version is not None:
+            self.node_states_kept = NodeStates(node_version + 1, self.nodes.current().statuses)
         for order in changed:
             self.orders_cache.put(order.id, order.version, committed_copy_of_order(order))
         for position in positions:
@@ -478,6 +541,38 @@ class PostgresUnitOfWork(StagedUnitOfWork):
             )
 
     # -- writing: the statements of a commit ------------------------------------------------------------
+    def _check_node_states(
+        self, conn: Connection, commit: _Commit, expected: int, statuses: Sequence[NodeStatus]
+    ) -> None:
+        """The node states must still be at ``expected`` when this transaction commits: every commit that
+        read them holds the states' advisory lock shared, one changing them holds it alone, so a change
+        waits for the commits that checked the old version, and they for it."""
+        lock = "pg_advisory_xact_lock" if statuses else "pg_advisory_xact_lock_shared"
+        commit.add(f"SELECT {lock}(hashtext(%s))", (f"ordercore node states {self._store.schema}",))
+
+        def changed() -> OrderCoreError:
+            row = conn.execute("SELECT version FROM node_states_version").fetchone()
+            return node_states_changed(expected, None if row is None else row[0])
+
+        if not statuses:
+            commit.add_expected("SELECT 1 FROM node_states_version WHERE version = %s", (expected,), changed)
+            return
+        commit.add_checked(
+            "UPDATE node_states_version SET version = %s WHERE version = %s",
+            (expected + 1, expected),
+            changed,
+        )
+        query, params = insert_rows(
+            "INSERT INTO node_states (node_id, online, changed_at, actor_kind, actor_id, reason)",
+            [(s.node_id, s.online, s.changed_at, s.actor.kind, s.actor.id, s.reason) for s in statuses],
+        )
+        commit.add(
+            query + " ON CONFLICT (node_id) DO UPDATE SET online = excluded.online,"
+            " changed_at = excluded.changed_at, actor_kind = excluded.actor_kind,"
+            " actor_id = excluded.actor_id, reason = excluded.reason",
+            params,
+        )
+
     @staticmethod
     def _write_key(commit: _Commit, record: IdempotencyRecord) -> None:
         # a concurrent transaction inserting the same key makes this one wait for its outcome
@@ -623,6 +718,16 @@ class _Commit:
         self._parts.append(
             f"WITH written AS ({self._mogrify(query, params)} RETURNING 1)"
             f" SELECT ordercore_check_rows((SELECT count(*) FROM written), 1, {number})"
+        )
+
+    def add_expected(self, query: str, params: Sequence[Any], failure: Callable[[], OrderCoreError]) -> None:
+        """``query`` (a SELECT) must find exactly one row, or the commit fails with what ``failure``
+        returns."""
+        number = len(self._failures)
+        self._failures.append(failure)
+        self._parts.append(
+            f"SELECT ordercore_check_rows((SELECT count(*) FROM ({self._mogrify(query, params)}) AS found),"
+            f" 1, {number})"
         )
 
     def text(self) -> str:

@@ -18,7 +18,10 @@ upgrading fills them from every stored order, decoded as the store decodes it. 6
 the read model of a customer's recent orders (``RecentOrders``): one row per order placed and neither
 rejected nor cancelled, with its customer, when it was placed, its items (a JSON array of [SKU, live
 units] pairs) and its grand total, indexed by customer and time; upgrading fills it from every stored
-order likewise. Times in the read models are UTC ISO 8601 text with microseconds, so that they sort as
+order likewise. 7 adds the node states every worker shares (see :mod:`ordercore.inventory.status`):
+``node_states``, one row per node ever switched online or offline (who, when, why), and
+``node_states_version``, one row whose version grows with every change and which a commit that read the
+states checks. Times in the read models are UTC ISO 8601 text with microseconds, so that they sort as
 text.
 
 A new (empty) database is created at :data:`SCHEMA_VERSION` when opened. An older one is refused
@@ -63,7 +66,7 @@ __all__ = [
     "write_read_models",
 ]
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 # what the step to each version does, one line each (shown by ``ordercore migrate``)
 STEP_DESCRIPTIONS: dict[int, str] = {
@@ -73,6 +76,7 @@ STEP_DESCRIPTIONS: dict[int, str] = {
     4: "idempotency keys: a request's key, the order it placed and its payload's fingerprint",
     5: "read models: orders.status_since, order_holds and order_backorders, filled from every order",
     6: "recent orders: order_digests, each customer's placed orders, filled from every order",
+    7: "node states: which nodes are offline, who switched them and why, shared by every worker",
 }
 
 
@@ -230,6 +234,27 @@ _VERSION_6 = (
 )
 
 
+_VERSION_7 = (
+    """
+    CREATE TABLE IF NOT EXISTS node_states (
+        node_id    TEXT    PRIMARY KEY,
+        online     INTEGER NOT NULL,
+        changed_at TEXT    NOT NULL,
+        actor_kind TEXT    NOT NULL,
+        actor_id   TEXT    NOT NULL,
+        reason     TEXT    NOT NULL
+    )
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS node_states_version (
+        singleton INTEGER PRIMARY KEY CHECK (singleton = 1),
+        version   INTEGER NOT NULL
+    )
+    """,
+    "INSERT OR IGNORE INTO node_states_version (singleton, version) VALUES (1, 0)",
+)
+
+
 def stored_time(at: datetime) -> str:
     """``at`` as the read models store it: UTC ISO 8601 with microseconds, which sorts as text."""
     return at.astimezone(UTC).isoformat(timespec="microseconds")
@@ -368,6 +393,7 @@ _STEPS: dict[int, Step] = {
     4: _create(_VERSION_4),
     5: _read_models,
     6: _recent_orders,
+    7: _create(_VERSION_7),
 }
 
 

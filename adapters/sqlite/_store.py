@@ -10,7 +10,7 @@ from contextlib import suppress
 import cattrs
 
 from ordercore.errors import InvalidValue, StoreUnavailable, UnknownStore
-from ordercore.inventory import StockPosition
+from ordercore.inventory import NodeStates, StockPosition
 from ordercore.lifecycle import DEFAULT_LIFECYCLE, Lifecycle
 from ordercore.order import Order
 from ordercore.serialization import make_converter
@@ -89,6 +89,8 @@ class SqliteStore:
         self.stock_cache: VersionedCopies[tuple[str, str], StockPosition] = VersionedCopies(
             StockPosition.clone, _KEPT_POSITIONS
         )
+        #: the node states last read or written, with their version
+        self.node_states_kept: NodeStates | None = None
         self.closed = False
         self._shared: Connection | None = None
         self._idle: list[Connection] = []

@@ -18,7 +18,7 @@ from ordercore.errors import (
     StoreUnavailable,
 )
 from ordercore.events import OrderEvent
-from ordercore.inventory import LedgerEntry, NodeDay, StockPosition
+from ordercore.inventory import LedgerEntry, NodeDay, NodeStates, NodeStatus, StockPosition
 from ordercore.lifecycle import State
 from ordercore.money import Money
 from ordercore.order import Order
@@ -33,6 +33,7 @@ from ordercore.ports import (
 from ordercore.storage import (
     StagedCapacity,
     StagedIdempotency,
+    StagedNodes,
     StagedOrders,
     StagedOutbox,
     StagedStock,
@@ -42,8 +43,10 @@ from ordercore.storage import (
     committed_copy_of_order,
     committed_copy_of_position,
     decode_node_day,
+    decode_node_states,
     decode_stored,
     key_taken,
+    node_states_changed,
     status_since,
 )
 from ordercore.values import Channel, CustomerId, LineId, OrderId, Sku
@@ -332,6 +335,29 @@ class SqliteIdempotency(StagedIdempotency):
             raise StoreUnavailable(f"{self._uow.url}: idempotency key {key!r} cannot be read: {e}") from e
 
 
+class SqliteNodes(StagedNodes):
+    """Node states of one unit: the version is read, and the rows only when the store keeps no copy of that
+    version; changes wait for commit."""
+
+    def __init__(self, uow: SqliteUnitOfWork) -> None:
+        super().__init__()
+        self._uow = uow
+
+    def _load(self) -> NodeStates:
+        with self._uow.db() as conn:
+            row = conn.execute("SELECT version FROM node_states_version").fetchone()
+            version = 0 if row is None else row[0]
+            kept = self._uow.node_states_kept
+            if kept is not None and kept.version == version:
+                return kept
+            rows = conn.execute(
+                "SELECT node_id, online, changed_at, actor_kind, actor_id, reason FROM node_states"
+            ).fetchall()
+        states = decode_node_states(version, rows, self._uow.url, datetime.fromisoformat)
+        self._uow.node_states_kept = states
+        return states
+
+
 class SqliteUnitOfWork(StagedUnitOfWork):
     """Stages changes; a commit checks versions and writes everything in one transaction."""
 
@@ -348,6 +374,7 @@ class SqliteUnitOfWork(StagedUnitOfWork):
         SqliteCapacityRepository,
         SqliteOutbox,
         SqliteIdempotency,
+        SqliteNodes,
     ]:
         return (
             SqliteOrderRepository(self),
@@ -355,6 +382,7 @@ class SqliteUnitOfWork(StagedUnitOfWork):
             SqliteCapacityRepository(self),
             SqliteOutbox(self),
             SqliteIdempotency(self),
+            SqliteNodes(self),
         )
 
     @property
@@ -371,6 +399,15 @@ class SqliteUnitOfWork(StagedUnitOfWork):
     def stock_cache(self) -> VersionedCopies[tuple[str, str], StockPosition]:
         """The store's decoded stock positions, by (node id, SKU) and version."""
         return self._store.stock_cache
+
+    @property
+    def node_states_kept(self) -> NodeStates | None:
+        """The node states the store last read or wrote."""
+        return self._store.node_states_kept
+
+    @node_states_kept.setter
+    def node_states_kept(self, states: NodeStates | None) -> None:
+        self._store.node_states_kept = states
 
     def _release(self) -> None:
         self.close()
@@ -438,10 +475,16 @@ class SqliteUnitOfWork(StagedUnitOfWork):
         days: Sequence[NodeDay],
         published: Sequence[str],
         keys: Sequence[IdempotencyRecord],
+        node_version: int | None,
+        node_statuses: Sequence[NodeStatus],
     ) -> None:
         with self.db() as conn:
-            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("BEGIN IMMEDIATE")  # the write lock: no other commit runs until this one ends
             try:
+                if node_version is not None:
+                    self._check_node_states(conn, node_version)
+                    if node_statuses:
+                        self._write_node_states(conn, node_version, node_statuses)
                 for record in keys:
                     self._write_key(conn, record)
                 for order in changed:
@@ -459,6 +502,8 @@ class SqliteUnitOfWork(StagedUnitOfWork):
                         conn.execute("ROLLBACK")
                 raise
         # what was just committed is what the next unit will read: keep it, so that it is not decoded
+        if node_statuses and node_version is not None:
+            self.node_states_kept = NodeStates(node_version + 1, self.nodes.current().statuses)
         for order in changed:
             self.orders_cache.put(order.id, order.version, committed_copy_of_order(order))
         for position in positions:
@@ -467,6 +512,27 @@ class SqliteUnitOfWork(StagedUnitOfWork):
             )
 
     # -- writing, inside the commit's transaction -------------------------------------------------------
+    @staticmethod
+    def _check_node_states(conn: sqlite3.Connection, expected: int) -> None:
+        row = conn.execute("SELECT version FROM node_states_version").fetchone()
+        stored = 0 if row is None else row[0]
+        if stored != expected:
+            raise node_states_changed(expected, stored)
+
+    @staticmethod
+    def _write_node_states(conn: sqlite3.Connection, version: int, statuses: Sequence[NodeStatus]) -> None:
+        conn.executemany(
+            "INSERT INTO node_states (node_id, online, changed_at, actor_kind, actor_id, reason)"
+            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (node_id) DO UPDATE SET online = excluded.online,"
+            " changed_at = excluded.changed_at, actor_kind = excluded.actor_kind,"
+            " actor_id = excluded.actor_id, reason = excluded.reason",
+            [
+                (s.node_id, int(s.online), s.changed_at.isoformat(), s.actor.kind, s.actor.id, s.reason)
+                for s in statuses
+            ],
+        )
+        conn.execute("UPDATE node_states_version SET version = ?", (version + 1,))
+
     @staticmethod
     def _write_key(conn: sqlite3.Connection, record: IdempotencyRecord) -> None:
         cursor = conn.execute(
@@ -527,50 +593,63 @@ class SqliteUnitOfWork(StagedUnitOfWork):
         )
 
     def _write_position(self, conn: sqlite3.Connection, position: StockPosition) -> None:
+        # the write itself checks the version: an UPDATE of the version read, or an INSERT that finds the
+        # key free; only when it fails is the row read, to say what it holds now
         key = (position.node_id, position.sku.value)
-        row = conn.execute("SELECT version FROM stock WHERE node_id = ? AND sku = ?", key).fetchone()
-        stored = 0 if row is None else row[0]
-        if stored != position.persisted_version:
-            raise ConcurrencyConflict(
-                f"stock {position.node_id}/{position.sku}",
-                position.persisted_version,
-                None if row is None else stored,
-            )
+        expected = position.persisted_version
         stored_json = self._store.json
         body = stored_json.position(position)
-        if row is None:
-            conn.execute(
-                "INSERT INTO stock (node_id, sku, version, body) VALUES (?, ?, ?, ?)",
-                (*key, position.version, body),
-            )
+        if expected == 0:
+            try:
+                conn.execute(
+                    "INSERT INTO stock (node_id, sku, version, body) VALUES (?, ?, ?, ?)",
+                    (*key, position.version, body),
+                )
+                written = True
+            except sqlite3.IntegrityError:
+                written = False
         else:
-            conn.execute(
-                "UPDATE stock SET version = ?, body = ? WHERE node_id = ? AND sku = ?",
-                (position.version, body, *key),
+            written = (
+                conn.execute(
+                    "UPDATE stock SET version = ?, body = ? WHERE node_id = ? AND sku = ? AND version = ?",
+                    (position.version, body, *key, expected),
+                ).rowcount
+                == 1
+            )
+        if not written:
+            row = conn.execute("SELECT version FROM stock WHERE node_id = ? AND sku = ?", key).fetchone()
+            raise ConcurrencyConflict(
+                f"stock {position.node_id}/{position.sku}", expected, None if row is None else row[0]
             )
         conn.executemany(INSERT_LEDGER, ledger_rows(position, self._store.converter, stored_json.entry))
 
     @staticmethod
     def _write_node_day(conn: sqlite3.Connection, node_day: NodeDay) -> None:
         day, node_id, version, taken = _node_day_row(node_day)
-        row = conn.execute(
-            "SELECT version FROM node_capacity WHERE day = ? AND node_id = ?", (day, node_id)
-        ).fetchone()
-        stored = 0 if row is None else row[0]
-        if stored != node_day.persisted_version:
-            raise ConcurrencyConflict(
-                f"capacity {node_id}/{day}", node_day.persisted_version, None if row is None else stored
-            )
-        if row is None:
-            conn.execute(
-                f"INSERT INTO node_capacity ({_NODE_DAY_COLUMNS}) VALUES (?, ?, ?, ?)",
-                (day, node_id, version, taken),
-            )
+        expected = node_day.persisted_version
+        if expected == 0:
+            try:
+                conn.execute(
+                    f"INSERT INTO node_capacity ({_NODE_DAY_COLUMNS}) VALUES (?, ?, ?, ?)",
+                    (day, node_id, version, taken),
+                )
+                written = True
+            except sqlite3.IntegrityError:
+                written = False
         else:
-            conn.execute(
-                "UPDATE node_capacity SET version = ?, taken = ? WHERE day = ? AND node_id = ?",
-                (version, taken, day, node_id),
+            written = (
+                conn.execute(
+                    "UPDATE node_capacity SET version = ?, taken = ? WHERE day = ? AND node_id = ?"
+                    " AND version = ?",
+                    (version, taken, day, node_id, expected),
+                ).rowcount
+                == 1
             )
+        if not written:
+            row = conn.execute(
+                "SELECT version FROM node_capacity WHERE day = ? AND node_id = ?", (day, node_id)
+            ).fetchone()
+            raise ConcurrencyConflict(f"capacity {node_id}/{day}", expected, None if row is None else row[0])
 
     @staticmethod
     def _mark_published(conn: sqlite3.Connection, event_id: str) -> None:

@@ -17,12 +17,12 @@ from typing import Protocol, Self, runtime_checkable
 import attrs
 
 from ordercore.events import LineQty, OrderEvent
-from ordercore.inventory import LedgerEntry, NodeDay, StockPosition
+from ordercore.inventory import LedgerEntry, NodeDay, NodeStates, StockPosition
 from ordercore.lifecycle import State
 from ordercore.lines import TaxLine
 from ordercore.money import Money
 from ordercore.order import Order
-from ordercore.values import Address, Channel, CustomerId, CustomerRef, GeoPoint, LineId, OrderId, Sku
+from ordercore.values import Actor, Address, Channel, CustomerId, CustomerRef, GeoPoint, LineId, OrderId, Sku
 
 __all__ = [
     "AddressValidator",
@@ -50,6 +50,7 @@ __all__ = [
     "OrderDigest",
     "OrderReports",
     "OrderRepository",
+    "NodeStateRepository",
     "Outbox",
     "OutboxRecord",
     "PaymentGateway",
@@ -231,6 +232,24 @@ class CapacityRepository(Protocol):
         ...
 
 
+class NodeStateRepository(Protocol):
+    """Which fulfilment nodes are online, as the store keeps them for every worker (see
+    :mod:`ordercore.inventory.status`), inside a unit of work."""
+
+    def current(self) -> NodeStates:
+        """The stored states, with this unit's staged changes. Read once per unit: later calls return what
+        was read then. A unit that read them and commits changes of any kind fails with
+        ConcurrencyConflict if the stored states changed in between (the bus then runs its command again):
+        no order is sourced at a node taken offline after the unit looked."""
+        ...
+
+    def set_online(self, node_id: str, online: bool, *, actor: Actor, at: datetime, reason: str = "") -> bool:
+        """Stage ``node_id`` going online or offline; returns whether that changes its stored state. At
+        commit the version of the states grows by one; ConcurrencyConflict if another unit changed them
+        first."""
+        ...
+
+
 @attrs.frozen
 class OutboxRecord:
     """An event waiting to be published, in commit order (``position``)."""
@@ -280,6 +299,7 @@ class UnitOfWork(Protocol):
     capacity: CapacityRepository
     outbox: Outbox
     idempotency: IdempotencyRepository
+    nodes: NodeStateRepository
 
     def __enter__(self) -> Self: ...
 

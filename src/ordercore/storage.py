@@ -31,7 +31,7 @@ from ordercore.errors import (
     StoreUnavailable,
 )
 from ordercore.events import OrderEvent
-from ordercore.inventory import EntryKind, LedgerEntry, NodeDay, StockPosition
+from ordercore.inventory import EntryKind, LedgerEntry, NodeDay, NodeStates, NodeStatus, StockPosition
 from ordercore.inventory.capacity import check_day
 from ordercore.inventory.ledger import collect
 from ordercore.inventory.nodes import check_node_id
@@ -55,12 +55,13 @@ from ordercore.serialization import (
     from_json,
     to_json,
 )
-from ordercore.values import Address, Channel, CustomerId, CustomerRef, OrderId, Sku
+from ordercore.values import Actor, Address, Channel, CustomerId, CustomerRef, OrderId, Sku
 
 __all__ = [
     "MAX_IDEMPOTENCY_KEY_LENGTH",
     "StagedCapacity",
     "StagedIdempotency",
+    "StagedNodes",
     "StagedOrders",
     "StagedOutbox",
     "StagedStock",
@@ -72,10 +73,12 @@ __all__ = [
     "committed_copy_of_order",
     "committed_copy_of_position",
     "decode_node_day",
+    "decode_node_states",
     "decode_stored",
     "check_recent_orders_query",
     "hold_rows",
     "key_taken",
+    "node_states_changed",
     "newest_first",
     "order_digest",
     "status_since",
@@ -389,6 +392,42 @@ class StagedIdempotency(ABC):
         return [self.staged[k] for k in sorted(self.new)]
 
 
+class StagedNodes(ABC):
+    """A node state repository's staging: the stored states are read once per unit, changes wait for the
+    commit, which checks that the states are still at the version read (see
+    :class:`ordercore.ports.NodeStateRepository`)."""
+
+    def __init__(self) -> None:
+        self.read: NodeStates | None = None
+        self.changes: dict[str, NodeStatus] = {}
+
+    @abstractmethod
+    def _load(self) -> NodeStates:
+        """The stored states."""
+
+    def current(self) -> NodeStates:
+        if self.read is None:
+            self.read = self._load()
+        if not self.changes:
+            return self.read
+        return NodeStates.of(self.read.version, [*self.read.statuses, *self.changes.values()])
+
+    def set_online(self, node_id: str, online: bool, *, actor: Actor, at: datetime, reason: str = "") -> bool:
+        status = NodeStatus(node_id, online, at, actor, reason)  # checks every argument
+        if self.current().is_online(node_id) == online:
+            return False
+        self.changes[node_id] = status
+        return True
+
+    def checked_version(self) -> int | None:
+        """The version the unit read and its commit must find (None: the unit did not read the states)."""
+        return None if self.read is None else self.read.version
+
+    def changed(self) -> list[NodeStatus]:
+        """Statuses to write at commit, in node id order."""
+        return [self.changes[k] for k in sorted(self.changes)]
+
+
 def check_idempotency_key(key: object, field: str = "key") -> str:
     """``key`` if it is a usable idempotency key: a non-blank string of at most
     :data:`MAX_IDEMPOTENCY_KEY_LENGTH` characters."""
@@ -397,6 +436,31 @@ def check_idempotency_key(key: object, field: str = "key") -> str:
     if len(key) > MAX_IDEMPOTENCY_KEY_LENGTH:
         raise InvalidValue(f"must be at most {MAX_IDEMPOTENCY_KEY_LENGTH} characters", field=field, value=key)
     return key
+
+
+def decode_node_states(
+    version: int, rows: Iterable[Sequence[Any]], where: str, time: Callable[[Any], datetime]
+) -> NodeStates:
+    """The node states a store holds at ``version``: ``rows`` of (node id, online, changed at, actor kind,
+    actor id, reason), ``time`` reading the stored time. A row that does not read back is a store
+    failure."""
+    statuses = []
+    for node_id, online, changed_at, actor_kind, actor_id, reason in rows:
+        try:
+            statuses.append(
+                NodeStatus(str(node_id), bool(online), time(changed_at), Actor(actor_kind, actor_id), reason)
+            )
+        except (OrderCoreError, TypeError, ValueError) as e:
+            raise StoreUnavailable(f"{where}: the state of node {node_id} cannot be read: {e}") from e
+    try:
+        return NodeStates.of(version, statuses)
+    except OrderCoreError as e:
+        raise StoreUnavailable(f"{where}: the node states cannot be read: {e}") from e
+
+
+def node_states_changed(expected: int, actual: int | None) -> ConcurrencyConflict:
+    """The error for a commit that read the node states at ``expected`` and finds them at ``actual``."""
+    return ConcurrencyConflict("node states", expected, actual)
 
 
 def key_taken(key: str) -> ConcurrencyConflict:
@@ -415,6 +479,7 @@ class StagedUnitOfWork(ABC):
     capacity: StagedCapacity
     outbox: StagedOutbox
     idempotency: StagedIdempotency
+    nodes: StagedNodes
 
     def __init__(self) -> None:
         self._reset()
@@ -422,7 +487,7 @@ class StagedUnitOfWork(ABC):
     @abstractmethod
     def _repositories(
         self,
-    ) -> tuple[StagedOrders, StagedStock, StagedCapacity, StagedOutbox, StagedIdempotency]:
+    ) -> tuple[StagedOrders, StagedStock, StagedCapacity, StagedOutbox, StagedIdempotency, StagedNodes]:
         """Fresh, empty repositories for this unit."""
 
     @abstractmethod
@@ -434,20 +499,36 @@ class StagedUnitOfWork(ABC):
         days: Sequence[NodeDay],
         published: Sequence[str],
         keys: Sequence[IdempotencyRecord],
+        node_version: int | None,
+        node_statuses: Sequence[NodeStatus],
     ) -> None:
-        """Insert the idempotency ``keys`` (ConcurrencyConflict from :func:`key_taken` when one is stored
-        already), then store ``orders`` (those in ``new`` are inserted) with their new events in the outbox,
-        the stock ``positions`` with their new ledger entries, the node ``days`` (positions and days each
-        checked to be stored at its ``persisted_version``), and the ``published`` marks: all of it, in this
-        order, or raise and store nothing. Keys go first so that two requests racing with one key end in a
-        conflict on the key rather than on what the orders hold."""
+        """Check the node states and insert the idempotency ``keys`` (ConcurrencyConflict from
+        :func:`key_taken` when one is stored already), then store ``orders`` (those in ``new`` are
+        inserted) with their new events in the outbox, the stock ``positions`` with their new ledger
+        entries, the node ``days`` (positions and days each checked to be stored at its
+        ``persisted_version``), and the ``published`` marks: all of it, in this order, or raise and store
+        nothing. Keys go first so that two requests racing with one key end in a conflict on the key rather
+        than on what the orders hold.
+
+        ``node_version`` (when not None: the unit read the node states) must be the version of the stored
+        states, or the commit fails with :func:`node_states_changed`; a store whose writers run at once
+        must keep the states from changing until this commit ends (a shared lock that a commit changing
+        them takes exclusively). ``node_statuses`` (then ``node_version`` is not None) are stored, and the
+        version becomes ``node_version + 1``."""
 
     def _release(self) -> None:
         """Give back what the unit holds (a connection, say) when its ``with`` block ends."""
         return None  # nothing, unless a store holds something
 
     def _reset(self) -> None:
-        self.orders, self.inventory, self.capacity, self.outbox, self.idempotency = self._repositories()
+        (
+            self.orders,
+            self.inventory,
+            self.capacity,
+            self.outbox,
+            self.idempotency,
+            self.nodes,
+        ) = self._repositories()
 
     def __enter__(self) -> Self:
         return self
@@ -466,8 +547,18 @@ class StagedUnitOfWork(ABC):
         days = self.capacity.changed()
         published = self.outbox.changed()
         keys = self.idempotency.changed()
-        if changed or positions or days or published or keys:
-            self._write(changed, self.orders.new, positions, days, published, keys)
+        statuses = self.nodes.changed()
+        if changed or positions or days or published or keys or statuses:
+            self._write(
+                changed,
+                self.orders.new,
+                positions,
+                days,
+                published,
+                keys,
+                self.nodes.checked_version(),
+                statuses,
+            )
         for order in changed:
             order.persisted_version = order.version
         for position in positions:
@@ -483,6 +574,7 @@ class StagedUnitOfWork(ABC):
             or self.capacity.staged
             or self.outbox.published
             or self.idempotency.staged
+            or self.nodes.read is not None
         ):
             self._reset()
 

@@ -215,7 +215,7 @@ def test_a_schema_3_sqlite_database_is_upgraded_in_place(tmp_path: Path) -> None
         placed = app.handle(place_command(idempotency_key="REQ-1")).order_id
         assert app.handle(place_command(idempotency_key="REQ-1")).order_id == placed
     with closing(sqlite3.connect(tmp_path / "orders.db")) as raw:
-        assert raw.execute("PRAGMA user_version").fetchone()[0] == SQLITE_VERSION == 6
+        assert raw.execute("PRAGMA user_version").fetchone()[0] == SQLITE_VERSION == 7
         assert raw.execute("SELECT key, order_id FROM idempotency_keys").fetchall() == [
             ("REQ-1", str(placed))
         ]

@@ -203,14 +203,15 @@ def test_a_schema_5_sqlite_database_is_refused_then_upgraded_and_its_digests_fil
         open_sqlite(url_)
     store = open_sqlite(url_, migrate=True)
     try:
-        assert store.migration.steps == (
-            (6, "recent orders: order_digests, each customer's placed orders, filled from every order"),
+        assert store.migration.steps[0] == (
+            6,
+            "recent orders: order_digests, each customer's placed orders, filled from every order",
         )
         _check_digests(store)
     finally:
         store.close()
     with closing(sqlite3.connect(tmp_path / "orders.db")) as raw:
-        assert raw.execute("PRAGMA user_version").fetchone()[0] == 6
+        assert raw.execute("PRAGMA user_version").fetchone()[0] == 7
         plan = raw.execute(
             "EXPLAIN QUERY PLAN SELECT order_id FROM order_digests WHERE customer_id = 'C-1'"
             " AND placed_at >= '2026' ORDER BY placed_at DESC, order_id DESC"

@@ -27,6 +27,7 @@ from ordercore.inventory.nodes import (
     Zone,
     check_node_id,
 )
+from ordercore.inventory.status import NodeStates, NodeStatus
 from ordercore.inventory.stock import Availability, StockPosition
 
 __all__ = [
@@ -39,6 +40,8 @@ __all__ = [
     "NetworkAvailability",
     "NodeDay",
     "NodeKind",
+    "NodeStates",
+    "NodeStatus",
     "Reservation",
     "ReservationKind",
     "ShippingCost",

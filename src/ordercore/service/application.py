@@ -11,7 +11,7 @@ import attrs
 
 from ordercore.errors import IllegalTransition, InvalidValue, StoreUnavailable
 from ordercore.events import OrderEvent
-from ordercore.inventory import StockPosition
+from ordercore.inventory import NodeStates, StockPosition
 from ordercore.lifecycle import Lifecycle, OrderStatus, State
 from ordercore.order import Order
 from ordercore.ports import (
@@ -27,14 +27,24 @@ from ordercore.ports import (
 from ordercore.rules.context import order_context
 from ordercore.rules.engine import RULE_ERROR, Decision, evaluate
 from ordercore.rules.model import Outcome, RuleSet, Stage
-from ordercore.service.commands import Command, CountStock, ReceiveStock, ReevaluateOrder, ResourceOrder
+from ordercore.service.commands import (
+    Command,
+    CountStock,
+    ReceiveStock,
+    ReevaluateOrder,
+    ResourceOrder,
+    SetNodeOnline,
+)
 from ordercore.service.handlers import CommandResult, Services
 from ordercore.service.messagebus import EventHandler, HandlerFailure, MessageBus
 from ordercore.service.rules import rule_inputs
 from ordercore.service.sourcing import withdrawable
-from ordercore.values import OrderId, Sku
+from ordercore.values import Actor, OrderId, Sku
 
-__all__ = ["DecisionChange", "HoldAging", "OrderCore", "WhatIf"]
+__all__ = ["OPERATOR", "DecisionChange", "HoldAging", "OrderCore", "WhatIf"]
+
+#: Who switches nodes online and offline when the caller names nobody.
+OPERATOR = Actor.system("operator")
 
 
 class OrderCore:
@@ -208,19 +218,35 @@ class OrderCore:
             positions = uow.inventory.for_sku(sku if isinstance(sku, Sku) else Sku(sku))
         return {p.node_id: p.available(when) for p in positions}
 
-    def set_node_online(self, node_id: str, online: bool, *, resource: bool = True) -> list[CommandResult]:
-        """Mark a fulfilment node online or offline. Taking a node offline with ``resource`` sources again
-        the units it holds for orders but has not been released to ship yet; returns those results."""
-        network = self.services.fulfilment_network()
-        changed = network.set_online(node_id, online)
-        if online or not changed or not resource:
+    def set_node_online(
+        self,
+        node_id: str,
+        online: bool,
+        *,
+        resource: bool = True,
+        actor: Actor = OPERATOR,
+        reason: str = "",
+    ) -> list[CommandResult]:
+        """Switch a fulfilment node online or offline, for every worker of the store
+        (:class:`~ordercore.service.commands.SetNodeOnline`). Taking a node offline with ``resource``
+        then sources again the units it holds for orders but has not been released to ship yet, and
+        returns those results: every order committed before the switch is found, and a sourcing that read
+        the node states before the switch and commits after it fails and runs again (see
+        :class:`~ordercore.ports.NodeStateRepository`). Saying offline again re-sources whatever is still
+        held there."""
+        self.handle(SetNodeOnline(node_id=node_id, online=online, actor=actor, reason=reason))
+        if online or not resource:
             return []
-        results = []
-        for order_id in self._orders_sourced_at(node_id):
-            results.append(
-                self.handle(ResourceOrder(order_id=order_id, node_id=node_id, reason=f"{node_id} offline"))
-            )
-        return results
+        why = reason or f"{node_id} offline"
+        return [
+            self.handle(ResourceOrder(order_id=order_id, node_id=node_id, actor=actor, reason=why))
+            for order_id in self._orders_sourced_at(node_id)
+        ]
+
+    def node_states(self) -> NodeStates:
+        """Which nodes the store keeps offline, with who switched them, when and why."""
+        with self.store.unit_of_work() as uow:
+            return uow.nodes.current()
 
     def _orders_sourced_at(self, node_id: str) -> list[OrderId]:
         found: list[OrderId] = []

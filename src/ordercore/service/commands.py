@@ -45,6 +45,7 @@ __all__ = [
     "ReportShortPick",
     "ReserveStock",
     "ResourceOrder",
+    "SetNodeOnline",
     "SetSafetyStock",
     "SourceOrder",
     "SourceWave",
@@ -286,6 +287,16 @@ class SourceWave(Command):
 # -- inventory ------------------------------------------------------------------------------------------------
 def _sku(value: Sku | str) -> Sku:
     return value if isinstance(value, Sku) else Sku(value)
+
+
+@attrs.frozen(kw_only=True)
+class SetNodeOnline(Command):
+    """Switch a fulfilment node online or offline for every worker of the store (see
+    :mod:`ordercore.inventory.status`). Sourcing leaves an offline node out; the units it already holds
+    stay there until sourced again (``OrderCore.set_node_online`` does that)."""
+
+    node_id: str
+    online: bool
 
 
 @attrs.frozen(kw_only=True)

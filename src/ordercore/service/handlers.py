@@ -54,6 +54,7 @@ from ordercore.service.sourcing import (
     destination_of,
     load_positions,
     needs_sourcing,
+    offline_nodes,
     record_plan,
     resource_if_cheaper,
     source_order,
@@ -461,7 +462,7 @@ def source_wave(cmd: c.SourceWave, uow: UnitOfWork, svc: Services) -> CommandRes
     if not wave:
         return CommandResult(None, 0, ())
     positions = load_positions(uow, requests.values())
-    stock = stock_view(network, positions.values(), at, capacity_left(uow, network, at))
+    stock = stock_view(network, positions.values(), at, capacity_left(uow, network, at), offline_nodes(uow))
     run = batch.source_wave if cmd.joint else batch.source_one_by_one
     result = run(wave, stock, strategy, cmd.fairness)
     events: list[OrderEvent] = []

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import TypeVar
 
 from ordercore.errors import StockNotFound
-from ordercore.inventory import StockPosition
+from ordercore.inventory import StockPosition, check_node_id
 from ordercore.ports import UnitOfWork
 from ordercore.service import commands as c
 from ordercore.service.handlers import CommandResult, Handler, Services
@@ -88,6 +88,19 @@ def _release(p: StockPosition, cmd: c.ReleaseReservation, at: datetime) -> objec
     return p.release(cmd.key, cmd.quantity, at=at, reason=cmd.reason or "released")
 
 
+def set_node_online(cmd: c.SetNodeOnline, uow: UnitOfWork, svc: Services) -> CommandResult:
+    """Stage the node's new state and commit it when it changes anything; the result carries the node id
+    and the version of the node states after the command."""
+    if svc.network is not None:
+        svc.network.get(cmd.node_id)  # UnknownNode for a node outside the network
+    check_node_id(cmd.node_id)
+    version = uow.nodes.current().version
+    if uow.nodes.set_online(cmd.node_id, cmd.online, actor=cmd.actor, at=svc.clock.now(), reason=cmd.reason):
+        uow.commit()
+        version += 1
+    return CommandResult(cmd.node_id, version, ())
+
+
 #: Handlers of the inventory commands, by command type.
 INVENTORY_HANDLERS: dict[type[c.Command], Handler] = {
     c.ReceiveStock: _on_stock(_receive, create=True),
@@ -97,4 +110,5 @@ INVENTORY_HANDLERS: dict[type[c.Command], Handler] = {
     c.CancelSupply: _on_stock(_cancel_supply),
     c.ReserveStock: _on_stock(_reserve),
     c.ReleaseReservation: _on_stock(_release),
+    c.SetNodeOnline: set_node_online,
 }

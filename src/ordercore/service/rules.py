@@ -31,13 +31,19 @@ RULES_ACTOR = Actor.system("rules")
 
 def rule_inputs(uow: UnitOfWork, svc: Services, at: datetime) -> RuleInputs:
     """The ports rules read, for one evaluation at ``at``. Stock is read through the unit of work: the
-    available-to-promise of a SKU across the online nodes of the network (all nodes without a network)."""
+    available-to-promise of a SKU across the online nodes of the network (all nodes without a network),
+    leaving out those the store keeps offline."""
     network = svc.network
 
     def available(sku: Sku) -> int:
         total = 0
-        for position in uow.inventory.for_sku(sku):
-            if network is None or (position.node_id in network and network.is_online(position.node_id)):
+        positions = uow.inventory.for_sku(sku)
+        offline = uow.nodes.current().offline
+        for position in positions:
+            node_id = position.node_id
+            if node_id in offline:
+                continue
+            if network is None or (node_id in network and network.is_online(node_id)):
                 total += position.available(at)
         return total
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Iterable, Mapping
+from collections.abc import Set as AbstractSet
 from datetime import date, datetime
 from decimal import Decimal
 
@@ -40,6 +41,7 @@ __all__ = [
     "destination_of",
     "load_positions",
     "needs_sourcing",
+    "offline_nodes",
     "record_plan",
     "resource_if_cheaper",
     "source_order",
@@ -113,10 +115,13 @@ def stock_view(
     positions: Iterable[StockPosition],
     at: datetime,
     capacity: Mapping[str, int | None] | None = None,
+    offline: AbstractSet[str] = frozenset(),
 ) -> NetworkStock:
     """What every node of ``network`` can promise at ``at``: available-to-promise and incoming supply per
-    SKU from ``positions`` (positions of nodes outside the network are ignored), and the shipments each
-    can still take (``capacity``, from :func:`capacity_left`; no limit when not given)."""
+    SKU from ``positions`` (positions of nodes outside the network are ignored), the shipments each can
+    still take (``capacity``, from :func:`capacity_left`; no limit when not given), and whether it is
+    online: not when the network says so, nor when it is in ``offline`` (the node states the store keeps,
+    from :func:`offline_nodes`)."""
     nodes = network.nodes
     available: dict[str, dict[Sku, int]] = {n.node_id: {} for n in nodes}
     incoming: dict[str, dict[Sku, tuple[tuple[date, int], ...]]] = {n.node_id: {} for n in nodes}
@@ -134,7 +139,7 @@ def stock_view(
                 available[node.node_id],
                 incoming[node.node_id],
                 capacity_left=None if capacity is None else capacity.get(node.node_id),
-                online=network.is_online(node.node_id),
+                online=node.node_id not in offline and network.is_online(node.node_id),
             )
             for node in nodes
         ],
@@ -149,6 +154,12 @@ def stock_view(
 # tables) from it instead of working it out again. Held weakly: a network dropped by its application
 # drops its view.
 _last_views: weakref.WeakKeyDictionary[FulfilmentNetwork, NetworkStock] = weakref.WeakKeyDictionary()
+
+
+def offline_nodes(uow: UnitOfWork) -> frozenset[str]:
+    """The nodes the store has switched offline, for every worker; the unit's commit then checks that
+    they did not change meanwhile (see :class:`ordercore.ports.NodeStateRepository`)."""
+    return uow.nodes.current().offline
 
 
 def allocations_of(
@@ -189,9 +200,8 @@ def source_order(
         return None
     request = sourcing_request(order, destination_of(order, geocoder), policy, at)
     positions = load_positions(uow, [request])
-    plan = strategy.plan(
-        request, stock_view(network, positions.values(), at, capacity_left(uow, network, at))
-    )
+    view = stock_view(network, positions.values(), at, capacity_left(uow, network, at), offline_nodes(uow))
+    plan = strategy.plan(request, view)
     return record_plan(
         order, plan, request, positions, uow, network=network, actor=actor, at=at, reason=reason
     )
@@ -336,7 +346,7 @@ def _cheaper_plan(
     for node_id in units:  # the order's own parcel slots would be free too
         if capacity.get(node_id) is not None:
             capacity[node_id] = (capacity[node_id] or 0) + 1
-    plan = strategy.plan(request, stock_view(network, positions.values(), at, capacity))
+    plan = strategy.plan(request, stock_view(network, positions.values(), at, capacity, offline_nodes(uow)))
     if plan.backorders:
         return None, request
     kept = Decimal(0)

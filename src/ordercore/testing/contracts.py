@@ -16,7 +16,9 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta, timezone
+from decimal import Decimal
 
+import attrs
 import pytest
 
 from ordercore.clock import ManualClock
@@ -30,7 +32,18 @@ from ordercore.errors import (
     StoreUnavailable,
 )
 from ordercore.ids import SequentialIds
-from ordercore.inventory import EntryKind, NodeDay, StockPosition, Supply, SupplyKind
+from ordercore.inventory import (
+    EntryKind,
+    FulfilmentNode,
+    NodeDay,
+    NodeKind,
+    NodeStates,
+    NodeStatus,
+    ShippingCost,
+    StockPosition,
+    Supply,
+    SupplyKind,
+)
 from ordercore.lifecycle import DEFAULT_LIFECYCLE, OrderStatus
 from ordercore.lines import NewLine
 from ordercore.money import Money
@@ -49,9 +62,19 @@ from ordercore.ports import (
     UnitOfWork,
 )
 from ordercore.service.bootstrap import bootstrap
-from ordercore.service.commands import HoldOrder, PlaceOrder
+from ordercore.service.commands import AcceptOrder, HoldOrder, PlaceOrder, ReceiveStock, SourceOrder
 from ordercore.storage import backorder_rows, hold_rows, status_since, summarise_backorders
-from ordercore.values import Actor, Address, Channel, CustomerId, CustomerRef, LineId, OrderId, Sku
+from ordercore.values import (
+    Actor,
+    Address,
+    Channel,
+    CustomerId,
+    CustomerRef,
+    GeoPoint,
+    LineId,
+    OrderId,
+    Sku,
+)
 
 __all__ = ["StoreContract"]
 
@@ -59,6 +82,7 @@ _AT = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 _DAY = date(2026, 3, 2)
 _ACTOR = Actor.system("contract")
 _ADDRESS = Address(country="DE", postal_code="10115", city="Berlin", line1="Str. 1")
+_SHIPPING = ShippingCost("EUR", per_shipment=Decimal(5), per_unit_km=Decimal("0.01"))
 
 
 def _together(threads: int, each: int, attempt: Callable[[int, int], object]) -> None:
@@ -106,6 +130,17 @@ def _order(order_id: str = "O-1", *, external_ref: str | None = None, channel: s
     )
     order.place(actor=_ACTOR, at=_AT + timedelta(seconds=1))
     return order
+
+
+def _placement() -> PlaceOrder:
+    """An order of 4 units of SKU-1 to Berlin."""
+    return PlaceOrder(
+        channel=Channel("web"),
+        customer=CustomerRef(CustomerId("C-9")),
+        currency="EUR",
+        shipping_address=attrs.evolve(_ADDRESS, coordinates=GeoPoint(52.52, 13.40)),
+        lines=[NewLine(Sku("SKU-1"), 4, Money.of("9.99", "EUR"))],
+    )
 
 
 def _placed_at(order_id: str, placed: datetime, customer: str = "C-1") -> Order:
@@ -697,6 +732,127 @@ class StoreContract:
         assert stored.used == limit and sorted(stored.taken) == sorted(taken)
         assert len(taken) == limit and len(refused) == threads * each - limit
         assert stored.version == limit
+
+    # -- node states ------------------------------------------------------------------------------------------
+    def test_node_states_start_empty_and_a_switch_reads_back_with_who_when_and_why(
+        self, store: Store
+    ) -> None:
+        with store.unit_of_work() as uow:
+            assert uow.nodes.current() == NodeStates(0, ())
+            uow.commit()  # reading changes nothing: nothing is written
+        later = (_AT + timedelta(hours=1)).astimezone(timezone(timedelta(hours=2)))
+        with store.unit_of_work() as uow:
+            assert uow.nodes.set_online("WH-2", False, actor=_ACTOR, at=_AT, reason="storm")
+            assert uow.nodes.set_online("WH-1", False, actor=Actor.user("alice"), at=later)
+            assert uow.nodes.current().offline == {"WH-1", "WH-2"}  # staged, seen in the unit
+            uow.commit()
+        with store.unit_of_work() as uow:
+            states = uow.nodes.current()
+        assert states == NodeStates(
+            1,
+            (
+                NodeStatus("WH-1", False, later, Actor.user("alice"), ""),
+                NodeStatus("WH-2", False, _AT, _ACTOR, "storm"),
+            ),
+        )
+        assert states.offline == {"WH-1", "WH-2"} and states.is_online("WH-3")
+        with store.unit_of_work() as uow:
+            assert not uow.nodes.set_online("WH-2", False, actor=_ACTOR, at=_AT)  # already offline
+            assert uow.nodes.set_online("WH-2", True, actor=_ACTOR, at=later, reason="back")
+            uow.commit()
+        with store.unit_of_work() as uow:
+            states = uow.nodes.current()
+            assert uow.nodes.current() is states  # read once per unit
+        assert states.version == 2 and states.offline == {"WH-1"}
+        assert states.status("WH-2") == NodeStatus("WH-2", True, later, _ACTOR, "back")
+
+    def test_node_states_without_commit_or_with_a_failed_commit_are_not_stored(self, store: Store) -> None:
+        with store.unit_of_work() as uow:
+            uow.nodes.set_online("WH-1", False, actor=_ACTOR, at=_AT)
+        self._add(store, _order("O-1"))
+        with store.unit_of_work() as stale:
+            old = stale.orders.get(OrderId("O-1"))
+            with store.unit_of_work() as other:
+                fresh = other.orders.get(OrderId("O-1"))
+                fresh.accept(actor=_ACTOR, at=_AT)
+                other.orders.save(fresh)
+                other.commit()
+            stale.nodes.set_online("WH-1", False, actor=_ACTOR, at=_AT)
+            old.hold("CHECK", actor=_ACTOR, at=_AT)
+            stale.orders.save(old)  # out of date: the commit fails as a whole
+            with pytest.raises(ConcurrencyConflict):
+                stale.commit()
+        with store.unit_of_work() as uow:
+            assert uow.nodes.current() == NodeStates(0, ())
+
+    def test_a_unit_that_read_the_node_states_conflicts_when_they_change_before_it_commits(
+        self, store: Store
+    ) -> None:
+        self._stock(store, StockPosition.open("WH-1", Sku("SKU-1"), at=_AT, on_hand=5))
+        with store.unit_of_work() as sourcing, store.unit_of_work() as operator:
+            assert sourcing.nodes.current().offline == frozenset()  # it plans with WH-1 online...
+            position = sourcing.inventory.get("WH-1", Sku("SKU-1"))
+            assert position is not None
+            position.reserve("R-1", 2, reference="O-1", at=_AT)
+            sourcing.inventory.save(position)
+            operator.nodes.set_online("WH-1", False, actor=_ACTOR, at=_AT)  # ...which goes offline first
+            operator.commit()
+            with pytest.raises(ConcurrencyConflict) as info:
+                sourcing.commit()
+        assert (info.value.expected_version, info.value.actual_version) == (0, 1)
+        with store.unit_of_work() as uow:
+            stored = uow.inventory.get("WH-1", Sku("SKU-1"))
+            assert stored is not None and stored.reservation("R-1") is None  # nothing of it was written
+            assert uow.nodes.current().offline == {"WH-1"}
+        with store.unit_of_work() as blind:  # a unit that never read them is not held up by them
+            position = blind.inventory.get("WH-1", Sku("SKU-1"))
+            assert position is not None
+            with store.unit_of_work() as operator:
+                operator.nodes.set_online("WH-1", True, actor=_ACTOR, at=_AT)
+                operator.commit()
+            position.reserve("R-2", 1, reference="O-2", at=_AT)
+            blind.inventory.save(position)
+            blind.commit()
+
+    def test_concurrent_switches_conflict_and_the_first_wins(self, store: Store) -> None:
+        with store.unit_of_work() as first, store.unit_of_work() as second:
+            first.nodes.set_online("WH-1", False, actor=_ACTOR, at=_AT)
+            second.nodes.set_online("WH-2", False, actor=_ACTOR, at=_AT)
+            second.commit()
+            with pytest.raises(ConcurrencyConflict):
+                first.commit()
+        with store.unit_of_work() as uow:
+            assert uow.nodes.current().offline == {"WH-2"} and uow.nodes.current().version == 1
+
+    def test_a_node_switched_offline_by_one_application_is_left_out_by_another(self, store: Store) -> None:
+        nodes = [
+            FulfilmentNode("WH-NEAR", NodeKind.WAREHOUSE, GeoPoint(52.5, 13.4), _SHIPPING),
+            FulfilmentNode("WH-FAR", NodeKind.WAREHOUSE, GeoPoint(48.1, 11.6), _SHIPPING),
+        ]
+        clock = ManualClock(_AT, tick=timedelta(seconds=1))
+        operator = bootstrap(store, clock=clock, network=nodes, ids=SequentialIds(order_prefix="A"))
+        worker = bootstrap(store, clock=clock, network=nodes, ids=SequentialIds(order_prefix="B"))
+        for node in nodes:
+            worker.handle(ReceiveStock(node_id=node.node_id, sku=Sku("SKU-1"), quantity=10))
+        first = worker.handle(_placement()).order_id
+        worker.handle(AcceptOrder(order_id=first))
+        worker.handle(SourceOrder(order_id=first))
+        assert {a.node_id for a in worker.get_order(first).allocations} == {"WH-NEAR"}
+        resourced = operator.set_node_online("WH-NEAR", False, reason="flood")
+        assert [r.order_id for r in resourced] == [first]  # its units moved
+        assert {a.node_id for a in worker.get_order(first).allocations} == {"WH-FAR"}
+        second = worker.handle(_placement()).order_id
+        worker.handle(AcceptOrder(order_id=second))
+        worker.handle(SourceOrder(order_id=second))  # the worker's own network still lists it online
+        assert {a.node_id for a in worker.get_order(second).allocations} == {"WH-FAR"}
+        assert worker.available("SKU-1") == {"WH-FAR": 2, "WH-NEAR": 10}
+        status = worker.node_states().status("WH-NEAR")
+        assert status is not None and (status.online, status.reason) == (False, "flood")
+        operator.set_node_online("WH-NEAR", True)
+        third = worker.handle(_placement()).order_id
+        worker.handle(AcceptOrder(order_id=third))
+        worker.handle(SourceOrder(order_id=third))
+        assert {a.node_id for a in worker.get_order(third).allocations} == {"WH-NEAR"}
 
     # -- housekeeping ---------------------------------------------------------------------------------------
     def test_housekeeping_deletes_only_old_keys_and_past_capacity_days(self, store: Store) -> None:
