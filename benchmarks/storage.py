@@ -8,9 +8,11 @@ work, hence its own database transaction**: one order is three transactions, not
   recent orders, which the duplicate-order rule reads) and two ``outbox`` rows (OrderCreated,
   StatusChanged);
 * accept: ``UPDATE`` the ``orders`` row (checked against its version) and one ``outbox`` row;
-* source: ``UPDATE`` the ``orders`` row, one ``outbox`` row (SourcingPlanned, with the plan's explanation),
-  and per stock position reserved from (one per line here) the version check, an ``UPDATE`` of the
-  ``stock`` row (the position's JSON, which holds its open reservations) and one ``stock_ledger`` row.
+* source: the check that the node states (which nodes are offline) are still those the plan was made
+  with, ``UPDATE`` the ``orders`` row, one ``outbox`` row (SourcingPlanned, with the plan's explanation),
+  and per stock position reserved from (one per line here) an ``UPDATE`` of the ``stock`` row checked
+  against its version (the position's JSON, which holds its open reservations) and one ``stock_ledger``
+  row.
   No ``node_capacity`` or ``idempotency_keys`` rows: the nodes have no capacity limits and the commands
   carry no idempotency key. No ``order_holds`` / ``order_backorders`` rows either, and the digest is not
   written again: an order's read model rows are written when they change, these orders are never held or
@@ -41,9 +43,9 @@ Figures, all measured in one run:
   these orders, recorded outside the timed region by running the same commands once on an in-memory
   SQLite store with a recording connection. On PostgreSQL the floor replays the SQLite adapter's recorded
   statements (``?`` as ``%s``; text values cast by the server to ``jsonb`` / ``timestamptz`` as the
-  adapter's ``%s::jsonb`` does). The floor keeps the version checks made inside the transaction (a
-  ``SELECT version`` before updating a stock row, ``UPDATE ... WHERE version = ?`` with a row-count check);
-  it does not do the reads outside the transaction, builds no objects and
+  adapter's ``%s::jsonb`` does). The floor keeps the version checks made inside the transaction (the
+  ``SELECT version`` of the node states, ``UPDATE ... WHERE version = ?`` with a row-count check); it does
+  not do the reads outside the transaction, builds no objects and
   sources nothing: it is the least any store writing these rows must pay.
 * ``*_ratio_vs_floor``: our throughput over the floor's (target: at least 0.5).
 * ``postgres_workers``: orders/s with 1, 2 and 4 worker processes (``multiprocessing``, spawn), each with
@@ -346,8 +348,8 @@ def pg_statements(txs: Sequence[Tx]) -> list[Tx]:
 
     The statements are the SQLite adapter's, whatever they are (``?`` becomes ``%s``); values travel as the
     recorded text, which PostgreSQL casts to the column's type (``jsonb`` bodies, ``timestamptz`` times) as
-    the PostgreSQL adapter's ``%s::jsonb`` does. The version checks stay as the SQLite adapter makes them
-    (a ``SELECT version`` before updating a stock row, an ``UPDATE ... WHERE version = ?`` on orders)."""
+    the PostgreSQL adapter's ``%s::jsonb`` does. The version checks stay as the SQLite adapter makes them (a
+    ``SELECT version`` of the node states, ``UPDATE ... WHERE version = ?`` with a row-count check)."""
     return [[(sql.replace("?", "%s"), params, many) for sql, params, many in tx] for tx in txs]
 
 
