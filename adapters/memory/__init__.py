@@ -216,6 +216,11 @@ class MemoryInventoryRepository(StagedStock):
             committed = [p for (_, sku), p in self._store.stock.items() if sku in wanted]
         return [p.clone() for p in committed]
 
+    def _load_for_node(self, node_id: str) -> list[StockPosition]:
+        with self._store.lock:
+            committed = [p for (node, _), p in self._store.stock.items() if node == node_id]
+        return [p.clone() for p in committed]
+
     def _load_ledger(self, node_id: str, sku: Sku) -> list[LedgerEntry]:
         with self._store.lock:
             return list(self._store.ledger.get((node_id, sku), ()))

@@ -217,21 +217,27 @@ class PostgresInventoryRepository(StagedStock):
         return self._decode(node_id, sku.value, body)
 
     def _load_for_skus(self, skus: Sequence[Sku]) -> list[StockPosition]:
-        # one statement for every position's version, and one for the bodies of the positions that changed
-        # since the store last read or wrote them: each travels as JSON only then
+        # the node states' version comes with them (a row without a node), in the same snapshot: a
+        # unit sourcing from these positions reads the states next, without a round trip of its own
+        return self._load_where(
+            "SELECT node_id, sku, version FROM stock WHERE sku = ANY(%s)"
+            " UNION ALL SELECT NULL, NULL, version FROM node_states_version",
+            ([s.value for s in skus],),
+        )
+
+    def _load_for_node(self, node_id: str) -> list[StockPosition]:
+        return self._load_where("SELECT node_id, sku, version FROM stock WHERE node_id = %s", (node_id,))
+
+    def _load_where(self, versions: str, params: tuple[Any, ...]) -> list[StockPosition]:
+        """The positions whose versions the query ``versions`` lists: one statement for the versions,
+        and one for the bodies of the positions that changed since the store last read or wrote them,
+        each travelling as JSON only then. A row without a node is the node states' version."""
         cache = self._uow.stock_cache
         found: list[StockPosition] = []
         stale_nodes: list[str] = []
         stale_skus: list[str] = []
         with self._uow.db() as conn:
-            # the node states' version comes with them (a row without a node), in the same snapshot: a
-            # unit sourcing from these positions reads the states next, without a round trip of its own
-            rows = conn.execute(
-                "SELECT node_id, sku, version FROM stock WHERE sku = ANY(%s)"
-                " UNION ALL SELECT NULL, NULL, version FROM node_states_version",
-                ([s.value for s in skus],),
-            ).fetchall()
-            for node_id, sku, version in rows:
+            for node_id, sku, version in conn.execute(versions, params).fetchall():
                 if node_id is None:
                     self._uow.node_version_seen = version
                     continue

@@ -209,16 +209,22 @@ class SqliteInventoryRepository(StagedStock):
         return self._decode(node_id, sku.value, body)
 
     def _load_for_skus(self, skus: Sequence[Sku]) -> list[StockPosition]:
-        # one statement for the versions whatever the number of SKUs (they travel as one JSON array), and
-        # one for the bodies of the positions that changed since the store last read or wrote them
+        # one statement for the versions whatever the number of SKUs (they travel as one JSON array)
+        return self._load_where(
+            "sku IN (SELECT value FROM json_each(?))", (json.dumps([s.value for s in skus]),)
+        )
+
+    def _load_for_node(self, node_id: str) -> list[StockPosition]:
+        return self._load_where("node_id = ?", (node_id,))
+
+    def _load_where(self, where: str, params: tuple[Any, ...]) -> list[StockPosition]:
+        """The positions ``where`` picks: one statement for their versions, and one for the bodies of the
+        positions that changed since the store last read or wrote them."""
         cache = self._uow.stock_cache
         found: list[StockPosition] = []
         stale: list[tuple[str, str]] = []
         with self._uow.db() as conn:
-            rows = conn.execute(
-                "SELECT node_id, sku, version FROM stock WHERE sku IN (SELECT value FROM json_each(?))",
-                (json.dumps([s.value for s in skus]),),
-            ).fetchall()
+            rows = conn.execute(f"SELECT node_id, sku, version FROM stock WHERE {where}", params).fetchall()
             for node_id, sku, version in rows:
                 position = cache.get((node_id, sku), version)
                 if position is None:

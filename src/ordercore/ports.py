@@ -201,6 +201,11 @@ class InventoryRepository(Protocol):
         """Every position of any of ``skus``, read in one query, sorted by SKU then node id."""
         ...
 
+    def for_node(self, node_id: str) -> list[StockPosition]:
+        """Every position at ``node_id``, read in one query, sorted by SKU: what the node holds, and the
+        reservations (hence the orders) held there."""
+        ...
+
     def save(self, position: StockPosition) -> None:
         """Stage ``position``. At commit its new ledger entries are appended and the position stored;
         ConcurrencyConflict unless the stored position is still at ``position.persisted_version`` (absent,

@@ -234,6 +234,10 @@ class StagedStock(ABC):
         """Every stored position of any of ``skus`` (distinct, at least one), in one read."""
 
     @abstractmethod
+    def _load_for_node(self, node_id: str) -> list[StockPosition]:
+        """Every stored position at ``node_id``, in one read."""
+
+    @abstractmethod
     def _load_ledger(self, node_id: str, sku: Sku) -> list[LedgerEntry]:
         """The stored ledger of a position, in sequence order."""
 
@@ -262,6 +266,14 @@ class StagedStock(ABC):
         chosen = set(wanted)
         return [
             self.staged[k] for k in sorted(self.staged, key=lambda k: (k[1].value, k[0])) if k[1] in chosen
+        ]
+
+    def for_node(self, node_id: str) -> list[StockPosition]:
+        check_node_id(node_id)
+        for position in self._load_for_node(node_id):
+            self.staged.setdefault((position.node_id, position.sku), position)
+        return [
+            p for k, p in sorted(self.staged.items(), key=lambda item: item[0][1].value) if k[0] == node_id
         ]
 
     def save(self, position: StockPosition) -> None:

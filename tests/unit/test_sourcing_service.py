@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from ordercore import (
     AcceptOrder,
+    Actor,
     Address,
     CancelLines,
     CancelOrder,
@@ -193,6 +194,41 @@ def test_a_node_going_offline_resources_its_unreleased_orders() -> None:
     assert reserved(app, "BER", "MUG") == 1 and reserved(app, "MUC", "MUG") == 1
     with pytest.raises(UnknownNode):
         app.set_node_online("NOWHERE", False)
+
+
+def test_going_offline_finds_the_orders_through_the_nodes_reservations_and_is_shared() -> None:
+    app = make_app({("BER", "MUG"): 9, ("MUC", "MUG"): 9})
+    oid = placed(app, ("MUG", 1))
+    app.handle(SourceOrder(order_id=oid))
+    # other holds at Berlin: a cart (soft), a hard one for something that is not an order, one for an
+    # order id that names no order
+    app.handle(
+        ReserveStock(
+            node_id="BER",
+            sku="MUG",
+            key="CART-1",
+            quantity=1,
+            reference="CART-1",
+            expires_at=AT + timedelta(hours=1),
+        )
+    )
+    app.handle(ReserveStock(node_id="BER", sku="MUG", key="K-2", quantity=1, reference="desk 4"))
+    app.handle(ReserveStock(node_id="BER", sku="MUG", key="K-3", quantity=1, reference="NO-SUCH-ORDER"))
+    results = app.set_node_online("BER", False, reason="flood", actor=Actor.user("alice"))
+    assert [str(r.order_id) for r in results] == [oid]
+    assert [a.node_id for a in app.get_order(oid).allocations] == ["MUC"]
+    status = app.node_states().status("BER")
+    assert status is not None and (status.online, status.actor, status.reason) == (
+        False,
+        Actor.user("alice"),
+        "flood",
+    )
+    assert app.set_node_online("BER", False) == []  # nothing left there to move
+    # a second application on the same store sources around it too
+    other = bootstrap(app.store, clock=app.clock, ids=SequentialIds(order_prefix="B"), network=NETWORK)
+    again = placed(other, ("MUG", 1))
+    other.handle(SourceOrder(order_id=again))
+    assert [a.node_id for a in other.get_order(again).allocations] == ["MUC"]
 
 
 def test_a_cancelled_line_resources_the_rest_when_that_is_cheaper() -> None:

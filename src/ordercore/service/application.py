@@ -11,8 +11,8 @@ import attrs
 
 from ordercore.errors import IllegalTransition, InvalidValue, StoreUnavailable
 from ordercore.events import OrderEvent
-from ordercore.inventory import NodeStates, StockPosition
-from ordercore.lifecycle import Lifecycle, OrderStatus, State
+from ordercore.inventory import NodeStates, ReservationKind, StockPosition
+from ordercore.lifecycle import Lifecycle, State
 from ordercore.order import Order
 from ordercore.ports import (
     BackorderSummary,
@@ -249,22 +249,25 @@ class OrderCore:
             return uow.nodes.current()
 
     def _orders_sourced_at(self, node_id: str) -> list[OrderId]:
-        found: list[OrderId] = []
-        for status in (
-            OrderStatus.PARTIALLY_ALLOCATED,
-            OrderStatus.ALLOCATED,
-            OrderStatus.PARTIALLY_RELEASED,
-            OrderStatus.ON_HOLD,
-            OrderStatus.PARTIALLY_SHIPPED,
-        ):
-            after: OrderId | None = None
-            while ids := self.list_orders(status=status, after=after, limit=500):
-                for order_id in ids:
-                    order = self.get_order(order_id)
-                    if any(a.node_id == node_id for a in order.allocations) and withdrawable(order, node_id):
-                        found.append(order_id)
-                after = ids[-1]
-        return sorted(found, key=lambda i: i.value)
+        """Orders holding units at ``node_id`` that can still be taken back, found through the hard
+        reservations of the node's stock positions (every allocation holds one, its reference the order),
+        not by reading every order."""
+        with self.store.unit_of_work() as uow:
+            references = {
+                r.reference
+                for position in uow.inventory.for_node(node_id)
+                for r in position.reservations.values()
+                if r.kind is ReservationKind.HARD
+            }
+            found: list[OrderId] = []
+            for reference in sorted(references):
+                try:
+                    order = uow.orders.find(OrderId(reference))
+                except InvalidValue:  # held for something that is not an order
+                    continue
+                if order is not None and withdrawable(order, node_id):
+                    found.append(order.id)
+        return found
 
     def subscribe(self, event_type: type[OrderEvent], handler: EventHandler) -> None:
         self.bus.subscribe(event_type, handler)

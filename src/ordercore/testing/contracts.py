@@ -514,6 +514,27 @@ class StoreContract:
             assert uow.inventory.for_skus([]) == []
             assert uow.inventory.for_sku(Sku("Z")) == []
 
+    def test_for_node_reads_every_position_of_the_node_sorted_by_sku(self, store: Store) -> None:
+        held = StockPosition.open("WH-1", Sku("B"), at=_AT, on_hand=5)
+        held.reserve("O-7/1/WH-1/3", 2, reference="O-7", at=_AT)
+        self._stock(
+            store,
+            held,
+            StockPosition.open("WH-1", Sku("A"), at=_AT, on_hand=1),
+            StockPosition.open("WH-2", Sku("A"), at=_AT, on_hand=1),
+            StockPosition.open("WH-10", Sku("A"), at=_AT, on_hand=1),  # a node id WH-1 is a prefix of
+        )
+        with store.unit_of_work() as uow:
+            extra = StockPosition.open("WH-1", Sku("0"), at=_AT, on_hand=9)  # staged, not yet committed
+            uow.inventory.save(extra)
+            found = uow.inventory.for_node("WH-1")
+            assert [p.sku.value for p in found] == ["0", "A", "B"]
+            assert found[0] is extra and uow.inventory.get("WH-1", Sku("B")) is found[2]
+            assert [r.reference for r in found[2].reservations.values()] == ["O-7"]
+            assert uow.inventory.for_node("WH-9") == []
+            with pytest.raises(InvalidValue):
+                uow.inventory.for_node(" WH-1")
+
     def test_a_stock_change_without_commit_or_with_a_failed_commit_stores_nothing(self, store: Store) -> None:
         self._stock(store, StockPosition.open("WH-1", Sku("SKU-1"), at=_AT, on_hand=10))
         with store.unit_of_work() as uow:  # never committed
