@@ -379,9 +379,7 @@ class PostgresNodes(StagedNodes):
                 "SELECT v.version, s.node_id, s.online, s.changed_at, s.actor_kind, s.actor_id, s.reason"
                 " FROM node_states_version v LEFT JOIN node_states s ON true"
             ).fetchall()
-        version = joined[0][0] if joined else 0
-        rows = [row[1:] for row in joined if row[1] is not None]
-        states = decode_node_states(version, rows, self._uow.url, _same)
+        states = decode_node_states(joined, self._uow.url, _same)
         self._uow.node_states_kept = states
         return states
 

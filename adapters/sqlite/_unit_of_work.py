@@ -356,10 +356,12 @@ class SqliteNodes(StagedNodes):
             kept = self._uow.node_states_kept
             if kept is not None and kept.version == version:
                 return kept
-            rows = conn.execute(
-                "SELECT node_id, online, changed_at, actor_kind, actor_id, reason FROM node_states"
+            # the version with the rows, in one statement (one snapshot): one row per node, or one without
+            joined = conn.execute(
+                "SELECT v.version, s.node_id, s.online, s.changed_at, s.actor_kind, s.actor_id, s.reason"
+                " FROM node_states_version v LEFT JOIN node_states s ON 1"
             ).fetchall()
-        states = decode_node_states(version, rows, self._uow.url, datetime.fromisoformat)
+        states = decode_node_states(joined, self._uow.url, datetime.fromisoformat)
         self._uow.node_states_kept = states
         return states
 

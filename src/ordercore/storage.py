@@ -451,13 +451,17 @@ def check_idempotency_key(key: object, field: str = "key") -> str:
 
 
 def decode_node_states(
-    version: int, rows: Iterable[Sequence[Any]], where: str, time: Callable[[Any], datetime]
+    rows: Sequence[Sequence[Any]], where: str, time: Callable[[Any], datetime]
 ) -> NodeStates:
-    """The node states a store holds at ``version``: ``rows`` of (node id, online, changed at, actor kind,
-    actor id, reason), ``time`` reading the stored time. A row that does not read back is a store
-    failure."""
+    """The node states a store holds, from ``rows`` of (version, node id, online, changed at, actor kind,
+    actor id, reason), read in one statement: the version with every node's row (a row whose node id is
+    None when no node was ever switched); ``time`` reads a stored time. A row that does not read back is
+    a store failure."""
+    version = rows[0][0] if rows else 0
     statuses = []
-    for node_id, online, changed_at, actor_kind, actor_id, reason in rows:
+    for _, node_id, online, changed_at, actor_kind, actor_id, reason in rows:
+        if node_id is None:
+            continue
         try:
             statuses.append(
                 NodeStatus(str(node_id), bool(online), time(changed_at), Actor(actor_kind, actor_id), reason)

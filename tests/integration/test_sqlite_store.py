@@ -514,3 +514,19 @@ def test_an_unreadable_node_day_is_store_unavailable(tmp_path: Path, taken: str)
                 uow.capacity.for_day(DAY, ["WH-1"])
     finally:
         store.close()
+
+
+def test_a_node_state_row_that_does_not_read_back_is_store_unavailable(tmp_path: Path) -> None:
+    store = open_store(file_url(tmp_path))
+    try:
+        with store.unit_of_work() as uow:
+            uow.nodes.set_online("WH-1", False, actor=ACTOR, at=AT, reason="storm")
+            uow.commit()
+        with closing(sqlite3.connect(tmp_path / "orders.db")) as raw:
+            raw.execute("UPDATE node_states SET changed_at = 'yesterday'")
+            raw.execute("UPDATE node_states_version SET version = 2")  # as a change would
+            raw.commit()
+        with store.unit_of_work() as uow, pytest.raises(StoreUnavailable, match="node WH-1 cannot be read"):
+            uow.nodes.current()
+    finally:
+        store.close()
