@@ -113,6 +113,8 @@ class OrderLifecycleMachine(RuleBasedStateMachine):
         self.seen: list[OrderEvent] = []
         self.app.subscribe(OrderEvent, self.seen.append)
         self.order: Order
+        # nodes switched offline, each with the length of the order's history when it was
+        self.offline_since: dict[str, int] = {}
 
     @initialize(cmd=place_order_commands(max_lines=3), draft=st.sampled_from([False, False, False, True]))
     def place(self, cmd: Command, draft: bool) -> None:
@@ -229,7 +231,12 @@ class OrderLifecycleMachine(RuleBasedStateMachine):
 
     @rule(node=st.sampled_from(NODES), online=st.booleans())
     def switch_node(self, node: str, online: bool) -> None:
+        if online:
+            self.offline_since.pop(node, None)
+        else:
+            self.offline_since.setdefault(node, len(self.order.history))
         self.app.set_node_online(node, online)
+        assert self.app.node_states().offline == set(self.offline_since)
         self.order = self.app.get_order(self.order.id)
 
     # -- invariants ----------------------------------------------------------------------------------------
@@ -283,6 +290,13 @@ class OrderLifecycleMachine(RuleBasedStateMachine):
                 if position is not None:
                     assert position.on_hand >= 0
                     assert position.reserved(now) == held.get((node, line.sku.value), 0)
+
+    @invariant()
+    def nothing_is_sourced_at_a_node_after_it_went_offline(self) -> None:
+        for node, since in self.offline_since.items():
+            for event in self.order.history[since:]:
+                if isinstance(event, ev.SourcingPlanned):
+                    assert all(a.node_id != node for a in event.allocations), f"sourced at offline {node}"
 
     @invariant()
     def replay_equals_state(self) -> None:
