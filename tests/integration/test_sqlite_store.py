@@ -530,3 +530,30 @@ def test_a_node_state_row_that_does_not_read_back_is_store_unavailable(tmp_path:
             uow.nodes.current()
     finally:
         store.close()
+
+
+def test_a_schema_6_database_is_refused_then_given_its_node_states(tmp_path: Path) -> None:
+    store = open_store(file_url(tmp_path))
+    try:
+        add(store, make_order(order_id="O-1"))
+    finally:
+        store.close()
+    with closing(sqlite3.connect(tmp_path / "orders.db")) as raw:  # back to what schema 6 had
+        raw.execute("DROP TABLE node_states")
+        raw.execute("DROP TABLE node_states_version")
+        raw.execute("PRAGMA user_version = 6")
+        raw.commit()
+    with pytest.raises(StoreUnavailable, match="schema version 6"):
+        open_store(file_url(tmp_path))
+    store = open_store(file_url(tmp_path), migrate=True)
+    try:
+        assert [version for version, _ in store.migration.steps] == [7]
+        with store.unit_of_work() as uow:
+            assert uow.nodes.current().version == 0
+            assert uow.nodes.set_online("WH-1", False, actor=ACTOR, at=AT)
+            uow.commit()
+        with store.unit_of_work() as uow:
+            assert uow.nodes.current().offline == {"WH-1"}
+            assert uow.orders.get(OrderId("O-1")).version == 2
+    finally:
+        store.close()
