@@ -8,9 +8,10 @@ Each test works in a fresh schema of the server named by ``ORDERCORE_TEST_POSTGR
 from __future__ import annotations
 
 import json
+import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
 
 import psycopg
@@ -616,6 +617,73 @@ def test_a_schema_6_database_is_refused_then_given_its_row_checks(
         "StatusChanged",
         "HoldApplied",
     ]
+
+
+def test_a_switch_waits_for_commits_that_checked_the_node_states_and_they_for_it(url: str) -> None:
+    """The advisory lock that keeps a switch from slipping between a sourcing commit's check of the node
+    states and its end: held shared by such commits, alone by a switch (see _unit_of_work)."""
+    store = open_store(url)
+    lock_key = f"ordercore node states {schema_of(url)}"
+    try:
+        with store.unit_of_work() as uow:
+            uow.orders.add(make_order(order_id="O-1"))
+            uow.commit()
+
+        def in_thread(work: Callable[[], None]) -> tuple[threading.Thread, list[BaseException]]:
+            errors: list[BaseException] = []
+
+            def run() -> None:
+                try:
+                    work()
+                except BaseException as e:
+                    errors.append(e)
+
+            thread = threading.Thread(target=run)
+            thread.start()
+            return thread, errors
+
+        def switch() -> None:
+            with store.unit_of_work() as uow:
+                uow.nodes.set_online("WH-1", False, actor=ACTOR, at=AT)
+                uow.commit()
+
+        def source() -> None:  # reads the states, then commits a change of an order
+            with store.unit_of_work() as uow:
+                uow.nodes.current()
+                order = uow.orders.get(OrderId("O-1"))
+                order.hold("CHECK", actor=ACTOR, at=AT)
+                uow.orders.save(order)
+                uow.commit()
+
+        # a sourcing commit in flight (its transaction holds the lock shared): the switch waits for it
+        with psycopg.connect(SERVER_URL) as other:
+            other.execute("SELECT pg_advisory_xact_lock_shared(hashtext(%s))", (lock_key,))
+            thread, errors = in_thread(switch)
+            thread.join(timeout=0.5)
+            assert thread.is_alive(), "the switch did not wait for the commit in flight"
+            other.commit()
+        thread.join(timeout=10)
+        assert not thread.is_alive() and not errors
+        # a switch in flight (the lock held alone): a commit that checked the states waits, then finds
+        # them changed
+        with psycopg.connect(SERVER_URL) as other:
+            other.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (lock_key,))
+            other.execute(
+                sql.SQL("UPDATE {}.node_states_version SET version = version + 1").format(
+                    sql.Identifier(schema_of(url))
+                )
+            )
+            thread, errors = in_thread(source)
+            thread.join(timeout=0.5)
+            assert thread.is_alive(), "the commit did not wait for the switch in flight"
+            other.commit()
+        thread.join(timeout=10)
+        assert not thread.is_alive()
+        assert len(errors) == 1 and isinstance(errors[0], ConcurrencyConflict)
+        assert (errors[0].expected_version, errors[0].actual_version) == (1, 2)
+        assert not load(store, "O-1").holds  # nothing of it was written
+    finally:
+        store.close()
 
 
 def test_capacity_taken_through_one_store_is_seen_and_checked_by_another(url: str) -> None:
