@@ -26,6 +26,7 @@ from ordercore import (
     OrderCoreError,
     OrderStatus,
     RecordShipment,
+    ReleaseHold,
     ReleaseToFulfilment,
     SequentialIds,
     Sku,
@@ -38,6 +39,7 @@ from ordercore import (
 from ordercore.inventory import Capability, FulfilmentNode, NodeKind, ShippingCost, Supply
 from ordercore.service.commands import (
     CancelSupply,
+    ChangeShippingAddress,
     CountStock,
     ExpectSupply,
     ReceiveStock,
@@ -229,6 +231,36 @@ def test_going_offline_finds_the_orders_through_the_nodes_reservations_and_is_sh
     again = placed(other, ("MUG", 1))
     other.handle(SourceOrder(order_id=again))
     assert [a.node_id for a in other.get_order(again).allocations] == ["MUC"]
+
+
+def test_an_order_on_hold_gives_back_its_units_at_a_node_going_offline_and_is_sourced_later() -> None:
+    app = make_app({("BER", "MUG"): 5, ("MUC", "MUG"): 5})
+    oid = placed(app, ("MUG", 2))
+    app.handle(SourceOrder(order_id=oid))
+    app.handle(HoldOrder(order_id=oid, code="fraud-check"))
+    [result] = app.set_node_online("BER", False)
+    held = app.get_order(oid)
+    assert result.order_id == held.id and held.status is OrderStatus.ON_HOLD
+    assert held.allocations == () and held.lines[0].qty.open == 2
+    assert reserved(app, "BER", "MUG") == 0
+    app.handle(ReleaseHold(order_id=oid, code="fraud-check"))
+    app.handle(SourceOrder(order_id=oid))
+    assert [(a.node_id, a.quantity) for a in app.get_order(oid).allocations] == [("MUC", 2)]
+
+
+def test_an_order_that_cannot_be_taken_back_does_not_stop_the_others_and_is_named() -> None:
+    app = make_app({("BER", "MUG"): 5, ("MUC", "MUG"): 5})
+    stuck, moved = placed(app, ("MUG", 1)), placed(app, ("MUG", 1))
+    for oid in (stuck, moved):
+        app.handle(SourceOrder(order_id=oid))
+    # the address of one loses its coordinates (and there is no geocoder): it cannot be planned again
+    app.handle(ChangeShippingAddress(order_id=stuck, address=attrs.evolve(BERLIN, coordinates=None)))
+    with pytest.raises(SourcingFailed) as info:
+        app.set_node_online("BER", False)
+    assert len(info.value.reasons) == 1 and info.value.reasons[0].startswith(f"{stuck}: SourcingFailed")
+    assert [a.node_id for a in app.get_order(moved).allocations] == ["MUC"]
+    assert [a.node_id for a in app.get_order(stuck).allocations] == ["BER"]  # left as it was, whole
+    assert reserved(app, "BER", "MUG") == 1 and app.node_states().offline == {"BER"}
 
 
 def test_a_cancelled_line_resources_the_rest_when_that_is_cheaper() -> None:

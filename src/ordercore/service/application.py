@@ -9,7 +9,7 @@ from typing import Self
 
 import attrs
 
-from ordercore.errors import IllegalTransition, InvalidValue, StoreUnavailable
+from ordercore.errors import IllegalTransition, InvalidValue, OrderCoreError, SourcingFailed, StoreUnavailable
 from ordercore.events import OrderEvent
 from ordercore.inventory import NodeStates, ReservationKind, StockPosition
 from ordercore.lifecycle import Lifecycle, State
@@ -232,16 +232,30 @@ class OrderCore:
         then sources again the units it holds for orders but has not been released to ship yet, and
         returns those results: every order committed before the switch is found, and a sourcing that read
         the node states before the switch and commits after it fails and runs again (see
-        :class:`~ordercore.ports.NodeStateRepository`). Saying offline again re-sources whatever is still
-        held there."""
+        :class:`~ordercore.ports.NodeStateRepository`). An order on hold gives its units back, to be sourced
+        when it can be. Saying offline again re-sources whatever is still held there; an order that could
+        not be taken back does not stop the others, and ``SourcingFailed`` then names each, after the rest
+        are done."""
         self.handle(SetNodeOnline(node_id=node_id, online=online, actor=actor, reason=reason))
         if online or not resource:
             return []
         why = reason or f"{node_id} offline"
-        return [
-            self.handle(ResourceOrder(order_id=order_id, node_id=node_id, actor=actor, reason=why))
-            for order_id in self._orders_sourced_at(node_id)
-        ]
+        results: list[CommandResult] = []
+        failed: list[str] = []
+        for order_id in self._orders_sourced_at(node_id):
+            try:
+                results.append(
+                    self.handle(ResourceOrder(order_id=order_id, node_id=node_id, actor=actor, reason=why))
+                )
+            except OrderCoreError as e:  # the others are still moved; this one is named below
+                failed.append(f"{order_id}: {type(e).__name__}: {e}")
+        if failed:
+            raise SourcingFailed(
+                f"{node_id} is offline, but {len(failed)} of its orders could not be taken back"
+                " (set it offline again to retry them)",
+                reasons=failed,
+            )
+        return results
 
     def node_states(self) -> NodeStates:
         """Which nodes the store keeps offline, with who switched them, when and why."""

@@ -404,6 +404,12 @@ def _sourcing_handler(
         avoid, again = (None, True) if take_back is None else take_back(order, cmd, at)
         if allocations != order.allocations:
             sync_reservations(uow, order, allocations, at=at, reason=cmd.reason or f"order {order.id}")
+        if (
+            again
+            and take_back is not None
+            and order.lifecycle.transition(order.status, Triggers.SOURCE) is None
+        ):
+            again = False  # taken back from an order that cannot be sourced now (on hold): sourced later
         if again:
             policy = getattr(cmd, "policy", None) or svc.sourcing_policy(order)
             if avoid is not None and avoid != policy.pickup_node:
