@@ -244,17 +244,22 @@ class StoreContract:
         assert stored.status == OrderStatus.ACCEPTED
         assert stored.version == 3
 
+    def _stale_change(self, store: Store, stale: UnitOfWork) -> None:
+        """Stage in ``stale`` a hold on O-1 as read there, after another unit accepted it and committed:
+        ``stale`` then fails to commit."""
+        old = stale.orders.get(OrderId("O-1"))
+        with store.unit_of_work() as other:
+            fresh = other.orders.get(OrderId("O-1"))
+            fresh.accept(actor=_ACTOR, at=_AT)
+            other.orders.save(fresh)
+            other.commit()
+        old.hold("CHECK", actor=_ACTOR, at=_AT)
+        stale.orders.save(old)
+
     def test_a_failed_commit_stores_none_of_its_changes(self, store: Store) -> None:
         self._add(store, _order("O-1"))
         with store.unit_of_work() as stale:
-            old = stale.orders.get(OrderId("O-1"))
-            with store.unit_of_work() as other:
-                fresh = other.orders.get(OrderId("O-1"))
-                fresh.accept(actor=_ACTOR, at=_AT)
-                other.orders.save(fresh)
-                other.commit()
-            old.hold("CHECK", actor=_ACTOR, at=_AT)
-            stale.orders.save(old)
+            self._stale_change(store, stale)
             stale.orders.add(_order("O-2"))
             with pytest.raises(ConcurrencyConflict):
                 stale.commit()
@@ -792,15 +797,8 @@ class StoreContract:
             uow.nodes.set_online("WH-1", False, actor=_ACTOR, at=_AT)
         self._add(store, _order("O-1"))
         with store.unit_of_work() as stale:
-            old = stale.orders.get(OrderId("O-1"))
-            with store.unit_of_work() as other:
-                fresh = other.orders.get(OrderId("O-1"))
-                fresh.accept(actor=_ACTOR, at=_AT)
-                other.orders.save(fresh)
-                other.commit()
             stale.nodes.set_online("WH-1", False, actor=_ACTOR, at=_AT)
-            old.hold("CHECK", actor=_ACTOR, at=_AT)
-            stale.orders.save(old)  # out of date: the commit fails as a whole
+            self._stale_change(store, stale)  # the commit fails as a whole
             with pytest.raises(ConcurrencyConflict):
                 stale.commit()
         with store.unit_of_work() as uow:
