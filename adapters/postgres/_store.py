@@ -23,7 +23,7 @@ from ordercore.inventory import NodeStates, StockPosition
 from ordercore.lifecycle import DEFAULT_LIFECYCLE, Lifecycle
 from ordercore.order import Order
 from ordercore.serialization import make_converter
-from ordercore.storage import StoredJson, VersionedCopies
+from ordercore.storage import StoredJson, VersionedCopies, node_states_copies
 from ordercore.values import OrderId
 from ordercore_adapters.postgres._schema import DEFAULT_SCHEMA, Migration, ensure_schema
 from ordercore_adapters.postgres._unit_of_work import PostgresUnitOfWork
@@ -136,8 +136,7 @@ class PostgresStore:
         self.stock_cache: VersionedCopies[tuple[str, str], StockPosition] = VersionedCopies(
             StockPosition.clone, _KEPT_POSITIONS
         )
-        #: the node states last read or written, with their version
-        self.node_states_kept: NodeStates | None = None
+        self.node_states_cache: VersionedCopies[str, NodeStates] = node_states_copies()
         self.closed = False
         self._display = _redact(conninfo, schema)
         self._lock = threading.Lock()

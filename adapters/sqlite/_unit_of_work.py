@@ -31,6 +31,7 @@ from ordercore.ports import (
     OutboxRecord,
 )
 from ordercore.storage import (
+    NODE_STATES,
     StagedCapacity,
     StagedIdempotency,
     StagedNodes,
@@ -353,8 +354,8 @@ class SqliteNodes(StagedNodes):
         with self._uow.db() as conn:
             row = conn.execute("SELECT version FROM node_states_version").fetchone()
             version = 0 if row is None else row[0]
-            kept = self._uow.node_states_kept
-            if kept is not None and kept.version == version:
+            kept = self._uow.node_states_cache.get(NODE_STATES, version)
+            if kept is not None:
                 return kept
             # the version with the rows, in one statement (one snapshot): one row per node, or one without
             joined = conn.execute(
@@ -362,7 +363,7 @@ class SqliteNodes(StagedNodes):
                 " FROM node_states_version v LEFT JOIN node_states s ON 1"
             ).fetchall()
         states = decode_node_states(joined, self._uow.url, datetime.fromisoformat)
-        self._uow.node_states_kept = states
+        self._uow.node_states_cache.put(NODE_STATES, states.version, states)
         return states
 
 
@@ -409,13 +410,9 @@ class SqliteUnitOfWork(StagedUnitOfWork):
         return self._store.stock_cache
 
     @property
-    def node_states_kept(self) -> NodeStates | None:
-        """The node states the store last read or wrote."""
-        return self._store.node_states_kept
-
-    @node_states_kept.setter
-    def node_states_kept(self, states: NodeStates | None) -> None:
-        self._store.node_states_kept = states
+    def node_states_cache(self) -> VersionedCopies[str, NodeStates]:
+        """The node states the store last read or wrote, by version."""
+        return self._store.node_states_cache
 
     def _release(self) -> None:
         self.close()
@@ -511,7 +508,9 @@ class SqliteUnitOfWork(StagedUnitOfWork):
                 raise
         # what was just committed is what the next unit will read: keep it, so that it is not decoded
         if node_statuses and node_version is not None:
-            self.node_states_kept = NodeStates(node_version + 1, self.nodes.current().statuses)
+            self.node_states_cache.put(
+                NODE_STATES, node_version + 1, NodeStates(node_version + 1, self.nodes.current().statuses)
+            )
         for order in changed:
             self.orders_cache.put(order.id, order.version, committed_copy_of_order(order))
         for position in positions:

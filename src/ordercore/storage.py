@@ -59,6 +59,7 @@ from ordercore.values import Actor, Address, Channel, CustomerId, CustomerRef, O
 
 __all__ = [
     "MAX_IDEMPOTENCY_KEY_LENGTH",
+    "NODE_STATES",
     "StagedCapacity",
     "StagedIdempotency",
     "StagedNodes",
@@ -79,6 +80,7 @@ __all__ = [
     "hold_rows",
     "key_taken",
     "node_states_changed",
+    "node_states_copies",
     "newest_first",
     "order_digest",
     "status_since",
@@ -272,9 +274,8 @@ class StagedStock(ABC):
         check_node_id(node_id)
         for position in self._load_for_node(node_id):
             self.staged.setdefault((position.node_id, position.sku), position)
-        return [
-            p for k, p in sorted(self.staged.items(), key=lambda item: item[0][1].value) if k[0] == node_id
-        ]
+        mine = [p for (node, _), p in self.staged.items() if node == node_id]
+        return sorted(mine, key=lambda p: p.sku.value)
 
     def save(self, position: StockPosition) -> None:
         if not isinstance(position, StockPosition):
@@ -472,6 +473,20 @@ def decode_node_states(
         return NodeStates.of(version, statuses)
     except OrderCoreError as e:
         raise StoreUnavailable(f"{where}: the node states cannot be read: {e}") from e
+
+
+#: the one key under which a store keeps its node states in :func:`node_states_copies`
+NODE_STATES = "node states"
+
+
+def node_states_copies() -> VersionedCopies[str, NodeStates]:
+    """Where a store keeps the node states it last read or wrote, by version, under :data:`NODE_STATES`
+    (they are immutable: the copy handed out is the one kept)."""
+    return VersionedCopies(_unchanged, 1)
+
+
+def _unchanged(states: NodeStates) -> NodeStates:
+    return states
 
 
 def node_states_changed(expected: int, actual: int | None) -> ConcurrencyConflict:

@@ -276,9 +276,10 @@ class OrderCore:
             found: list[OrderId] = []
             for reference in sorted(references):
                 try:
-                    order = uow.orders.find(OrderId(reference))
+                    order_id = OrderId(reference)
                 except InvalidValue:  # held for something that is not an order
                     continue
+                order = uow.orders.find(order_id)
                 if order is not None and withdrawable(order, node_id):
                     found.append(order.id)
         return found

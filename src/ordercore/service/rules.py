@@ -18,6 +18,7 @@ from ordercore.ports import RecentOrders, UnitOfWork
 from ordercore.rules.context import RuleInputs, order_context
 from ordercore.rules.engine import Decision, evaluate
 from ordercore.rules.model import Outcome, RuleSet
+from ordercore.service.sourcing import offline_nodes
 from ordercore.values import Actor, Sku
 
 if TYPE_CHECKING:  # handlers import this module: the type only, to avoid a cycle
@@ -38,7 +39,7 @@ def rule_inputs(uow: UnitOfWork, svc: Services, at: datetime) -> RuleInputs:
     def available(sku: Sku) -> int:
         total = 0
         positions = uow.inventory.for_sku(sku)
-        offline = uow.nodes.current().offline
+        offline = offline_nodes(uow)
         for position in positions:
             node_id = position.node_id
             if node_id in offline:
