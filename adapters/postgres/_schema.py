@@ -50,6 +50,7 @@ from psycopg import sql
 
 from ordercore.errors import StoreUnavailable
 from ordercore.inventory import LedgerEntry, StockPosition
+from ordercore.inventory.ledger import Reservation
 from ordercore.order import Order
 from ordercore.serialization import make_converter, to_json
 from ordercore.storage import (
@@ -57,6 +58,7 @@ from ordercore.storage import (
     decode_stored,
     hold_rows,
     order_digest,
+    reservation_changes,
     status_since,
     upgrade_stock_level,
 )
@@ -74,10 +76,11 @@ __all__ = [
     "insert_rows",
     "ledger_rows",
     "read_model_statements",
+    "reservation_statements",
     "write_read_models",
 ]
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 #: the SQLSTATE ``ordercore_check_rows`` raises (a class of its own, outside those PostgreSQL uses)
 ROW_CHECK_FAILED = "OC409"
 DEFAULT_SCHEMA = "ordercore"
@@ -91,6 +94,7 @@ STEP_DESCRIPTIONS: dict[int, str] = {
     5: "read models: orders.status_since, order_holds and order_backorders, filled from every order",
     6: "recent orders: order_digests, each customer's placed orders, filled from every order",
     7: "row checks and node states: ordercore_check_rows, and which nodes are offline, shared by every worker",
+    8: "stock reservations: each open reservation in a row of its own, moved out of its position's body",
 }
 
 
@@ -290,6 +294,28 @@ _VERSION_7 = (
     "INSERT INTO node_states_version (singleton, version) VALUES (true, 0) ON CONFLICT DO NOTHING",
 )
 
+_VERSION_8 = (
+    """
+    CREATE TABLE IF NOT EXISTS stock_reservations (
+        node_id TEXT COLLATE "C" NOT NULL,
+        sku     TEXT COLLATE "C" NOT NULL,
+        key     TEXT COLLATE "C" NOT NULL,
+        body    JSONB NOT NULL,
+        PRIMARY KEY (node_id, sku, key),
+        FOREIGN KEY (node_id, sku) REFERENCES stock (node_id, sku)
+    )
+    """,
+    # every reservation a position's body holds becomes a row, and the body keeps none
+    """
+    INSERT INTO stock_reservations (node_id, sku, key, body)
+    SELECT s.node_id, s.sku, r.key, r.value FROM stock s, jsonb_each(s.body -> 'reservations') r
+    """,
+    """
+    UPDATE stock SET body = jsonb_set(body, '{reservations}', '{}'::jsonb)
+    WHERE body -> 'reservations' <> '{}'::jsonb
+    """,
+)
+
 #: the start of an ``INSERT`` of ledger rows (see :func:`insert_rows` and :func:`ledger_rows`)
 INSERT_LEDGER = "INSERT INTO stock_ledger (node_id, sku, sequence, kind, quantity, at, key, body)"
 
@@ -329,6 +355,31 @@ def insert_rows(head: str, rows: Sequence[Sequence[Any]]) -> Statement:
     width = len(rows[0])
     group = "(" + ", ".join(["%s"] * width) + ")"
     return f"{head} VALUES " + ", ".join([group] * len(rows)), tuple(v for row in rows for v in row)
+
+
+def reservation_statements(position: StockPosition, text: Callable[[Reservation], str]) -> list[Statement]:
+    """The statements that bring ``position``'s reservation rows to what it holds (see
+    :func:`ordercore.storage.reservation_changes`): one ``INSERT`` of the reservations written (replacing
+    those whose key has a row), one ``DELETE`` of the keys gone; ``text`` writes a reservation's JSON."""
+    written, gone = reservation_changes(position)
+    node_id, sku = position.node_id, position.sku.value
+    statements: list[Statement] = []
+    if written:
+        query, params = insert_rows(
+            "INSERT INTO stock_reservations (node_id, sku, key, body)",
+            [(node_id, sku, r.key, text(r)) for r in written],
+        )
+        statements.append(
+            (query + " ON CONFLICT (node_id, sku, key) DO UPDATE SET body = excluded.body", params)
+        )
+    if gone:
+        statements.append(
+            (
+                "DELETE FROM stock_reservations WHERE node_id = %s AND sku = %s AND key = ANY(%s)",
+                (node_id, sku, gone),
+            )
+        )
+    return statements
 
 
 def read_model_statements(order: Order, *, new: bool = False, digest: bool = True) -> list[Statement]:
@@ -444,6 +495,7 @@ _STEPS: dict[int, Step] = {
     5: _read_models,
     6: _recent_orders,
     7: _create(_VERSION_7),
+    8: _create(_VERSION_8),
 }
 
 

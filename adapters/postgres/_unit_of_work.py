@@ -47,7 +47,9 @@ from ordercore.storage import (
     committed_copy_of_position,
     decode_node_day,
     decode_node_states,
+    decode_position,
     decode_stored,
+    group_position_rows,
     key_taken,
     node_states_changed,
     status_since,
@@ -59,6 +61,7 @@ from ordercore_adapters.postgres._schema import (
     insert_rows,
     ledger_rows,
     read_model_statements,
+    reservation_statements,
 )
 
 if TYPE_CHECKING:
@@ -202,20 +205,10 @@ class PostgresInventoryRepository(StagedStock):
         self._uow = uow
 
     def _load(self, node_id: str, sku: Sku) -> StockPosition | None:
-        # the body is read only when the row is not at the version of the copy the store keeps
-        query = (
-            "SELECT version, CASE WHEN version = %s THEN NULL ELSE body::text END FROM stock"
-            " WHERE node_id = %s AND sku = %s"
+        found = self._load_where(
+            "SELECT node_id, sku, version FROM stock WHERE node_id = %s AND sku = %s", (node_id, sku.value)
         )
-        with self._uow.db() as conn:
-            kept, body = self._uow.stock_cache.read_through(
-                (node_id, sku.value), lambda v: conn.execute(query, (v, node_id, sku.value)).fetchone()
-            )
-        if kept is not None:
-            return kept
-        if body is None:
-            return None
-        return self._decode(node_id, sku.value, body)
+        return found[0] if found else None
 
     def _load_for_skus(self, skus: Sequence[Sku]) -> list[StockPosition]:
         # the node states' version comes with them (a row without a node), in the same snapshot: a
@@ -248,20 +241,24 @@ class PostgresInventoryRepository(StagedStock):
                     stale_skus.append(sku)
                 else:
                     found.append(position)
-            bodies = (
+            # each stale position's body with its reservations' rows, in one statement (one snapshot)
+            rows = (
                 conn.execute(
-                    "SELECT node_id, sku, body::text FROM stock"
-                    " WHERE (node_id, sku) IN (SELECT * FROM unnest(%s::text[], %s::text[]))",
+                    "SELECT s.node_id, s.sku, s.body::text, r.key, r.body::text FROM stock s"
+                    " LEFT JOIN stock_reservations r ON r.node_id = s.node_id AND r.sku = s.sku"
+                    " WHERE (s.node_id, s.sku) IN (SELECT * FROM unnest(%s::text[], %s::text[]))",
                     (stale_nodes, stale_skus),
                 ).fetchall()
                 if stale_nodes
                 else []
             )
-        found.extend(self._decode(node_id, sku, body) for node_id, sku, body in bodies)
+        found.extend(self._decode(*grouped) for grouped in group_position_rows(rows))
         return found
 
-    def _decode(self, node_id: str, sku: str, body: str) -> StockPosition:
-        position = self._uow.decode(body, StockPosition, f"stock {node_id}/{sku}")
+    def _decode(
+        self, node_id: str, sku: str, body: str, reservations: list[tuple[str, str]]
+    ) -> StockPosition:
+        position = self._uow.decode_position(body, reservations, f"stock {node_id}/{sku}")
         self._uow.stock_cache.put((node_id, sku), position.version, position.clone())
         return position
 
@@ -477,6 +474,11 @@ class PostgresUnitOfWork(StagedUnitOfWork):
                 days = conn.execute("DELETE FROM node_capacity WHERE day < %s", (days_before,)).rowcount
         return keys, days
 
+    def decode_position(self, body: str, reservations: list[tuple[str, str]], what: str) -> StockPosition:
+        """A stored position from its body and its reservations' rows (see
+        :func:`ordercore.storage.decode_position`)."""
+        return decode_position(body, reservations, self._store.converter, f"{self._store.url}: {what}")
+
     def decode(self, body: str, cls: type[T], what: str) -> T:
         """A stored JSON body as ``cls``; an unreadable row is a store failure, not bad input."""
         return decode_stored(body, cls, self._store.converter, f"{self._store.url}: {what}")
@@ -514,9 +516,11 @@ class PostgresUnitOfWork(StagedUnitOfWork):
                 self._write_node_day(conn, commit, node_day)
             for event_id in published:
                 self._mark_published(commit, event_id)
-            converter, entry_text = self._store.converter, self._store.json.entry
+            converter, stored_json = self._store.converter, self._store.json
             for position in positions:
-                rows = ledger_rows(position, converter, entry_text)
+                for statement in reservation_statements(position, stored_json.reservation):
+                    commit.add(*statement)
+                rows = ledger_rows(position, converter, stored_json.entry)
                 if rows:
                     commit.add(*insert_rows(INSERT_LEDGER, rows))
             try:
@@ -641,7 +645,7 @@ class PostgresUnitOfWork(StagedUnitOfWork):
     def _write_position(self, conn: Connection, commit: _Commit, position: StockPosition) -> None:
         key = (position.node_id, position.sku.value)
         expected = position.persisted_version
-        body = self._store.json.position(position)
+        body = self._store.json.position_row(position)
 
         def conflict() -> OrderCoreError:
             row = conn.execute("SELECT version FROM stock WHERE node_id = %s AND sku = %s", key).fetchone()

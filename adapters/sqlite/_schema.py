@@ -21,7 +21,9 @@ units] pairs) and its grand total, indexed by customer and time; upgrading fills
 order likewise. 7 adds the node states every worker shares (see :mod:`ordercore.inventory.status`):
 ``node_states``, one row per node ever switched online or offline (who, when, why), and
 ``node_states_version``, one row whose version grows with every change and which a commit that read the
-states checks. Times in the read models are UTC ISO 8601 text with microseconds, so that they sort as
+states checks. 8 adds ``stock_reservations``: each open reservation of a position in a row of its own (its
+JSON), so that a position's body holds none and writing it costs the same however many orders hold its
+units; upgrading moves the reservations each body holds into rows. Times in the read models are UTC ISO 8601 text with microseconds, so that they sort as
 text.
 
 A new (empty) database is created at :data:`SCHEMA_VERSION` when opened. An older one is refused
@@ -55,9 +57,11 @@ from ordercore.storage import (
 )
 
 __all__ = [
+    "DELETE_RESERVATION",
     "INSERT_LEDGER",
     "SCHEMA_VERSION",
     "STEP_DESCRIPTIONS",
+    "UPSERT_RESERVATION",
     "Migration",
     "digest_items",
     "ensure_schema",
@@ -66,7 +70,7 @@ __all__ = [
     "write_read_models",
 ]
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 
 # what the step to each version does, one line each (shown by ``ordercore migrate``)
 STEP_DESCRIPTIONS: dict[int, str] = {
@@ -77,6 +81,7 @@ STEP_DESCRIPTIONS: dict[int, str] = {
     5: "read models: orders.status_since, order_holds and order_backorders, filled from every order",
     6: "recent orders: order_digests, each customer's placed orders, filled from every order",
     7: "node states: which nodes are offline, who switched them and why, shared by every worker",
+    8: "stock reservations: each open reservation in a row of its own, moved out of its position's body",
 }
 
 
@@ -255,6 +260,36 @@ _VERSION_7 = (
 )
 
 
+_VERSION_8 = (
+    """
+    CREATE TABLE IF NOT EXISTS stock_reservations (
+        node_id TEXT NOT NULL,
+        sku     TEXT NOT NULL,
+        key     TEXT NOT NULL,
+        body    TEXT NOT NULL,
+        PRIMARY KEY (node_id, sku, key),
+        FOREIGN KEY (node_id, sku) REFERENCES stock (node_id, sku)
+    )
+    """,
+    # every reservation a position's body holds becomes a row, and the body keeps none
+    """
+    INSERT INTO stock_reservations (node_id, sku, key, body)
+    SELECT s.node_id, s.sku, r.key, r.value FROM stock s, json_each(s.body, '$.reservations') r
+    """,
+    """
+    UPDATE stock SET body = json_set(body, '$.reservations', json('{}'))
+    WHERE EXISTS (SELECT 1 FROM json_each(body, '$.reservations'))
+    """,
+)
+
+#: how a position's reservation rows are written: inserted, or replaced when the key holds one already
+UPSERT_RESERVATION = (
+    "INSERT INTO stock_reservations (node_id, sku, key, body) VALUES (?, ?, ?, ?)"
+    " ON CONFLICT (node_id, sku, key) DO UPDATE SET body = excluded.body"
+)
+DELETE_RESERVATION = "DELETE FROM stock_reservations WHERE node_id = ? AND sku = ? AND key = ?"
+
+
 def stored_time(at: datetime) -> str:
     """``at`` as the read models store it: UTC ISO 8601 with microseconds, which sorts as text."""
     return at.astimezone(UTC).isoformat(timespec="microseconds")
@@ -394,6 +429,7 @@ _STEPS: dict[int, Step] = {
     5: _read_models,
     6: _recent_orders,
     7: _create(_VERSION_7),
+    8: _create(_VERSION_8),
 }
 
 

@@ -45,13 +45,23 @@ from ordercore.storage import (
     committed_copy_of_position,
     decode_node_day,
     decode_node_states,
+    decode_position,
     decode_stored,
+    group_position_rows,
     key_taken,
     node_states_changed,
+    reservation_changes,
     status_since,
 )
 from ordercore.values import Channel, CustomerId, LineId, OrderId, Sku
-from ordercore_adapters.sqlite._schema import INSERT_LEDGER, ledger_rows, stored_time, write_read_models
+from ordercore_adapters.sqlite._schema import (
+    DELETE_RESERVATION,
+    INSERT_LEDGER,
+    UPSERT_RESERVATION,
+    ledger_rows,
+    stored_time,
+    write_read_models,
+)
 
 if TYPE_CHECKING:
     from ordercore_adapters.sqlite._store import Connection, SqliteStore
@@ -194,20 +204,8 @@ class SqliteInventoryRepository(StagedStock):
         self._uow = uow
 
     def _load(self, node_id: str, sku: Sku) -> StockPosition | None:
-        # the body is read only when the row is not at the version of the copy the store keeps
-        query = (
-            "SELECT version, CASE WHEN version = ? THEN NULL ELSE body END FROM stock"
-            " WHERE node_id = ? AND sku = ?"
-        )
-        with self._uow.db() as conn:
-            kept, body = self._uow.stock_cache.read_through(
-                (node_id, sku.value), lambda v: conn.execute(query, (v, node_id, sku.value)).fetchone()
-            )
-        if kept is not None:
-            return kept
-        if body is None:
-            return None
-        return self._decode(node_id, sku.value, body)
+        found = self._load_where("node_id = ? AND sku = ?", (node_id, sku.value))
+        return found[0] if found else None
 
     def _load_for_skus(self, skus: Sequence[Sku]) -> list[StockPosition]:
         # one statement for the versions whatever the number of SKUs (they travel as one JSON array)
@@ -233,18 +231,23 @@ class SqliteInventoryRepository(StagedStock):
                 else:
                     found.append(position)
             if stale:
-                bodies = conn.execute(
-                    "SELECT node_id, sku, body FROM stock WHERE (node_id, sku) IN"
+                # each stale position's body with its reservations' rows, in one statement (one snapshot)
+                rows = conn.execute(
+                    "SELECT s.node_id, s.sku, s.body, r.key, r.body FROM stock s"
+                    " LEFT JOIN stock_reservations r ON r.node_id = s.node_id AND r.sku = s.sku"
+                    " WHERE (s.node_id, s.sku) IN"
                     " (SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?))",
                     (json.dumps(stale),),
                 ).fetchall()
             else:
-                bodies = []
-        found.extend(self._decode(node_id, sku, body) for node_id, sku, body in bodies)
+                rows = []
+        found.extend(self._decode(*grouped) for grouped in group_position_rows(rows))
         return found
 
-    def _decode(self, node_id: str, sku: str, body: str) -> StockPosition:
-        position = self._uow.decode(body, StockPosition, f"stock {node_id}/{sku}")
+    def _decode(
+        self, node_id: str, sku: str, body: str, reservations: list[tuple[str, str]]
+    ) -> StockPosition:
+        position = self._uow.decode_position(body, reservations, f"stock {node_id}/{sku}")
         self._uow.stock_cache.put((node_id, sku), position.version, position.clone())
         return position
 
@@ -468,6 +471,11 @@ class SqliteUnitOfWork(StagedUnitOfWork):
         except (TypeError, ValueError) as e:
             raise StoreUnavailable(f"{self._store.url}: {what} has no readable time: {e}") from e
 
+    def decode_position(self, body: str, reservations: list[tuple[str, str]], what: str) -> StockPosition:
+        """A stored position from its body and its reservations' rows (see
+        :func:`ordercore.storage.decode_position`)."""
+        return decode_position(body, reservations, self._store.converter, f"{self._store.url}: {what}")
+
     def decode(self, body: str, cls: type[T], what: str) -> T:
         """A stored JSON body as ``cls``; an unreadable row is a store failure, not bad input."""
         return decode_stored(body, cls, self._store.converter, f"{self._store.url}: {what}")
@@ -605,7 +613,7 @@ class SqliteUnitOfWork(StagedUnitOfWork):
         key = (position.node_id, position.sku.value)
         expected = position.persisted_version
         stored_json = self._store.json
-        body = stored_json.position(position)
+        body = stored_json.position_row(position)
         if expected == 0:
             try:
                 conn.execute(
@@ -628,6 +636,13 @@ class SqliteUnitOfWork(StagedUnitOfWork):
             raise ConcurrencyConflict(
                 f"stock {position.node_id}/{position.sku}", expected, None if row is None else row[0]
             )
+        written_reservations, gone = reservation_changes(position)
+        if written_reservations:
+            conn.executemany(
+                UPSERT_RESERVATION, [(*key, r.key, stored_json.reservation(r)) for r in written_reservations]
+            )
+        if gone:
+            conn.executemany(DELETE_RESERVATION, [(*key, k) for k in gone])
         conn.executemany(INSERT_LEDGER, ledger_rows(position, self._store.converter, stored_json.entry))
 
     @staticmethod

@@ -33,7 +33,7 @@ from ordercore.errors import (
 from ordercore.events import OrderEvent
 from ordercore.inventory import EntryKind, LedgerEntry, NodeDay, NodeStates, NodeStatus, StockPosition
 from ordercore.inventory.capacity import check_day
-from ordercore.inventory.ledger import collect
+from ordercore.inventory.ledger import Reservation, collect
 from ordercore.inventory.nodes import check_node_id
 from ordercore.lifecycle import OrderStatus, State
 from ordercore.lines import OrderLine
@@ -73,9 +73,11 @@ __all__ = [
     "check_idempotency_key",
     "committed_copy_of_order",
     "committed_copy_of_position",
+    "decode_position",
     "decode_node_day",
     "decode_node_states",
     "decode_stored",
+    "group_position_rows",
     "check_recent_orders_query",
     "hold_rows",
     "key_taken",
@@ -83,6 +85,7 @@ __all__ = [
     "node_states_copies",
     "newest_first",
     "order_digest",
+    "reservation_changes",
     "status_since",
     "summarise_backorders",
     "upgrade_stock_level",
@@ -754,6 +757,21 @@ class StoredJson:
         """``to_json(position)``."""
         return self._text(position, self._whole)
 
+    def position_row(self, position: StockPosition) -> str:
+        """``to_json`` of ``position`` with no reservations: the body of its row in a store that keeps
+        each reservation in a row of its own (see :func:`reservation_changes`), so that writing a position
+        costs the same however many orders hold units of it."""
+        if not position.reservations:
+            return self.position(position)
+        shell = position.clone()
+        shell.reservations = {}
+        return self.position(shell)
+
+    def reservation(self, reservation: Reservation) -> str:
+        """``to_json(reservation)``, kept by identity (a reservation is immutable, and replaced when it
+        changes)."""
+        return self._kept(reservation, self._texts.for_type(Reservation))
+
     def entry(self, entry: LedgerEntry) -> str:
         """``to_json(entry)`` for a ledger entry."""
         return self._texts.text(entry)
@@ -928,6 +946,65 @@ def decode_stored(body: str | bytes, cls: type[T], converter: cattrs.Converter, 
         return from_json(body, cls, converter=converter)
     except OrderCoreError as e:
         raise StoreUnavailable(f"{what} cannot be read: {e}") from e
+
+
+#: the ledger entries that change a position's reservations (each names the reservation by its key)
+_RESERVATION_ENTRIES = frozenset(
+    {EntryKind.RESERVED, EntryKind.CONFIRMED, EntryKind.RELEASED, EntryKind.CONSUMED, EntryKind.EXPIRED}
+)
+
+
+def reservation_changes(position: StockPosition) -> tuple[list[Reservation], list[str]]:
+    """What a store that keeps each reservation in a row of its own writes when it stores ``position``:
+    the reservations to write (insert or replace) and the keys of those to delete, in key order.
+
+    A position never stored (``persisted_version`` 0) writes every reservation it holds. A stored one
+    writes only the reservations its new ledger entries touched: each such key is written if the position
+    still holds it and deleted if not. A reservation changes only through an entry naming its key, so the
+    rows then hold what the position holds, and a write costs the entries' keys, not the reservations'
+    number."""
+    held = position.reservations
+    if position.persisted_version == 0:
+        return [held[k] for k in sorted(held)], []
+    touched = sorted({e.key for e in position.new_entries() if e.kind in _RESERVATION_ENTRIES and e.key})
+    return [held[k] for k in touched if k in held], [k for k in touched if k not in held]
+
+
+def decode_position(
+    body: str | bytes,
+    reservations: Iterable[tuple[str, str | bytes]],
+    converter: cattrs.Converter,
+    what: str,
+) -> StockPosition:
+    """A stored position from its row's body and its reservations' rows, each ``(key, JSON body)``,
+    read in one snapshot; a body that holds reservations of its own keeps them (rows win on a key both
+    hold). An unreadable row, or one whose reservation is not under its key, is a store failure."""
+    position = decode_stored(body, StockPosition, converter, what)
+    rows = list(reservations)
+    if not rows:
+        return position
+    held = dict(position.reservations)
+    for key, text in rows:
+        reservation = decode_stored(text, Reservation, converter, f"{what}: reservation {key!r}")
+        if reservation.key != key:
+            raise StoreUnavailable(f"{what}: the row of reservation {key!r} holds {reservation.key!r}")
+        held[key] = reservation
+    position.reservations = held
+    return position
+
+
+def group_position_rows(
+    rows: Iterable[Sequence[Any]],
+) -> list[tuple[str, str, Any, list[tuple[str, Any]]]]:
+    """Rows of positions joined with their reservations' rows, each ``(node_id, sku, body, key,
+    reservation body)`` (key and reservation body None for a position without any), as one
+    ``(node_id, sku, body, [(key, reservation body), ...])`` per position, for :func:`decode_position`."""
+    grouped: dict[tuple[str, str], tuple[Any, list[tuple[str, Any]]]] = {}
+    for node_id, sku, body, key, reservation in rows:
+        held = grouped.setdefault((node_id, sku), (body, []))[1]
+        if key is not None:
+            held.append((key, reservation))
+    return [(node_id, sku, body, held) for (node_id, sku), (body, held) in grouped.items()]
 
 
 def decode_node_day(
