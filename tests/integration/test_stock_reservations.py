@@ -1,0 +1,275 @@
+"""Stock reservations in rows of their own (schema 8) on SQLite and PostgreSQL: a write touches only the
+reservations its entries name, a store that never saw the position reads it whole, and migrating moves
+the reservations a position's body held into rows."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable, Iterator
+from contextlib import closing
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from psycopg import sql
+
+from ordercore.errors import OrderCoreError, StoreUnavailable
+from ordercore.inventory import StockPosition
+from ordercore.ports import Store
+from ordercore.values import Sku
+from ordercore_adapters.postgres import open_store as open_postgres
+from ordercore_adapters.sqlite import open_store as open_sqlite
+from tests.integration.test_postgres_store import admin, schema_of, url
+from tests.unit.factories import AT
+
+__all__ = ["admin", "url"]  # fixtures from the PostgreSQL tests
+
+SKU = Sku("SKU-1")
+LATER = AT + timedelta(hours=1)
+
+
+class Database:
+    """One SQL database seen two ways: through stores opened on it, and through raw statements."""
+
+    def __init__(
+        self, dialect: str, open_: Callable[..., Store], run: Callable[[str, tuple[Any, ...]], list[Any]]
+    ) -> None:
+        self.dialect = dialect
+        self.open = open_
+        self.run = run  # one statement, committed; its rows
+
+    def reservation_rows(self) -> dict[str, dict[str, Any]]:
+        rows = self.run(
+            "SELECT key, body FROM stock_reservations WHERE node_id = 'WH-1' AND sku = 'SKU-1'", ()
+        )
+        return {key: _json(body) for key, body in rows}
+
+    def body(self) -> dict[str, Any]:
+        ((body,),) = self.run("SELECT body FROM stock WHERE node_id = 'WH-1' AND sku = 'SKU-1'", ())
+        return _json(body)
+
+    def set_body(self, table: str, body: dict[str, Any], where: str) -> None:
+        cast = "?" if self.dialect == "sqlite" else "%s::jsonb"
+        self.run(f"UPDATE {table} SET body = {cast} WHERE {where}", (json.dumps(body),))
+
+    def set_version(self, version: int) -> None:
+        if self.dialect == "sqlite":
+            self.run(f"PRAGMA user_version = {version}", ())
+        else:
+            self.run("UPDATE schema_version SET version = %s", (version,))
+
+
+def _json(body: Any) -> dict[str, Any]:
+    return body if isinstance(body, dict) else json.loads(body)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
+    if request.param == "sqlite":
+        path = tmp_path / "orders.db"
+
+        def run_sqlite(statement: str, params: tuple[Any, ...]) -> list[Any]:
+            with closing(sqlite3.connect(path, isolation_level=None)) as raw:
+                return raw.execute(statement, params).fetchall()
+
+        yield Database("sqlite", lambda **kw: open_sqlite(f"sqlite:///{path}", **kw), run_sqlite)
+        return
+    pg_url: str = request.getfixturevalue("url")
+    conn: psycopg.Connection[tuple[Any, ...]] = request.getfixturevalue("admin")
+    schema = sql.Identifier(schema_of(pg_url))
+
+    def run_postgres(statement: str, params: tuple[Any, ...]) -> list[Any]:
+        with conn.transaction():
+            conn.execute(sql.SQL("SET LOCAL search_path TO {}").format(schema))
+            cursor = conn.execute(statement.encode(), params)
+            return cursor.fetchall() if cursor.description else []
+
+    yield Database("postgres", lambda **kw: open_postgres(pg_url, **kw), run_postgres)
+
+
+def save(store: Store, change: Callable[[StockPosition], object]) -> StockPosition:
+    with store.unit_of_work() as uow:
+        position = uow.inventory.get("WH-1", SKU)
+        if position is None:
+            position = StockPosition.open("WH-1", SKU, at=AT, on_hand=100)
+        change(position)
+        uow.inventory.save(position)
+        uow.commit()
+        return position
+
+
+def read(store: Store) -> StockPosition:
+    with store.unit_of_work() as uow:
+        position = uow.inventory.get("WH-1", SKU)
+        assert position is not None
+        return position
+
+
+def reserve_five(p: StockPosition) -> None:
+    for i in range(1, 5):
+        p.reserve(f"K{i}", i, reference=f"O-{i}", at=AT)
+    p.reserve("K5", 5, reference="CART-5", at=AT, hard=False, expires_at=AT + timedelta(days=1))
+
+
+def change_four(p: StockPosition) -> None:
+    p.release("K1", at=LATER, reason="cancelled")  # all of it: the row goes
+    p.release("K2", 1, at=LATER, reason="edited")  # part of it: the row changes
+    p.consume("K3", 3, at=LATER, reason="shipped")  # all of it: the row goes
+    p.confirm("K5", at=LATER)  # soft to hard: the row changes
+    p.reserve("K6", 6, reference="O-6", at=LATER)  # a new row
+
+
+def test_each_reservation_is_a_row_and_the_body_holds_none(database: Database) -> None:
+    store = database.open()
+    try:
+        save(store, reserve_five)
+        rows = database.reservation_rows()
+        assert sorted(rows) == ["K1", "K2", "K3", "K4", "K5"]
+        assert rows["K5"]["kind"] == "soft" and rows["K4"]["quantity"] == 4
+        assert database.body()["reservations"] == {}
+        written = save(store, change_four)
+    finally:
+        store.close()
+    rows = database.reservation_rows()
+    assert sorted(rows) == ["K2", "K4", "K5", "K6"]
+    assert rows["K2"]["quantity"] == 1 and rows["K5"]["kind"] == "hard" and rows["K5"]["expires_at"] is None
+    assert database.body()["reservations"] == {} and database.body()["on_hand"] == 97
+    # a store that never saw the position reads it whole, equal to what was written and to its replay
+    other = database.open()
+    try:
+        fresh = read(other)
+        assert fresh == written
+        assert fresh.reserved(LATER) == 1 + 4 + 5 + 6 and fresh.available(LATER) == 97 - 16
+        with other.unit_of_work() as uow:
+            assert StockPosition.replay(uow.inventory.ledger("WH-1", SKU)) == fresh
+    finally:
+        other.close()
+
+
+def test_a_store_holding_an_older_copy_reads_the_reservations_another_wrote(database: Database) -> None:
+    first, second = database.open(), database.open()
+    try:
+        save(first, reserve_five)
+        assert sorted(read(second).reservations) == ["K1", "K2", "K3", "K4", "K5"]  # kept by `second`
+        save(first, change_four)
+        seen = read(second)
+        assert sorted(seen.reservations) == ["K2", "K4", "K5", "K6"]
+        assert seen == read(first)
+        # and a change made on that copy is checked and written like any other
+        save(second, lambda p: p.release("K6", at=LATER, reason="cancelled"))
+        assert sorted(database.reservation_rows()) == ["K2", "K4", "K5"]
+        assert read(first).reservation("K6") is None
+    finally:
+        first.close()
+        second.close()
+
+
+def test_a_reservation_row_that_does_not_read_back_is_store_unavailable(database: Database) -> None:
+    store = database.open()
+    try:
+        save(store, reserve_five)
+    finally:
+        store.close()
+    database.set_body("stock_reservations", {**database.reservation_rows()["K2"], "key": "K9"}, "key = 'K2'")
+    other = database.open()
+    try:
+        with pytest.raises(StoreUnavailable, match="reservation 'K2'"):
+            read(other)
+    finally:
+        other.close()
+
+
+def test_migrating_to_schema_8_moves_the_reservations_out_of_the_bodies(database: Database) -> None:
+    store = database.open()
+    try:
+        save(store, reserve_five)
+        save(store, lambda p: p.release("K1", at=LATER, reason="cancelled"))
+        written = read(store)
+    finally:
+        store.close()
+    # back to what schema 7 stored: every reservation in its position's body, and no table of them
+    database.set_body(
+        "stock", {**database.body(), "reservations": database.reservation_rows()}, "node_id = 'WH-1'"
+    )
+    database.run("DROP TABLE stock_reservations", ())
+    database.set_version(7)
+    with pytest.raises(StoreUnavailable, match="schema version 7"):
+        database.open()
+    store = database.open(migrate=True)
+    try:
+        assert [version for version, _ in store.migration.steps] == [8]
+        assert read(store) == written
+    finally:
+        store.close()
+    assert sorted(database.reservation_rows()) == ["K2", "K3", "K4", "K5"]
+    assert database.body()["reservations"] == {}
+    store = database.open()
+    try:
+        assert read(store) == written  # read by a new store: from the rows
+        save(store, lambda p: p.release("K2", at=LATER, reason="cancelled"))
+        assert sorted(database.reservation_rows()) == ["K3", "K4", "K5"]
+    finally:
+        store.close()
+
+
+# every sequence of changes leaves the rows holding exactly the position's reservations
+_KEYS = st.sampled_from(["A", "B", "C", "D"])
+_STEPS = st.lists(
+    st.one_of(
+        st.tuples(st.just("reserve"), _KEYS, st.integers(1, 5), st.booleans()),
+        st.tuples(st.just("release"), _KEYS, st.integers(0, 5), st.booleans()),
+        st.tuples(st.just("consume"), _KEYS, st.integers(1, 5), st.booleans()),
+        st.tuples(st.just("confirm"), _KEYS, st.integers(1, 5), st.booleans()),
+        st.tuples(st.just("expire"), _KEYS, st.integers(1, 5), st.booleans()),
+    ),
+    min_size=1,
+    max_size=4,
+)
+
+
+def _apply(p: StockPosition, step: tuple[str, str, int, bool], at: datetime) -> None:
+    kind, key, n, flag = step
+    held = p.reservation(key)
+    try:
+        if kind == "reserve":
+            expires = None if flag else at + timedelta(minutes=30)
+            p.reserve(key, n, reference=f"R-{key}", at=at, hard=flag, expires_at=expires)
+        elif kind == "release":
+            p.release(key, n or None, at=at, reason="r")
+        elif kind == "consume" and held is not None:
+            p.consume(key, min(n, held.quantity), at=at, reason="shipped")
+        elif kind == "confirm" and held is not None:
+            p.confirm(key, at=at)
+        elif kind == "expire":
+            p.expire(at + timedelta(hours=1))
+    except OrderCoreError:
+        pass  # refused, and nothing changed: the next step goes on
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(commits=st.lists(_STEPS, min_size=1, max_size=5))
+def test_the_rows_hold_exactly_the_reservations_after_any_changes(
+    tmp_path_factory: pytest.TempPathFactory, commits: list[list[tuple[str, str, int, bool]]]
+) -> None:
+    path = tmp_path_factory.mktemp("db") / "orders.db"
+    store = open_sqlite(f"sqlite:///{path}")
+    try:
+        at = AT
+        for steps in commits:
+            at += timedelta(minutes=10)
+            written = save(store, lambda p, steps=steps, now=at: [_apply(p, step, now) for step in steps])
+        with closing(sqlite3.connect(path)) as raw:
+            rows = dict(raw.execute("SELECT key, body FROM stock_reservations").fetchall())
+        assert sorted(rows) == sorted(written.reservations)
+        other = open_sqlite(f"sqlite:///{path}")
+        try:
+            assert read(other) == written
+        finally:
+            other.close()
+    finally:
+        store.close()
