@@ -29,7 +29,9 @@ its row changed or taken; and the node states every worker shares (see
 (who, when, why), and ``node_states_version``, one row whose version grows with every change and which a
 commit that read the states checks, under a transaction-scoped advisory lock (shared by such commits,
 exclusive for one changing the states) so that the states cannot change between the check and the
-commit.
+commit. 8 adds ``stock_reservations``: each open reservation of a position in a row of its own (its
+JSON), so that a position's body holds none and writing it costs the same however many orders hold its
+units; upgrading moves the reservations each body holds into rows.
 
 A new (empty) schema is created at :data:`SCHEMA_VERSION` when opened. An older one is refused
 (``StoreUnavailable``) unless it is opened to migrate (``migrate=True``, or ``ordercore migrate``), which
