@@ -34,6 +34,7 @@ from ordercore.ports import (
 )
 from ordercore.storage import (
     NODE_STATES,
+    Behind,
     StagedCapacity,
     StagedIdempotency,
     StagedNodes,
@@ -41,6 +42,7 @@ from ordercore.storage import (
     StagedOutbox,
     StagedStock,
     StagedUnitOfWork,
+    Stale,
     VersionedCopies,
     check_recent_orders_query,
     committed_copy_of_order,
@@ -52,6 +54,7 @@ from ordercore.storage import (
     group_position_rows,
     key_taken,
     node_states_changed,
+    refresh_positions,
     status_since,
 )
 from ordercore.values import Channel, CustomerId, LineId, OrderId, Sku
@@ -223,13 +226,13 @@ class PostgresInventoryRepository(StagedStock):
         return self._load_where("SELECT node_id, sku, version FROM stock WHERE node_id = %s", (node_id,))
 
     def _load_where(self, versions: str, params: tuple[Any, ...]) -> list[StockPosition]:
-        """The positions whose versions the query ``versions`` lists: one statement for the versions,
-        and one for the bodies of the positions that changed since the store last read or wrote them,
-        each travelling as JSON only then. A row without a node is the node states' version."""
+        """The positions whose versions the query ``versions`` lists: one statement for the versions; for
+        those that changed since the store last read or wrote them, one for the ledger entries a kept copy
+        lacks and one for the bodies of the rest, each travelling as JSON only then (see
+        :func:`ordercore.storage.refresh_positions`). A row without a node is the node states' version."""
         cache = self._uow.stock_cache
         found: list[StockPosition] = []
-        stale_nodes: list[str] = []
-        stale_skus: list[str] = []
+        stale: list[Stale] = []
         with self._uow.db() as conn:
             for node_id, sku, version in conn.execute(versions, params).fetchall():
                 if node_id is None:
@@ -237,23 +240,46 @@ class PostgresInventoryRepository(StagedStock):
                     continue
                 position = cache.get((node_id, sku), version)
                 if position is None:
-                    stale_nodes.append(node_id)
-                    stale_skus.append(sku)
+                    stale.append((node_id, sku, version))
                 else:
                     found.append(position)
-            # each stale position's body with its reservations' rows, in one statement (one snapshot)
-            rows = (
-                conn.execute(
-                    "SELECT s.node_id, s.sku, s.body::text, r.key, r.body::text FROM stock s"
-                    " LEFT JOIN stock_reservations r ON r.node_id = s.node_id AND r.sku = s.sku"
-                    " WHERE (s.node_id, s.sku) IN (SELECT * FROM unnest(%s::text[], %s::text[]))",
-                    (stale_nodes, stale_skus),
-                ).fetchall()
-                if stale_nodes
-                else []
-            )
-        found.extend(self._decode(*grouped) for grouped in group_position_rows(rows))
+            if stale:
+                found.extend(
+                    refresh_positions(
+                        cache,
+                        stale,
+                        lambda behind: self._entries(conn, behind),
+                        lambda keys: self._whole(conn, keys),
+                    )
+                )
         return found
+
+    def _entries(self, conn: Connection, behind: list[Behind]) -> list[LedgerEntry]:
+        """The ledger entries each kept copy lacks (after its version, up to its row's), in order."""
+        nodes, skus, kept, stored = (list(column) for column in zip(*behind, strict=True))
+        rows = conn.execute(
+            "SELECT l.node_id, l.sku, l.sequence, l.body::text"
+            " FROM unnest(%s::text[], %s::text[], %s::int[], %s::int[]) AS b (node_id, sku, kept, stored)"
+            ' JOIN stock_ledger l ON l.node_id = b.node_id COLLATE "C" AND l.sku = b.sku COLLATE "C"'
+            " AND l.sequence > b.kept AND l.sequence <= b.stored"
+            " ORDER BY l.node_id, l.sku, l.sequence",
+            (nodes, skus, kept, stored),
+        ).fetchall()
+        return [
+            self._uow.decode(body, LedgerEntry, f"stock {node_id}/{sku} entry {seq}")
+            for node_id, sku, seq, body in rows
+        ]
+
+    def _whole(self, conn: Connection, keys: list[tuple[str, str]]) -> list[StockPosition]:
+        """Positions read whole: each body with its reservations' rows, in one statement (one snapshot)."""
+        nodes, skus = [k[0] for k in keys], [k[1] for k in keys]
+        rows = conn.execute(
+            "SELECT s.node_id, s.sku, s.body::text, r.key, r.body::text FROM stock s"
+            " LEFT JOIN stock_reservations r ON r.node_id = s.node_id AND r.sku = s.sku"
+            " WHERE (s.node_id, s.sku) IN (SELECT * FROM unnest(%s::text[], %s::text[]))",
+            (nodes, skus),
+        ).fetchall()
+        return [self._decode(*grouped) for grouped in group_position_rows(rows)]
 
     def _decode(
         self, node_id: str, sku: str, body: str, reservations: list[tuple[str, str]]

@@ -32,6 +32,7 @@ from ordercore.ports import (
 )
 from ordercore.storage import (
     NODE_STATES,
+    Behind,
     StagedCapacity,
     StagedIdempotency,
     StagedNodes,
@@ -39,6 +40,7 @@ from ordercore.storage import (
     StagedOutbox,
     StagedStock,
     StagedUnitOfWork,
+    Stale,
     VersionedCopies,
     check_recent_orders_query,
     committed_copy_of_order,
@@ -50,6 +52,7 @@ from ordercore.storage import (
     group_position_rows,
     key_taken,
     node_states_changed,
+    refresh_positions,
     reservation_changes,
     status_since,
 )
@@ -217,32 +220,55 @@ class SqliteInventoryRepository(StagedStock):
         return self._load_where("node_id = ?", (node_id,))
 
     def _load_where(self, where: str, params: tuple[Any, ...]) -> list[StockPosition]:
-        """The positions ``where`` picks: one statement for their versions, and one for the bodies of the
-        positions that changed since the store last read or wrote them."""
+        """The positions ``where`` picks: one statement for their versions; for those that changed since
+        the store last read or wrote them, one for the ledger entries a kept copy lacks and one for the
+        bodies of the rest (see :func:`ordercore.storage.refresh_positions`)."""
         cache = self._uow.stock_cache
         found: list[StockPosition] = []
-        stale: list[tuple[str, str]] = []
+        stale: list[Stale] = []
         with self._uow.db() as conn:
             rows = conn.execute(f"SELECT node_id, sku, version FROM stock WHERE {where}", params).fetchall()
             for node_id, sku, version in rows:
                 position = cache.get((node_id, sku), version)
                 if position is None:
-                    stale.append((node_id, sku))
+                    stale.append((node_id, sku, version))
                 else:
                     found.append(position)
             if stale:
-                # each stale position's body with its reservations' rows, in one statement (one snapshot)
-                rows = conn.execute(
-                    "SELECT s.node_id, s.sku, s.body, r.key, r.body FROM stock s"
-                    " LEFT JOIN stock_reservations r ON r.node_id = s.node_id AND r.sku = s.sku"
-                    " WHERE (s.node_id, s.sku) IN"
-                    " (SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?))",
-                    (json.dumps(stale),),
-                ).fetchall()
-            else:
-                rows = []
-        found.extend(self._decode(*grouped) for grouped in group_position_rows(rows))
+                found.extend(
+                    refresh_positions(
+                        cache,
+                        stale,
+                        lambda behind: self._entries(conn, behind),
+                        lambda keys: self._whole(conn, keys),
+                    )
+                )
         return found
+
+    def _entries(self, conn: sqlite3.Connection, behind: list[Behind]) -> list[LedgerEntry]:
+        """The ledger entries each kept copy lacks (after its version, up to its row's), in order."""
+        rows = conn.execute(
+            "SELECT l.node_id, l.sku, l.sequence, l.body FROM json_each(?) b JOIN stock_ledger l"
+            " ON l.node_id = json_extract(b.value, '$[0]') AND l.sku = json_extract(b.value, '$[1]')"
+            " AND l.sequence > json_extract(b.value, '$[2]') AND l.sequence <= json_extract(b.value, '$[3]')"
+            " ORDER BY l.node_id, l.sku, l.sequence",
+            (json.dumps(behind),),
+        ).fetchall()
+        return [
+            self._uow.decode(body, LedgerEntry, f"stock {node_id}/{sku} entry {seq}")
+            for node_id, sku, seq, body in rows
+        ]
+
+    def _whole(self, conn: sqlite3.Connection, keys: list[tuple[str, str]]) -> list[StockPosition]:
+        """Positions read whole: each body with its reservations' rows, in one statement (one snapshot)."""
+        rows = conn.execute(
+            "SELECT s.node_id, s.sku, s.body, r.key, r.body FROM stock s"
+            " LEFT JOIN stock_reservations r ON r.node_id = s.node_id AND r.sku = s.sku"
+            " WHERE (s.node_id, s.sku) IN"
+            " (SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?))",
+            (json.dumps(keys),),
+        ).fetchall()
+        return [self._decode(*grouped) for grouped in group_position_rows(rows)]
 
     def _decode(
         self, node_id: str, sku: str, body: str, reservations: list[tuple[str, str]]

@@ -58,6 +58,7 @@ from ordercore.serialization import (
 from ordercore.values import Actor, Address, Channel, CustomerId, CustomerRef, OrderId, Sku
 
 __all__ = [
+    "CATCH_UP_ENTRIES",
     "MAX_IDEMPOTENCY_KEY_LENGTH",
     "NODE_STATES",
     "StagedCapacity",
@@ -66,7 +67,9 @@ __all__ = [
     "StagedOrders",
     "StagedOutbox",
     "StagedStock",
+    "Behind",
     "StagedUnitOfWork",
+    "Stale",
     "StoredJson",
     "VersionedCopies",
     "backorder_rows",
@@ -85,6 +88,7 @@ __all__ = [
     "node_states_copies",
     "newest_first",
     "order_digest",
+    "refresh_positions",
     "reservation_changes",
     "status_since",
     "summarise_backorders",
@@ -968,6 +972,63 @@ def reservation_changes(position: StockPosition) -> tuple[list[Reservation], lis
         return [held[k] for k in sorted(held)], []
     touched = sorted({e.key for e in position.new_entries() if e.kind in _RESERVATION_ENTRIES and e.key})
     return [held[k] for k in touched if k in held], [k for k in touched if k not in held]
+
+
+#: a kept copy of a position at most this many ledger entries behind its row is brought up to date from the
+#: entries it lacks, rather than read whole with its reservations (see :func:`refresh_positions`)
+CATCH_UP_ENTRIES = 64
+
+#: a stale position: (node id, SKU, the version its row holds)
+Stale = tuple[str, str, int]
+#: a kept copy that can catch up: (node id, SKU, the kept copy's version, the version its row holds)
+Behind = tuple[str, str, int, int]
+
+
+def refresh_positions(
+    cache: VersionedCopies[tuple[str, str], StockPosition],
+    stale: Sequence[Stale],
+    read_entries: Callable[[list[Behind]], Iterable[LedgerEntry]],
+    read_whole: Callable[[list[tuple[str, str]]], list[StockPosition]],
+) -> list[StockPosition]:
+    """The current state of positions whose rows moved past the copies ``cache`` keeps (or of which it
+    keeps none), for a store whose other writers (processes on one database) change them.
+
+    A copy at most :data:`CATCH_UP_ENTRIES` entries behind is advanced by the ledger entries it lacks,
+    which ``read_entries`` reads for every such copy in one go (``sequence > kept, <= stored``): one or two
+    entries when another worker reserved a unit, however many reservations the position holds. The rest,
+    and any copy the entries read do not bring exactly to its row's version, are read whole by
+    ``read_whole`` (which keeps what it decodes). Entries are immutable once committed, so those up to a
+    version read before are the same whenever they are read. Advanced positions are kept at their new
+    version."""
+    behind: list[Behind] = []
+    whole: list[tuple[str, str]] = []
+    for node_id, sku, version in stale:
+        kept = cache.version((node_id, sku))
+        if kept is not None and 0 < version - kept <= CATCH_UP_ENTRIES:
+            behind.append((node_id, sku, kept, version))
+        else:
+            whole.append((node_id, sku))
+    found: list[StockPosition] = []
+    if behind:
+        entries: dict[tuple[str, str], list[LedgerEntry]] = {}
+        for entry in read_entries(behind):
+            entries.setdefault((entry.node_id, entry.sku.value), []).append(entry)
+        for node_id, sku, kept, version in behind:
+            copy = cache.get((node_id, sku), kept)
+            news = entries.get((node_id, sku), [])
+            if copy is None or len(news) != version - kept:
+                whole.append((node_id, sku))  # the copy went meanwhile, or the entries do not add up
+                continue
+            try:
+                position = copy.advanced(news)
+            except InvalidValue:
+                whole.append((node_id, sku))
+                continue
+            cache.put((node_id, sku), version, position.clone())
+            found.append(position)
+    if whole:
+        found.extend(read_whole(whole))
+    return found
 
 
 def decode_position(

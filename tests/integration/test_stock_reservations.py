@@ -252,24 +252,30 @@ def _apply(p: StockPosition, step: tuple[str, str, int, bool], at: datetime) -> 
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(commits=st.lists(_STEPS, min_size=1, max_size=5))
-def test_the_rows_hold_exactly_the_reservations_after_any_changes(
-    tmp_path_factory: pytest.TempPathFactory, commits: list[list[tuple[str, str, int, bool]]]
+@given(commits=st.lists(st.tuples(_STEPS, st.booleans()), min_size=1, max_size=6))
+def test_the_rows_hold_exactly_the_reservations_and_another_store_reads_them_after_any_changes(
+    tmp_path_factory: pytest.TempPathFactory, commits: list[tuple[list[tuple[str, str, int, bool]], bool]]
 ) -> None:
+    """A second store (another worker) reads the position after some commits, so that it holds copies
+    some entries behind: it catches up from the ledger, and reads what the writer wrote."""
     path = tmp_path_factory.mktemp("db") / "orders.db"
-    store = open_sqlite(f"sqlite:///{path}")
+    store, other = open_sqlite(f"sqlite:///{path}"), open_sqlite(f"sqlite:///{path}")
     try:
         at = AT
-        for steps in commits:
+        for steps, other_reads in commits:
             at += timedelta(minutes=10)
             written = save(store, lambda p, steps=steps, now=at: [_apply(p, step, now) for step in steps])
+            if other_reads:
+                assert read(other) == written
         with closing(sqlite3.connect(path)) as raw:
             rows = dict(raw.execute("SELECT key, body FROM stock_reservations").fetchall())
         assert sorted(rows) == sorted(written.reservations)
-        other = open_sqlite(f"sqlite:///{path}")
+        assert read(other) == written
+        fresh = open_sqlite(f"sqlite:///{path}")
         try:
-            assert read(other) == written
+            assert read(fresh) == written
         finally:
-            other.close()
+            fresh.close()
     finally:
         store.close()
+        other.close()

@@ -636,6 +636,37 @@ def test_new_entries_are_those_not_yet_stored() -> None:
     assert copy != p and len(p.new_entries()) == 1
 
 
+@pytest.mark.parametrize("split", [1, 3, 7, 12])
+def test_a_stored_position_advanced_by_the_entries_after_it_equals_the_replay_of_them_all(split: int) -> None:
+    entries = busy_position().new_entries()
+    earlier = StockPosition.replay(entries[:split])
+    earlier.mark_persisted()
+    before = earlier.clone()
+    advanced = earlier.advanced(entries[split:])
+    assert advanced == StockPosition.replay(entries)
+    assert advanced.new_entries() == [] and advanced.persisted_version == advanced.version == len(entries)
+    assert earlier == before and earlier.version == split  # the position itself is unchanged
+    assert earlier.advanced([]) == earlier
+
+
+def test_advancing_refuses_a_gap_another_position_an_inapplicable_entry_or_unstored_entries() -> None:
+    entries = busy_position().new_entries()
+    earlier = StockPosition.replay(entries[:3])
+    with pytest.raises(InvalidValue, match="not yet stored"):
+        earlier.advanced(entries[3:])  # it has entries of its own not stored yet
+    earlier.mark_persisted()
+    with pytest.raises(InvalidValue, match="expected entry 4") as info:
+        earlier.advanced(entries[4:])
+    assert info.value.field == "entries[0]"
+    with pytest.raises(InvalidValue, match="expected entry 5") as info:
+        earlier.advanced([entries[3], LedgerEntry("WH-2", SKU, 5, EntryKind.RECEIVED, 1, AT)])
+    assert info.value.field == "entries[1]"
+    release_unknown = LedgerEntry("WH-1", SKU, 4, EntryKind.RELEASED, 1, AT, key="nope", compensates=1)
+    with pytest.raises(InvalidValue, match="cannot be applied"):
+        earlier.advanced([release_unknown])
+    assert earlier == StockPosition.replay(entries[:3])
+
+
 def test_replay_refuses_a_broken_ledger() -> None:
     entries = busy_position().new_entries()
     with pytest.raises(InvalidValue) as info:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from ordercore.storage import VersionedCopies
+from ordercore.inventory import LedgerEntry, StockPosition
+from ordercore.storage import CATCH_UP_ENTRIES, Behind, VersionedCopies, refresh_positions
+from ordercore.values import Sku
+from tests.unit.factories import AT
 
 
 class Rows:
@@ -51,3 +54,66 @@ def test_a_copy_evicted_between_the_two_reads_falls_back_to_the_body() -> None:
 
     assert cache.read_through("A", evicting) == (None, "body-1")
     assert table.asked == [1, -1]
+
+
+# -- positions other writers moved on: caught up from the ledger, or read whole ---------------------------
+def _ledger() -> list[LedgerEntry]:
+    p = StockPosition.open("WH-1", Sku("SKU-1"), at=AT, on_hand=1_000)
+    for i in range(CATCH_UP_ENTRIES + 10):
+        p.reserve(f"K-{i}", 1, reference=f"O-{i}", at=AT)
+    return p.new_entries()
+
+
+class Ledger:
+    """One position's ledger, as the store's statements read it; records what each was asked."""
+
+    def __init__(self, entries: list[LedgerEntry]) -> None:
+        self.entries = entries
+        self.asked_entries: list[list[Behind]] = []
+        self.asked_whole: list[list[tuple[str, str]]] = []
+
+    def read_entries(self, behind: list[Behind]) -> list[LedgerEntry]:
+        self.asked_entries.append(behind)
+        return [e for _, _, kept, stored in behind for e in self.entries if kept < e.sequence <= stored]
+
+    def read_whole(self, keys: list[tuple[str, str]]) -> list[StockPosition]:
+        self.asked_whole.append(keys)
+        return [StockPosition.replay(self.entries)]
+
+
+def _cache_at(entries: list[LedgerEntry], version: int) -> VersionedCopies[tuple[str, str], StockPosition]:
+    cache: VersionedCopies[tuple[str, str], StockPosition] = VersionedCopies(StockPosition.clone, limit=10)
+    kept = StockPosition.replay(entries[:version])
+    kept.mark_persisted()
+    cache.put(("WH-1", "SKU-1"), version, kept)
+    return cache
+
+
+def test_a_copy_a_few_entries_behind_is_advanced_by_them_and_kept_at_the_new_version() -> None:
+    entries = _ledger()
+    ledger = Ledger(entries[:40])
+    cache = _cache_at(entries, 37)
+    (found,) = refresh_positions(cache, [("WH-1", "SKU-1", 40)], ledger.read_entries, ledger.read_whole)
+    assert found == StockPosition.replay(entries[:40]) and found.new_entries() == []
+    assert ledger.asked_entries == [[("WH-1", "SKU-1", 37, 40)]] and ledger.asked_whole == []
+    assert cache.get(("WH-1", "SKU-1"), 40) == found
+
+
+def test_a_copy_too_far_behind_none_kept_or_entries_that_do_not_add_up_are_read_whole() -> None:
+    entries = _ledger()
+    whole = StockPosition.replay(entries)
+    far = Ledger(entries)
+    cache = _cache_at(entries, 1)  # more than CATCH_UP_ENTRIES behind
+    assert refresh_positions(cache, [("WH-1", "SKU-1", len(entries))], far.read_entries, far.read_whole) == [
+        whole
+    ]
+    assert far.asked_entries == [] and far.asked_whole == [[("WH-1", "SKU-1")]]
+    none_kept = Ledger(entries)
+    empty: VersionedCopies[tuple[str, str], StockPosition] = VersionedCopies(StockPosition.clone, limit=10)
+    refresh_positions(empty, [("WH-1", "SKU-1", len(entries))], none_kept.read_entries, none_kept.read_whole)
+    assert none_kept.asked_entries == [] and none_kept.asked_whole == [[("WH-1", "SKU-1")]]
+    short = Ledger(entries[:39])  # one entry of the three missing (a row ahead of what was read)
+    cache = _cache_at(entries, 37)
+    found = refresh_positions(cache, [("WH-1", "SKU-1", 40)], short.read_entries, short.read_whole)
+    assert found == [StockPosition.replay(entries[:39])]  # what read_whole gave, not an advanced copy
+    assert short.asked_whole == [[("WH-1", "SKU-1")]]

@@ -268,6 +268,40 @@ class StockPosition:
         self.persisted_version = self.version
         self._recorded.clear()
 
+    def advanced(self, entries: Iterable[LedgerEntry]) -> StockPosition:
+        """A copy of this stored position (one without new entries) with ``entries`` applied: the entries
+        its ledger recorded after it (sequence ``version + 1`` on, without gaps), as another writer stored
+        them. It equals what :meth:`replay` of the whole ledger gives, at the cost of the new entries only,
+        and counts them as stored. InvalidValue when this position has entries not yet stored, or an entry
+        is not its next one or cannot be applied; this position is unchanged either way."""
+        if self.new_entries():
+            raise InvalidValue(
+                "has entries not yet stored: only a stored position is advanced",
+                field="position",
+                value=f"{self.node_id}/{self.sku}",
+            )
+        copy = self.clone()
+        for i, entry in enumerate(entries):
+            if (
+                not isinstance(entry, LedgerEntry)
+                or entry.node_id != copy.node_id
+                or entry.sku != copy.sku
+                or entry.sequence != copy.version + 1
+            ):
+                raise InvalidValue(
+                    f"expected entry {copy.version + 1} of {copy.node_id}/{copy.sku}",
+                    field=f"entries[{i}]",
+                    value=entry,
+                )
+            try:
+                copy._record(entry)
+            except InvalidValue as e:
+                raise InvalidValue(
+                    f"cannot be applied: {e.reason}", field=f"entries[{i}]", value=entry
+                ) from e
+        copy.mark_persisted()
+        return copy
+
     # -- reading ------------------------------------------------------------------------------------------
     def reserved(self, at: datetime) -> int:
         """Units held by reservations live at ``at`` (soft ones past their expiry do not count)."""
