@@ -60,6 +60,10 @@ Figures, all measured in one run:
   milliseconds per order over the first tenth and over the last, and their ratio. Every order leaves an
   open reservation on that one position, so the ratio stays near 1 only if writing a position costs the
   same however many reservations it holds (each is a row of its own), as it must for a best-seller.
+  ``sqlite_hot_sku_two_writers_growth``: the same ratio with two applications on the file placing the
+  orders in turn, as two worker processes would: each finds the position changed by the other at every
+  order, and stays flat only if it reads what changed (the ledger entries its copy lacks), not the
+  position whole.
 * ``postgres_scaling_1_to_2``: the median over the rounds of each round's 2-worker throughput over its
   1-worker throughput (target: at least 1.7x; on a machine with fewer cores than workers plus the server,
   the server and the workers share them).
@@ -437,27 +441,31 @@ def interleave(
     return ours_s, floor_s
 
 
-def bench_hot_sku(n_orders: int, folder: str) -> tuple[float, float]:
+def bench_hot_sku(n_orders: int, folder: str, writers: int) -> tuple[float, float]:
     """Seconds per order over the first and the last tenth of ``n_orders`` orders of one unit each, all
-    of one SKU stocked at one node, on a SQLite file: every order adds an open reservation to that one
-    position, so a store whose write grows with the reservations a position holds shows it here."""
-    app = new_app(f"sqlite:///{os.path.join(folder, 'hot.db')}", clock_at=SEED_AT)
-    app.handle(ReceiveStock(node_id="N00", sku="HOT-1", quantity=STOCK_PER_POSITION, reason="open"))
-    app.close()
-    app = new_app(f"sqlite:///{os.path.join(folder, 'hot.db')}")
+    of one SKU stocked at one node, on a SQLite file, placed in turn by ``writers`` applications (each
+    with its own store, as worker processes have): every order adds an open reservation to that one
+    position, so a store whose writes or reads grow with the reservations a position holds shows it here
+    (with two writers, each finds the position changed by the other at every order)."""
+    path = os.path.join(folder, f"hot-{writers}.db")
+    seed = new_app(f"sqlite:///{path}", clock_at=SEED_AT)
+    seed.handle(ReceiveStock(node_id="N00", sku="HOT-1", quantity=STOCK_PER_POSITION, reason="open"))
+    seed.close()
+    apps = [new_app(f"sqlite:///{path}", worker=w) for w in range(writers)]
     tenth = max(n_orders // 10, 1)
     spans: list[float] = []
-    handle = app.handle
     with gc_paused():
         for k, entry in enumerate(make_plan(n_orders, SEED + 1)):
             if k % tenth == 0:
                 spans.append(perf_counter())
+            handle = apps[k % writers].handle
             command = attrs.evolve(place_command(entry, 0), lines=(NewLine(Sku("HOT-1"), 1, PRICE),))
             oid = handle(command).order_id
             handle(AcceptOrder(order_id=oid))
             handle(SourceOrder(order_id=oid))
         spans.append(perf_counter())
-    app.close()
+    for app in apps:
+        app.close()
     return (spans[1] - spans[0]) / tenth, (spans[-1] - spans[-2]) / (n_orders - tenth * (len(spans) - 2))
 
 
@@ -654,7 +662,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("sqlite...", file=sys.stderr, flush=True)
         sqlite_s, sqlite_floor_s = bench_sqlite(plan, seed_txs, order_txs, folder)
         print("sqlite, one hot SKU...", file=sys.stderr, flush=True)
-        hot_first_s, hot_last_s = bench_hot_sku(n_hot, folder)
+        hot = {writers: bench_hot_sku(n_hot, folder, writers) for writers in (1, 2)}
         profile_text = profile_sqlite(plan[: min(n_orders, 1000)], seed_txs, folder) if args.profile else ""
     finally:
         shutil.rmtree(folder, ignore_errors=True)
@@ -723,12 +731,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"PostgreSQL 1 -> 2 workers: {fmt(scaling, '.2f')}x   "
         f"target >= {TARGET_SCALING}x: {verdict(scaling, TARGET_SCALING)}"
     )
-    hot_growth = hot_last_s / hot_first_s
-    print(
-        f"SQLite, {n_hot:,} orders of one SKU at one node: {hot_first_s * 1000:.2f} ms/order over the first"
-        f" tenth, {hot_last_s * 1000:.2f} over the last ({hot_growth:.2f}x; a store writing every open"
-        " reservation with each order grows with them)"
-    )
+    for writers, (first_s, last_s) in hot.items():
+        print(
+            f"SQLite, {n_hot:,} orders of one SKU at one node, {writers} writer(s):"
+            f" {first_s * 1000:.2f} ms/order over the first tenth, {last_s * 1000:.2f} over the last"
+            f" ({last_s / first_s:.2f}x; 1.00x is flat)"
+        )
 
     def r1(x: float | None) -> float | None:
         return None if x is None else round(x, 1)
@@ -748,9 +756,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "postgres_ratio_vs_floor": r3(pg_ratio),
                 "postgres_workers": {k: r1(v) for k, v in workers.items()},
                 "postgres_scaling_1_to_2": r3(scaling),
-                "sqlite_hot_sku_ms_first": r3(hot_first_s * 1000),
-                "sqlite_hot_sku_ms_last": r3(hot_last_s * 1000),
-                "sqlite_hot_sku_growth": r3(hot_growth),
+                "sqlite_hot_sku_ms_first": r3(hot[1][0] * 1000),
+                "sqlite_hot_sku_ms_last": r3(hot[1][1] * 1000),
+                "sqlite_hot_sku_growth": r3(hot[1][1] / hot[1][0]),
+                "sqlite_hot_sku_two_writers_growth": r3(hot[2][1] / hot[2][0]),
                 "hot_sku_orders": n_hot,
                 "orders": n_orders,
                 "worker_orders": n_worker_orders,
