@@ -892,6 +892,15 @@ class StockMachine(RuleBasedStateMachine):
         assert all(r.quantity >= 1 for r in self.p.reservations.values())
 
     @invariant()
+    def reserved_units_are_those_of_the_live_reservations(self) -> None:
+        # the position keeps its reserved units up to date as entries come (it does not add them up
+        # again at each change): they must be what adding up its live reservations gives
+        for at in (self.now, self.now + timedelta(hours=2), self.now + timedelta(days=30)):
+            live = sum(r.quantity for r in self.p.reservations.values() if r.live(at))
+            assert self.p.reserved(at) == live
+            assert self.p.clone().reserved(at) == live
+
+    @invariant()
     def the_ledger_rebuilds_the_position(self) -> None:
         entries = self.p.new_entries()
         assert [e.sequence for e in entries] == list(range(1, self.p.version + 1))

@@ -13,7 +13,7 @@ when it leaves reservations uncovered: :meth:`StockPosition.shortfall` then says
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, date, datetime
 
 import attrs
@@ -139,8 +139,9 @@ class StockPosition:
     _recorded: list[LedgerEntry] = attrs.field(factory=list, init=False, eq=False, repr=False)
     #: whether ``reservations`` and ``supply`` may be shared with a clone (copied before the first change)
     _shared: bool = attrs.field(default=False, init=False, eq=False, repr=False)
-    #: units held by hard reservations, and (expiry, units) of the soft ones, worked out on first use
-    _held_sum: tuple[int, tuple[tuple[datetime, int], ...]] | None = attrs.field(
+    #: units held by hard reservations, and (expiry, units) of the soft ones by key: worked out on first
+    #: use, then moved by each entry that changes a reservation (never changed in place: clones share it)
+    _held_sum: tuple[int, Mapping[str, tuple[datetime, int]]] | None = attrs.field(
         default=None, init=False, eq=False, repr=False
     )
 
@@ -309,15 +310,15 @@ class StockPosition:
             check_aware(at, "at")
         summary = self._held_sum
         if summary is None:
-            hard, soft = 0, []
+            hard, soft = 0, {}
             for r in self.reservations.values():
                 if r.expires_at is None:
                     hard += r.quantity
                 else:
-                    soft.append((r.expires_at, r.quantity))
-            summary = self._held_sum = (hard, tuple(soft))
+                    soft[r.key] = (r.expires_at, r.quantity)
+            summary = self._held_sum = (hard, soft)
         held, soft_held = summary
-        for expires_at, quantity in soft_held:
+        for expires_at, quantity in soft_held.values():
             if at < expires_at:
                 held += quantity
         return held
@@ -664,10 +665,44 @@ class StockPosition:
             self.reservations = dict(self.reservations)
             self.supply = dict(self.supply)
             self._shared = False
-        self._held_sum = None
-        _APPLY[entry.kind](self, entry)
+        summary = self._held_sum
+        if summary is None or entry.kind not in _RESERVATION_KINDS:
+            _APPLY[entry.kind](self, entry)  # reserved units unchanged, or not worked out yet
+        else:
+            before = self.reservations.get(entry.key or "")
+            self._held_sum = None  # until the entry is applied: it may refuse
+            _APPLY[entry.kind](self, entry)
+            self._held_sum = _moved(summary, entry.key or "", before, self.reservations.get(entry.key or ""))
         self.version = entry.sequence
         self._recorded.append(entry)
+
+
+#: the entries that change a reservation, each naming it by its key
+_RESERVATION_KINDS = frozenset(
+    {EntryKind.RESERVED, EntryKind.CONFIRMED, EntryKind.RELEASED, EntryKind.CONSUMED, EntryKind.EXPIRED}
+)
+
+
+def _moved(
+    summary: tuple[int, Mapping[str, tuple[datetime, int]]],
+    key: str,
+    before: Reservation | None,
+    after: Reservation | None,
+) -> tuple[int, Mapping[str, tuple[datetime, int]]]:
+    """The reserved units once reservation ``key`` went from ``before`` to ``after`` (None: not held): a
+    new summary, the soft ones copied only when a soft reservation changed."""
+    hard, soft = summary
+    if before is not None:
+        if before.expires_at is None:
+            hard -= before.quantity
+        else:
+            soft = {k: v for k, v in soft.items() if k != key}
+    if after is not None:
+        if after.expires_at is None:
+            hard += after.quantity
+        else:
+            soft = {**soft, key: (after.expires_at, after.quantity)}
+    return hard, soft
 
 
 def _check_supply(value: object) -> Supply:
