@@ -31,7 +31,9 @@ commit that read the states checks, under a transaction-scoped advisory lock (sh
 exclusive for one changing the states) so that the states cannot change between the check and the
 commit. 8 adds ``stock_reservations``: each open reservation of a position in a row of its own (its
 JSON), so that a position's body holds none and writing it costs the same however many orders hold its
-units; upgrading moves the reservations each body holds into rows.
+units; upgrading moves the reservations each body holds into rows. 9: an event leaves the outbox once
+published (its order's history keeps it), so that the table holds only what is still to be sent;
+upgrading deletes the rows earlier versions kept marked published.
 
 A new (empty) schema is created at :data:`SCHEMA_VERSION` when opened. An older one is refused
 (``StoreUnavailable``) unless it is opened to migrate (``migrate=True``, or ``ordercore migrate``), which
@@ -82,7 +84,7 @@ __all__ = [
     "write_read_models",
 ]
 
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 #: the SQLSTATE ``ordercore_check_rows`` raises (a class of its own, outside those PostgreSQL uses)
 ROW_CHECK_FAILED = "OC409"
 DEFAULT_SCHEMA = "ordercore"
@@ -97,6 +99,7 @@ STEP_DESCRIPTIONS: dict[int, str] = {
     6: "recent orders: order_digests, each customer's placed orders, filled from every order",
     7: "row checks and node states: ordercore_check_rows, and which nodes are offline, shared by every worker",
     8: "stock reservations: each open reservation in a row of its own, moved out of its position's body",
+    9: "outbox: an event leaves it once published, as on memory://; the events kept published are deleted",
 }
 
 
@@ -318,6 +321,8 @@ _VERSION_8 = (
     """,
 )
 
+_VERSION_9 = ("DELETE FROM outbox WHERE published",)
+
 #: the start of an ``INSERT`` of ledger rows (see :func:`insert_rows` and :func:`ledger_rows`)
 INSERT_LEDGER = "INSERT INTO stock_ledger (node_id, sku, sequence, kind, quantity, at, key, body)"
 
@@ -498,6 +503,7 @@ _STEPS: dict[int, Step] = {
     6: _recent_orders,
     7: _create(_VERSION_7),
     8: _create(_VERSION_8),
+    9: _create(_VERSION_9),
 }
 
 

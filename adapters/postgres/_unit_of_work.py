@@ -722,7 +722,7 @@ class PostgresUnitOfWork(StagedUnitOfWork):
     @staticmethod
     def _mark_published(commit: _Commit, event_id: str) -> None:
         commit.add_checked(
-            "UPDATE outbox SET published = true WHERE event_id = %s AND NOT published",
+            "DELETE FROM outbox WHERE event_id = %s AND NOT published",
             (event_id,),
             lambda: InvalidValue("is not in the outbox", field="event_id", value=event_id),
         )

@@ -23,7 +23,9 @@ order likewise. 7 adds the node states every worker shares (see :mod:`ordercore.
 ``node_states_version``, one row whose version grows with every change and which a commit that read the
 states checks. 8 adds ``stock_reservations``: each open reservation of a position in a row of its own (its
 JSON), so that a position's body holds none and writing it costs the same however many orders hold its
-units; upgrading moves the reservations each body holds into rows. Times in the read models are UTC ISO 8601 text with microseconds, so that they sort as
+units; upgrading moves the reservations each body holds into rows. 9: an event leaves the outbox once
+published (its order's history keeps it), so that the table holds only what is still to be sent;
+upgrading deletes the rows earlier versions kept marked published. Times in the read models are UTC ISO 8601 text with microseconds, so that they sort as
 text.
 
 A new (empty) database is created at :data:`SCHEMA_VERSION` when opened. An older one is refused
@@ -70,7 +72,7 @@ __all__ = [
     "write_read_models",
 ]
 
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 
 # what the step to each version does, one line each (shown by ``ordercore migrate``)
 STEP_DESCRIPTIONS: dict[int, str] = {
@@ -82,6 +84,7 @@ STEP_DESCRIPTIONS: dict[int, str] = {
     6: "recent orders: order_digests, each customer's placed orders, filled from every order",
     7: "node states: which nodes are offline, who switched them and why, shared by every worker",
     8: "stock reservations: each open reservation in a row of its own, moved out of its position's body",
+    9: "outbox: an event leaves it once published, as on memory://; the events kept published are deleted",
 }
 
 
@@ -282,6 +285,8 @@ _VERSION_8 = (
     """,
 )
 
+_VERSION_9 = ("DELETE FROM outbox WHERE published = 1",)
+
 #: how a position's reservation rows are written: inserted, or replaced when the key holds one already
 UPSERT_RESERVATION = (
     "INSERT INTO stock_reservations (node_id, sku, key, body) VALUES (?, ?, ?, ?)"
@@ -430,6 +435,7 @@ _STEPS: dict[int, Step] = {
     6: _recent_orders,
     7: _create(_VERSION_7),
     8: _create(_VERSION_8),
+    9: _create(_VERSION_9),
 }
 
 

@@ -702,7 +702,7 @@ class SqliteUnitOfWork(StagedUnitOfWork):
     @staticmethod
     def _mark_published(conn: sqlite3.Connection, event_id: str) -> None:
         cursor = conn.execute(
-            "UPDATE outbox SET published = 1 WHERE event_id = ? AND published = 0", (event_id,)
+            "DELETE FROM outbox WHERE event_id = ? AND published = 0", (event_id,)
         )
         if cursor.rowcount != 1:
             raise InvalidValue("is not in the outbox", field="event_id", value=event_id)

@@ -1,6 +1,7 @@
-"""Stock reservations in rows of their own (schema 8) on SQLite and PostgreSQL: a write touches only the
-reservations its entries name, a store that never saw the position reads it whole, and migrating moves
-the reservations a position's body held into rows."""
+"""What only the SQL stores' rows show, on SQLite and PostgreSQL. Stock reservations are rows of their own
+(schema 8): a write touches only the reservations its entries name, a store that never saw the position
+reads it whole, one holding an older copy catches up, and migrating moves the reservations a position's
+body held into rows. The outbox holds only what is still to be sent (schema 9)."""
 
 from __future__ import annotations
 
@@ -18,14 +19,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from psycopg import sql
 
-from ordercore.errors import OrderCoreError, StoreUnavailable
+from ordercore.errors import InvalidValue, OrderCoreError, StoreUnavailable
 from ordercore.inventory import StockPosition
 from ordercore.ports import Store
-from ordercore.values import Sku
+from ordercore.values import OrderId, Sku
 from ordercore_adapters.postgres import open_store as open_postgres
 from ordercore_adapters.sqlite import open_store as open_sqlite
 from tests.integration.test_postgres_store import admin, schema_of, url
-from tests.unit.factories import AT
+from tests.unit.factories import AT, make_order
 
 __all__ = ["admin", "url"]  # fixtures from the PostgreSQL tests
 
@@ -202,7 +203,7 @@ def test_migrating_to_schema_8_moves_the_reservations_out_of_the_bodies(database
         database.open()
     store = database.open(migrate=True)
     try:
-        assert [version for version, _ in store.migration.steps] == [8]
+        assert [version for version, _ in store.migration.steps] == [8, 9]
         assert read(store) == written
     finally:
         store.close()
@@ -279,3 +280,52 @@ def test_the_rows_hold_exactly_the_reservations_and_another_store_reads_them_aft
     finally:
         store.close()
         other.close()
+
+
+# -- the outbox holds only what is still to be sent (schema 9) ----------------------------------------------
+def outbox_ids(database: Database) -> list[str]:
+    return [event_id for (event_id,) in database.run("SELECT event_id FROM outbox ORDER BY position", ())]
+
+
+def test_a_published_event_leaves_the_outbox_table(database: Database) -> None:
+    store = database.open()
+    try:
+        with store.unit_of_work() as uow:
+            uow.orders.add(make_order(order_id="O-1"))
+            uow.commit()
+        assert outbox_ids(database) == ["O-1#1", "O-1#2"]
+        with store.unit_of_work() as uow:
+            uow.outbox.mark_published(["O-1#1"])
+            uow.commit()
+        assert outbox_ids(database) == ["O-1#2"]  # its row is gone, not kept marked
+        with store.unit_of_work() as uow:
+            uow.outbox.mark_published(["O-1#1"])  # again: it is no longer there
+            with pytest.raises(InvalidValue, match="not in the outbox"):
+                uow.commit()
+        assert outbox_ids(database) == ["O-1#2"]
+        with store.unit_of_work() as uow:
+            assert [r.event.event_id for r in uow.outbox.pending()] == ["O-1#2"]
+            assert len(uow.orders.get(OrderId("O-1")).history) == 2  # the order keeps its events
+    finally:
+        store.close()
+
+
+def test_migrating_to_schema_9_deletes_the_events_kept_marked_published(database: Database) -> None:
+    store = database.open()
+    try:
+        with store.unit_of_work() as uow:
+            uow.orders.add(make_order(order_id="O-1"))
+            uow.commit()
+    finally:
+        store.close()
+    true = "1" if database.dialect == "sqlite" else "true"
+    database.run(f"UPDATE outbox SET published = {true} WHERE event_id = 'O-1#1'", ())  # as schema 8 kept it
+    database.set_version(8)
+    store = database.open(migrate=True)
+    try:
+        assert [version for version, _ in store.migration.steps] == [9]
+        with store.unit_of_work() as uow:
+            assert [r.event.event_id for r in uow.outbox.pending()] == ["O-1#2"]
+    finally:
+        store.close()
+    assert outbox_ids(database) == ["O-1#2"]
