@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
+import cattrs
 import psycopg
 from psycopg.types.json import Jsonb
 
@@ -49,12 +50,11 @@ from ordercore.storage import (
     committed_copy_of_position,
     decode_node_day,
     decode_node_states,
-    decode_position,
+    decode_positions,
     decode_stored,
-    group_position_rows,
     key_taken,
     node_states_changed,
-    refresh_positions,
+    positions_at,
     status_since,
 )
 from ordercore.values import Channel, CustomerId, LineId, OrderId, Sku
@@ -229,30 +229,20 @@ class PostgresInventoryRepository(StagedStock):
         """The positions whose versions the query ``versions`` lists: one statement for the versions; for
         those that changed since the store last read or wrote them, one for the ledger entries a kept copy
         lacks and one for the bodies of the rest, each travelling as JSON only then (see
-        :func:`ordercore.storage.refresh_positions`). A row without a node is the node states' version."""
-        cache = self._uow.stock_cache
-        found: list[StockPosition] = []
-        stale: list[Stale] = []
+        :func:`ordercore.storage.positions_at`). A row without a node is the node states' version."""
         with self._uow.db() as conn:
+            rows: list[Stale] = []
             for node_id, sku, version in conn.execute(versions, params).fetchall():
                 if node_id is None:
                     self._uow.node_version_seen = version
-                    continue
-                position = cache.get((node_id, sku), version)
-                if position is None:
-                    stale.append((node_id, sku, version))
                 else:
-                    found.append(position)
-            if stale:
-                found.extend(
-                    refresh_positions(
-                        cache,
-                        stale,
-                        lambda behind: self._entries(conn, behind),
-                        lambda keys: self._whole(conn, keys),
-                    )
-                )
-        return found
+                    rows.append((node_id, sku, version))
+            return positions_at(
+                self._uow.stock_cache,
+                rows,
+                lambda behind: self._entries(conn, behind),
+                lambda keys: self._whole(conn, keys),
+            )
 
     def _entries(self, conn: Connection, behind: list[Behind]) -> list[LedgerEntry]:
         """The ledger entries each kept copy lacks (after its version, up to its row's), in order."""
@@ -279,14 +269,7 @@ class PostgresInventoryRepository(StagedStock):
             " WHERE (s.node_id, s.sku) IN (SELECT * FROM unnest(%s::text[], %s::text[]))",
             (nodes, skus),
         ).fetchall()
-        return [self._decode(*grouped) for grouped in group_position_rows(rows)]
-
-    def _decode(
-        self, node_id: str, sku: str, body: str, reservations: list[tuple[str, str]]
-    ) -> StockPosition:
-        position = self._uow.decode_position(body, reservations, f"stock {node_id}/{sku}")
-        self._uow.stock_cache.put((node_id, sku), position.version, position.clone())
-        return position
+        return decode_positions(rows, self._uow.stock_cache, self._uow.converter, self._uow.url)
 
     def _load_ledger(self, node_id: str, sku: Sku) -> list[LedgerEntry]:
         with self._uow.db() as conn:
@@ -500,10 +483,10 @@ class PostgresUnitOfWork(StagedUnitOfWork):
                 days = conn.execute("DELETE FROM node_capacity WHERE day < %s", (days_before,)).rowcount
         return keys, days
 
-    def decode_position(self, body: str, reservations: list[tuple[str, str]], what: str) -> StockPosition:
-        """A stored position from its body and its reservations' rows (see
-        :func:`ordercore.storage.decode_position`)."""
-        return decode_position(body, reservations, self._store.converter, f"{self._store.url}: {what}")
+    @property
+    def converter(self) -> cattrs.Converter:
+        """The store's converter, which decodes what it reads."""
+        return self._store.converter
 
     def decode(self, body: str, cls: type[T], what: str) -> T:
         """A stored JSON body as ``cls``; an unreadable row is a store failure, not bad input."""

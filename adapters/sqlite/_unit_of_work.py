@@ -10,6 +10,8 @@ from contextlib import contextmanager, suppress
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
+import cattrs
+
 from ordercore.errors import (
     ConcurrencyConflict,
     DuplicateOrder,
@@ -40,19 +42,17 @@ from ordercore.storage import (
     StagedOutbox,
     StagedStock,
     StagedUnitOfWork,
-    Stale,
     VersionedCopies,
     check_recent_orders_query,
     committed_copy_of_order,
     committed_copy_of_position,
     decode_node_day,
     decode_node_states,
-    decode_position,
+    decode_positions,
     decode_stored,
-    group_position_rows,
     key_taken,
     node_states_changed,
-    refresh_positions,
+    positions_at,
     reservation_changes,
     status_since,
 )
@@ -222,28 +222,17 @@ class SqliteInventoryRepository(StagedStock):
     def _load_where(self, where: str, params: tuple[Any, ...]) -> list[StockPosition]:
         """The positions ``where`` picks: one statement for their versions; for those that changed since
         the store last read or wrote them, one for the ledger entries a kept copy lacks and one for the
-        bodies of the rest (see :func:`ordercore.storage.refresh_positions`)."""
-        cache = self._uow.stock_cache
-        found: list[StockPosition] = []
-        stale: list[Stale] = []
+        bodies of the rest (see :func:`ordercore.storage.positions_at`)."""
         with self._uow.db() as conn:
-            rows = conn.execute(f"SELECT node_id, sku, version FROM stock WHERE {where}", params).fetchall()
-            for node_id, sku, version in rows:
-                position = cache.get((node_id, sku), version)
-                if position is None:
-                    stale.append((node_id, sku, version))
-                else:
-                    found.append(position)
-            if stale:
-                found.extend(
-                    refresh_positions(
-                        cache,
-                        stale,
-                        lambda behind: self._entries(conn, behind),
-                        lambda keys: self._whole(conn, keys),
-                    )
-                )
-        return found
+            versions = conn.execute(
+                f"SELECT node_id, sku, version FROM stock WHERE {where}", params
+            ).fetchall()
+            return positions_at(
+                self._uow.stock_cache,
+                versions,
+                lambda behind: self._entries(conn, behind),
+                lambda keys: self._whole(conn, keys),
+            )
 
     def _entries(self, conn: sqlite3.Connection, behind: list[Behind]) -> list[LedgerEntry]:
         """The ledger entries each kept copy lacks (after its version, up to its row's), in order."""
@@ -268,14 +257,7 @@ class SqliteInventoryRepository(StagedStock):
             " (SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?))",
             (json.dumps(keys),),
         ).fetchall()
-        return [self._decode(*grouped) for grouped in group_position_rows(rows)]
-
-    def _decode(
-        self, node_id: str, sku: str, body: str, reservations: list[tuple[str, str]]
-    ) -> StockPosition:
-        position = self._uow.decode_position(body, reservations, f"stock {node_id}/{sku}")
-        self._uow.stock_cache.put((node_id, sku), position.version, position.clone())
-        return position
+        return decode_positions(rows, self._uow.stock_cache, self._uow.converter, self._uow.url)
 
     def _load_ledger(self, node_id: str, sku: Sku) -> list[LedgerEntry]:
         with self._uow.db() as conn:
@@ -497,10 +479,10 @@ class SqliteUnitOfWork(StagedUnitOfWork):
         except (TypeError, ValueError) as e:
             raise StoreUnavailable(f"{self._store.url}: {what} has no readable time: {e}") from e
 
-    def decode_position(self, body: str, reservations: list[tuple[str, str]], what: str) -> StockPosition:
-        """A stored position from its body and its reservations' rows (see
-        :func:`ordercore.storage.decode_position`)."""
-        return decode_position(body, reservations, self._store.converter, f"{self._store.url}: {what}")
+    @property
+    def converter(self) -> cattrs.Converter:
+        """The store's converter, which decodes what it reads."""
+        return self._store.converter
 
     def decode(self, body: str, cls: type[T], what: str) -> T:
         """A stored JSON body as ``cls``; an unreadable row is a store failure, not bad input."""
@@ -701,8 +683,6 @@ class SqliteUnitOfWork(StagedUnitOfWork):
 
     @staticmethod
     def _mark_published(conn: sqlite3.Connection, event_id: str) -> None:
-        cursor = conn.execute(
-            "DELETE FROM outbox WHERE event_id = ? AND published = 0", (event_id,)
-        )
+        cursor = conn.execute("DELETE FROM outbox WHERE event_id = ? AND published = 0", (event_id,))
         if cursor.rowcount != 1:
             raise InvalidValue("is not in the outbox", field="event_id", value=event_id)

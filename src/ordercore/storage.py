@@ -80,7 +80,7 @@ __all__ = [
     "decode_node_day",
     "decode_node_states",
     "decode_stored",
-    "group_position_rows",
+    "decode_positions",
     "check_recent_orders_query",
     "hold_rows",
     "key_taken",
@@ -88,7 +88,7 @@ __all__ = [
     "node_states_copies",
     "newest_first",
     "order_digest",
-    "refresh_positions",
+    "positions_at",
     "reservation_changes",
     "status_since",
     "summarise_backorders",
@@ -975,7 +975,7 @@ def reservation_changes(position: StockPosition) -> tuple[list[Reservation], lis
 
 
 #: a kept copy of a position at most this many ledger entries behind its row is brought up to date from the
-#: entries it lacks, rather than read whole with its reservations (see :func:`refresh_positions`)
+#: entries it lacks, rather than read whole with its reservations (see :func:`positions_at`)
 CATCH_UP_ENTRIES = 64
 
 #: a stale position: (node id, SKU, the version its row holds)
@@ -984,31 +984,36 @@ Stale = tuple[str, str, int]
 Behind = tuple[str, str, int, int]
 
 
-def refresh_positions(
+def positions_at(
     cache: VersionedCopies[tuple[str, str], StockPosition],
-    stale: Sequence[Stale],
+    versions: Iterable[Stale],
     read_entries: Callable[[list[Behind]], Iterable[LedgerEntry]],
     read_whole: Callable[[list[tuple[str, str]]], list[StockPosition]],
 ) -> list[StockPosition]:
-    """The current state of positions whose rows moved past the copies ``cache`` keeps (or of which it
-    keeps none), for a store whose other writers (processes on one database) change them.
+    """The positions whose rows ``versions`` lists (node id, SKU, the version the row holds), each at
+    that version: a copy of the one ``cache`` keeps when it is at that version, else brought up to date,
+    for a store whose other writers (processes on one database) change them.
 
-    A copy at most :data:`CATCH_UP_ENTRIES` entries behind is advanced by the ledger entries it lacks,
+    A kept copy at most :data:`CATCH_UP_ENTRIES` entries behind is advanced by the ledger entries it lacks,
     which ``read_entries`` reads for every such copy in one go (``sequence > kept, <= stored``): one or two
     entries when another worker reserved a unit, however many reservations the position holds. The rest,
     and any copy the entries read do not bring exactly to its row's version, are read whole by
     ``read_whole`` (which keeps what it decodes). Entries are immutable once committed, so those up to a
     version read before are the same whenever they are read. Advanced positions are kept at their new
     version."""
+    found: list[StockPosition] = []
     behind: list[Behind] = []
     whole: list[tuple[str, str]] = []
-    for node_id, sku, version in stale:
+    for node_id, sku, version in versions:
+        current = cache.get((node_id, sku), version)
+        if current is not None:
+            found.append(current)
+            continue
         kept = cache.version((node_id, sku))
         if kept is not None and 0 < version - kept <= CATCH_UP_ENTRIES:
             behind.append((node_id, sku, kept, version))
         else:
             whole.append((node_id, sku))
-    found: list[StockPosition] = []
     if behind:
         entries: dict[tuple[str, str], list[LedgerEntry]] = {}
         for entry in read_entries(behind):
@@ -1054,18 +1059,27 @@ def decode_position(
     return position
 
 
-def group_position_rows(
+def decode_positions(
     rows: Iterable[Sequence[Any]],
-) -> list[tuple[str, str, Any, list[tuple[str, Any]]]]:
-    """Rows of positions joined with their reservations' rows, each ``(node_id, sku, body, key,
-    reservation body)`` (key and reservation body None for a position without any), as one
-    ``(node_id, sku, body, [(key, reservation body), ...])`` per position, for :func:`decode_position`."""
+    cache: VersionedCopies[tuple[str, str], StockPosition],
+    converter: cattrs.Converter,
+    where: str,
+) -> list[StockPosition]:
+    """Positions read whole, from rows of each position joined with its reservations' rows in one
+    statement (one snapshot), each ``(node_id, sku, body, key, reservation body)`` (key and reservation
+    body None for a position without any), decoded by :func:`decode_position` and kept in ``cache`` at
+    their versions. ``where`` names the store in what a row that cannot be read raises."""
     grouped: dict[tuple[str, str], tuple[Any, list[tuple[str, Any]]]] = {}
     for node_id, sku, body, key, reservation in rows:
         held = grouped.setdefault((node_id, sku), (body, []))[1]
         if key is not None:
             held.append((key, reservation))
-    return [(node_id, sku, body, held) for (node_id, sku), (body, held) in grouped.items()]
+    positions = []
+    for (node_id, sku), (body, held) in grouped.items():
+        position = decode_position(body, held, converter, f"{where}: stock {node_id}/{sku}")
+        cache.put((node_id, sku), position.version, position.clone())
+        positions.append(position)
+    return positions
 
 
 def decode_node_day(

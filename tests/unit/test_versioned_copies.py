@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ordercore.inventory import LedgerEntry, StockPosition
-from ordercore.storage import CATCH_UP_ENTRIES, Behind, VersionedCopies, refresh_positions
+from ordercore.storage import CATCH_UP_ENTRIES, Behind, VersionedCopies, positions_at
 from ordercore.values import Sku
 from tests.unit.factories import AT
 
@@ -93,7 +93,7 @@ def test_a_copy_a_few_entries_behind_is_advanced_by_them_and_kept_at_the_new_ver
     entries = _ledger()
     ledger = Ledger(entries[:40])
     cache = _cache_at(entries, 37)
-    (found,) = refresh_positions(cache, [("WH-1", "SKU-1", 40)], ledger.read_entries, ledger.read_whole)
+    (found,) = positions_at(cache, [("WH-1", "SKU-1", 40)], ledger.read_entries, ledger.read_whole)
     assert found == StockPosition.replay(entries[:40]) and found.new_entries() == []
     assert ledger.asked_entries == [[("WH-1", "SKU-1", 37, 40)]] and ledger.asked_whole == []
     assert cache.get(("WH-1", "SKU-1"), 40) == found
@@ -104,16 +104,14 @@ def test_a_copy_too_far_behind_none_kept_or_entries_that_do_not_add_up_are_read_
     whole = StockPosition.replay(entries)
     far = Ledger(entries)
     cache = _cache_at(entries, 1)  # more than CATCH_UP_ENTRIES behind
-    assert refresh_positions(cache, [("WH-1", "SKU-1", len(entries))], far.read_entries, far.read_whole) == [
-        whole
-    ]
+    assert positions_at(cache, [("WH-1", "SKU-1", len(entries))], far.read_entries, far.read_whole) == [whole]
     assert far.asked_entries == [] and far.asked_whole == [[("WH-1", "SKU-1")]]
     none_kept = Ledger(entries)
     empty: VersionedCopies[tuple[str, str], StockPosition] = VersionedCopies(StockPosition.clone, limit=10)
-    refresh_positions(empty, [("WH-1", "SKU-1", len(entries))], none_kept.read_entries, none_kept.read_whole)
+    positions_at(empty, [("WH-1", "SKU-1", len(entries))], none_kept.read_entries, none_kept.read_whole)
     assert none_kept.asked_entries == [] and none_kept.asked_whole == [[("WH-1", "SKU-1")]]
     short = Ledger(entries[:39])  # one entry of the three missing (a row ahead of what was read)
     cache = _cache_at(entries, 37)
-    found = refresh_positions(cache, [("WH-1", "SKU-1", 40)], short.read_entries, short.read_whole)
+    found = positions_at(cache, [("WH-1", "SKU-1", 40)], short.read_entries, short.read_whole)
     assert found == [StockPosition.replay(entries[:39])]  # what read_whole gave, not an advanced copy
     assert short.asked_whole == [[("WH-1", "SKU-1")]]

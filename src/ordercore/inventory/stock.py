@@ -220,24 +220,7 @@ class StockPosition:
             raise InvalidValue("must start with OPENED, sequence 1", field="entries[0]", value=first)
         position = cls(first.node_id, first.sku, on_hand=0, safety_stock=0, backorderable=False)
         position._record(first)
-        for i, entry in enumerate(it, start=1):
-            if (
-                not isinstance(entry, LedgerEntry)
-                or entry.node_id != position.node_id
-                or entry.sku != position.sku
-                or entry.sequence != position.version + 1
-            ):
-                raise InvalidValue(
-                    f"expected entry {position.version + 1} of {position.node_id}/{position.sku}",
-                    field=f"entries[{i}]",
-                    value=entry,
-                )
-            try:
-                position._record(entry)
-            except InvalidValue as e:
-                raise InvalidValue(
-                    f"cannot be applied: {e.reason}", field=f"entries[{i}]", value=entry
-                ) from e
+        position._apply_next(it, start=1)
         return position
 
     def clone(self) -> StockPosition:
@@ -259,6 +242,28 @@ class StockPosition:
         copy._shared = self._shared = True
         copy._held_sum = self._held_sum
         return copy
+
+    def _apply_next(self, entries: Iterable[LedgerEntry], *, start: int) -> None:
+        """Record ``entries``, each this position's next one, as read from its ledger; InvalidValue names
+        the first that is not (``entries[start]`` is the first given)."""
+        for i, entry in enumerate(entries, start=start):
+            if (
+                not isinstance(entry, LedgerEntry)
+                or entry.node_id != self.node_id
+                or entry.sku != self.sku
+                or entry.sequence != self.version + 1
+            ):
+                raise InvalidValue(
+                    f"expected entry {self.version + 1} of {self.node_id}/{self.sku}",
+                    field=f"entries[{i}]",
+                    value=entry,
+                )
+            try:
+                self._record(entry)
+            except InvalidValue as e:
+                raise InvalidValue(
+                    f"cannot be applied: {e.reason}", field=f"entries[{i}]", value=entry
+                ) from e
 
     def new_entries(self) -> list[LedgerEntry]:
         """Entries recorded since the position was loaded or last stored, in order."""
@@ -282,24 +287,7 @@ class StockPosition:
                 value=f"{self.node_id}/{self.sku}",
             )
         copy = self.clone()
-        for i, entry in enumerate(entries):
-            if (
-                not isinstance(entry, LedgerEntry)
-                or entry.node_id != copy.node_id
-                or entry.sku != copy.sku
-                or entry.sequence != copy.version + 1
-            ):
-                raise InvalidValue(
-                    f"expected entry {copy.version + 1} of {copy.node_id}/{copy.sku}",
-                    field=f"entries[{i}]",
-                    value=entry,
-                )
-            try:
-                copy._record(entry)
-            except InvalidValue as e:
-                raise InvalidValue(
-                    f"cannot be applied: {e.reason}", field=f"entries[{i}]", value=entry
-                ) from e
+        copy._apply_next(entries, start=0)
         copy.mark_persisted()
         return copy
 
