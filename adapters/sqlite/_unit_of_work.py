@@ -33,7 +33,6 @@ from ordercore.ports import (
     OutboxRecord,
 )
 from ordercore.storage import (
-    NODE_STATES,
     Behind,
     StagedCapacity,
     StagedIdempotency,
@@ -44,13 +43,12 @@ from ordercore.storage import (
     StagedUnitOfWork,
     VersionedCopies,
     check_recent_orders_query,
-    committed_copy_of_order,
-    committed_copy_of_position,
     decode_node_day,
-    decode_node_states,
     decode_positions,
     decode_stored,
+    keep_committed,
     key_taken,
+    node_states_at,
     node_states_changed,
     positions_at,
     reservation_changes,
@@ -364,18 +362,20 @@ class SqliteNodes(StagedNodes):
     def _load(self) -> NodeStates:
         with self._uow.db() as conn:
             row = conn.execute("SELECT version FROM node_states_version").fetchone()
-            version = 0 if row is None else row[0]
-            kept = self._uow.node_states_cache.get(NODE_STATES, version)
-            if kept is not None:
-                return kept
-            # the version with the rows, in one statement (one snapshot): one row per node, or one without
-            joined = conn.execute(
-                "SELECT v.version, s.node_id, s.online, s.changed_at, s.actor_kind, s.actor_id, s.reason"
-                " FROM node_states_version v LEFT JOIN node_states s ON 1"
-            ).fetchall()
-        states = decode_node_states(joined, self._uow.url, datetime.fromisoformat)
-        self._uow.node_states_cache.put(NODE_STATES, states.version, states)
-        return states
+            return node_states_at(
+                self._uow.node_states_cache,
+                0 if row is None else row[0],
+                lambda: conn.execute(_NODE_STATES_JOINED).fetchall(),
+                self._uow.url,
+                datetime.fromisoformat,
+            )
+
+
+# the version with the rows, in one statement (one snapshot): one row per node, or one without
+_NODE_STATES_JOINED = (
+    "SELECT v.version, s.node_id, s.online, s.changed_at, s.actor_kind, s.actor_id, s.reason"
+    " FROM node_states_version v LEFT JOIN node_states s ON 1"
+)
 
 
 class SqliteUnitOfWork(StagedUnitOfWork):
@@ -523,16 +523,9 @@ class SqliteUnitOfWork(StagedUnitOfWork):
                         conn.execute("ROLLBACK")
                 raise
         # what was just committed is what the next unit will read: keep it, so that it is not decoded
-        if node_statuses and node_version is not None:
-            self.node_states_cache.put(
-                NODE_STATES, node_version + 1, NodeStates(node_version + 1, self.nodes.current().statuses)
-            )
-        for order in changed:
-            self.orders_cache.put(order.id, order.version, committed_copy_of_order(order))
-        for position in positions:
-            self.stock_cache.put(
-                (position.node_id, position.sku.value), position.version, committed_copy_of_position(position)
-            )
+        keep_committed(
+            self.orders_cache, self.stock_cache, self.node_states_cache, changed, positions, self.nodes
+        )
 
     # -- writing, inside the commit's transaction -------------------------------------------------------
     @staticmethod

@@ -33,7 +33,7 @@ from ordercore.errors import (
 from ordercore.events import OrderEvent
 from ordercore.inventory import EntryKind, LedgerEntry, NodeDay, NodeStates, NodeStatus, StockPosition
 from ordercore.inventory.capacity import check_day
-from ordercore.inventory.ledger import Reservation, collect
+from ordercore.inventory.ledger import RESERVATION_KINDS, Reservation, collect
 from ordercore.inventory.nodes import check_node_id
 from ordercore.lifecycle import OrderStatus, State
 from ordercore.lines import OrderLine
@@ -83,8 +83,10 @@ __all__ = [
     "decode_positions",
     "check_recent_orders_query",
     "hold_rows",
+    "keep_committed",
     "key_taken",
     "node_states_changed",
+    "node_states_at",
     "node_states_copies",
     "newest_first",
     "order_digest",
@@ -480,6 +482,24 @@ def decode_node_states(
         return NodeStates.of(version, statuses)
     except OrderCoreError as e:
         raise StoreUnavailable(f"{where}: the node states cannot be read: {e}") from e
+
+
+def node_states_at(
+    cache: VersionedCopies[str, NodeStates],
+    version: int,
+    read_joined: Callable[[], Sequence[Sequence[Any]]],
+    where: str,
+    time: Callable[[Any], datetime],
+) -> NodeStates:
+    """The node states at ``version`` (read from the store just now): the copy ``cache`` keeps of that
+    version, or else those ``read_joined`` reads (the version with every node's row, in one statement,
+    for :func:`decode_node_states`), kept from then on."""
+    kept = cache.get(NODE_STATES, version)
+    if kept is not None:
+        return kept
+    states = decode_node_states(read_joined(), where, time)
+    cache.put(NODE_STATES, states.version, states)
+    return states
 
 
 #: the one key under which a store keeps its node states in :func:`node_states_copies`
@@ -944,18 +964,34 @@ def committed_copy_of_position(position: StockPosition) -> StockPosition:
     return copy
 
 
+def keep_committed(
+    orders: VersionedCopies[OrderId, Order],
+    stock: VersionedCopies[tuple[str, str], StockPosition],
+    node_states: VersionedCopies[str, NodeStates],
+    changed: Sequence[Order],
+    positions: Sequence[StockPosition],
+    nodes: StagedNodes,
+) -> None:
+    """What a store that keeps decoded copies does once a commit went through: keep what it wrote (the
+    ``changed`` orders, the ``positions``, and the node states if ``nodes`` changed them) at the versions
+    it stored, since that is what the next unit will read."""
+    version = nodes.checked_version()
+    if nodes.changes and version is not None:
+        node_states.put(NODE_STATES, version + 1, NodeStates(version + 1, nodes.current().statuses))
+    for order in changed:
+        orders.put(order.id, order.version, committed_copy_of_order(order))
+    for position in positions:
+        stock.put(
+            (position.node_id, position.sku.value), position.version, committed_copy_of_position(position)
+        )
+
+
 def decode_stored(body: str | bytes, cls: type[T], converter: cattrs.Converter, what: str) -> T:
     """A stored JSON body as ``cls``: a row that cannot be read is a store failure, not bad input."""
     try:
         return from_json(body, cls, converter=converter)
     except OrderCoreError as e:
         raise StoreUnavailable(f"{what} cannot be read: {e}") from e
-
-
-#: the ledger entries that change a position's reservations (each names the reservation by its key)
-_RESERVATION_ENTRIES = frozenset(
-    {EntryKind.RESERVED, EntryKind.CONFIRMED, EntryKind.RELEASED, EntryKind.CONSUMED, EntryKind.EXPIRED}
-)
 
 
 def reservation_changes(position: StockPosition) -> tuple[list[Reservation], list[str]]:
@@ -970,7 +1006,7 @@ def reservation_changes(position: StockPosition) -> tuple[list[Reservation], lis
     held = position.reservations
     if position.persisted_version == 0:
         return [held[k] for k in sorted(held)], []
-    touched = sorted({e.key for e in position.new_entries() if e.kind in _RESERVATION_ENTRIES and e.key})
+    touched = sorted({e.key for e in position.new_entries() if e.kind in RESERVATION_KINDS and e.key})
     return [held[k] for k in touched if k in held], [k for k in touched if k not in held]
 
 

@@ -19,6 +19,7 @@ from ordercore.inventory.nodes import check_node_id
 from ordercore.values import Sku, check_aware, check_quantity
 
 __all__ = [
+    "RESERVATION_KINDS",
     "EntryKind",
     "LedgerEntry",
     "Reservation",
@@ -216,6 +217,11 @@ class EntryKind(enum.Enum):
     """The expected supply ``key`` (``quantity`` units left) will not come; ``compensates`` is its
     SUPPLY_EXPECTED entry."""
 
+
+#: the entries that change a reservation: each names it by its ``key`` (always set for these kinds)
+RESERVATION_KINDS = frozenset(
+    {EntryKind.RESERVED, EntryKind.CONFIRMED, EntryKind.RELEASED, EntryKind.CONSUMED, EntryKind.EXPIRED}
+)
 
 # what each kind requires: (lowest quantity or None for any, key required, compensates required)
 _RULES: dict[EntryKind, tuple[int | None, bool, bool]] = {

@@ -28,6 +28,7 @@ from ordercore.errors import (
     ValidationFailed,
 )
 from ordercore.inventory.ledger import (
+    RESERVATION_KINDS,
     EntryKind,
     LedgerEntry,
     Reservation,
@@ -653,22 +654,16 @@ class StockPosition:
             self.reservations = dict(self.reservations)
             self.supply = dict(self.supply)
             self._shared = False
-        summary = self._held_sum
-        if summary is None or entry.kind not in _RESERVATION_KINDS:
+        summary, key = self._held_sum, entry.key
+        if summary is None or key is None or entry.kind not in RESERVATION_KINDS:
             _APPLY[entry.kind](self, entry)  # reserved units unchanged, or not worked out yet
         else:
-            before = self.reservations.get(entry.key or "")
+            before = self.reservations.get(key)
             self._held_sum = None  # until the entry is applied: it may refuse
             _APPLY[entry.kind](self, entry)
-            self._held_sum = _moved(summary, entry.key or "", before, self.reservations.get(entry.key or ""))
+            self._held_sum = _moved(summary, key, before, self.reservations.get(key))
         self.version = entry.sequence
         self._recorded.append(entry)
-
-
-#: the entries that change a reservation, each naming it by its key
-_RESERVATION_KINDS = frozenset(
-    {EntryKind.RESERVED, EntryKind.CONFIRMED, EntryKind.RELEASED, EntryKind.CONSUMED, EntryKind.EXPIRED}
-)
 
 
 def _moved(
