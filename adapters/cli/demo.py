@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import TextIO
@@ -26,7 +27,7 @@ def run_demo(store: str, *, out: TextIO) -> dict[str, oc.Order]:
     published: list[oc.OrderEvent] = []
 
     class ListPublisher:
-        def publish(self, events: list[oc.OrderEvent]) -> None:
+        def publish(self, events: Sequence[oc.OrderEvent]) -> None:
             published.extend(events)
 
     app = oc.bootstrap(

@@ -303,9 +303,9 @@ class MemoryUnitOfWork(StagedUnitOfWork):
             ]
             for k in keys:
                 del store.idempotency[k]
-            days = [k for k in store.capacity if days_before is not None and k[1] < days_before]
-            for k in days:
-                del store.capacity[k]
+            days = [d for d in store.capacity if days_before is not None and d[1] < days_before]
+            for d in days:
+                del store.capacity[d]
         return len(keys), len(days)
 
     def _repositories(

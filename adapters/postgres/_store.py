@@ -217,7 +217,9 @@ class PostgresStore:
         """A pooled connection for one unit of work; give it back with :meth:`release`."""
         pool = self._current_pool()
         try:
-            conn = pool.getconn(timeout=self._connect_kwargs.get("connect_timeout", _CONNECT_TIMEOUT_S))
+            conn: psycopg.Connection[Any] = pool.getconn(
+                timeout=self._connect_kwargs.get("connect_timeout", _CONNECT_TIMEOUT_S)
+            )
         except psycopg.Error as e:
             self.check_open()
             raise StoreUnavailable(f"cannot connect to {self.url}: {type(e).__name__}: {e}") from e

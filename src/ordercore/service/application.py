@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import date, datetime, timedelta
 from types import TracebackType
 from typing import Self
@@ -36,7 +36,7 @@ from ordercore.service.commands import (
     SetNodeOnline,
 )
 from ordercore.service.handlers import CommandResult, Services
-from ordercore.service.messagebus import EventHandler, HandlerFailure, MessageBus
+from ordercore.service.messagebus import E, HandlerFailure, MessageBus
 from ordercore.service.rules import rule_inputs
 from ordercore.service.sourcing import withdrawable
 from ordercore.values import Actor, OrderId, Sku
@@ -284,7 +284,9 @@ class OrderCore:
                     found.append(order.id)
         return found
 
-    def subscribe(self, event_type: type[OrderEvent], handler: EventHandler) -> None:
+    def subscribe(
+        self, event_type: type[E], handler: Callable[[E], Command | Sequence[Command] | None]
+    ) -> None:
         self.bus.subscribe(event_type, handler)
 
     def relay_outbox(self) -> int:

@@ -32,7 +32,7 @@ import random
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import attrs
 
@@ -51,6 +51,8 @@ _BACKOFF_S = (0.002, 0.020)
 
 #: An event handler; it may return nothing, a follow-up command, or a sequence of them.
 EventHandler = Callable[[OrderEvent], "Command | Sequence[Command] | None"]
+#: an event type a handler subscribes to
+E = TypeVar("E", bound=OrderEvent)
 
 
 @attrs.frozen
@@ -101,10 +103,13 @@ class MessageBus:
         self.on_failure = on_failure
         self.failures: deque[HandlerFailure] = deque(maxlen=max_failures_kept)
 
-    def subscribe(self, event_type: type[OrderEvent], handler: EventHandler) -> None:
+    def subscribe(
+        self, event_type: type[E], handler: Callable[[E], Command | Sequence[Command] | None]
+    ) -> None:
         """Call ``handler`` for every committed event that is an instance of ``event_type``. Handlers run
         in the order they subscribed, whatever type they subscribed to."""
-        self.subscriptions.append((event_type, handler))
+        # only instances of event_type reach it (see _dispatch)
+        self.subscriptions.append((event_type, cast(EventHandler, handler)))
 
     def handle(self, command: Command) -> CommandResult:
         """Run ``command``; then its events' handlers, their follow-ups, and the outbox relay."""
