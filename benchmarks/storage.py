@@ -48,15 +48,24 @@ Figures, all measured in one run:
   not do the reads outside the transaction, builds no objects and
   sources nothing: it is the least any store writing these rows must pay.
 * ``*_ratio_vs_floor``: our throughput over the floor's (target: at least 0.5).
+* ``sqlite_core_plus_floor_orders_per_s``: the three commands of each order on the ``memory://`` store,
+  each followed by the floor's transaction for it on a SQLite file of its own: what ordercore would reach
+  on SQLite if its adapter's own work (its reads, its encoding, its copies) cost nothing.
+  ``sqlite_ceiling_ratio`` is that over the floor: the most any store built on this core could reach.
+  It is well below the memory figure plus the floor's time because the core then runs between fsyncs,
+  as it does in any SQLite store, and that makes it slower: while the thread waits on the disk, the
+  processor's caches go cold (on the machines this ran on, a core that ran back to back at 1.0 ms per order
+  took 1.9 ms of processor time per order with an fsync after each command). ``sqlite_ratio_vs_core_plus_floor``
+  is ordercore's SQLite throughput over that ceiling: how much of what is left the adapter itself costs.
 * ``postgres_workers``: orders/s with 1, 2 and 4 worker processes (``multiprocessing``, spawn), each with
   its own application on one fresh schema, together placing the same total number of orders. Each worker
   sources its own SKUs (stocked at every node), so workers never contend for one stock row. The clock runs
   from the moment all workers are ready (a barrier) to the moment the last one finishes. The runs come in
-  rounds (``--rounds``, 3 by default), each round running 1, 2 and 4 workers in turn on fresh schemas, and
+  rounds (``--rounds``, 3 by default, 2 with ``--quick``), each round running 1, 2 and 4 workers in turn on fresh schemas, and
   the medians over the rounds are reported: a single run of a few seconds on a shared machine swings by
   a third either way.
 * ``sqlite_hot_sku_ms_first`` / ``sqlite_hot_sku_ms_last`` / ``sqlite_hot_sku_growth``: one SKU stocked at
-  one node, ordered one unit at a time by 3,000 orders (600 with ``--quick``) on a SQLite file: the
+  one node, ordered one unit at a time by 3,000 orders (300 with ``--quick``) on a SQLite file: the
   milliseconds per order over the first tenth and over the last, and their ratio. Every order leaves an
   open reservation on that one position, so the ratio stays near 1 only if writing a position costs the
   same however many reservations it holds (each is a row of its own), as it must for a best-seller.
@@ -74,8 +83,8 @@ read (see ``warm_up``). Without it the first timed orders pay for building the s
 generates its hooks on first use), opening the first pooled connection and decoding every position once,
 which in a worker run of 60 orders per process is a good part of the clock; the warm-up order is not
 counted, and the floor needs none (its statements are prepared outside the timed region, its connection is
-open). Ours and the floor run interleaved in chunks of orders (which side goes first alternates), each on its own
-database, so that load from elsewhere on the machine falls on both alike. As timeit does, the cyclic
+open). Ours and the floor (and, on SQLite, the core with the floor's writes) run interleaved in chunks of
+orders (which side goes first moves on at every chunk), each on its own database, so that load from elsewhere on the machine falls on both alike. As timeit does, the cyclic
 garbage collector runs before each timed chunk and is paused inside it. The network has 20 nodes across
 Germany, each holding every SKU in plenty, so every order is fully allocated; orders have 1 to 3 lines of
 1 to 5 units of 10 SKUs, shipped to customers spread across the country (fixed seed). PostgreSQL parts are
@@ -136,7 +145,8 @@ TARGET_RATIO = 0.5
 TARGET_SCALING = 1.7
 FULL_ORDERS, FULL_WORKER_ORDERS = 1_500, 1_000
 QUICK_ORDERS, QUICK_WORKER_ORDERS = 150, 240
-FULL_HOT_ORDERS, QUICK_HOT_ORDERS = 3_000, 600  # orders of the one hot SKU
+FULL_HOT_ORDERS, QUICK_HOT_ORDERS = 3_000, 300  # orders of the one hot SKU
+FULL_ROUNDS, QUICK_ROUNDS = 3, 2  # rounds of the worker runs
 WORKER_COUNTS = (1, 2, 4)
 CHUNK = 100  # orders per interleaved chunk
 N_NODES, N_SKUS = 20, 10
@@ -422,23 +432,19 @@ def pg_prepare(base: str, schema: str, seed_pg: Sequence[Tx]) -> None:
 
 
 # -- ours against the floor, interleaved --------------------------------------------------------------------
-def interleave(
-    n_orders: int, ours: Callable[[int, int], None], floor: Callable[[int, int], None]
-) -> tuple[float, float]:
-    """Seconds on each side for orders [0, n_orders), in alternating chunks."""
-    ours_s = floor_s = 0.0
+def interleave(n_orders: int, *sides: Callable[[int, int], None]) -> tuple[float, ...]:
+    """Seconds on each side for orders [0, n_orders), in chunks taken by each side in turn (which side goes
+    first moves on by one at every chunk)."""
+    spent = [0.0] * len(sides)
     for k, start in enumerate(range(0, n_orders, CHUNK)):
         stop = min(start + CHUNK, n_orders)
-        for side in (0, 1) if k % 2 == 0 else (1, 0):
+        for j in range(len(sides)):
+            side = (k + j) % len(sides)
             with gc_paused():
                 t0 = perf_counter()
-                (ours if side == 0 else floor)(start, stop)
-                elapsed = perf_counter() - t0
-            if side == 0:
-                ours_s += elapsed
-            else:
-                floor_s += elapsed
-    return ours_s, floor_s
+                sides[side](start, stop)
+                spent[side] += perf_counter() - t0
+    return tuple(spent)
 
 
 def bench_hot_sku(n_orders: int, folder: str, writers: int) -> tuple[float, float]:
@@ -469,7 +475,8 @@ def bench_hot_sku(n_orders: int, folder: str, writers: int) -> tuple[float, floa
     return (spans[1] - spans[0]) / tenth, (spans[-1] - spans[-2]) / (n_orders - tenth * (len(spans) - 2))
 
 
-def bench_memory(plan: Plan) -> float:
+def memory_app() -> ordercore.OrderCore:
+    """An application on a ``memory://`` store holding worker 0's SKUs at every node, warmed up."""
     app = new_app("memory://")
     for node in network():
         for j in range(N_SKUS):
@@ -477,6 +484,11 @@ def bench_memory(plan: Plan) -> float:
                 ReceiveStock(node_id=node.node_id, sku=sku(0, j), quantity=STOCK_PER_POSITION, reason="open")
             )
     warm_up(app)
+    return app
+
+
+def bench_memory(plan: Plan) -> float:
+    app = memory_app()
     with gc_paused():
         t0 = perf_counter()
         run_orders(app, plan)
@@ -488,17 +500,20 @@ def bench_memory(plan: Plan) -> float:
 
 def bench_sqlite(
     plan: Plan, seed_txs: list[Tx], order_txs: list[list[Tx]], folder: str
-) -> tuple[float, float]:
-    ours_path, floor_path = os.path.join(folder, "ours.db"), os.path.join(folder, "floor.db")
-    for path in (ours_path, floor_path):
+) -> tuple[float, float, float]:
+    """Seconds for ``plan`` on a SQLite file: ordercore's, the floor's, and the core's with the floor's
+    writes (see :func:`core_and_floor`), interleaved."""
+    paths = [os.path.join(folder, f"{name}.db") for name in ("ours", "floor", "core")]
+    for path in paths:
         ordercore.bootstrap(f"sqlite:///{path}").close()  # the adapter creates the schema
         with sqlite_floor_connect(path) as conn:
             sqlite_replay(conn, seed_txs)
         conn.close()
-    app = new_app(f"sqlite:///{ours_path}")
+    app = new_app(f"sqlite:///{paths[0]}")
     warm_up(app)
-    floor_conn = sqlite_floor_connect(floor_path)
+    floor_conn, core_conn = sqlite_floor_connect(paths[1]), sqlite_floor_connect(paths[2])
     flat = [tx for txs in order_txs for tx in txs]
+    core_app = memory_app()
 
     def ours(a: int, b: int) -> None:
         run_orders(app, plan[a:b])
@@ -506,11 +521,32 @@ def bench_sqlite(
     def floor(a: int, b: int) -> None:
         sqlite_replay(floor_conn, flat[3 * a : 3 * b])
 
-    result = interleave(len(plan), ours, floor)
+    def core(a: int, b: int) -> None:
+        core_and_floor(core_app, plan[a:b], core_conn, flat[3 * a : 3 * b])
+
+    ours_s, floor_s, core_s = interleave(len(plan), ours, floor, core)
     check_allocated(app, len(plan))
-    app.close()
+    check_allocated(core_app, len(plan))
+    for done in (app, core_app):
+        done.close()
     floor_conn.close()
-    return result
+    core_conn.close()
+    return ours_s, floor_s, core_s
+
+
+def core_and_floor(app: ordercore.OrderCore, plan: Plan, conn: sqlite3.Connection, txs: Sequence[Tx]) -> None:
+    """Each command of ``plan`` run on the ``memory://`` store, then the floor's transaction for it written
+    with the bare driver: what ordercore would cost on SQLite if its adapter's own work (its reads, its
+    encoding, its copies) cost nothing. The core's work runs between fsyncs, as it does in a SQLite store,
+    where it runs slower than back to back (the processor's caches go cold while the thread waits)."""
+    handle = app.handle
+    for i, entry in enumerate(plan):
+        oid = handle(place_command(entry, 0)).order_id
+        sqlite_replay(conn, txs[3 * i : 3 * i + 1])
+        handle(AcceptOrder(order_id=oid))
+        sqlite_replay(conn, txs[3 * i + 1 : 3 * i + 2])
+        handle(SourceOrder(order_id=oid))
+        sqlite_replay(conn, txs[3 * i + 2 : 3 * i + 3])
 
 
 def bench_postgres(
@@ -531,11 +567,11 @@ def bench_postgres(
         def floor(a: int, b: int) -> None:
             pg_replay(floor_conn, flat[3 * a : 3 * b])
 
-        result = interleave(len(plan), ours, floor)
+        ours_s, floor_s = interleave(len(plan), ours, floor)
         check_allocated(app, len(plan))
         app.close()
         floor_conn.close()
-        return result
+        return ours_s, floor_s
     finally:
         pg_drop(base, (ours_schema, floor_schema))
 
@@ -642,7 +678,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--profile", action="store_true", help="also profile ordercore on SQLite")
     parser.add_argument(
-        "--rounds", type=int, default=3, help="rounds of the worker runs, medians reported (default 3)"
+        "--rounds", type=int, help="rounds of the worker runs, medians reported (default 3; 2 quick)"
     )
     args = parser.parse_args(argv)
     n_orders = args.orders or (QUICK_ORDERS if args.quick else FULL_ORDERS)
@@ -660,7 +696,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("memory...", file=sys.stderr, flush=True)
         memory_s = bench_memory(plan)
         print("sqlite...", file=sys.stderr, flush=True)
-        sqlite_s, sqlite_floor_s = bench_sqlite(plan, seed_txs, order_txs, folder)
+        sqlite_s, sqlite_floor_s, sqlite_core_s = bench_sqlite(plan, seed_txs, order_txs, folder)
         print("sqlite, one hot SKU...", file=sys.stderr, flush=True)
         hot = {writers: bench_hot_sku(n_hot, folder, writers) for writers in (1, 2)}
         profile_text = profile_sqlite(plan[: min(n_orders, 1000)], seed_txs, folder) if args.profile else ""
@@ -680,7 +716,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"PostgreSQL run FAILED: {type(e).__name__}: {e}", flush=True)
         print("postgres workers...", file=sys.stderr, flush=True)
         try:
-            medians, scaling = bench_workers(n_worker_orders, base, seed_pg, tag, args.rounds)
+            rounds = args.rounds or (QUICK_ROUNDS if args.quick else FULL_ROUNDS)
+            medians, scaling = bench_workers(n_worker_orders, base, seed_pg, tag, rounds)
             workers.update(medians)
         except (ordercore.OrderCoreError, SystemExit) as e:
             print(f"PostgreSQL worker run FAILED: {type(e).__name__}: {e}", flush=True)
@@ -690,7 +727,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     memory_rate = rate(n_orders, memory_s)
     sqlite_rate, sqlite_floor_rate = rate(n_orders, sqlite_s), rate(n_orders, sqlite_floor_s)
     pg_rate, pg_floor_rate = rate(n_orders, pg_s), rate(n_orders, pg_floor_s)
+    sqlite_core_rate = rate(n_orders, sqlite_core_s)
     sqlite_ratio = sqlite_rate / sqlite_floor_rate if sqlite_rate and sqlite_floor_rate else None
+    # the most any store on this core could reach, and how near ordercore's own comes to it
+    sqlite_ceiling = sqlite_core_rate / sqlite_floor_rate if sqlite_core_rate and sqlite_floor_rate else None
+    sqlite_of_ceiling = sqlite_rate / sqlite_core_rate if sqlite_rate and sqlite_core_rate else None
     pg_ratio = pg_rate / pg_floor_rate if pg_rate and pg_floor_rate else None
 
     if profile_text:
@@ -705,6 +746,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ("memory:// (application layer, no I/O)", memory_rate),
         ("SQLite file: ordercore", sqlite_rate),
         ("SQLite file: floor (sqlite3, same rows)", sqlite_floor_rate),
+        ("SQLite file: memory:// core + floor's writes", sqlite_core_rate),
         ("PostgreSQL: ordercore", pg_rate),
         ("PostgreSQL: floor (psycopg, same rows)", pg_floor_rate),
         *((f"PostgreSQL: ordercore, {n} worker process(es)", workers.get(str(n))) for n in WORKER_COUNTS),
@@ -722,6 +764,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(
         f"SQLite ratio vs floor (our orders/s / floor's): {fmt(sqlite_ratio, '.3f')}   "
         f"target >= {TARGET_RATIO}: {verdict(sqlite_ratio, TARGET_RATIO)}"
+    )
+    print(
+        f"  the core + the floor's writes, over the floor: {fmt(sqlite_ceiling, '.3f')} (the most a store on "
+        f"this core could reach); ordercore over that: {fmt(sqlite_of_ceiling, '.3f')}"
     )
     print(
         f"PostgreSQL ratio vs floor: {fmt(pg_ratio, '.3f')}   "
@@ -751,6 +797,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "sqlite_orders_per_s": r1(sqlite_rate),
                 "sqlite_floor_orders_per_s": r1(sqlite_floor_rate),
                 "sqlite_ratio_vs_floor": r3(sqlite_ratio),
+                "sqlite_core_plus_floor_orders_per_s": r1(sqlite_core_rate),
+                "sqlite_ceiling_ratio": r3(sqlite_ceiling),
+                "sqlite_ratio_vs_core_plus_floor": r3(sqlite_of_ceiling),
                 "postgres_orders_per_s": r1(pg_rate),
                 "postgres_floor_orders_per_s": r1(pg_floor_rate),
                 "postgres_ratio_vs_floor": r3(pg_ratio),
