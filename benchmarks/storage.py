@@ -76,6 +76,12 @@ Figures, all measured in one run:
 * ``postgres_scaling_1_to_2``: the median over the rounds of each round's 2-worker throughput over its
   1-worker throughput (target: at least 1.7x; on a machine with fewer cores than workers plus the server,
   the server and the workers share them).
+* ``postgres_floor_workers`` / ``postgres_floor_scaling_1_to_2``: the same for the floor: 1 and 2
+  processes, each replaying with the bare driver on its own connection the very transactions ordercore's
+  worker of that number commits (recorded as above, its own orders on its own SKUs), on a fresh schema, in
+  the same rounds. It says how far plain commits of these rows scale on this server and machine, which
+  bounds ordercore's scaling: where a commit's fsync takes longer than its processor time, two processes
+  mostly wait on the disk together.
 
 Each application is **warmed up** before its clock starts, as a long-running service already is: one order
 placed, accepted and sourced on its own SKUs under an id outside the plan, and every position of its SKUs
@@ -93,7 +99,7 @@ skipped, with their values null, when no server answers at ``--postgres`` (defau
 asserted. The last line printed is a JSON object.
 
     python benchmarks/storage.py             # 1,500 orders per store, 1,000 for the worker runs
-    python benchmarks/storage.py --quick     # 150 orders per store, 240 for the worker runs (under a minute)
+    python benchmarks/storage.py --quick     # 150 orders per store, 160 for the worker runs (under a minute)
     python benchmarks/storage.py --profile   # also print where ordercore spends its time on SQLite
 """
 
@@ -144,10 +150,11 @@ SEED = 20240601
 TARGET_RATIO = 0.5
 TARGET_SCALING = 1.7
 FULL_ORDERS, FULL_WORKER_ORDERS = 1_500, 1_000
-QUICK_ORDERS, QUICK_WORKER_ORDERS = 150, 240
+QUICK_ORDERS, QUICK_WORKER_ORDERS = 150, 160
 FULL_HOT_ORDERS, QUICK_HOT_ORDERS = 3_000, 300  # orders of the one hot SKU
 FULL_ROUNDS, QUICK_ROUNDS = 3, 2  # rounds of the worker runs
 WORKER_COUNTS = (1, 2, 4)
+FLOOR_WORKER_COUNTS = (1, 2)  # the floor's worker runs: enough for its scaling from 1 to 2
 CHUNK = 100  # orders per interleaved chunk
 N_NODES, N_SKUS = 20, 10
 STOCK_PER_POSITION = 10_000_000
@@ -301,9 +308,10 @@ class RecordingConnection(sqlite3.Connection):
         return super().executemany(sql, rows)
 
 
-def record(plan: Plan, workers: int) -> tuple[list[Tx], list[list[Tx]]]:
+def record(plan: Plan, workers: int, worker: int = 0) -> tuple[list[Tx], list[list[Tx]]]:
     """The transactions ordercore commits: stock for every worker's SKUs at every node (seeding), then
-    those of ``plan`` (three per order), on an in-memory SQLite store whose connection records them."""
+    those of ``plan`` placed by ``worker`` (three per order), on an in-memory SQLite store whose
+    connection records them."""
     from ordercore_adapters.sqlite._store import SqliteStore
 
     class RecordingStore(SqliteStore):
@@ -328,9 +336,9 @@ def record(plan: Plan, workers: int) -> tuple[list[Tx], list[list[Tx]]]:
                     )
                 )
     seed_txs, conn.txs = conn.txs, []
-    app = new_app(store)
-    run_orders(app, plan)
-    check_allocated(app, len(plan))
+    app = new_app(store, worker=worker)
+    run_orders(app, plan, worker)
+    check_allocated(app, len(plan), worker)
     order_txs = conn.txs
     if len(order_txs) != 3 * len(plan):
         raise SystemExit(f"recorded {len(order_txs)} transactions for {len(plan)} orders, expected 3 each")
@@ -621,18 +629,85 @@ def run_workers(n: int, n_total: int, base: str, seed_pg: list[Tx], schema: str)
         pg_drop(base, (schema,))
 
 
+def _floor_worker(base: str, schema: str, txs: list[Tx], barrier: Any, results: Any) -> None:
+    try:
+        conn = pg_connect(base, schema)
+        barrier.wait(timeout=120)
+        t0 = monotonic()
+        pg_replay(conn, txs)
+        t1 = monotonic()
+        conn.close()
+        results.put((t0, t1))
+    except BaseException as e:  # reported by the parent; never leave it waiting
+        barrier.abort()
+        results.put((f"{type(e).__name__}: {str(e)[:300]}", None))
+
+
+def run_floor_workers(
+    n: int, n_total: int, base: str, seed_pg: list[Tx], worker_txs: list[list[Tx]], schema: str
+) -> float:
+    """Orders/s of ``n`` processes replaying, each with the bare driver on its own connection, the
+    transactions ordercore's worker of the same number commits (its own orders, on its own SKUs) on a
+    fresh schema: how far the server and the machine let plain commits scale."""
+    ctx = mp.get_context("spawn")
+    try:
+        pg_prepare(base, schema, seed_pg)
+        share = n_total // n
+        barrier, results = ctx.Barrier(n), ctx.Queue()
+        procs = [
+            ctx.Process(
+                target=_floor_worker,
+                args=(base, schema, pg_statements(worker_txs[w][: 3 * share]), barrier, results),
+            )
+            for w in range(n)
+        ]
+        for p in procs:
+            p.start()
+        times = [results.get(timeout=900) for _ in procs]
+        for p in procs:
+            p.join()
+        if any(t1 is None for _, t1 in times):
+            failed = [t0 for t0, t1 in times if t1 is None and "BrokenBarrier" not in t0]
+            raise SystemExit(f"{n} floor worker(s): {failed[0] if failed else 'a worker failed'}")
+        wall = max(t1 for _, t1 in times) - min(t0 for t0, _ in times)
+        print(f"  {n} floor worker(s): {share * n:,} orders in {wall:.2f} s", file=sys.stderr, flush=True)
+        return share * n / wall
+    finally:
+        pg_drop(base, (schema,))
+
+
+def record_workers(n_total: int) -> list[list[Tx]]:
+    """What ordercore's workers 0 and 1 commit in the worker runs, flat, for the floor's worker runs (each
+    worker's plan as :func:`run_workers` makes it, as long as the longest run of that worker)."""
+    recorded = []
+    for w in range(max(FLOOR_WORKER_COUNTS)):
+        longest = n_total // min(n for n in FLOOR_WORKER_COUNTS if n > w)
+        _, txs = record(make_plan(longest, SEED + w), max(WORKER_COUNTS), worker=w)
+        recorded.append([tx for order in txs for tx in order])
+    return recorded
+
+
 def bench_workers(
-    n_total: int, base: str, seed_pg: list[Tx], tag: str, rounds: int
-) -> tuple[dict[str, float], float]:
+    n_total: int, base: str, seed_pg: list[Tx], tag: str, rounds: int, worker_txs: list[list[Tx]]
+) -> tuple[dict[str, float], float, dict[str, float], float]:
     """Median orders/s with 1, 2, 4 worker processes over ``rounds`` rounds (each round runs every count
-    once, in turn, so that load from elsewhere falls on all of them alike), and the median over the rounds
-    of each round's 2-worker over 1-worker throughput."""
+    once, in turn, then the floor's 1 and 2, so that load from elsewhere falls on all of them alike), and
+    the median over the rounds of each round's 2-worker over 1-worker throughput; the same for the floor."""
     runs: dict[int, list[float]] = {n: [] for n in WORKER_COUNTS}
+    floor_runs: dict[int, list[float]] = {n: [] for n in FLOOR_WORKER_COUNTS}
     for r in range(rounds):
         for n in WORKER_COUNTS:
             runs[n].append(run_workers(n, n_total, base, seed_pg, f"bench_storage_{tag}_r{r}_w{n}"))
-    scaling = statistics.median(two / one for one, two in zip(runs[1], runs[2], strict=True))
-    return {str(n): statistics.median(v) for n, v in runs.items()}, scaling
+        for n in FLOOR_WORKER_COUNTS:
+            floor_runs[n].append(
+                run_floor_workers(n, n_total, base, seed_pg, worker_txs, f"bench_storage_{tag}_r{r}_f{n}")
+            )
+
+    def medians(by_count: dict[int, list[float]]) -> tuple[dict[str, float], float]:
+        scaling = statistics.median(two / one for one, two in zip(by_count[1], by_count[2], strict=True))
+        return {str(n): statistics.median(v) for n, v in by_count.items()}, scaling
+
+    return *medians(runs), *medians(floor_runs)
 
 
 def profile_sqlite(plan: Plan, seed_txs: list[Tx], folder: str) -> str:
@@ -705,7 +780,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     pg_s = pg_floor_s = None
     workers: dict[str, float | None] = {str(n): None for n in WORKER_COUNTS}
-    scaling: float | None = None
+    floor_workers: dict[str, float | None] = {str(n): None for n in FLOOR_WORKER_COUNTS}
+    scaling = floor_scaling = None
     why_not = pg_reachable(base)
     if why_not is None:
         seed_pg = pg_statements(seed_txs)
@@ -717,8 +793,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("postgres workers...", file=sys.stderr, flush=True)
         try:
             rounds = args.rounds or (QUICK_ROUNDS if args.quick else FULL_ROUNDS)
-            medians, scaling = bench_workers(n_worker_orders, base, seed_pg, tag, rounds)
+            worker_txs = record_workers(n_worker_orders)
+            medians, scaling, floor_medians, floor_scaling = bench_workers(
+                n_worker_orders, base, seed_pg, tag, rounds, worker_txs
+            )
             workers.update(medians)
+            floor_workers.update(floor_medians)
         except (ordercore.OrderCoreError, SystemExit) as e:
             print(f"PostgreSQL worker run FAILED: {type(e).__name__}: {e}", flush=True)
     else:
@@ -750,6 +830,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         ("PostgreSQL: ordercore", pg_rate),
         ("PostgreSQL: floor (psycopg, same rows)", pg_floor_rate),
         *((f"PostgreSQL: ordercore, {n} worker process(es)", workers.get(str(n))) for n in WORKER_COUNTS),
+        *(
+            (f"PostgreSQL: floor, {n} worker process(es)", floor_workers.get(str(n)))
+            for n in FLOOR_WORKER_COUNTS
+        ),
     )
     for label, r in rows:
         print(
@@ -777,6 +861,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"PostgreSQL 1 -> 2 workers: {fmt(scaling, '.2f')}x   "
         f"target >= {TARGET_SCALING}x: {verdict(scaling, TARGET_SCALING)}"
     )
+    print(f"  the floor's processes, 1 -> 2: {fmt(floor_scaling, '.2f')}x (how far plain commits scale here)")
     for writers, (first_s, last_s) in hot.items():
         print(
             f"SQLite, {n_hot:,} orders of one SKU at one node, {writers} writer(s):"
@@ -805,6 +890,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "postgres_ratio_vs_floor": r3(pg_ratio),
                 "postgres_workers": {k: r1(v) for k, v in workers.items()},
                 "postgres_scaling_1_to_2": r3(scaling),
+                "postgres_floor_workers": {k: r1(v) for k, v in floor_workers.items()},
+                "postgres_floor_scaling_1_to_2": r3(floor_scaling),
                 "sqlite_hot_sku_ms_first": r3(hot[1][0] * 1000),
                 "sqlite_hot_sku_ms_last": r3(hot[1][1] * 1000),
                 "sqlite_hot_sku_growth": r3(hot[1][1] / hot[1][0]),
