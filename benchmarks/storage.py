@@ -466,6 +466,14 @@ def bench_hot_sku(n_orders: int, folder: str, writers: int) -> tuple[float, floa
     seed.handle(ReceiveStock(node_id="N00", sku="HOT-1", quantity=STOCK_PER_POSITION, reason="open"))
     seed.close()
     apps = [new_app(f"sqlite:///{path}", worker=w) for w in range(writers)]
+
+    def hot(entry: tuple[float, float, tuple[tuple[int, int], ...]]) -> PlaceOrder:
+        return attrs.evolve(place_command(entry, 0), lines=(NewLine(Sku("HOT-1"), 1, PRICE),))
+
+    for w, app in enumerate(apps):  # warmed up, as a service is: the first tenth is not its first orders
+        oid = app.handle(attrs.evolve(hot(make_plan(1, SEED - 1)[0]), order_id=f"HOT-WARM-UP-{w}")).order_id
+        app.handle(AcceptOrder(order_id=oid))
+        app.handle(SourceOrder(order_id=oid))
     tenth = max(n_orders // 10, 1)
     spans: list[float] = []
     with gc_paused():
@@ -473,8 +481,7 @@ def bench_hot_sku(n_orders: int, folder: str, writers: int) -> tuple[float, floa
             if k % tenth == 0:
                 spans.append(perf_counter())
             handle = apps[k % writers].handle
-            command = attrs.evolve(place_command(entry, 0), lines=(NewLine(Sku("HOT-1"), 1, PRICE),))
-            oid = handle(command).order_id
+            oid = handle(hot(entry)).order_id
             handle(AcceptOrder(order_id=oid))
             handle(SourceOrder(order_id=oid))
         spans.append(perf_counter())
@@ -594,39 +601,10 @@ def _worker(url: str, worker: int, plan: Plan, barrier: Any, results: Any) -> No
         t1 = monotonic()
         check_allocated(app, len(plan), worker)
         app.close()
-        results.put((worker, t0, t1))
+        results.put((t0, t1))
     except BaseException as e:  # reported by the parent; never leave it waiting
         barrier.abort()
-        results.put((worker, f"{type(e).__name__}: {str(e)[:300]}", None))
-
-
-def run_workers(n: int, n_total: int, base: str, seed_pg: list[Tx], schema: str) -> float:
-    """Orders/s of ``n`` worker processes, each placing its share on its own SKUs, on a fresh schema."""
-    ctx = mp.get_context("spawn")
-    try:
-        pg_prepare(base, schema, seed_pg)
-        share = n_total // n
-        barrier, results = ctx.Barrier(n), ctx.Queue()
-        procs = [
-            ctx.Process(
-                target=_worker,
-                args=(pg_url(base, schema), w, make_plan(share, SEED + w), barrier, results),
-            )
-            for w in range(n)
-        ]
-        for p in procs:
-            p.start()
-        times = [results.get(timeout=900) for _ in procs]
-        for p in procs:
-            p.join()
-        failed = [t0 for _, t0, t1 in times if t1 is None and "BrokenBarrier" not in t0]
-        if failed or any(t1 is None for _, _, t1 in times):
-            raise SystemExit(f"{n} worker(s): {failed[0] if failed else 'a worker failed'}")
-        wall = max(t1 for _, _, t1 in times) - min(t0 for _, t0, _ in times)
-        print(f"  {n} worker(s): {share * n:,} orders in {wall:.2f} s", file=sys.stderr, flush=True)
-        return share * n / wall
-    finally:
-        pg_drop(base, (schema,))
+        results.put((f"{type(e).__name__}: {str(e)[:300]}", None))
 
 
 def _floor_worker(base: str, schema: str, txs: list[Tx], barrier: Any, results: Any) -> None:
@@ -643,24 +621,25 @@ def _floor_worker(base: str, schema: str, txs: list[Tx], barrier: Any, results: 
         results.put((f"{type(e).__name__}: {str(e)[:300]}", None))
 
 
-def run_floor_workers(
-    n: int, n_total: int, base: str, seed_pg: list[Tx], worker_txs: list[list[Tx]], schema: str
+def race(
+    n: int,
+    n_total: int,
+    base: str,
+    seed_pg: list[Tx],
+    schema: str,
+    label: str,
+    target: Callable[..., None],
+    args_of: Callable[[int, int], tuple[Any, ...]],
 ) -> float:
-    """Orders/s of ``n`` processes replaying, each with the bare driver on its own connection, the
-    transactions ordercore's worker of the same number commits (its own orders, on its own SKUs) on a
-    fresh schema: how far the server and the machine let plain commits scale."""
+    """Orders/s of ``n`` processes (``multiprocessing``, spawn) running ``target(*args_of(w, share),
+    barrier, results)`` on a fresh schema, each ``share`` of ``n_total`` orders, from the moment all are
+    ready (a barrier) to the moment the last one finishes."""
     ctx = mp.get_context("spawn")
     try:
         pg_prepare(base, schema, seed_pg)
         share = n_total // n
         barrier, results = ctx.Barrier(n), ctx.Queue()
-        procs = [
-            ctx.Process(
-                target=_floor_worker,
-                args=(base, schema, pg_statements(worker_txs[w][: 3 * share]), barrier, results),
-            )
-            for w in range(n)
-        ]
+        procs = [ctx.Process(target=target, args=(*args_of(w, share), barrier, results)) for w in range(n)]
         for p in procs:
             p.start()
         times = [results.get(timeout=900) for _ in procs]
@@ -668,12 +647,44 @@ def run_floor_workers(
             p.join()
         if any(t1 is None for _, t1 in times):
             failed = [t0 for t0, t1 in times if t1 is None and "BrokenBarrier" not in t0]
-            raise SystemExit(f"{n} floor worker(s): {failed[0] if failed else 'a worker failed'}")
+            raise SystemExit(f"{n} {label}(s): {failed[0] if failed else 'one failed'}")
         wall = max(t1 for _, t1 in times) - min(t0 for t0, _ in times)
-        print(f"  {n} floor worker(s): {share * n:,} orders in {wall:.2f} s", file=sys.stderr, flush=True)
+        print(f"  {n} {label}(s): {share * n:,} orders in {wall:.2f} s", file=sys.stderr, flush=True)
         return share * n / wall
     finally:
         pg_drop(base, (schema,))
+
+
+def run_workers(n: int, n_total: int, base: str, seed_pg: list[Tx], schema: str) -> float:
+    """Orders/s of ``n`` worker processes, each placing its share on its own SKUs, on a fresh schema."""
+    return race(
+        n,
+        n_total,
+        base,
+        seed_pg,
+        schema,
+        "worker",
+        _worker,
+        lambda w, share: (pg_url(base, schema), w, make_plan(share, SEED + w)),
+    )
+
+
+def run_floor_workers(
+    n: int, n_total: int, base: str, seed_pg: list[Tx], worker_txs: list[list[Tx]], schema: str
+) -> float:
+    """Orders/s of ``n`` processes replaying, each with the bare driver on its own connection, the
+    transactions ordercore's worker of the same number commits (its own orders, on its own SKUs) on a
+    fresh schema: how far the server and the machine let plain commits scale."""
+    return race(
+        n,
+        n_total,
+        base,
+        seed_pg,
+        schema,
+        "floor worker",
+        _floor_worker,
+        lambda w, share: (base, schema, pg_statements(worker_txs[w][: 3 * share])),
+    )
 
 
 def record_workers(n_total: int) -> list[list[Tx]]:
