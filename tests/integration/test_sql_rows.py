@@ -126,35 +126,28 @@ def change_four(p: StockPosition) -> None:
 
 
 def test_each_reservation_is_a_row_and_the_body_holds_none(database: Database) -> None:
-    store = database.open()
-    try:
+    with closing(database.open()) as store:
         save(store, reserve_five)
         rows = database.reservation_rows()
         assert sorted(rows) == ["K1", "K2", "K3", "K4", "K5"]
         assert rows["K5"]["kind"] == "soft" and rows["K4"]["quantity"] == 4
         assert database.body()["reservations"] == {}
         written = save(store, change_four)
-    finally:
-        store.close()
     rows = database.reservation_rows()
     assert sorted(rows) == ["K2", "K4", "K5", "K6"]
     assert rows["K2"]["quantity"] == 1 and rows["K5"]["kind"] == "hard" and rows["K5"]["expires_at"] is None
     assert database.body()["reservations"] == {} and database.body()["on_hand"] == 97
     # a store that never saw the position reads it whole, equal to what was written and to its replay
-    other = database.open()
-    try:
+    with closing(database.open()) as other:
         fresh = read(other)
         assert fresh == written
         assert fresh.reserved(LATER) == 1 + 4 + 5 + 6 and fresh.available(LATER) == 97 - 16
         with other.unit_of_work() as uow:
             assert StockPosition.replay(uow.inventory.ledger("WH-1", SKU)) == fresh
-    finally:
-        other.close()
 
 
 def test_a_store_holding_an_older_copy_reads_the_reservations_another_wrote(database: Database) -> None:
-    first, second = database.open(), database.open()
-    try:
+    with closing(database.open()) as first, closing(database.open()) as second:
         save(first, reserve_five)
         assert sorted(read(second).reservations) == ["K1", "K2", "K3", "K4", "K5"]  # kept by `second`
         save(first, change_four)
@@ -165,34 +158,21 @@ def test_a_store_holding_an_older_copy_reads_the_reservations_another_wrote(data
         save(second, lambda p: p.release("K6", at=LATER, reason="cancelled"))
         assert sorted(database.reservation_rows()) == ["K2", "K4", "K5"]
         assert read(first).reservation("K6") is None
-    finally:
-        first.close()
-        second.close()
 
 
 def test_a_reservation_row_that_does_not_read_back_is_store_unavailable(database: Database) -> None:
-    store = database.open()
-    try:
+    with closing(database.open()) as store:
         save(store, reserve_five)
-    finally:
-        store.close()
     database.set_body("stock_reservations", {**database.reservation_rows()["K2"], "key": "K9"}, "key = 'K2'")
-    other = database.open()
-    try:
-        with pytest.raises(StoreUnavailable, match="reservation 'K2'"):
-            read(other)
-    finally:
-        other.close()
+    with closing(database.open()) as other, pytest.raises(StoreUnavailable, match="reservation 'K2'"):
+        read(other)
 
 
 def test_migrating_to_schema_8_moves_the_reservations_out_of_the_bodies(database: Database) -> None:
-    store = database.open()
-    try:
+    with closing(database.open()) as store:
         save(store, reserve_five)
         save(store, lambda p: p.release("K1", at=LATER, reason="cancelled"))
         written = read(store)
-    finally:
-        store.close()
     # back to what schema 7 stored: every reservation in its position's body, and no table of them
     database.set_body(
         "stock", {**database.body(), "reservations": database.reservation_rows()}, "node_id = 'WH-1'"
@@ -201,21 +181,15 @@ def test_migrating_to_schema_8_moves_the_reservations_out_of_the_bodies(database
     database.set_version(7)
     with pytest.raises(StoreUnavailable, match="schema version 7"):
         database.open()
-    store = database.open(migrate=True)
-    try:
+    with closing(database.open(migrate=True)) as store:
         assert [version for version, _ in store.migration.steps] == [8, 9]
         assert read(store) == written
-    finally:
-        store.close()
     assert sorted(database.reservation_rows()) == ["K2", "K3", "K4", "K5"]
     assert database.body()["reservations"] == {}
-    store = database.open()
-    try:
+    with closing(database.open()) as store:
         assert read(store) == written  # read by a new store: from the rows
         save(store, lambda p: p.release("K2", at=LATER, reason="cancelled"))
         assert sorted(database.reservation_rows()) == ["K3", "K4", "K5"]
-    finally:
-        store.close()
 
 
 # every sequence of changes leaves the rows holding exactly the position's reservations
@@ -260,8 +234,8 @@ def test_the_rows_hold_exactly_the_reservations_and_another_store_reads_them_aft
     """A second store (another worker) reads the position after some commits, so that it holds copies
     some entries behind: it catches up from the ledger, and reads what the writer wrote."""
     path = tmp_path_factory.mktemp("db") / "orders.db"
-    store, other = open_sqlite(f"sqlite:///{path}"), open_sqlite(f"sqlite:///{path}")
-    try:
+    target = f"sqlite:///{path}"
+    with closing(open_sqlite(target)) as store, closing(open_sqlite(target)) as other:
         at = AT
         for steps, other_reads in commits:
             at += timedelta(minutes=10)
@@ -272,14 +246,8 @@ def test_the_rows_hold_exactly_the_reservations_and_another_store_reads_them_aft
             rows = dict(raw.execute("SELECT key, body FROM stock_reservations").fetchall())
         assert sorted(rows) == sorted(written.reservations)
         assert read(other) == written
-        fresh = open_sqlite(f"sqlite:///{path}")
-        try:
+        with closing(open_sqlite(target)) as fresh:
             assert read(fresh) == written
-        finally:
-            fresh.close()
-    finally:
-        store.close()
-        other.close()
 
 
 # -- the outbox holds only what is still to be sent (schema 9) ----------------------------------------------
@@ -288,8 +256,7 @@ def outbox_ids(database: Database) -> list[str]:
 
 
 def test_a_published_event_leaves_the_outbox_table(database: Database) -> None:
-    store = database.open()
-    try:
+    with closing(database.open()) as store:
         with store.unit_of_work() as uow:
             uow.orders.add(make_order(order_id="O-1"))
             uow.commit()
@@ -306,26 +273,17 @@ def test_a_published_event_leaves_the_outbox_table(database: Database) -> None:
         with store.unit_of_work() as uow:
             assert [r.event.event_id for r in uow.outbox.pending()] == ["O-1#2"]
             assert len(uow.orders.get(OrderId("O-1")).history) == 2  # the order keeps its events
-    finally:
-        store.close()
 
 
 def test_migrating_to_schema_9_deletes_the_events_kept_marked_published(database: Database) -> None:
-    store = database.open()
-    try:
-        with store.unit_of_work() as uow:
-            uow.orders.add(make_order(order_id="O-1"))
-            uow.commit()
-    finally:
-        store.close()
+    with closing(database.open()) as store, store.unit_of_work() as uow:
+        uow.orders.add(make_order(order_id="O-1"))
+        uow.commit()
     true = "1" if database.dialect == "sqlite" else "true"
     database.run(f"UPDATE outbox SET published = {true} WHERE event_id = 'O-1#1'", ())  # as schema 8 kept it
     database.set_version(8)
-    store = database.open(migrate=True)
-    try:
+    with closing(database.open(migrate=True)) as store:
         assert [version for version, _ in store.migration.steps] == [9]
         with store.unit_of_work() as uow:
             assert [r.event.event_id for r in uow.outbox.pending()] == ["O-1#2"]
-    finally:
-        store.close()
     assert outbox_ids(database) == ["O-1#2"]
