@@ -13,6 +13,7 @@ import keyword
 import threading
 import typing
 from abc import ABC, abstractmethod
+from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from datetime import date, datetime
@@ -68,6 +69,7 @@ __all__ = [
     "StagedOutbox",
     "StagedStock",
     "Behind",
+    "Bounded",
     "StagedUnitOfWork",
     "Stale",
     "StoredJson",
@@ -99,6 +101,7 @@ __all__ = [
 
 T = TypeVar("T")
 K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
 
 #: the longest idempotency key a store accepts (in characters)
 MAX_IDEMPOTENCY_KEY_LENGTH = 200
@@ -637,6 +640,43 @@ class StagedUnitOfWork(ABC):
             self._reset()
 
 
+class Bounded(Generic[K, V]):
+    """A map of at most ``limit`` entries (none for 0) that drops the oldest first, by when each was last
+    put: what a store keeps for as long as its process runs (decoded copies, encoded texts). Getting and
+    putting cost the same however many entries it holds and however long it has been full. (A plain
+    ``dict`` that drops its first key to make room does not: each key it drops leaves a hole at its front
+    that finding the next first key walks past, until the dict is rebuilt, so a full one grows slower
+    with its size.) Safe to use from several threads."""
+
+    __slots__ = ("_entries", "_limit", "_lock")
+
+    def __init__(self, limit: int) -> None:
+        self._entries: OrderedDict[K, V] = OrderedDict()
+        self._limit = max(limit, 0)
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, key: K) -> V | None:
+        return self._entries.get(key)
+
+    def put(self, key: K, value: V) -> None:
+        """Keep ``value`` under ``key`` as the newest entry, dropping the oldest beyond the limit."""
+        if not self._limit:
+            return
+        with self._lock:
+            entries = self._entries
+            entries[key] = value
+            entries.move_to_end(key)
+            while len(entries) > self._limit:
+                entries.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
 class VersionedCopies(Generic[K, T]):
     """Decoded copies of stored aggregates (orders, stock positions), each with the version it is stored
     at, kept by a store so that a unit of work decodes a row only when it changed since it was last read
@@ -651,9 +691,7 @@ class VersionedCopies(Generic[K, T]):
 
     def __init__(self, copy: Callable[[T], T], limit: int) -> None:
         self._copy = copy
-        self._limit = max(limit, 0)
-        self._entries: dict[K, tuple[int, T]] = {}
-        self._lock = threading.Lock()
+        self._entries: Bounded[K, tuple[int, T]] = Bounded(limit)
 
     def version(self, key: K) -> int | None:
         """The version of the copy kept for ``key``, if any."""
@@ -694,18 +732,10 @@ class VersionedCopies(Generic[K, T]):
     def put(self, key: K, version: int, value: T) -> None:
         """Keep ``value``, which ``key`` holds at ``version`` (as read, or as just committed). ``value`` is
         the cache's from now on: pass a copy of an object still in use."""
-        if not self._limit:
-            return
-        with self._lock:
-            entries = self._entries
-            entries.pop(key, None)
-            while len(entries) >= self._limit:
-                del entries[next(iter(entries))]
-            entries[key] = (version, value)
+        self._entries.put(key, (version, value))
 
     def clear(self) -> None:
-        with self._lock:
-            self._entries.clear()
+        self._entries.clear()
 
 
 _ORDER_ATTRIBUTES = tuple(a.name for a in attrs.fields(Order))
@@ -751,10 +781,8 @@ class StoredJson:
 
     def __init__(self, converter: cattrs.Converter, limit: int = 50_000) -> None:
         self._converter = converter
-        self._limit = max(limit, 0)
-        self._events: dict[int, tuple[OrderEvent, str]] = {}
-        self._parts: dict[int, tuple[object, str]] = {}
-        self._lock = threading.Lock()
+        self._events: Bounded[int, tuple[OrderEvent, str]] = Bounded(limit)
+        self._parts: Bounded[int, tuple[object, str]] = Bounded(limit)
         # per class: how to write it attribute by attribute, or None to write it whole
         self._plans: dict[type, Callable[[Any], str] | None] = {}
         self._texts = TextEncoders(converter)
@@ -765,12 +793,7 @@ class StoredJson:
         if entry is not None and entry[0] is event:
             return entry[1]
         text = self._text(event, self._event_whole)
-        if self._limit:
-            with self._lock:
-                events = self._events
-                while len(events) >= self._limit:
-                    del events[next(iter(events))]
-                events[id(event)] = (event, text)
+        self._events.put(id(event), (event, text))
         return text
 
     def order(self, order: Order) -> str:
@@ -897,12 +920,7 @@ class StoredJson:
         if entry is not None and entry[0] is value:
             return entry[1]
         text = encode(value)
-        if self._limit:
-            with self._lock:
-                kept = self._parts
-                while len(kept) >= self._limit:
-                    del kept[next(iter(kept))]
-                kept[id(value)] = (value, text)
+        self._parts.put(id(value), (value, text))
         return text
 
     def _whole(self, obj: Any) -> str:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from ordercore.inventory import LedgerEntry, StockPosition
-from ordercore.storage import CATCH_UP_ENTRIES, Behind, VersionedCopies, positions_at
+from ordercore.storage import CATCH_UP_ENTRIES, Behind, Bounded, VersionedCopies, positions_at
 from ordercore.values import Sku
 from tests.unit.factories import AT
 
@@ -54,6 +57,41 @@ def test_a_copy_evicted_between_the_two_reads_falls_back_to_the_body() -> None:
 
     assert cache.read_through("A", evicting) == (None, "body-1")
     assert table.asked == [1, -1]
+
+
+# -- the bound: the oldest (by when each was last put) goes first -------------------------------------------
+def test_a_full_cache_drops_the_entry_put_longest_ago() -> None:
+    cache: VersionedCopies[str, list[str]] = VersionedCopies(list, limit=2)
+    cache.put("A", 1, ["a"])
+    cache.put("B", 1, ["b"])
+    cache.put("A", 2, ["a2"])  # A is now the newest
+    cache.put("C", 1, ["c"])  # so B goes
+    assert cache.version("B") is None
+    assert (cache.version("A"), cache.version("C")) == (2, 1)
+    assert cache.get("A", 2) == ["a2"]
+
+
+def test_a_cache_of_no_entries_keeps_nothing() -> None:
+    cache: VersionedCopies[str, list[str]] = VersionedCopies(list, limit=0)
+    cache.put("A", 1, ["a"])
+    assert cache.version("A") is None
+
+
+@given(
+    limit=st.integers(min_value=0, max_value=5),
+    puts=st.lists(st.tuples(st.integers(min_value=0, max_value=8), st.integers()), max_size=60),
+)
+def test_bounded_keeps_the_newest_puts_of_distinct_keys(limit: int, puts: list[tuple[int, int]]) -> None:
+    kept: Bounded[int, int] = Bounded(limit)
+    model: list[tuple[int, int]] = []  # (key, value), oldest first
+    for key, value in puts:
+        kept.put(key, value)
+        if limit:
+            model = [(k, v) for k, v in model if k != key] + [(key, value)]
+            model = model[-limit:]
+        assert len(kept) == len(model) <= limit
+    for key in range(9):
+        assert kept.get(key) == dict(model).get(key)
 
 
 # -- positions other writers moved on: caught up from the ledger, or read whole ---------------------------
