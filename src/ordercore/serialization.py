@@ -43,7 +43,7 @@ from ordercore.errors import (
     ValidationFailed,
 )
 from ordercore.events import EVENT_TYPES, LineQty, NodeAllocation, NodeRejected, OrderEvent, WaitingUnits
-from ordercore.inventory import StockPosition
+from ordercore.inventory import Reservation, Reservations, StockPosition
 from ordercore.lifecycle import DEFAULT_LIFECYCLE, Lifecycle, State, Trigger
 from ordercore.lines import LineQuantities, OrderLine
 from ordercore.money import Money, minor_units
@@ -212,6 +212,15 @@ def configure_converter(
         ),
     )
     conv.register_structure_hook(Order, structure_order)
+
+    # a position's open reservations: written as a JSON object by key
+    conv.register_unstructure_hook(
+        Reservations, lambda held: conv.unstructure(held.as_dict(), dict[str, Reservation])
+    )
+    conv.register_structure_hook(
+        Reservations,
+        _objects_only(lambda data, _: Reservations(conv.structure(data, dict[str, Reservation]))),
+    )
 
     # a stock position: its state, without the persistence bookkeeping (the ledger is stored apart)
     position_unstructure = make_dict_unstructure_fn(

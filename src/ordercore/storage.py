@@ -34,6 +34,7 @@ from ordercore.errors import (
 from ordercore.events import OrderEvent
 from ordercore.inventory import EntryKind, LedgerEntry, NodeDay, NodeStates, NodeStatus, StockPosition
 from ordercore.inventory.capacity import check_day
+from ordercore.inventory.held import Reservations
 from ordercore.inventory.ledger import RESERVATION_KINDS, Reservation, collect
 from ordercore.inventory.nodes import check_node_id
 from ordercore.lifecycle import OrderStatus, State
@@ -811,7 +812,7 @@ class StoredJson:
         if not position.reservations:
             return self.position(position)
         shell = position.clone()
-        shell.reservations = {}
+        shell.reservations = _NO_RESERVATIONS
         return self.position(shell)
 
     def reservation(self, reservation: Reservation) -> str:
@@ -897,14 +898,16 @@ class StoredJson:
         return sorted(plan, key=lambda f: f[0])
 
     def _mapping(self, hint: Any) -> Callable[[Any], str]:
-        """The encoder of a ``dict[str, V]`` of immutable values (a position's reservations), the text of
-        each value kept by identity: a position's body holds every open reservation, most of them written
-        before."""
-        whole, item = self._texts.for_type(hint), self._texts.for_type(typing.get_args(hint)[1])
+        """The encoder of a mapping of ``str`` to immutable values (a position's reservations, its
+        supply), the text of each value kept by identity: a position's body holds every open reservation,
+        most of them written before."""
+        value_type = Reservation if hint is Reservations else typing.get_args(hint)[1]
+        whole, item = self._texts.for_type(hint), self._texts.for_type(value_type)
         kept = self._kept
+        plain = Reservations if hint is Reservations else dict
 
         def encode(value: Any) -> str:
-            if type(value) is not dict or not all(type(k) is str for k in value):
+            if type(value) is not plain or not all(type(k) is str for k in value):
                 return whole(value)
             return (
                 "{"
@@ -960,6 +963,7 @@ _POSITION_KEYS = tuple(
     )
 )
 _POSITION_MAPS = frozenset({"reservations", "supply"})
+_NO_RESERVATIONS = Reservations()
 _KEPT_TYPES = (Address, CustomerRef, Address | None, CustomerRef | None)
 
 
@@ -1103,13 +1107,13 @@ def decode_position(
     rows = list(reservations)
     if not rows:
         return position
-    held = dict(position.reservations)
+    held = position.reservations.as_dict()
     for key, text in rows:
         reservation = decode_stored(text, Reservation, converter, f"{what}: reservation {key!r}")
         if reservation.key != key:
             raise StoreUnavailable(f"{what}: the row of reservation {key!r} holds {reservation.key!r}")
         held[key] = reservation
-    position.reservations = held
+    position.reservations = Reservations(held)
     return position
 
 

@@ -8,6 +8,7 @@ from ordercore.inventory.atp import (
     network_earliest,
 )
 from ordercore.inventory.capacity import NodeDay
+from ordercore.inventory.held import Reservations
 from ordercore.inventory.ledger import (
     EntryKind,
     LedgerEntry,
@@ -44,6 +45,7 @@ __all__ = [
     "NodeStatus",
     "Reservation",
     "ReservationKind",
+    "Reservations",
     "ShippingCost",
     "StockPosition",
     "Supply",

@@ -27,6 +27,7 @@ from ordercore.errors import (
     ReservationConflict,
     ValidationFailed,
 )
+from ordercore.inventory.held import Reservations
 from ordercore.inventory.ledger import (
     RESERVATION_KINDS,
     EntryKind,
@@ -133,12 +134,15 @@ class StockPosition:
     on_hand: int
     safety_stock: int
     backorderable: bool
-    reservations: dict[str, Reservation] = attrs.field(factory=dict)
+    #: open reservations by key (a :class:`~ordercore.inventory.held.Reservations`: any mapping given is
+    #: taken as one)
+    reservations: Reservations = attrs.field(factory=Reservations)
     supply: dict[str, Supply] = attrs.field(factory=dict)
     version: int = 0
     persisted_version: int = attrs.field(default=0, eq=False, repr=False)
     _recorded: list[LedgerEntry] = attrs.field(factory=list, init=False, eq=False, repr=False)
-    #: whether ``reservations`` and ``supply`` may be shared with a clone (copied before the first change)
+    #: whether ``supply`` may be shared with a clone (copied before the first change; ``reservations`` is
+    #: immutable, and changed by replacing it)
     _shared: bool = attrs.field(default=False, init=False, eq=False, repr=False)
     #: units held by hard reservations, and (expiry, units) of the soft ones by key: worked out on first
     #: use, then moved by each entry that changes a reservation (never changed in place: clones share it)
@@ -162,7 +166,9 @@ class StockPosition:
         check(lambda: _check_bool(self.backorderable, "backorderable"))
         check(lambda: check_quantity(self.version, "version", allow_zero=True))
         check(lambda: check_quantity(self.persisted_version, "persisted_version", allow_zero=True))
-        if not isinstance(self.reservations, dict) or not all(
+        if type(self.reservations) is not Reservations and isinstance(self.reservations, Mapping):
+            self.reservations = Reservations(self.reservations)
+        if not isinstance(self.reservations, Reservations) or not all(
             isinstance(r, Reservation) and r.key == k for k, r in self.reservations.items()
         ):
             problems.append(
@@ -225,10 +231,11 @@ class StockPosition:
         return position
 
     def clone(self) -> StockPosition:
-        """An independent copy. A copy of a valid position is valid, so it is not checked again, and the
-        two share their dictionaries (whose values are immutable) until either records an entry, which
-        copies them first: stores clone many positions per command, most only to be read. Change a
-        position through its methods only, never its dictionaries directly."""
+        """An independent copy. A copy of a valid position is valid, so it is not checked again. The two
+        share their reservations (immutable: a change replaces them, at the cost of the change, however
+        many the position holds) and their supply (copied by whichever records an entry first): stores
+        clone many positions per command, most only to be read. Change a position through its methods
+        only, never its supply directly."""
         copy: StockPosition = object.__new__(StockPosition)
         copy.node_id = self.node_id
         copy.sku = self.sku
@@ -650,8 +657,7 @@ class StockPosition:
 
     def _record(self, entry: LedgerEntry) -> None:
         """Apply an entry (already checked, or read from the ledger) and keep it as new."""
-        if self._shared:  # a clone may share the dictionaries: this position gets its own first
-            self.reservations = dict(self.reservations)
+        if self._shared:  # a clone may share the supply: this position gets its own first
             self.supply = dict(self.supply)
             self._shared = False
         summary, key = self._held_sum, entry.key
@@ -730,7 +736,9 @@ def _apply_reserved(p: StockPosition, e: LedgerEntry) -> None:
     if e.key in p.reservations:
         raise _refuse(e, "of a key already held")
     kind = ReservationKind.HARD if e.expires_at is None else ReservationKind.SOFT
-    p.reservations[e.key] = Reservation(e.key, e.reference, e.quantity, kind, e.at, e.expires_at, e.sequence)
+    p.reservations = p.reservations.with_(
+        e.key, Reservation(e.key, e.reference, e.quantity, kind, e.at, e.expires_at, e.sequence)
+    )
 
 
 def _reservation_of(p: StockPosition, e: LedgerEntry) -> Reservation:
@@ -744,7 +752,9 @@ def _apply_confirmed(p: StockPosition, e: LedgerEntry) -> None:
     held = _reservation_of(p, e)
     if held.kind is not ReservationKind.SOFT:
         raise _refuse(e, "of a reservation that is not soft")
-    p.reservations[e.key] = attrs.evolve(held, kind=ReservationKind.HARD, expires_at=None)
+    p.reservations = p.reservations.with_(
+        e.key, attrs.evolve(held, kind=ReservationKind.HARD, expires_at=None)
+    )
 
 
 def _apply_drawn(p: StockPosition, e: LedgerEntry) -> None:
@@ -759,9 +769,9 @@ def _apply_drawn(p: StockPosition, e: LedgerEntry) -> None:
             raise _refuse(e, f"of more than the {p.on_hand} units on hand", "quantity")
         p.on_hand -= e.quantity
     if e.quantity < held.quantity:
-        p.reservations[e.key] = attrs.evolve(held, quantity=held.quantity - e.quantity)
+        p.reservations = p.reservations.with_(e.key, attrs.evolve(held, quantity=held.quantity - e.quantity))
     else:
-        del p.reservations[e.key]
+        p.reservations = p.reservations.without(e.key)
 
 
 def _apply_supply_expected(p: StockPosition, e: LedgerEntry) -> None:

@@ -1,0 +1,112 @@
+"""A position's open reservations: an immutable mapping whose changed copies share what did not change."""
+
+from __future__ import annotations
+
+import pickle
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from ordercore.inventory import Reservation, ReservationKind, Reservations, StockPosition
+from ordercore.serialization import from_json, to_json
+from ordercore.values import Sku
+from tests.unit.factories import AT
+
+
+def held(key: str, quantity: int = 1) -> Reservation:
+    return Reservation(key, f"ref-{key}", quantity, ReservationKind.HARD, AT)
+
+
+# a change: hold (key, units) or give up key
+changes = st.lists(
+    st.one_of(
+        st.tuples(st.just("hold"), st.integers(min_value=0, max_value=80), st.integers(1, 5)),
+        st.tuples(st.just("drop"), st.integers(min_value=0, max_value=80), st.just(0)),
+    ),
+    max_size=400,
+)
+
+
+@given(start=st.integers(min_value=0, max_value=150), steps=changes)
+def test_it_holds_what_a_dict_changed_the_same_way_holds(
+    start: int, steps: list[tuple[str, int, int]]
+) -> None:
+    model = {f"K-{i}": held(f"K-{i}") for i in range(start)}
+    now = Reservations(model)
+    copies = [(now, dict(model))]
+    for op, i, units in steps:
+        key = f"K-{i}"
+        if op == "hold":
+            now, model[key] = now.with_(key, held(key, units)), held(key, units)
+        elif key in model:
+            now = now.without(key)
+            del model[key]
+        else:
+            with pytest.raises(KeyError):
+                now.without(key)
+        copies.append((now, dict(model)))
+    for copy, expected in [*copies[:: max(len(copies) // 20, 1)], copies[-1]]:
+        # every copy still holds what it held when it was made: the later changes never reach it
+        assert copy == expected and expected == copy
+        assert len(copy) == len(expected)
+        assert sorted(copy) == sorted(expected)
+        assert dict(copy.items()) == expected and sorted(copy.values(), key=lambda r: r.key) == sorted(
+            expected.values(), key=lambda r: r.key
+        )
+        for i in range(81):
+            key = f"K-{i}"
+            assert (key in copy) is (key in expected)
+            assert copy.get(key) == expected.get(key)
+            if key in expected:
+                assert copy[key] == expected[key]
+            else:
+                with pytest.raises(KeyError):
+                    copy[key]
+
+
+def test_a_change_leaves_the_original_as_it_was() -> None:
+    start = Reservations({"A": held("A")})
+    changed = start.with_("B", held("B")).without("A")
+    assert start == {"A": held("A")} and changed == {"B": held("B")}
+    assert start != changed
+
+
+def test_it_is_a_read_only_mapping() -> None:
+    reservations = Reservations({"A": held("A")})
+    with pytest.raises(TypeError):
+        reservations["B"] = held("B")  # type: ignore[index]
+    with pytest.raises(TypeError):
+        hash(reservations)
+    assert pickle.loads(pickle.dumps(reservations)) == reservations
+    assert repr(Reservations()) == "Reservations({})"
+
+
+def test_a_position_takes_a_plain_dict_and_serializes_its_reservations_as_an_object() -> None:
+    position = StockPosition("WH-1", Sku("SKU-1"), on_hand=5, safety_stock=0, backorderable=False)
+    position.reserve("K-1", 2, reference="O-1", at=AT)
+    text = to_json(position)
+    assert '"reservations": {"K-1": {' in text
+    back = from_json(text, StockPosition)
+    assert type(back.reservations) is Reservations and back == position
+    given_dict = StockPosition(
+        "WH-1",
+        Sku("SKU-1"),
+        on_hand=5,
+        safety_stock=0,
+        backorderable=False,
+        reservations={"K-1": position.reservations["K-1"]},  # type: ignore[arg-type]
+    )
+    assert type(given_dict.reservations) is Reservations and given_dict.reservations == position.reservations
+
+
+def test_a_clone_that_reserves_leaves_the_position_it_was_cloned_from_unchanged() -> None:
+    position = StockPosition.open("WH-1", Sku("SKU-1"), at=AT, on_hand=1_000)
+    for i in range(300):
+        position.reserve(f"K-{i}", 1, reference=f"O-{i}", at=AT)
+    before = position.reservations.as_dict()
+    copy = position.clone()
+    copy.reserve("NEW", 3, reference="O-new", at=AT)
+    copy.release("K-7", 1, at=AT, reason="cancelled")
+    assert position.reservations == before and position.available(AT) == 700
+    assert "NEW" in copy.reservations and "K-7" not in copy.reservations and copy.available(AT) == 698
