@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, date, datetime
+from typing import NamedTuple
 
 import attrs
 
@@ -144,11 +145,10 @@ class StockPosition:
     #: whether ``supply`` may be shared with a clone (copied before the first change; ``reservations`` is
     #: immutable, and changed by replacing it)
     _shared: bool = attrs.field(default=False, init=False, eq=False, repr=False)
-    #: units held by hard reservations, and (expiry, units) of the soft ones by key: worked out on first
-    #: use, then moved by each entry that changes a reservation (never changed in place: clones share it)
-    _held_sum: tuple[int, Mapping[str, tuple[datetime, int]]] | None = attrs.field(
-        default=None, init=False, eq=False, repr=False
-    )
+    #: units held by hard reservations and by soft ones, and which soft ones had lapsed over a span of
+    #: time (see :class:`_Held`): worked out on first use, then moved by each entry that changes a
+    #: reservation (never changed in place: clones share it)
+    _held_sum: _Held | None = attrs.field(default=None, init=False, eq=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
         problems: list[Problem] = []
@@ -305,19 +305,9 @@ class StockPosition:
         if type(at) is not datetime or at.tzinfo is not UTC:  # a UTC datetime is aware: no need to ask
             check_aware(at, "at")
         summary = self._held_sum
-        if summary is None:
-            hard, soft = 0, {}
-            for r in self.reservations.values():
-                if r.expires_at is None:
-                    hard += r.quantity
-                else:
-                    soft[r.key] = (r.expires_at, r.quantity)
-            summary = self._held_sum = (hard, soft)
-        held, soft_held = summary
-        for expires_at, quantity in soft_held.values():
-            if at < expires_at:
-                held += quantity
-        return held
+        if summary is None or (summary.soft and not summary.since <= at < summary.until):
+            summary = self._held_sum = _Held.of(self.reservations.values(), at)
+        return summary.hard + summary.soft - summary.lapsed
 
     def available(self, at: datetime) -> int:
         """Available-to-promise at ``at``: ``on_hand - safety_stock - reserved(at)``, never below zero."""
@@ -672,26 +662,58 @@ class StockPosition:
         self._recorded.append(entry)
 
 
-def _moved(
-    summary: tuple[int, Mapping[str, tuple[datetime, int]]],
-    key: str,
-    before: Reservation | None,
-    after: Reservation | None,
-) -> tuple[int, Mapping[str, tuple[datetime, int]]]:
-    """The reserved units once reservation ``key`` went from ``before`` to ``after`` (None: not held): a
-    new summary, the soft ones copied only when a soft reservation changed."""
-    hard, soft = summary
-    if before is not None:
-        if before.expires_at is None:
-            hard -= before.quantity
-        else:
-            soft = {k: v for k, v in soft.items() if k != key}
-    if after is not None:
-        if after.expires_at is None:
-            hard += after.quantity
-        else:
-            soft = {**soft, key: (after.expires_at, after.quantity)}
-    return hard, soft
+class _Held(NamedTuple):
+    """What a position's reservations hold: ``hard`` units, ``soft`` units, and of those ``lapsed`` the
+    units of soft reservations whose expiry is at or before ``since``. No soft reservation expires after
+    ``since`` and before ``until``, so at any moment from ``since`` up to ``until`` the live units are
+    ``hard + soft - lapsed``. Reading the units at a moment outside that span works out a new one from
+    every reservation; each change of a reservation moves it at the cost of that reservation alone. Time
+    moves on, so a position is read whole once each time it passes the next soft expiry, however many
+    times it is read in between."""
+
+    hard: int
+    soft: int
+    lapsed: int
+    since: datetime
+    until: datetime
+
+    @staticmethod
+    def of(reservations: Iterable[Reservation], at: datetime) -> _Held:
+        hard = soft = lapsed = 0
+        until = _NEVER
+        for r in reservations:
+            expires_at = r.expires_at
+            if expires_at is None:
+                hard += r.quantity
+            else:
+                soft += r.quantity
+                if expires_at <= at:
+                    lapsed += r.quantity
+                elif expires_at < until:
+                    until = expires_at
+        return _Held(hard, soft, lapsed, at, until)
+
+
+#: later than any expiry: the end of the span when no soft reservation expires after its start
+_NEVER = datetime.max.replace(tzinfo=UTC)
+
+
+def _moved(summary: _Held, key: str, before: Reservation | None, after: Reservation | None) -> _Held:
+    """The summary once reservation ``key`` went from ``before`` to ``after`` (None: not held)."""
+    hard, soft, lapsed, since, until = summary
+    for r, sign in ((before, -1), (after, 1)):
+        if r is None:
+            continue
+        expires_at = r.expires_at
+        if expires_at is None:
+            hard += sign * r.quantity
+            continue
+        soft += sign * r.quantity
+        if expires_at <= since:
+            lapsed += sign * r.quantity
+        elif expires_at < until:  # only an added one: none held expires in between
+            until = expires_at
+    return _Held(hard, soft, lapsed, since, until)
 
 
 def _check_supply(value: object) -> Supply:
