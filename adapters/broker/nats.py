@@ -188,6 +188,11 @@ class _Connection:
                 await asyncio.sleep(self.backoff * 2 ** (attempt - 1))
         raise AssertionError("unreachable")  # pragma: no cover
 
+    async def flush(self) -> None:
+        """Wait until the server has what was sent on the connection so far (one round trip)."""
+        if self._nc is not None and self._nc.is_connected:
+            await self._nc.flush(timeout=max(int(self.connect_timeout), 1))
+
     async def drop(self) -> None:
         nc, self._nc, self._js = self._nc, None, None
         if nc is not None and not nc.is_closed:
@@ -394,6 +399,9 @@ class NatsJetStreamConsumer(_Client):
             except Exception:
                 for rest in messages[i:]:
                     self._settle(rest.nak(), "nak")
+                # the server has the naks before this returns: the next poll is given those messages again,
+                # not only the ones whose nak happened to arrive before its fetch
+                self._settle(self._connection.flush(), "flush the naks of")
                 raise
             self._run(msg.ack_sync(timeout=max(self._connection.connect_timeout, 1.0)))
             done += 1

@@ -327,7 +327,9 @@ def test_a_failure_after_processing_redelivers_and_the_duplicate_is_skipped(name
             with pytest.raises(ConnectionError):
                 consumer.poll(timeout=0.5)
         assert consumer.drain(timeout=0.5) == len(events)
-    assert effects == [e.event_id for e in events]
+    # each took effect once; in what order is the stream's only with max_ack_pending=1 (a message given
+    # back comes again after those delivered meanwhile)
+    assert sorted(effects) == sorted(e.event_id for e in events) and len(set(effects)) == len(effects)
 
 
 @pytest.mark.parametrize("max_ack_pending", [None, 1])
