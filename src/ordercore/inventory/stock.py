@@ -657,7 +657,7 @@ class StockPosition:
             before = self.reservations.get(key)
             self._held_sum = None  # until the entry is applied: it may refuse
             _APPLY[entry.kind](self, entry)
-            self._held_sum = _moved(summary, key, before, self.reservations.get(key))
+            self._held_sum = _moved(summary, before, self.reservations.get(key))
         self.version = entry.sequence
         self._recorded.append(entry)
 
@@ -698,8 +698,8 @@ class _Held(NamedTuple):
 _NEVER = datetime.max.replace(tzinfo=UTC)
 
 
-def _moved(summary: _Held, key: str, before: Reservation | None, after: Reservation | None) -> _Held:
-    """The summary once reservation ``key`` went from ``before`` to ``after`` (None: not held)."""
+def _moved(summary: _Held, before: Reservation | None, after: Reservation | None) -> _Held:
+    """The summary once a reservation went from ``before`` to ``after`` (None: not held)."""
     hard, soft, lapsed, since, until = summary
     for r, sign in ((before, -1), (after, 1)):
         if r is None:
