@@ -61,7 +61,7 @@ Figures, all measured in one run:
   its own application on one fresh schema, together placing the same total number of orders. Each worker
   sources its own SKUs (stocked at every node), so workers never contend for one stock row. The clock runs
   from the moment all workers are ready (a barrier) to the moment the last one finishes. The runs come in
-  rounds (``--rounds``, 3 by default, 2 with ``--quick``), each round running 1, 2 and 4 workers in turn on fresh schemas, and
+  rounds (``--rounds``, 3 by default, 1 with ``--quick``), each round running 1, 2 and 4 workers in turn on fresh schemas, and
   the medians over the rounds are reported: a single run of a few seconds on a shared machine swings by
   a third either way.
 * ``sqlite_hot_sku_ms_first`` / ``sqlite_hot_sku_ms_last`` / ``sqlite_hot_sku_growth``: one SKU stocked at
@@ -155,7 +155,7 @@ TARGET_SCALING = 1.7
 FULL_ORDERS, FULL_WORKER_ORDERS = 1_500, 1_000
 QUICK_ORDERS, QUICK_WORKER_ORDERS = 150, 160
 FULL_HOT_ORDERS, QUICK_HOT_ORDERS = 10_000, 300  # orders of the one hot SKU
-FULL_ROUNDS, QUICK_ROUNDS = 3, 2  # rounds of the worker runs
+FULL_ROUNDS, QUICK_ROUNDS = 3, 1  # rounds of the worker runs
 WORKER_COUNTS = (1, 2, 4)
 FLOOR_WORKER_COUNTS = (1, 2)  # the floor's worker runs: enough for its scaling from 1 to 2
 CHUNK = 100  # orders per interleaved chunk
@@ -767,7 +767,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--profile", action="store_true", help="also profile ordercore on SQLite")
     parser.add_argument(
-        "--rounds", type=int, help="rounds of the worker runs, medians reported (default 3; 2 quick)"
+        "--rounds", type=int, help="rounds of the worker runs, medians reported (default 3; 1 quick)"
     )
     args = parser.parse_args(argv)
     n_orders = args.orders or (QUICK_ORDERS if args.quick else FULL_ORDERS)
