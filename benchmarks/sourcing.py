@@ -29,7 +29,7 @@ Targets (checked and printed, never asserted): ``cost_optimal`` at 50 nodes an o
 300 orders/s or more. The last line printed is a JSON object. Needs scipy (exit code 2 without it).
 
     python benchmarks/sourcing.py            # 2,000 orders per size, 3 repeats; 300/300/150 optima
-    python benchmarks/sourcing.py --quick    # 400 orders per size, 3 repeats; 80/80/40 optima
+    python benchmarks/sourcing.py --quick    # 400 orders per size, 2 repeats; 80/80/40 optima
     python benchmarks/sourcing.py --profile  # also print where cost_optimal spends its time (1,000 nodes)
 """
 
@@ -60,7 +60,7 @@ SEED = 20240601
 SIZES = (50, 200, 1000)
 NAMES = ("priority", "nearest", "fewest_shipments", "cost_optimal")
 FULL = {"orders": 2000, "repeats": 3, "optima": {50: 300, 200: 300, 1000: 150}}
-QUICK = {"orders": 400, "repeats": 3, "optima": {50: 80, 200: 80, 1000: 40}}
+QUICK = {"orders": 400, "repeats": 2, "optima": {50: 80, 200: 80, 1000: 40}}
 OPTIMAL_TOL = 1e-9
 TARGETS = {
     50: {"optimal_share": 0.99, "orders_per_s": 1000.0},
