@@ -308,6 +308,20 @@ class MemoryUnitOfWork(StagedUnitOfWork):
                 del store.capacity[d]
         return len(keys), len(days)
 
+    def lapsed_positions(self, at: datetime, limit: int) -> list[tuple[str, Sku]]:
+        """The positions holding a soft reservation lapsed by ``at`` (see
+        :class:`ordercore.ports.LapsedReservations`)."""
+        store = self._store
+        with store.lock:
+            if store.closed:
+                raise StoreUnavailable("the store memory:// is closed")
+            lapsed = [
+                (node_id, sku)
+                for (node_id, sku), p in store.stock.items()
+                if any(r.expires_at is not None and r.expires_at <= at for r in p.reservations.values())
+            ]
+        return sorted(lapsed, key=lambda k: (k[0], k[1].value))[:limit]
+
     def _repositories(
         self,
     ) -> tuple[

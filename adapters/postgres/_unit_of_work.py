@@ -484,6 +484,18 @@ class PostgresUnitOfWork(StagedUnitOfWork):
                 days = conn.execute("DELETE FROM node_capacity WHERE day < %s", (days_before,)).rowcount
         return keys, days
 
+    def lapsed_positions(self, at: datetime, limit: int) -> list[tuple[str, Sku]]:
+        """The positions holding a soft reservation lapsed by ``at`` (see
+        :class:`ordercore.ports.LapsedReservations`), each expiry compared as a time by the server."""
+        with self.db() as conn:
+            rows = conn.execute(
+                "SELECT DISTINCT node_id, sku FROM stock_reservations"
+                " WHERE body ->> 'expires_at' IS NOT NULL AND (body ->> 'expires_at')::timestamptz <= %s"
+                " ORDER BY node_id, sku LIMIT %s",
+                (at, limit),
+            ).fetchall()
+        return [(node_id, Sku(sku)) for node_id, sku in rows]
+
     @property
     def converter(self) -> cattrs.Converter:
         """The store's converter, which decodes what it reads."""

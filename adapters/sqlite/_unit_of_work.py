@@ -472,6 +472,28 @@ class SqliteUnitOfWork(StagedUnitOfWork):
                 raise
         return len(keys), days
 
+    def lapsed_positions(self, at: datetime, limit: int) -> list[tuple[str, Sku]]:
+        """The positions holding a soft reservation lapsed by ``at`` (see
+        :class:`ordercore.ports.LapsedReservations`). SQLite works out times to the millisecond only: it
+        picks the candidates with a millisecond to spare, and each expiry is compared exactly here."""
+        found: list[tuple[str, str]] = []
+        with self.db() as conn:
+            rows = conn.execute(
+                "SELECT node_id, sku, key, json_extract(body, '$.expires_at') FROM stock_reservations"
+                " WHERE json_extract(body, '$.expires_at') IS NOT NULL"
+                " AND julianday(json_extract(body, '$.expires_at')) <= julianday(?) + 1.0 / 86400000"
+                " ORDER BY node_id, sku",
+                (at.isoformat(),),
+            )
+            for node_id, sku, key, expires_at in rows:
+                if found and found[-1] == (node_id, sku):
+                    continue
+                if self.time(expires_at, f"reservation {key!r} of {node_id}/{sku}") <= at:
+                    if len(found) == limit:
+                        break
+                    found.append((node_id, sku))
+        return [(node_id, Sku(sku)) for node_id, sku in found]
+
     def time(self, text: str, what: str) -> datetime:
         """A time stored by the read models (UTC ISO text); an unreadable one is a store failure."""
         try:

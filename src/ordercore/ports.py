@@ -40,6 +40,7 @@ __all__ = [
     "Geocoder",
     "HeldOrder",
     "Housekeeping",
+    "LapsedReservations",
     "IdGenerator",
     "IdempotencyRecord",
     "IdempotencyRepository",
@@ -329,6 +330,15 @@ class Housekeeping(Protocol):
     them), at once and in a transaction of its own; returns how many keys and days went."""
 
     def purge(self, *, keys_before: datetime | None, days_before: date | None) -> tuple[int, int]: ...
+
+
+@runtime_checkable
+class LapsedReservations(Protocol):
+    """What a unit of work may offer to find the carts nobody checked out: the stock positions holding a
+    soft reservation whose expiry is at or before ``at``, as ``(node id, SKU)`` in that order, at most
+    ``limit`` of them (a positive number)."""
+
+    def lapsed_positions(self, at: datetime, limit: int) -> list[tuple[str, Sku]]: ...
 
 
 class Store(Protocol):

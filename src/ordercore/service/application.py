@@ -9,7 +9,14 @@ from typing import Self
 
 import attrs
 
-from ordercore.errors import IllegalTransition, InvalidValue, OrderCoreError, SourcingFailed, StoreUnavailable
+from ordercore.errors import (
+    ConcurrencyConflict,
+    IllegalTransition,
+    InvalidValue,
+    OrderCoreError,
+    SourcingFailed,
+    StoreUnavailable,
+)
 from ordercore.events import OrderEvent
 from ordercore.inventory import NodeStates, ReservationKind, StockPosition
 from ordercore.lifecycle import Lifecycle, State
@@ -19,6 +26,7 @@ from ordercore.ports import (
     Clock,
     HeldOrder,
     Housekeeping,
+    LapsedReservations,
     OrderAge,
     OrderReports,
     Store,
@@ -45,6 +53,8 @@ __all__ = ["OPERATOR", "DecisionChange", "HoldAging", "OrderCore", "WhatIf"]
 
 #: Who switches nodes online and offline when the caller names nobody.
 OPERATOR = Actor.system("operator")
+#: how many times :meth:`OrderCore.expire_reservations` tries one position that other writers keep changing
+_EXPIRY_ATTEMPTS = 5
 
 
 class OrderCore:
@@ -205,6 +215,38 @@ class OrderCore:
                 keys_before=None if keys_older_than is None else now - keys_older_than,
                 days_before=capacity_before or now.date(),
             )
+
+    def expire_reservations(self, *, limit: int = 1000) -> int:
+        """Housekeeping: record the lapse (EXPIRED) of every soft reservation whose expiry has passed, now
+        by the clock, at up to ``limit`` stock positions, each in a unit of work of its own (retried when
+        another writer changed the position meanwhile); returns how many reservations expired. A lapsed
+        cart already stops counting against what is available; expiring it frees its key and takes it out
+        of the store, which otherwise keeps every cart nobody checked out. Run it from a scheduler, say
+        every few minutes, and again while it returns a full batch."""
+        if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
+            raise InvalidValue("must be a positive integer", field="limit", value=limit)
+        at = self.clock.now()
+        with self.store.unit_of_work() as uow:
+            if not isinstance(uow, LapsedReservations):
+                raise StoreUnavailable(f"{type(self.store).__name__} cannot find lapsed reservations")
+            found = uow.lapsed_positions(at, limit)
+        expired = 0
+        for node_id, sku in found:
+            for attempt in range(1, _EXPIRY_ATTEMPTS + 1):
+                try:
+                    with self.store.unit_of_work() as uow:
+                        position = uow.inventory.get(node_id, sku)
+                        keys = [] if position is None else position.expire(at)
+                        if position is not None and keys:
+                            uow.inventory.save(position)
+                            uow.commit()
+                except ConcurrencyConflict:
+                    if attempt == _EXPIRY_ATTEMPTS:
+                        raise
+                    continue
+                expired += len(keys)
+                break
+        return expired
 
     def stock(self, node_id: str, sku: Sku | str) -> StockPosition | None:
         """The stock position of ``sku`` at ``node_id`` as last committed, or None."""

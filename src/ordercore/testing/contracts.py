@@ -54,6 +54,7 @@ from ordercore.ports import (
     HeldOrder,
     Housekeeping,
     IdempotencyRecord,
+    LapsedReservations,
     OrderAge,
     OrderDigest,
     OrderReports,
@@ -903,6 +904,48 @@ class StoreContract:
         with store.unit_of_work() as uow:
             assert isinstance(uow, Housekeeping)
             assert uow.purge(keys_before=None, days_before=None) == (0, 0)
+
+    def test_lapsed_positions_are_those_holding_a_soft_reservation_past_its_expiry(
+        self, store: Store
+    ) -> None:
+        with store.unit_of_work() as probe:
+            if not isinstance(probe, LapsedReservations):
+                pytest.skip(f"{type(store).__name__} cannot find lapsed reservations")
+        berlin = timezone(timedelta(hours=1))
+        carts = {  # (node, SKU): the expiry of its one soft reservation, None for a hard one
+            ("WH-1", "SKU-1"): _AT - timedelta(minutes=5),
+            ("WH-1", "SKU-2"): _AT,  # lapses at its expiry
+            ("WH-2", "SKU-1"): (_AT - timedelta(seconds=1)).astimezone(berlin),  # an offset changes nothing
+            ("WH-2", "SKU-2"): _AT + timedelta(microseconds=1),  # still live
+            ("WH-3", "SKU-1"): None,
+        }
+        with store.unit_of_work() as uow:
+            for (node, sku), expires_at in carts.items():
+                position = StockPosition.open(node, Sku(sku), at=_AT - timedelta(hours=1), on_hand=10)
+                position.reserve(
+                    "CART-1",
+                    2,
+                    reference="CART-1",
+                    at=_AT - timedelta(hours=1),
+                    hard=expires_at is None,
+                    expires_at=expires_at,
+                )
+                uow.inventory.save(position)
+            uow.commit()
+        lapsed = [("WH-1", Sku("SKU-1")), ("WH-1", Sku("SKU-2")), ("WH-2", Sku("SKU-1"))]
+        with store.unit_of_work() as uow:
+            assert isinstance(uow, LapsedReservations)
+            assert uow.lapsed_positions(_AT, 10) == lapsed  # by node, then SKU
+            assert uow.lapsed_positions(_AT, 2) == lapsed[:2]
+            assert uow.lapsed_positions(_AT - timedelta(hours=1), 10) == []
+        with store.unit_of_work() as uow:  # once expired and committed, a position is no longer listed
+            stored = uow.inventory.get("WH-1", Sku("SKU-1"))
+            assert stored is not None and stored.expire(_AT) == ["CART-1"]
+            uow.inventory.save(stored)
+            uow.commit()
+        with store.unit_of_work() as uow:
+            assert isinstance(uow, LapsedReservations)
+            assert uow.lapsed_positions(_AT, 10) == lapsed[1:]
 
     # -- idempotency keys ---------------------------------------------------------------------------------
     def _record(self, key: str = "K-1", order_id: str = "O-1", fingerprint: str = "f1") -> IdempotencyRecord:
