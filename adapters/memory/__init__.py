@@ -318,7 +318,7 @@ class MemoryUnitOfWork(StagedUnitOfWork):
             lapsed = [
                 (node_id, sku)
                 for (node_id, sku), p in store.stock.items()
-                if any(r.expires_at is not None and r.expires_at <= at for r in p.reservations.values())
+                if any(not r.live(at) for r in p.reservations.values())
             ]
         return sorted(lapsed, key=lambda k: (k[0], k[1].value))[:limit]
 

@@ -495,11 +495,15 @@ class SqliteUnitOfWork(StagedUnitOfWork):
         return [(node_id, Sku(sku)) for node_id, sku in found]
 
     def time(self, text: str, what: str) -> datetime:
-        """A time stored by the read models (UTC ISO text); an unreadable one is a store failure."""
+        """A stored time (ISO 8601 text with its offset); one that cannot be read, or that has no offset
+        to compare it by, is a store failure."""
         try:
-            return datetime.fromisoformat(text)
+            at = datetime.fromisoformat(text)
         except (TypeError, ValueError) as e:
             raise StoreUnavailable(f"{self._store.url}: {what} has no readable time: {e}") from e
+        if at.utcoffset() is None:
+            raise StoreUnavailable(f"{self._store.url}: {what} has a time without an offset: {text!r}")
+        return at
 
     @property
     def converter(self) -> cattrs.Converter:
