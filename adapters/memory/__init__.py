@@ -49,7 +49,7 @@ from ordercore.storage import (
     order_digest,
     status_since,
 )
-from ordercore.values import Channel, CustomerId, OrderId, Sku
+from ordercore.values import Channel, CustomerId, OrderId, Sku, check_aware
 
 __all__ = ["MemoryStore", "MemoryUnitOfWork", "open_store"]
 
@@ -311,6 +311,7 @@ class MemoryUnitOfWork(StagedUnitOfWork):
     def lapsed_positions(self, at: datetime, limit: int) -> list[tuple[str, Sku]]:
         """The positions holding a soft reservation lapsed by ``at`` (see
         :class:`ordercore.ports.LapsedReservations`)."""
+        check_aware(at, "at")
         store = self._store
         with store.lock:
             if store.closed:

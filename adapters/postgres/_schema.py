@@ -33,7 +33,10 @@ commit. 8 adds ``stock_reservations``: each open reservation of a position in a 
 JSON), so that a position's body holds none and writing it costs the same however many orders hold its
 units; upgrading moves the reservations each body holds into rows. 9: an event leaves the outbox once
 published (its order's history keeps it), so that the table holds only what is still to be sent;
-upgrading deletes the rows earlier versions kept marked published.
+upgrading deletes the rows earlier versions kept marked published. 10 adds
+``stock_reservations.expires_at``, a soft reservation's expiry (NULL for a hard one), indexed over the soft
+ones: housekeeping finds the lapsed carts without reading every open reservation; upgrading fills it from
+each row's JSON.
 
 A new (empty) schema is created at :data:`SCHEMA_VERSION` when opened. An older one is refused
 (``StoreUnavailable``) unless it is opened to migrate (``migrate=True``, or ``ordercore migrate``), which
@@ -84,7 +87,7 @@ __all__ = [
     "write_read_models",
 ]
 
-SCHEMA_VERSION = 9
+SCHEMA_VERSION = 10
 #: the SQLSTATE ``ordercore_check_rows`` raises (a class of its own, outside those PostgreSQL uses)
 ROW_CHECK_FAILED = "OC409"
 DEFAULT_SCHEMA = "ordercore"
@@ -100,6 +103,7 @@ STEP_DESCRIPTIONS: dict[int, str] = {
     7: "row checks and node states: ordercore_check_rows, and which nodes are offline, shared by every worker",
     8: "stock reservations: each open reservation in a row of its own, moved out of its position's body",
     9: "outbox: an event leaves it once published, as on memory://; the events kept published are deleted",
+    10: "lapsed carts: stock_reservations.expires_at, indexed, filled from each soft reservation",
 }
 
 
@@ -323,6 +327,17 @@ _VERSION_8 = (
 
 _VERSION_9 = ("DELETE FROM outbox WHERE published",)
 
+_VERSION_10 = (
+    "ALTER TABLE stock_reservations ADD COLUMN IF NOT EXISTS expires_at TIMESTAMPTZ",
+    # every expiry carries its offset (checked first), so the session's time zone does not enter the cast
+    """
+    UPDATE stock_reservations SET expires_at = (body ->> 'expires_at')::timestamptz
+    WHERE body ->> 'expires_at' IS NOT NULL
+    """,
+    "CREATE INDEX IF NOT EXISTS stock_reservations_lapse ON stock_reservations (expires_at)"
+    " WHERE expires_at IS NOT NULL",
+)
+
 #: the start of an ``INSERT`` of ledger rows (see :func:`insert_rows` and :func:`ledger_rows`)
 INSERT_LEDGER = "INSERT INTO stock_ledger (node_id, sku, sequence, kind, quantity, at, key, body)"
 
@@ -373,11 +388,15 @@ def reservation_statements(position: StockPosition, text: Callable[[Reservation]
     statements: list[Statement] = []
     if written:
         query, params = insert_rows(
-            "INSERT INTO stock_reservations (node_id, sku, key, body)",
-            [(node_id, sku, r.key, text(r)) for r in written],
+            "INSERT INTO stock_reservations (node_id, sku, key, body, expires_at)",
+            [(node_id, sku, r.key, text(r), r.expires_at) for r in written],
         )
         statements.append(
-            (query + " ON CONFLICT (node_id, sku, key) DO UPDATE SET body = excluded.body", params)
+            (
+                query + " ON CONFLICT (node_id, sku, key)"
+                " DO UPDATE SET body = excluded.body, expires_at = excluded.expires_at",
+                params,
+            )
         )
     if gone:
         statements.append(
@@ -493,6 +512,22 @@ def _recent_orders(conn: Connection, where: str, converter: cattrs.Converter) ->
             conn.execute(query, params)
 
 
+def _lapse_index(conn: Connection, where: str, converter: cattrs.Converter) -> None:
+    """Version 10: the expiry column and its index, filled from every reservation that has an expiry.
+    One whose expiry has no offset (a moment only with one) is a store failure: nothing changes."""
+    row = conn.execute(
+        "SELECT node_id, sku, key, body ->> 'expires_at' FROM stock_reservations"
+        " WHERE body ->> 'expires_at' IS NOT NULL AND body ->> 'expires_at' !~ '(Z|[+-][0-9]{2}(:?[0-9]{2})?)$'"
+        " ORDER BY node_id, sku, key LIMIT 1"
+    ).fetchone()
+    if row is not None:
+        node_id, sku, key, text = row
+        raise StoreUnavailable(
+            f"{where}: reservation {key!r} of {node_id}/{sku} has an expiry without an offset: {text!r}"
+        )
+    _create(_VERSION_10)(conn, where, converter)
+
+
 # the step that brings a schema to each version, from the one before
 _STEPS: dict[int, Step] = {
     1: _create(_VERSION_1),
@@ -504,6 +539,7 @@ _STEPS: dict[int, Step] = {
     7: _create(_VERSION_7),
     8: _create(_VERSION_8),
     9: _create(_VERSION_9),
+    10: _lapse_index,
 }
 
 

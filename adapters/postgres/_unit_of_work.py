@@ -55,7 +55,7 @@ from ordercore.storage import (
     positions_at,
     status_since,
 )
-from ordercore.values import Channel, CustomerId, LineId, OrderId, Sku
+from ordercore.values import Channel, CustomerId, LineId, OrderId, Sku, check_aware
 from ordercore_adapters.postgres._schema import (
     INSERT_LEDGER,
     ROW_CHECK_FAILED,
@@ -486,12 +486,13 @@ class PostgresUnitOfWork(StagedUnitOfWork):
 
     def lapsed_positions(self, at: datetime, limit: int) -> list[tuple[str, Sku]]:
         """The positions holding a soft reservation lapsed by ``at`` (see
-        :class:`ordercore.ports.LapsedReservations`), each expiry compared as a time by the server."""
+        :class:`ordercore.ports.LapsedReservations`): found through the index of ``expires_at``, so that
+        a sweep reads the lapsed reservations only, however many others are open."""
+        check_aware(at, "at")
         with self.db() as conn:
             rows = conn.execute(
                 "SELECT DISTINCT node_id, sku FROM stock_reservations"
-                " WHERE body ->> 'expires_at' IS NOT NULL AND (body ->> 'expires_at')::timestamptz <= %s"
-                " ORDER BY node_id, sku LIMIT %s",
+                " WHERE expires_at IS NOT NULL AND expires_at <= %s ORDER BY node_id, sku LIMIT %s",
                 (at, limit),
             ).fetchall()
         return [(node_id, Sku(sku)) for node_id, sku in rows]

@@ -25,8 +25,11 @@ states checks. 8 adds ``stock_reservations``: each open reservation of a positio
 JSON), so that a position's body holds none and writing it costs the same however many orders hold its
 units; upgrading moves the reservations each body holds into rows. 9: an event leaves the outbox once
 published (its order's history keeps it), so that the table holds only what is still to be sent;
-upgrading deletes the rows earlier versions kept marked published. Times in the read models are UTC ISO 8601 text with microseconds, so that they sort as
-text.
+upgrading deletes the rows earlier versions kept marked published. 10 adds
+``stock_reservations.expires_at``, a soft reservation's expiry (NULL for a hard one), indexed over the soft
+ones: housekeeping finds the lapsed carts without reading every open reservation; upgrading fills it from
+each row's JSON. Times in the read models and in ``expires_at`` are UTC ISO 8601 text with microseconds, so
+that they sort as text.
 
 A new (empty) database is created at :data:`SCHEMA_VERSION` when opened. An older one is refused
 (``StoreUnavailable``) unless it is opened to migrate (``migrate=True``, or ``ordercore migrate``), which
@@ -46,7 +49,7 @@ from typing import Any, NamedTuple
 import cattrs
 
 from ordercore.errors import StoreUnavailable
-from ordercore.inventory import LedgerEntry, StockPosition
+from ordercore.inventory import LedgerEntry, Reservation, StockPosition
 from ordercore.order import Order
 from ordercore.serialization import make_converter, to_json
 from ordercore.storage import (
@@ -66,13 +69,14 @@ __all__ = [
     "UPSERT_RESERVATION",
     "Migration",
     "digest_items",
+    "expiry_of",
     "ensure_schema",
     "ledger_rows",
     "stored_time",
     "write_read_models",
 ]
 
-SCHEMA_VERSION = 9
+SCHEMA_VERSION = 10
 
 # what the step to each version does, one line each (shown by ``ordercore migrate``)
 STEP_DESCRIPTIONS: dict[int, str] = {
@@ -85,6 +89,7 @@ STEP_DESCRIPTIONS: dict[int, str] = {
     7: "node states: which nodes are offline, who switched them and why, shared by every worker",
     8: "stock reservations: each open reservation in a row of its own, moved out of its position's body",
     9: "outbox: an event leaves it once published, as on memory://; the events kept published are deleted",
+    10: "lapsed carts: stock_reservations.expires_at, indexed, filled from each soft reservation",
 }
 
 
@@ -287,10 +292,16 @@ _VERSION_8 = (
 
 _VERSION_9 = ("DELETE FROM outbox WHERE published = 1",)
 
-#: how a position's reservation rows are written: inserted, or replaced when the key holds one already
+_VERSION_10 = (
+    "CREATE INDEX IF NOT EXISTS stock_reservations_lapse ON stock_reservations (expires_at)"
+    " WHERE expires_at IS NOT NULL",
+)
+
+#: how a position's reservation rows are written: inserted, or replaced when the key holds one already;
+#: the parameters are (node id, SKU, key, JSON body, expiry as :func:`stored_time` or None)
 UPSERT_RESERVATION = (
-    "INSERT INTO stock_reservations (node_id, sku, key, body) VALUES (?, ?, ?, ?)"
-    " ON CONFLICT (node_id, sku, key) DO UPDATE SET body = excluded.body"
+    "INSERT INTO stock_reservations (node_id, sku, key, body, expires_at) VALUES (?, ?, ?, ?, ?)"
+    " ON CONFLICT (node_id, sku, key) DO UPDATE SET body = excluded.body, expires_at = excluded.expires_at"
 )
 DELETE_RESERVATION = "DELETE FROM stock_reservations WHERE node_id = ? AND sku = ? AND key = ?"
 
@@ -298,6 +309,11 @@ DELETE_RESERVATION = "DELETE FROM stock_reservations WHERE node_id = ? AND sku =
 def stored_time(at: datetime) -> str:
     """``at`` as the read models store it: UTC ISO 8601 with microseconds, which sorts as text."""
     return at.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def expiry_of(reservation: Reservation) -> str | None:
+    """A reservation's ``expires_at`` column: its expiry as :func:`stored_time` (None for a hard one)."""
+    return None if reservation.expires_at is None else stored_time(reservation.expires_at)
 
 
 def digest_items(items: AbstractSet[tuple[str, int]]) -> str:
@@ -425,6 +441,32 @@ def _recent_orders(conn: sqlite3.Connection, where: str, converter: cattrs.Conve
         write_digest(conn, decode_stored(body, Order, converter, f"{where}: order {order_id}"))
 
 
+def _lapse_index(conn: sqlite3.Connection, where: str, converter: cattrs.Converter) -> None:
+    """Version 10: the expiry column and its index, filled from every reservation that has an expiry.
+    One whose expiry cannot be read as a moment (no offset, say) is a store failure: nothing changes."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(stock_reservations)").fetchall()}
+    if "expires_at" not in columns:
+        conn.execute("ALTER TABLE stock_reservations ADD COLUMN expires_at TEXT")
+    _create(_VERSION_10)(conn, where, converter)
+    rows = conn.execute(
+        "SELECT node_id, sku, key, json_extract(body, '$.expires_at') FROM stock_reservations"
+        " WHERE json_extract(body, '$.expires_at') IS NOT NULL"
+    ).fetchall()
+    filled = []
+    for node_id, sku, key, text in rows:
+        what = f"{where}: reservation {key!r} of {node_id}/{sku}"
+        try:
+            at = datetime.fromisoformat(text)
+        except (TypeError, ValueError) as e:
+            raise StoreUnavailable(f"{what} has no readable expiry: {e}") from e
+        if at.utcoffset() is None:
+            raise StoreUnavailable(f"{what} has an expiry without an offset: {text!r}")
+        filled.append((stored_time(at), node_id, sku, key))
+    conn.executemany(
+        "UPDATE stock_reservations SET expires_at = ? WHERE node_id = ? AND sku = ? AND key = ?", filled
+    )
+
+
 # the step that brings a database to each version, from the one before
 _STEPS: dict[int, Step] = {
     1: _create(_VERSION_1),
@@ -436,6 +478,7 @@ _STEPS: dict[int, Step] = {
     7: _create(_VERSION_7),
     8: _create(_VERSION_8),
     9: _create(_VERSION_9),
+    10: _lapse_index,
 }
 
 

@@ -54,11 +54,12 @@ from ordercore.storage import (
     reservation_changes,
     status_since,
 )
-from ordercore.values import Channel, CustomerId, LineId, OrderId, Sku
+from ordercore.values import Channel, CustomerId, LineId, OrderId, Sku, check_aware
 from ordercore_adapters.sqlite._schema import (
     DELETE_RESERVATION,
     INSERT_LEDGER,
     UPSERT_RESERVATION,
+    expiry_of,
     ledger_rows,
     stored_time,
     write_read_models,
@@ -474,25 +475,17 @@ class SqliteUnitOfWork(StagedUnitOfWork):
 
     def lapsed_positions(self, at: datetime, limit: int) -> list[tuple[str, Sku]]:
         """The positions holding a soft reservation lapsed by ``at`` (see
-        :class:`ordercore.ports.LapsedReservations`). SQLite works out times to the millisecond only: it
-        picks the candidates with a millisecond to spare, and each expiry is compared exactly here."""
-        found: list[tuple[str, str]] = []
+        :class:`ordercore.ports.LapsedReservations`): found through the index of ``expires_at``, which
+        holds UTC text with microseconds, so that comparing it as text compares the moments exactly and
+        a sweep reads the lapsed reservations only, however many others are open."""
+        check_aware(at, "at")
         with self.db() as conn:
             rows = conn.execute(
-                "SELECT node_id, sku, key, json_extract(body, '$.expires_at') FROM stock_reservations"
-                " WHERE json_extract(body, '$.expires_at') IS NOT NULL"
-                " AND julianday(json_extract(body, '$.expires_at')) <= julianday(?) + 1.0 / 86400000"
-                " ORDER BY node_id, sku",
-                (at.isoformat(),),
-            )
-            for node_id, sku, key, expires_at in rows:
-                if found and found[-1] == (node_id, sku):
-                    continue
-                if self.time(expires_at, f"reservation {key!r} of {node_id}/{sku}") <= at:
-                    if len(found) == limit:
-                        break
-                    found.append((node_id, sku))
-        return [(node_id, Sku(sku)) for node_id, sku in found]
+                "SELECT DISTINCT node_id, sku FROM stock_reservations"
+                " WHERE expires_at IS NOT NULL AND expires_at <= ? ORDER BY node_id, sku LIMIT ?",
+                (stored_time(at), limit),
+            ).fetchall()
+        return [(node_id, Sku(sku)) for node_id, sku in rows]
 
     def time(self, text: str, what: str) -> datetime:
         """A stored time (ISO 8601 text with its offset); one that cannot be read, or that has no offset
@@ -666,7 +659,8 @@ class SqliteUnitOfWork(StagedUnitOfWork):
         written_reservations, gone = reservation_changes(position)
         if written_reservations:
             conn.executemany(
-                UPSERT_RESERVATION, [(*key, r.key, stored_json.reservation(r)) for r in written_reservations]
+                UPSERT_RESERVATION,
+                [(*key, r.key, stored_json.reservation(r), expiry_of(r)) for r in written_reservations],
             )
         if gone:
             conn.executemany(DELETE_RESERVATION, [(*key, k) for k in gone])

@@ -336,7 +336,9 @@ class Housekeeping(Protocol):
 class LapsedReservations(Protocol):
     """What a unit of work may offer to find the carts nobody checked out: the stock positions holding a
     soft reservation whose expiry is at or before ``at``, as ``(node id, SKU)`` in that order, at most
-    ``limit`` of them (a positive number)."""
+    ``limit`` of them (a positive number). An ``at`` without a time zone is an ``InvalidTimestamp``. A
+    store with many open reservations should find these without reading every one (the SQL stores keep
+    each soft reservation's expiry in an indexed column)."""
 
     def lapsed_positions(self, at: datetime, limit: int) -> list[tuple[str, Sku]]: ...
 

@@ -4,16 +4,14 @@ of the store, leaving hard reservations and live carts alone."""
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator
-from contextlib import closing
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 from ordercore import ManualClock, OrderCore, ReceiveStock, ReserveStock, SequentialIds, Sku, bootstrap
-from ordercore.errors import InvalidValue, StoreUnavailable
+from ordercore.errors import InvalidValue
 from ordercore.inventory import EntryKind
 from ordercore.ports import LapsedReservations
 from tests.integration.test_postgres_store import admin, url
@@ -112,22 +110,3 @@ def test_a_limit_that_is_not_a_positive_integer_is_refused(
         application.expire_reservations(limit=limit)  # type: ignore[arg-type]
     assert e.value.field == "limit"
     assert set(application.stock("WH-1", "MUG").reservations) == {"CART-1"}  # type: ignore[union-attr]
-
-
-def test_an_expiry_a_sqlite_row_holds_without_an_offset_is_a_store_failure(tmp_path: Path) -> None:
-    stored = "2026-03-01T12:00:00"  # no offset: it cannot be compared with a moment
-    path = tmp_path / "stock.db"
-    clock = ManualClock(AT)
-    application = bootstrap(f"sqlite:///{path}", clock=clock, ids=SequentialIds())
-    try:
-        application.handle(ReceiveStock(node_id="WH-1", sku="MUG", quantity=10, reason="opening stock"))
-        cart(application, "WH-1", "MUG", "CART-1", timedelta(minutes=1))
-        with closing(sqlite3.connect(path)) as conn, conn:  # an edit by hand
-            conn.execute("UPDATE stock_reservations SET body = json_set(body, '$.expires_at', ?)", (stored,))
-        clock.advance(timedelta(days=400))
-        with pytest.raises(StoreUnavailable, match="reservation 'CART-1' of WH-1/MUG"):
-            application.expire_reservations()
-    finally:
-        application.close()
-    with closing(sqlite3.connect(path)) as conn:  # nothing was expired
-        assert conn.execute("SELECT count(*) FROM stock_reservations").fetchone() == (1,)

@@ -1,7 +1,8 @@
 """What only the SQL stores' rows show, on SQLite and PostgreSQL. Stock reservations are rows of their own
 (schema 8): a write touches only the reservations its entries name, a store that never saw the position
 reads it whole, one holding an older copy catches up, and migrating moves the reservations a position's
-body held into rows. The outbox holds only what is still to be sent (schema 9)."""
+body held into rows. The outbox holds only what is still to be sent (schema 9). A soft reservation's row
+holds its expiry, indexed, so that sweeping the lapsed carts reads only those (schema 10)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import json
 import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import closing
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +20,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from psycopg import sql
 
-from ordercore.errors import InvalidValue, OrderCoreError, StoreUnavailable
+from ordercore.errors import InvalidTimestamp, InvalidValue, OrderCoreError, StoreUnavailable
 from ordercore.inventory import StockPosition
-from ordercore.ports import Store
+from ordercore.ports import LapsedReservations, Store
 from ordercore.values import OrderId, Sku
 from ordercore_adapters.postgres import open_store as open_postgres
 from ordercore_adapters.sqlite import open_store as open_sqlite
@@ -182,7 +183,7 @@ def test_migrating_to_schema_8_moves_the_reservations_out_of_the_bodies(database
     with pytest.raises(StoreUnavailable, match="schema version 7"):
         database.open()
     with closing(database.open(migrate=True)) as store:
-        assert [version for version, _ in store.migration.steps] == [8, 9]
+        assert [version for version, _ in store.migration.steps] == [8, 9, 10]
         assert read(store) == written
     assert sorted(database.reservation_rows()) == ["K2", "K3", "K4", "K5"]
     assert database.body()["reservations"] == {}
@@ -283,7 +284,132 @@ def test_migrating_to_schema_9_deletes_the_events_kept_marked_published(database
     database.run(f"UPDATE outbox SET published = {true} WHERE event_id = 'O-1#1'", ())  # as schema 8 kept it
     database.set_version(8)
     with closing(database.open(migrate=True)) as store:
-        assert [version for version, _ in store.migration.steps] == [9]
+        assert [version for version, _ in store.migration.steps] == [9, 10]
         with store.unit_of_work() as uow:
             assert [r.event.event_id for r in uow.outbox.pending()] == ["O-1#2"]
     assert outbox_ids(database) == ["O-1#2"]
+
+
+# -- lapsed carts are found through an index of their expiry (schema 10) ------------------------------------
+BERLIN = timezone(timedelta(hours=1))
+
+
+def carts(p: StockPosition) -> None:
+    """Two carts (one expiring with an offset other than UTC, 400 µs past the hour) and an order."""
+    p.reserve("CART-1", 2, reference="C-1", at=AT, hard=False, expires_at=LATER)
+    p.reserve(
+        "CART-2",
+        1,
+        reference="C-2",
+        at=AT,
+        hard=False,
+        expires_at=(LATER + timedelta(microseconds=400)).astimezone(BERLIN),
+    )
+    p.reserve("O-1/1", 3, reference="O-1", at=AT)
+
+
+def lapsed_at(store: Store, at: datetime) -> list[tuple[str, Sku]]:
+    with store.unit_of_work() as uow:
+        assert isinstance(uow, LapsedReservations)
+        return uow.lapsed_positions(at, 10)
+
+
+def expiries(database: Database) -> dict[str, Any]:
+    rows = database.run("SELECT key, expires_at FROM stock_reservations ORDER BY key", ())
+    return {
+        key: value if isinstance(value, datetime | None) else datetime.fromisoformat(value)
+        for key, value in rows
+    }
+
+
+def test_a_reservation_row_holds_its_expiry_and_the_sweep_compares_it_to_the_microsecond(
+    database: Database,
+) -> None:
+    with closing(database.open()) as store:
+        save(store, carts)
+        assert expiries(database) == {
+            "CART-1": LATER,
+            "CART-2": LATER + timedelta(microseconds=400),
+            "O-1/1": None,
+        }
+        assert lapsed_at(store, LATER - timedelta(microseconds=1)) == []
+        assert lapsed_at(store, LATER) == [("WH-1", SKU)]
+        save(store, lambda p: p.expire(LATER))  # CART-1 goes; CART-2 lapses 400 µs later
+        assert lapsed_at(store, LATER + timedelta(microseconds=399)) == []
+        assert lapsed_at(store, LATER + timedelta(microseconds=400)) == [("WH-1", SKU)]
+        with store.unit_of_work() as uow, pytest.raises(InvalidTimestamp):
+            assert isinstance(uow, LapsedReservations)
+            uow.lapsed_positions(datetime(2026, 3, 1, 12), 10)  # no offset: not a moment
+
+
+def test_the_sweep_reads_the_expiry_index_not_every_open_reservation(database: Database) -> None:
+    with closing(database.open()) as store:
+        save(store, carts)
+    sweep = (
+        "SELECT DISTINCT node_id, sku FROM stock_reservations"
+        " WHERE expires_at IS NOT NULL AND expires_at <= {} ORDER BY node_id, sku LIMIT 10"
+    )
+    if database.dialect == "sqlite":
+        database.run(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2000)"
+            " INSERT INTO stock_reservations (node_id, sku, key, body)"
+            " SELECT 'WH-1', 'SKU-1', 'H-' || i, '{}' FROM n",
+            (),
+        )
+        rows = database.run("EXPLAIN QUERY PLAN " + sweep.format("?"), ("2026-01-01T00:00:00.000000+00:00",))
+        plan = " ".join(str(row[-1]) for row in rows)
+    else:
+        database.run(
+            "INSERT INTO stock_reservations (node_id, sku, key, body)"
+            " SELECT 'WH-1', 'SKU-1', 'H-' || i, '{}'::jsonb FROM generate_series(1, 2000) i",
+            (),
+        )
+        database.run("ANALYZE stock_reservations", ())  # as autovacuum would
+        plan = " ".join(str(row[0]) for row in database.run("EXPLAIN " + sweep.format("now()"), ()))
+    assert "stock_reservations_lapse" in plan  # 2,000 hard reservations are not read
+
+
+def downgrade_to_9(database: Database) -> None:
+    """What a schema 9 database held: no expiry column, no index."""
+    database.run("DROP INDEX stock_reservations_lapse", ())
+    database.run("ALTER TABLE stock_reservations DROP COLUMN expires_at", ())
+    database.set_version(9)
+
+
+def test_migrating_to_schema_10_fills_the_expiries_from_the_reservations(database: Database) -> None:
+    with closing(database.open()) as store:
+        save(store, carts)
+    downgrade_to_9(database)
+    with closing(database.open(migrate=True)) as store:
+        assert [version for version, _ in store.migration.steps] == [10]
+        assert expiries(database) == {
+            "CART-1": LATER,
+            "CART-2": LATER + timedelta(microseconds=400),
+            "O-1/1": None,
+        }
+        assert lapsed_at(store, LATER + timedelta(microseconds=399)) == [("WH-1", SKU)]
+        save(store, lambda p: p.expire(LATER + timedelta(microseconds=400)))
+        assert lapsed_at(store, LATER + timedelta(days=1)) == []
+        assert set(read(store).reservations) == {"O-1/1"}
+
+
+def test_a_stored_expiry_without_an_offset_stops_the_migration_to_schema_10(database: Database) -> None:
+    with closing(database.open()) as store:
+        save(store, carts)
+    downgrade_to_9(database)
+    rows = database.reservation_rows()
+    database.set_body(
+        "stock_reservations",
+        {**rows["CART-2"], "expires_at": "2026-03-01T12:00:00"},  # an edit by hand: no offset
+        "key = 'CART-2'",
+    )
+    with pytest.raises(
+        StoreUnavailable, match="reservation 'CART-2' of WH-1/SKU-1 has an expiry without an offset"
+    ):
+        database.open(migrate=True)
+    version = (
+        database.run("PRAGMA user_version", ())
+        if database.dialect == "sqlite"
+        else database.run("SELECT version FROM schema_version", ())
+    )
+    assert version == [(9,)]  # nothing was applied

@@ -27,6 +27,7 @@ from ordercore.errors import (
     ConcurrencyConflict,
     DuplicateOrder,
     IdempotencyConflict,
+    InvalidTimestamp,
     InvalidValue,
     OrderNotFound,
     StoreUnavailable,
@@ -946,6 +947,17 @@ class StoreContract:
         with store.unit_of_work() as uow:
             assert isinstance(uow, LapsedReservations)
             assert uow.lapsed_positions(_AT, 10) == lapsed[1:]
+        with store.unit_of_work() as uow:  # a lapsed cart's key, taken again by an order, holds no expiry
+            stored = uow.inventory.get("WH-1", Sku("SKU-2"))
+            assert stored is not None
+            stored.reserve("CART-1", 1, reference="O-1", at=_AT)
+            uow.inventory.save(stored)
+            uow.commit()
+        with store.unit_of_work() as uow:
+            assert isinstance(uow, LapsedReservations)
+            assert uow.lapsed_positions(_AT, 10) == lapsed[2:]
+            with pytest.raises(InvalidTimestamp):
+                uow.lapsed_positions(_AT.replace(tzinfo=None), 10)
 
     # -- idempotency keys ---------------------------------------------------------------------------------
     def _record(self, key: str = "K-1", order_id: str = "O-1", fingerprint: str = "f1") -> IdempotencyRecord:
