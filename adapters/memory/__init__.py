@@ -93,6 +93,10 @@ class MemoryStore:
         #: the digests of the reports, by customer (the recent orders of each)
         self.digests: dict[CustomerId, dict[OrderId, OrderDigest]] = {}
         self.stock: dict[tuple[str, Sku], StockPosition] = {}
+        #: the same positions by SKU and by node, so that reading a SKU's or a node's costs what they hold,
+        #: not what the whole store holds
+        self.stock_by_sku: dict[Sku, dict[str, StockPosition]] = {}
+        self.stock_by_node: dict[str, dict[Sku, StockPosition]] = {}
         self.ledger: dict[tuple[str, Sku], list[LedgerEntry]] = {}
         self.capacity: dict[tuple[str, date], NodeDay] = {}
         self.outbox: list[_OutboxEntry] = []
@@ -211,14 +215,14 @@ class MemoryInventoryRepository(StagedStock):
         return None if committed is None else committed.clone()
 
     def _load_for_skus(self, skus: Sequence[Sku]) -> list[StockPosition]:
-        wanted = set(skus)
+        by_sku = self._store.stock_by_sku
         with self._store.lock:
-            committed = [p for (_, sku), p in self._store.stock.items() if sku in wanted]
+            committed = [p for sku in dict.fromkeys(skus) for p in by_sku.get(sku, {}).values()]
         return [p.clone() for p in committed]
 
     def _load_for_node(self, node_id: str) -> list[StockPosition]:
         with self._store.lock:
-            committed = [p for (node, _), p in self._store.stock.items() if node == node_id]
+            committed = list(self._store.stock_by_node.get(node_id, {}).values())
         return [p.clone() for p in committed]
 
     def _load_ledger(self, node_id: str, sku: Sku) -> list[LedgerEntry]:
@@ -422,6 +426,8 @@ class MemoryUnitOfWork(StagedUnitOfWork):
                 committed = position.clone()
                 committed.mark_persisted()
                 store.stock[key] = committed
+                store.stock_by_sku.setdefault(position.sku, {})[position.node_id] = committed
+                store.stock_by_node.setdefault(position.node_id, {})[position.sku] = committed
             for node_day in days:
                 committed_day = node_day.clone()
                 committed_day.mark_persisted()
