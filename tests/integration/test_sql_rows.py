@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import closing
 from datetime import datetime, timedelta, timezone
@@ -26,6 +27,7 @@ from ordercore.ports import LapsedReservations, Store
 from ordercore.values import OrderId, Sku
 from ordercore_adapters.postgres import open_store as open_postgres
 from ordercore_adapters.sqlite import open_store as open_sqlite
+from ordercore_adapters.sqlite._schema import stored_time
 from tests.integration.test_postgres_store import admin, schema_of, url
 from tests.unit.factories import AT, make_order
 
@@ -244,8 +246,15 @@ def test_the_rows_hold_exactly_the_reservations_and_another_store_reads_them_aft
             if other_reads:
                 assert read(other) == written
         with closing(sqlite3.connect(path)) as raw:
-            rows = dict(raw.execute("SELECT key, body FROM stock_reservations").fetchall())
+            rows = {
+                key: (body, expires_at)
+                for key, body, expires_at in raw.execute(
+                    "SELECT key, body, expires_at FROM stock_reservations"
+                )
+            }
         assert sorted(rows) == sorted(written.reservations)
+        for key, r in written.reservations.items():  # a cart confirmed into an order loses its expiry
+            assert rows[key][1] == (None if r.expires_at is None else stored_time(r.expires_at))
         assert read(other) == written
         with closing(open_sqlite(target)) as fresh:
             assert read(fresh) == written
@@ -308,10 +317,55 @@ def carts(p: StockPosition) -> None:
     p.reserve("O-1/1", 3, reference="O-1", at=AT)
 
 
-def lapsed_at(store: Store, at: datetime) -> list[tuple[str, Sku]]:
+def lapsed_at(store: Store, at: datetime, limit: int = 10) -> list[tuple[str, Sku]]:
     with store.unit_of_work() as uow:
         assert isinstance(uow, LapsedReservations)
-        return uow.lapsed_positions(at, 10)
+        return uow.lapsed_positions(at, limit)
+
+
+_OFFSETS = st.integers(-12 * 60, 14 * 60).map(lambda m: timezone(timedelta(minutes=m)))
+_MOMENTS = st.tuples(st.integers(-7200 * 10**6, 7200 * 10**6), _OFFSETS).map(
+    lambda t: (LATER + timedelta(microseconds=t[0])).astimezone(t[1])
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    positions=st.lists(
+        st.lists(st.one_of(st.none(), _MOMENTS), max_size=4),  # each reservation: hard, or a cart's expiry
+        min_size=1,
+        max_size=4,
+    ),
+    at=_MOMENTS,
+)
+def test_the_sweep_finds_exactly_the_positions_holding_a_cart_lapsed_by_then(
+    database: Database, positions: list[list[datetime | None]], at: datetime
+) -> None:
+    """Expiries and the moment asked in any offsets, to the microsecond: the column's text compares as
+    the moments do. Each example has a SKU of its own, and only those positions are looked at."""
+    sku = Sku(f"P-{uuid.uuid4().hex[:10]}")
+    with closing(database.open()) as store:
+        with store.unit_of_work() as uow:
+            for n, reservations in enumerate(positions):
+                p = StockPosition.open(f"WH-{n}", sku, at=LATER - timedelta(hours=3), on_hand=100)
+                for i, expires_at in enumerate(reservations):
+                    p.reserve(
+                        f"K-{i}",
+                        1,
+                        reference=f"R-{i}",
+                        at=LATER - timedelta(hours=3),
+                        hard=expires_at is None,
+                        expires_at=expires_at,
+                    )
+                uow.inventory.save(p)
+            uow.commit()
+        found = [(node, s) for node, s in lapsed_at(store, at, limit=1000) if s == sku]
+    expected = [
+        (f"WH-{n}", sku)
+        for n, reservations in enumerate(positions)
+        if any(e is not None and e <= at for e in reservations)
+    ]
+    assert found == expected
 
 
 def expiries(database: Database) -> dict[str, Any]:
