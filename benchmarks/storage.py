@@ -11,8 +11,9 @@ work, hence its own database transaction**: one order is three transactions, not
 * source: the check that the node states (which nodes are offline) are still those the plan was made
   with, ``UPDATE`` the ``orders`` row, one ``outbox`` row (SourcingPlanned, with the plan's explanation),
   and per stock position reserved from (one per line here) an ``UPDATE`` of the ``stock`` row checked
-  against its version (the position's JSON, which holds its open reservations) and one ``stock_ledger``
-  row.
+  against its version (the position's JSON, without its reservations), an ``INSERT`` of the reservation's
+  ``stock_reservations`` row (its JSON, and its expiry column, NULL for an order's hard reservation) and
+  one ``stock_ledger`` row.
   No ``node_capacity`` or ``idempotency_keys`` rows: the nodes have no capacity limits and the commands
   carry no idempotency key. No ``order_holds`` / ``order_backorders`` rows either, and the digest is not
   written again: an order's read model rows are written when they change, these orders are never held or
