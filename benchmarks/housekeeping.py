@@ -47,11 +47,11 @@ from typing import Any
 import ordercore
 from ordercore import ManualClock, ReceiveStock, ReserveStock, SequentialIds, Sku
 from ordercore.ports import LapsedReservations
+from storage import DEFAULT_POSTGRES, pg_reachable  # the storage benchmark's, beside this one
 
 FULL_ROWS, QUICK_ROWS = 200_000, 20_000
 NODES = 10
 REPEATS = 7
-DEFAULT_POSTGRES = "postgresql://127.0.0.1:5432/test"
 AT = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 SWEEP_AT = AT + timedelta(minutes=5)
 
@@ -153,20 +153,6 @@ def bench_sqlite(n: int, folder: str) -> dict[str, float]:
 
 
 # -- PostgreSQL -----------------------------------------------------------------------------------------
-def pg_reachable(url: str) -> str | None:
-    """None when the server answers, else why not."""
-    try:
-        import psycopg
-    except ImportError:
-        return "psycopg is not installed (pip install -e '.[postgres]')"
-    try:
-        with psycopg.connect(url, connect_timeout=3) as conn:
-            conn.execute("SELECT 1")
-    except Exception as e:  # any failure to reach the server skips the PostgreSQL part
-        return f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"
-    return None
-
-
 def bench_postgres(n: int, base: str) -> dict[str, float]:
     import psycopg
     from psycopg import sql

@@ -523,7 +523,7 @@ def _lapse_index(conn: Connection, where: str, converter: cattrs.Converter) -> N
     if row is not None:
         node_id, sku, key, text = row
         raise StoreUnavailable(
-            f"{where}: reservation {key!r} of {node_id}/{sku} has an expiry without an offset: {text!r}"
+            f"{where}: reservation {key!r} of {node_id}/{sku} has a time without an offset: {text!r}"
         )
     _create(_VERSION_10)(conn, where, converter)
 

@@ -70,6 +70,7 @@ __all__ = [
     "Migration",
     "digest_items",
     "expiry_of",
+    "read_time",
     "ensure_schema",
     "ledger_rows",
     "stored_time",
@@ -311,6 +312,18 @@ def stored_time(at: datetime) -> str:
     return at.astimezone(UTC).isoformat(timespec="microseconds")
 
 
+def read_time(text: str, what: str) -> datetime:
+    """A stored time (ISO 8601 text with its offset); one that cannot be read, or that has no offset to
+    compare it by, is a store failure (``what`` names the row)."""
+    try:
+        at = datetime.fromisoformat(text)
+    except (TypeError, ValueError) as e:
+        raise StoreUnavailable(f"{what} has no readable time: {e}") from e
+    if at.utcoffset() is None:
+        raise StoreUnavailable(f"{what} has a time without an offset: {text!r}")
+    return at
+
+
 def expiry_of(reservation: Reservation) -> str | None:
     """A reservation's ``expires_at`` column: its expiry as :func:`stored_time` (None for a hard one)."""
     return None if reservation.expires_at is None else stored_time(reservation.expires_at)
@@ -452,16 +465,10 @@ def _lapse_index(conn: sqlite3.Connection, where: str, converter: cattrs.Convert
         "SELECT node_id, sku, key, json_extract(body, '$.expires_at') FROM stock_reservations"
         " WHERE json_extract(body, '$.expires_at') IS NOT NULL"
     ).fetchall()
-    filled = []
-    for node_id, sku, key, text in rows:
-        what = f"{where}: reservation {key!r} of {node_id}/{sku}"
-        try:
-            at = datetime.fromisoformat(text)
-        except (TypeError, ValueError) as e:
-            raise StoreUnavailable(f"{what} has no readable expiry: {e}") from e
-        if at.utcoffset() is None:
-            raise StoreUnavailable(f"{what} has an expiry without an offset: {text!r}")
-        filled.append((stored_time(at), node_id, sku, key))
+    filled = [
+        (stored_time(read_time(text, f"{where}: reservation {key!r} of {node_id}/{sku}")), node_id, sku, key)
+        for node_id, sku, key, text in rows
+    ]
     conn.executemany(
         "UPDATE stock_reservations SET expires_at = ? WHERE node_id = ? AND sku = ? AND key = ?", filled
     )

@@ -61,6 +61,7 @@ from ordercore_adapters.sqlite._schema import (
     UPSERT_RESERVATION,
     expiry_of,
     ledger_rows,
+    read_time,
     stored_time,
     write_read_models,
 )
@@ -490,13 +491,7 @@ class SqliteUnitOfWork(StagedUnitOfWork):
     def time(self, text: str, what: str) -> datetime:
         """A stored time (ISO 8601 text with its offset); one that cannot be read, or that has no offset
         to compare it by, is a store failure."""
-        try:
-            at = datetime.fromisoformat(text)
-        except (TypeError, ValueError) as e:
-            raise StoreUnavailable(f"{self._store.url}: {what} has no readable time: {e}") from e
-        if at.utcoffset() is None:
-            raise StoreUnavailable(f"{self._store.url}: {what} has a time without an offset: {text!r}")
-        return at
+        return read_time(text, f"{self._store.url}: {what}")
 
     @property
     def converter(self) -> cattrs.Converter:

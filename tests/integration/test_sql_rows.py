@@ -458,7 +458,7 @@ def test_a_stored_expiry_without_an_offset_stops_the_migration_to_schema_10(data
         "key = 'CART-2'",
     )
     with pytest.raises(
-        StoreUnavailable, match="reservation 'CART-2' of WH-1/SKU-1 has an expiry without an offset"
+        StoreUnavailable, match="reservation 'CART-2' of WH-1/SKU-1 has a time without an offset"
     ):
         database.open(migrate=True)
     version = (
