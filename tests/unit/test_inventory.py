@@ -8,7 +8,7 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
-from hypothesis import settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, initialize, invariant, multiple, rule
 
@@ -926,3 +926,55 @@ def test_a_clone_and_its_original_never_see_each_others_changes() -> None:
     original.release("R-1", at=LATER, reason="cancelled")
     assert original.reserved(LATER) == 0 and copy.reserved(LATER) == again.reserved(LATER) == 5
     assert again.reservation("R-1") is not None and again.new_entries() == copy.new_entries()
+
+
+_CLONE_OPS = st.lists(
+    st.tuples(
+        st.integers(0, 7),  # which member of the family acts (modulo its size)
+        st.sampled_from(["reserve", "release", "expect", "receive", "cancel", "clone"]),
+        st.integers(0, 3),  # a key or a supply reference
+        st.integers(1, 4),  # units
+    ),
+    max_size=30,
+)
+
+
+def _act(p: StockPosition, op: str, n: int, units: int) -> None:
+    try:
+        if op == "reserve":
+            p.reserve(f"R-{n}", units, reference=f"O-{n}", at=AT)
+        elif op == "release":
+            p.release(f"R-{n}", at=AT, reason="cancelled")
+        elif op == "expect":
+            p.expect(Supply(f"PO-{n}", units, TODAY + timedelta(days=n), SupplyKind.PURCHASE_ORDER), at=AT)
+        elif op == "receive":
+            p.receive(units, at=AT, supply_ref=f"PO-{n}")
+        elif op == "cancel":
+            p.cancel_supply(f"PO-{n}", at=AT, reason="late")
+    except OrderCoreError:
+        pass  # refused, and nothing changed
+
+
+@settings(max_examples=200, deadline=None)
+@given(ops=_CLONE_OPS)
+def test_a_family_of_clones_changed_in_turn_each_holds_only_what_it_was_told(
+    ops: list[tuple[int, str, int, int]],
+) -> None:
+    # each member's own history (its parent's up to the clone, then its own) applied to a position that
+    # was never cloned gives the same position: no clone sees another's reservations or supply
+    family = [position(on_hand=20)]
+    histories: list[list[tuple[str, int, int]]] = [[]]
+    for who, op, n, units in ops:
+        i = who % len(family)
+        if op == "clone":
+            family.append(family[i].clone())
+            histories.append(list(histories[i]))
+            continue
+        _act(family[i], op, n, units)
+        histories[i].append((op, n, units))
+    for member, history in zip(family, histories, strict=True):
+        alone = position(on_hand=20)
+        for op, n, units in history:
+            _act(alone, op, n, units)
+        assert member == alone
+        assert member.supply == alone.supply and dict(member.reservations) == dict(alone.reservations)

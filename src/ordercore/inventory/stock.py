@@ -647,7 +647,9 @@ class StockPosition:
 
     def _record(self, entry: LedgerEntry) -> None:
         """Apply an entry (already checked, or read from the ledger) and keep it as new."""
-        if self._shared:  # a clone may share the supply: this position gets its own first
+        if self._shared and entry.kind in _SUPPLY_KINDS:
+            # a clone may share the supply: this position gets its own before an entry changes it (the
+            # others leave it alone, so a best-seller's reservations do not copy its open orders' supply)
             self.supply = dict(self.supply)
             self._shared = False
         summary, key = self._held_sum, entry.key
@@ -811,6 +813,9 @@ def _apply_supply_cancelled(p: StockPosition, e: LedgerEntry) -> None:
         raise _refuse(e, f"must compensate entry {expected.sequence}", "compensates")
     del p.supply[e.key]
 
+
+#: the entries whose application changes a position's supply (see StockPosition._record)
+_SUPPLY_KINDS = frozenset({EntryKind.RECEIVED, EntryKind.SUPPLY_EXPECTED, EntryKind.SUPPLY_CANCELLED})
 
 _APPLY: dict[EntryKind, Callable[[StockPosition, LedgerEntry], None]] = {
     EntryKind.OPENED: _apply_opened,
