@@ -43,7 +43,7 @@ from ordercore.errors import (
     ValidationFailed,
 )
 from ordercore.events import EVENT_TYPES, LineQty, NodeAllocation, NodeRejected, OrderEvent, WaitingUnits
-from ordercore.inventory import Reservation, Reservations, StockPosition
+from ordercore.inventory import Reservation, Reservations, StockPosition, Supplies, Supply
 from ordercore.lifecycle import DEFAULT_LIFECYCLE, Lifecycle, State, Trigger
 from ordercore.lines import LineQuantities, OrderLine
 from ordercore.money import Money, minor_units
@@ -222,13 +222,18 @@ def configure_converter(
         _objects_only(lambda data, _: Reservations(conv.structure(data, dict[str, Reservation]))),
     )
 
+    # and its expected supply, likewise by reference
+    conv.register_unstructure_hook(Supplies, lambda due: conv.unstructure(due.as_dict(), dict[str, Supply]))
+    conv.register_structure_hook(
+        Supplies, _objects_only(lambda data, _: Supplies(conv.structure(data, dict[str, Supply])))
+    )
+
     # a stock position: its state, without the persistence bookkeeping (the ledger is stored apart)
     position_unstructure = make_dict_unstructure_fn(
         StockPosition,
         conv,
         persisted_version=override(omit=True),
         _recorded=override(omit=True),
-        _shared=override(omit=True),
         _held_sum=override(omit=True),
     )
     position_structure = make_dict_structure_fn(
@@ -237,7 +242,6 @@ def configure_converter(
         _cattrs_forbid_extra_keys=True,
         persisted_version=override(omit=True),
         _recorded=override(omit=True),
-        _shared=override(omit=True),
         _held_sum=override(omit=True),
     )
 

@@ -34,8 +34,8 @@ from ordercore.errors import (
 from ordercore.events import OrderEvent
 from ordercore.inventory import EntryKind, LedgerEntry, NodeDay, NodeStates, NodeStatus, StockPosition
 from ordercore.inventory.capacity import check_day
-from ordercore.inventory.held import Reservations
-from ordercore.inventory.ledger import RESERVATION_KINDS, Reservation, collect
+from ordercore.inventory.held import Reservations, Supplies
+from ordercore.inventory.ledger import RESERVATION_KINDS, Reservation, Supply, collect
 from ordercore.inventory.nodes import check_node_id
 from ordercore.lifecycle import OrderStatus, State
 from ordercore.lines import OrderLine
@@ -900,11 +900,17 @@ class StoredJson:
     def _mapping(self, hint: Any) -> Callable[[Any], str]:
         """The encoder of a mapping of ``str`` to immutable values (a position's reservations, its
         supply), the text of each value kept by identity: a position's body holds every open reservation,
-        most of them written before."""
-        value_type = Reservation if hint is Reservations else typing.get_args(hint)[1]
+        most of them written before. The supply, an immutable :class:`Supplies` that copies of a position
+        share until it changes, is kept whole by identity too."""
+        if hint is Reservations:
+            value_type: Any = Reservation
+        elif hint is Supplies:
+            value_type = Supply
+        else:
+            value_type = typing.get_args(hint)[1]
         whole, item = self._texts.for_type(hint), self._texts.for_type(value_type)
         kept = self._kept
-        plain = Reservations if hint is Reservations else dict
+        plain = hint if hint in (Reservations, Supplies) else dict
 
         def encode(value: Any) -> str:
             if type(value) is not plain or not all(type(k) is str for k in value):
@@ -915,6 +921,8 @@ class StoredJson:
                 + "}"
             )
 
+        if hint is Supplies:
+            return lambda value: kept(value, encode) if type(value) is Supplies else encode(value)
         return encode
 
     def _kept(self, value: Any, encode: Callable[[Any], str]) -> str:
@@ -959,7 +967,7 @@ _POSITION_KEYS = tuple(
     sorted(
         a.name
         for a in attrs.fields(StockPosition)
-        if a.name not in {"persisted_version", "_recorded", "_shared", "_held_sum"}
+        if a.name not in {"persisted_version", "_recorded", "_held_sum"}
     )
 )
 _POSITION_MAPS = frozenset({"reservations", "supply"})

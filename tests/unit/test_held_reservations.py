@@ -1,4 +1,5 @@
-"""A position's open reservations: an immutable mapping whose changed copies share what did not change."""
+"""A position's open reservations: an immutable mapping whose changed copies share what did not change; and
+its expected supply, an immutable mapping too."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ordercore.errors import OrderCoreError
-from ordercore.inventory import Reservation, ReservationKind, Reservations, StockPosition
+from ordercore.inventory import Reservation, ReservationKind, Reservations, StockPosition, Supplies, Supply
 from ordercore.serialization import from_json, to_json
 from ordercore.values import Sku
 from tests.unit.factories import AT
@@ -161,3 +162,44 @@ def test_reserved_units_are_those_of_the_reservations_live_at_the_moment_asked(
             pass  # refused (a conflict, a lapsed reservation): nothing changed, which the next check sees
         for at in (now, now - timedelta(seconds=life), now + timedelta(seconds=life)):
             assert position.reserved(at) == live_units(position, at)
+
+
+# -- the expected supply: an immutable mapping too -----------------------------------------------------------
+def due(ref: str, quantity: int = 5) -> Supply:
+    return Supply(ref, quantity, AT.date() + timedelta(days=3))
+
+
+def test_supplies_are_a_read_only_mapping_whose_changes_are_copies() -> None:
+    start = Supplies({"PO-1": due("PO-1")})
+    changed = start.with_("PO-2", due("PO-2")).without("PO-1")
+    assert start == {"PO-1": due("PO-1")} and changed == {"PO-2": due("PO-2")} and start != changed
+    with pytest.raises(TypeError):
+        start["PO-3"] = due("PO-3")  # type: ignore[index]
+    with pytest.raises(TypeError):
+        hash(start)
+    with pytest.raises(KeyError):
+        start.without("PO-9")
+    assert pickle.loads(pickle.dumps(start)) == start
+    assert repr(Supplies()) == "Supplies({})"
+
+
+def test_a_position_takes_a_plain_dict_of_supply_and_its_changes_replace_it() -> None:
+    given_dict = StockPosition(
+        "WH-1",
+        Sku("SKU-1"),
+        on_hand=5,
+        safety_stock=0,
+        backorderable=False,
+        supply={"PO-1": due("PO-1")},  # type: ignore[arg-type]
+    )
+    assert type(given_dict.supply) is Supplies and given_dict.supply == {"PO-1": due("PO-1")}
+    text = to_json(given_dict)
+    assert '"supply": {"PO-1": {' in text
+    back = from_json(text, StockPosition)
+    assert type(back.supply) is Supplies and back == given_dict
+    copy = back.clone()
+    assert copy.supply is back.supply  # shared until either changes it
+    copy.receive(2, at=AT, supply_ref="PO-1")
+    assert copy.supply["PO-1"].quantity == 3 and back.supply["PO-1"].quantity == 5
+    with pytest.raises(OrderCoreError):
+        StockPosition("WH-1", Sku("SKU-1"), 5, 0, False, supply={"PO-1": due("PO-2")})  # type: ignore[arg-type]

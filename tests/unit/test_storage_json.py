@@ -4,10 +4,12 @@ written directly from each type's attributes, again exactly to_json's."""
 
 from datetime import timedelta
 
+import attrs
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ordercore import Address, CustomerRef, Money, Order, Sku, make_converter
+from ordercore.errors import OrderCoreError
 from ordercore.events import NodeAllocation
 from ordercore.inventory import StockPosition, Supply
 from ordercore.lines import LineQuantities, OrderLine
@@ -181,3 +183,41 @@ def test_positions_and_ledger_entries_are_written_as_to_json_writes_them(
     assert stored._plans[StockPosition] is not None  # written attribute by attribute, not whole
     for entry in position.new_entries():
         assert stored.entry(entry) == to_json(entry, converter=CONVERTER)
+
+
+@HEAVY
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["expect", "receive", "cancel", "reserve", "clone"]),
+            st.sampled_from(["PO-1", "PO-2", 'T"R\n3']),  # few references, so that steps meet
+            st.integers(1, 5),
+        ),
+        max_size=24,
+    )
+)
+def test_a_position_whose_supply_changes_is_written_as_to_json_writes_it(
+    steps: list[tuple[str, str, int]],
+) -> None:
+    # the supply's text is kept whole by identity: every change must give a new text, every copy the same
+    stored = StoredJson(CONVERTER)
+    position = StockPosition.open("N1", Sku("S-1"), at=AT, on_hand=1_000, reason="open")
+    for i, (op, ref, units) in enumerate(steps):
+        at = AT + timedelta(minutes=i)
+        try:
+            if op == "expect":
+                position.expect(Supply(ref, units, AT.date() + timedelta(days=units)), at=at)
+            elif op == "receive":
+                position.receive(units, at=at, supply_ref=ref)
+            elif op == "cancel":
+                position.cancel_supply(ref, at=at, reason="late")
+            elif op == "reserve":
+                position.reserve(f"R-{i}", 1, reference=ref, at=at)
+            else:
+                position = position.clone()
+        except OrderCoreError:
+            pass  # refused, and nothing changed
+        assert stored.position(position) == to_json(position, converter=CONVERTER)
+        assert stored.position_row(position) == to_json(
+            attrs.evolve(position, reservations={}), converter=CONVERTER
+        )

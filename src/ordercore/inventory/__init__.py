@@ -8,7 +8,7 @@ from ordercore.inventory.atp import (
     network_earliest,
 )
 from ordercore.inventory.capacity import NodeDay
-from ordercore.inventory.held import Reservations
+from ordercore.inventory.held import Reservations, Supplies
 from ordercore.inventory.ledger import (
     EntryKind,
     LedgerEntry,
@@ -48,6 +48,7 @@ __all__ = [
     "Reservations",
     "ShippingCost",
     "StockPosition",
+    "Supplies",
     "Supply",
     "SupplyKind",
     "TransitTime",

@@ -1,5 +1,5 @@
-"""The open reservations of a stock position, as an immutable mapping that shares most of what it holds
-with the one it was made from.
+"""The open reservations and the expected supply of a stock position, as immutable mappings: copies of a
+position share them, and a change replaces them.
 
 A best-selling SKU holds thousands of open reservations at one node, and every order that reserves one
 more makes a new position: the copy a unit of work changes, while the store keeps the one it read.
@@ -8,6 +8,11 @@ position holds. :class:`Reservations` instead keeps a base map, shared by every 
 and the few changes made since it was built; a change copies those changes only, and they are folded
 into a new base once they outnumber the square root of its size (at least 32). Adding or removing one
 reservation then costs about the square root of the number held, not the number held.
+
+:class:`Supplies` holds the purchase orders and transfers a position expects. They change seldom (an order
+placed with a supplier, a delivery), so a change copies them whole; being immutable, the same object can
+stand for them in every copy of the position and its stored text be kept by identity, however often the
+position's reservations change.
 """
 
 from __future__ import annotations
@@ -16,9 +21,9 @@ from collections.abc import ItemsView, Iterable, Iterator, Mapping, ValuesView
 from math import isqrt
 from typing import Any, overload
 
-from ordercore.inventory.ledger import Reservation
+from ordercore.inventory.ledger import Reservation, Supply
 
-__all__ = ["Reservations"]
+__all__ = ["Reservations", "Supplies"]
 
 #: the fewest changes kept apart from the base before they are folded into it
 _MIN_CHANGES = 32
@@ -143,3 +148,67 @@ class Reservations(Mapping[str, Reservation]):
         else:
             del changes[key]
         return Reservations._made(self._base, changes, self._len - 1)
+
+
+class Supplies(Mapping[str, Supply]):
+    """Expected supply by reference: a read-only mapping; :meth:`with_` and :meth:`without` give changed
+    copies and leave this one as it is. It equals any mapping holding the same items (a ``dict``
+    included)."""
+
+    __slots__ = ("_items",)
+
+    _items: dict[str, Supply]
+
+    def __init__(self, items: Mapping[str, Supply] | Iterable[tuple[str, Supply]] = ()) -> None:
+        self._items = dict(items)
+
+    def __getitem__(self, ref: str) -> Supply:
+        return self._items[ref]
+
+    def __contains__(self, ref: object) -> bool:
+        return ref in self._items
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._items)
+
+    def values(self) -> ValuesView[Supply]:
+        return self._items.values()
+
+    def items(self) -> ItemsView[str, Supply]:
+        return self._items.items()
+
+    def as_dict(self) -> dict[str, Supply]:
+        """A ``dict`` of the same items (a new one)."""
+        return dict(self._items)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Mapping):
+            return NotImplemented
+        return len(self) == len(other) and self._items == dict(other.items())
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"Supplies({self._items!r})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Supplies, (self._items,))
+
+    def with_(self, ref: str, supply: Supply) -> Supplies:
+        """A copy that holds ``supply`` under ``ref`` (in place of what this one holds there)."""
+        items = dict(self._items)
+        items[ref] = supply
+        made: Supplies = object.__new__(Supplies)
+        made._items = items
+        return made
+
+    def without(self, ref: str) -> Supplies:
+        """A copy that holds nothing under ``ref``; KeyError when this one holds nothing there either."""
+        items = dict(self._items)
+        del items[ref]
+        made: Supplies = object.__new__(Supplies)
+        made._items = items
+        return made

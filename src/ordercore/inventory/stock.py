@@ -28,7 +28,7 @@ from ordercore.errors import (
     ReservationConflict,
     ValidationFailed,
 )
-from ordercore.inventory.held import Reservations
+from ordercore.inventory.held import Reservations, Supplies
 from ordercore.inventory.ledger import (
     RESERVATION_KINDS,
     EntryKind,
@@ -138,13 +138,12 @@ class StockPosition:
     #: open reservations by key (a :class:`~ordercore.inventory.held.Reservations`: any mapping given is
     #: taken as one)
     reservations: Reservations = attrs.field(factory=Reservations)
-    supply: dict[str, Supply] = attrs.field(factory=dict)
+    #: expected supply by reference (a :class:`~ordercore.inventory.held.Supplies`: any mapping given is
+    #: taken as one)
+    supply: Supplies = attrs.field(factory=Supplies)
     version: int = 0
     persisted_version: int = attrs.field(default=0, eq=False, repr=False)
     _recorded: list[LedgerEntry] = attrs.field(factory=list, init=False, eq=False, repr=False)
-    #: whether ``supply`` may be shared with a clone (copied before the first change; ``reservations`` is
-    #: immutable, and changed by replacing it)
-    _shared: bool = attrs.field(default=False, init=False, eq=False, repr=False)
     #: units held by hard reservations and by soft ones, and which soft ones had lapsed over a span of
     #: time (see :class:`_Held`): worked out on first use, then moved by each entry that changes a
     #: reservation (never changed in place: clones share it)
@@ -176,7 +175,9 @@ class StockPosition:
                     "reservations", InvalidValue.code, "must map keys to their Reservation", self.reservations
                 )
             )
-        if not isinstance(self.supply, dict) or not all(
+        if type(self.supply) is not Supplies and isinstance(self.supply, Mapping):
+            self.supply = Supplies(self.supply)
+        if not isinstance(self.supply, Supplies) or not all(
             isinstance(s, Supply) and s.ref == k for k, s in self.supply.items()
         ):
             problems.append(
@@ -233,9 +234,8 @@ class StockPosition:
     def clone(self) -> StockPosition:
         """An independent copy. A copy of a valid position is valid, so it is not checked again. The two
         share their reservations (immutable: a change replaces them, at the cost of the change, however
-        many the position holds) and their supply (copied by whichever records an entry first): stores
-        clone many positions per command, most only to be read. Change a position through its methods
-        only, never its supply directly."""
+        many the position holds) and their supply (immutable too): stores clone many positions per
+        command, most only to be read."""
         copy: StockPosition = object.__new__(StockPosition)
         copy.node_id = self.node_id
         copy.sku = self.sku
@@ -247,7 +247,6 @@ class StockPosition:
         copy.version = self.version
         copy.persisted_version = self.persisted_version
         copy._recorded = list(self._recorded) if self._recorded else []
-        copy._shared = self._shared = True
         copy._held_sum = self._held_sum
         return copy
 
@@ -647,11 +646,6 @@ class StockPosition:
 
     def _record(self, entry: LedgerEntry) -> None:
         """Apply an entry (already checked, or read from the ledger) and keep it as new."""
-        if self._shared and entry.kind in _SUPPLY_KINDS:
-            # a clone may share the supply: this position gets its own before an entry changes it (the
-            # others leave it alone, so a best-seller's reservations do not copy its open orders' supply)
-            self.supply = dict(self.supply)
-            self._shared = False
         summary, key = self._held_sum, entry.key
         if summary is None or key is None or entry.kind not in RESERVATION_KINDS:
             _APPLY[entry.kind](self, entry)  # reserved units unchanged, or not worked out yet
@@ -741,9 +735,9 @@ def _apply_received(p: StockPosition, e: LedgerEntry) -> None:
     expected = p.supply.get(e.key) if e.key else None
     if expected is not None:
         if expected.quantity > e.quantity:
-            p.supply[e.key] = attrs.evolve(expected, quantity=expected.quantity - e.quantity)
+            p.supply = p.supply.with_(e.key, attrs.evolve(expected, quantity=expected.quantity - e.quantity))
         else:
-            del p.supply[e.key]
+            p.supply = p.supply.without(e.key)
 
 
 def _apply_adjusted(p: StockPosition, e: LedgerEntry) -> None:
@@ -802,7 +796,7 @@ def _apply_supply_expected(p: StockPosition, e: LedgerEntry) -> None:
     if e.key in p.supply:
         raise _refuse(e, "of a reference already expected")
     assert e.expected_on is not None and e.supply_kind is not None  # checked by LedgerEntry
-    p.supply[e.key] = Supply(e.key, e.quantity, e.expected_on, e.supply_kind, e.sequence)
+    p.supply = p.supply.with_(e.key, Supply(e.key, e.quantity, e.expected_on, e.supply_kind, e.sequence))
 
 
 def _apply_supply_cancelled(p: StockPosition, e: LedgerEntry) -> None:
@@ -811,11 +805,8 @@ def _apply_supply_cancelled(p: StockPosition, e: LedgerEntry) -> None:
         raise _refuse(e, "of a reference not expected")
     if e.compensates != expected.sequence:
         raise _refuse(e, f"must compensate entry {expected.sequence}", "compensates")
-    del p.supply[e.key]
+    p.supply = p.supply.without(e.key)
 
-
-#: the entries whose application changes a position's supply (see StockPosition._record)
-_SUPPLY_KINDS = frozenset({EntryKind.RECEIVED, EntryKind.SUPPLY_EXPECTED, EntryKind.SUPPLY_CANCELLED})
 
 _APPLY: dict[EntryKind, Callable[[StockPosition, LedgerEntry], None]] = {
     EntryKind.OPENED: _apply_opened,
