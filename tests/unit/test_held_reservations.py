@@ -21,6 +21,11 @@ def held(key: str, quantity: int = 1) -> Reservation:
     return Reservation(key, f"ref-{key}", quantity, ReservationKind.HARD, AT)
 
 
+def bare(**maps: object) -> StockPosition:
+    """A position built directly, with any plain mappings given for its reservations or supply."""
+    return StockPosition("WH-1", Sku("SKU-1"), on_hand=5, safety_stock=0, backorderable=False, **maps)  # type: ignore[arg-type]
+
+
 # a change: hold (key, units) or give up key
 changes = st.lists(
     st.one_of(
@@ -86,20 +91,13 @@ def test_it_is_a_read_only_mapping() -> None:
 
 
 def test_a_position_takes_a_plain_dict_and_serializes_its_reservations_as_an_object() -> None:
-    position = StockPosition("WH-1", Sku("SKU-1"), on_hand=5, safety_stock=0, backorderable=False)
+    position = bare()
     position.reserve("K-1", 2, reference="O-1", at=AT)
     text = to_json(position)
     assert '"reservations": {"K-1": {' in text
     back = from_json(text, StockPosition)
     assert type(back.reservations) is Reservations and back == position
-    given_dict = StockPosition(
-        "WH-1",
-        Sku("SKU-1"),
-        on_hand=5,
-        safety_stock=0,
-        backorderable=False,
-        reservations={"K-1": position.reservations["K-1"]},  # type: ignore[arg-type]
-    )
+    given_dict = bare(reservations={"K-1": position.reservations["K-1"]})
     assert type(given_dict.reservations) is Reservations and given_dict.reservations == position.reservations
 
 
@@ -184,14 +182,7 @@ def test_supplies_are_a_read_only_mapping_whose_changes_are_copies() -> None:
 
 
 def test_a_position_takes_a_plain_dict_of_supply_and_its_changes_replace_it() -> None:
-    given_dict = StockPosition(
-        "WH-1",
-        Sku("SKU-1"),
-        on_hand=5,
-        safety_stock=0,
-        backorderable=False,
-        supply={"PO-1": due("PO-1")},  # type: ignore[arg-type]
-    )
+    given_dict = bare(supply={"PO-1": due("PO-1")})
     assert type(given_dict.supply) is Supplies and given_dict.supply == {"PO-1": due("PO-1")}
     text = to_json(given_dict)
     assert '"supply": {"PO-1": {' in text
@@ -202,4 +193,4 @@ def test_a_position_takes_a_plain_dict_of_supply_and_its_changes_replace_it() ->
     copy.receive(2, at=AT, supply_ref="PO-1")
     assert copy.supply["PO-1"].quantity == 3 and back.supply["PO-1"].quantity == 5
     with pytest.raises(OrderCoreError):
-        StockPosition("WH-1", Sku("SKU-1"), 5, 0, False, supply={"PO-1": due("PO-2")})  # type: ignore[arg-type]
+        bare(supply={"PO-1": due("PO-2")})  # under another reference
