@@ -514,10 +514,12 @@ def _recent_orders(conn: Connection, where: str, converter: cattrs.Converter) ->
 
 def _lapse_index(conn: Connection, where: str, converter: cattrs.Converter) -> None:
     """Version 10: the expiry column and its index, filled from every reservation that has an expiry.
-    One whose expiry has no offset (a moment only with one) is a store failure: nothing changes."""
+    One whose expiry has no offset (a moment only with one; hours, minutes and seconds, as Python writes
+    them) is a store failure, as is one the server cannot read: nothing changes."""
     row = conn.execute(
         "SELECT node_id, sku, key, body ->> 'expires_at' FROM stock_reservations"
-        " WHERE body ->> 'expires_at' IS NOT NULL AND body ->> 'expires_at' !~ '(Z|[+-][0-9]{2}(:?[0-9]{2})?)$'"
+        " WHERE body ->> 'expires_at' IS NOT NULL"
+        " AND body ->> 'expires_at' !~ '(Z|[+-][0-9]{2}(:?[0-9]{2}(:?[0-9]{2})?)?)$'"
         " ORDER BY node_id, sku, key LIMIT 1"
     ).fetchone()
     if row is not None:

@@ -447,6 +447,22 @@ def test_migrating_to_schema_10_fills_the_expiries_from_the_reservations(databas
         assert set(read(store).reservations) == {"O-1/1"}
 
 
+def test_an_expiry_whose_offset_has_seconds_migrates_to_schema_10(database: Database) -> None:
+    odd = timezone(timedelta(hours=5, minutes=30, seconds=15))  # Python writes it +05:30:15
+    with closing(database.open()) as store:
+        save(
+            store,
+            lambda p: p.reserve(
+                "CART-1", 1, reference="C-1", at=AT, hard=False, expires_at=LATER.astimezone(odd)
+            ),
+        )
+    downgrade_to_9(database)
+    with closing(database.open(migrate=True)) as store:
+        assert expiries(database) == {"CART-1": LATER}
+        assert lapsed_at(store, LATER) == [("WH-1", SKU)]
+        assert lapsed_at(store, LATER - timedelta(microseconds=1)) == []
+
+
 def test_a_stored_expiry_without_an_offset_stops_the_migration_to_schema_10(database: Database) -> None:
     with closing(database.open()) as store:
         save(store, carts)
