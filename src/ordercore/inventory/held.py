@@ -162,6 +162,13 @@ class Supplies(Mapping[str, Supply]):
     def __init__(self, items: Mapping[str, Supply] | Iterable[tuple[str, Supply]] = ()) -> None:
         self._items = dict(items)
 
+    @classmethod
+    def _of(cls, items: dict[str, Supply]) -> Supplies:
+        """One holding ``items`` itself (a dict nobody else holds), without copying it."""
+        made: Supplies = object.__new__(cls)
+        made._items = items
+        return made
+
     def __getitem__(self, ref: str) -> Supply:
         return self._items[ref]
 
@@ -199,16 +206,10 @@ class Supplies(Mapping[str, Supply]):
 
     def with_(self, ref: str, supply: Supply) -> Supplies:
         """A copy that holds ``supply`` under ``ref`` (in place of what this one holds there)."""
-        items = dict(self._items)
-        items[ref] = supply
-        made: Supplies = object.__new__(Supplies)
-        made._items = items
-        return made
+        return Supplies._of({**self._items, ref: supply})
 
     def without(self, ref: str) -> Supplies:
         """A copy that holds nothing under ``ref``; KeyError when this one holds nothing there either."""
         items = dict(self._items)
         del items[ref]
-        made: Supplies = object.__new__(Supplies)
-        made._items = items
-        return made
+        return Supplies._of(items)
