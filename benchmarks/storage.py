@@ -35,7 +35,7 @@ Figures, all measured in one run:
   changed parts only, and the outbox row reuses it. What they do encode is written as JSON text straight
   from the objects' attributes (an encoder generated once per type from the converter's view, checked
   against the converter's own output on first use), the very text ``to_json`` gives. A new order's id is checked to be free by the ``INSERT`` itself, not by a read beforehand. The PostgreSQL adapter sends each commit as one text of statements with their
-  values bound client-side, one round trip (PostgreSQL runs it as one transaction; each version check is
+  values bound client-side (as literals it writes itself for strings, ints, moments and the like), one round trip (PostgreSQL runs it as one transaction; each version check is
   made by the server, in the statement that writes the row), and checks a pooled connection with a round trip only when it was idle for a while or the server
   wrote to it.
 * ``*_floor_orders_per_s``: the **same rows written with the bare driver** (``sqlite3`` / ``psycopg``), one
@@ -58,6 +58,10 @@ Figures, all measured in one run:
   processor's caches go cold (on the machines this ran on, a core that ran back to back at 1.0 ms per order
   took 1.9 ms of processor time per order with an fsync after each command). ``sqlite_ratio_vs_core_plus_floor``
   is ordercore's SQLite throughput over that ceiling: how much of what is left the adapter itself costs.
+* ``*_user_ms_per_order``: the processor time in user mode per order (``getrusage``) of the memory run and
+  of each SQLite side; ``sqlite_core_between_fsyncs_user_ms_per_order`` is the core's share of the core +
+  floor run (its time less the floor's), to be read against ``memory_user_ms_per_order``, the same core
+  back to back: how much slower the same code runs between fsyncs.
 * ``postgres_workers``: orders/s with 1, 2 and 4 worker processes (``multiprocessing``, spawn), each with
   its own application on one fresh schema, together placing the same total number of orders. Each worker
   sources its own SKUs (stocked at every node), so workers never contend for one stock row. The clock runs
@@ -118,6 +122,7 @@ import multiprocessing as mp
 import os
 import pstats
 import random
+import resource
 import shutil
 import sqlite3
 import statistics
@@ -261,6 +266,11 @@ def check_allocated(app: ordercore.OrderCore, n_orders: int, worker: int = 0) ->
         order = app.get_order(f"W{worker}-{i:06d}")
         if order.status is not OrderStatus.ALLOCATED:
             raise SystemExit(f"order {order.id} ended {order.status}, expected allocated")
+
+
+def user_time() -> float:
+    """Seconds of processor time this process spent in user mode (microsecond resolution)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_utime
 
 
 @contextmanager
@@ -444,19 +454,23 @@ def pg_prepare(base: str, schema: str, seed_pg: Sequence[Tx]) -> None:
 
 
 # -- ours against the floor, interleaved --------------------------------------------------------------------
-def interleave(n_orders: int, *sides: Callable[[int, int], None]) -> tuple[float, ...]:
+def interleave(
+    n_orders: int, *sides: Callable[[int, int], None]
+) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """Seconds on each side for orders [0, n_orders), in chunks taken by each side in turn (which side goes
-    first moves on by one at every chunk)."""
+    first moves on by one at every chunk), and the seconds of processor time in user mode each spent."""
     spent = [0.0] * len(sides)
+    user = [0.0] * len(sides)
     for k, start in enumerate(range(0, n_orders, CHUNK)):
         stop = min(start + CHUNK, n_orders)
         for j in range(len(sides)):
             side = (k + j) % len(sides)
             with gc_paused():
-                t0 = perf_counter()
+                u0, t0 = user_time(), perf_counter()
                 sides[side](start, stop)
                 spent[side] += perf_counter() - t0
-    return tuple(spent)
+                user[side] += user_time() - u0
+    return tuple(spent), tuple(user)
 
 
 def bench_hot_sku(n_orders: int, folder: str, writers: int) -> tuple[float, float]:
@@ -506,22 +520,23 @@ def memory_app() -> ordercore.OrderCore:
     return app
 
 
-def bench_memory(plan: Plan) -> float:
+def bench_memory(plan: Plan) -> tuple[float, float]:
+    """Seconds for ``plan`` on the ``memory://`` store, and its processor time in user mode."""
     app = memory_app()
     with gc_paused():
-        t0 = perf_counter()
+        u0, t0 = user_time(), perf_counter()
         run_orders(app, plan)
-        elapsed = perf_counter() - t0
+        elapsed, user = perf_counter() - t0, user_time() - u0
     check_allocated(app, len(plan))
     app.close()
-    return elapsed
+    return elapsed, user
 
 
 def bench_sqlite(
     plan: Plan, seed_txs: list[Tx], order_txs: list[list[Tx]], folder: str
-) -> tuple[float, float, float]:
+) -> tuple[tuple[float, float, float], tuple[float, ...]]:
     """Seconds for ``plan`` on a SQLite file: ordercore's, the floor's, and the core's with the floor's
-    writes (see :func:`core_and_floor`), interleaved."""
+    writes (see :func:`core_and_floor`), interleaved; and the processor time in user mode of each."""
     paths = [os.path.join(folder, f"{name}.db") for name in ("ours", "floor", "core")]
     for path in paths:
         ordercore.bootstrap(f"sqlite:///{path}").close()  # the adapter creates the schema
@@ -543,14 +558,14 @@ def bench_sqlite(
     def core(a: int, b: int) -> None:
         core_and_floor(core_app, plan[a:b], core_conn, flat[3 * a : 3 * b])
 
-    ours_s, floor_s, core_s = interleave(len(plan), ours, floor, core)
+    (ours_s, floor_s, core_s), user = interleave(len(plan), ours, floor, core)
     check_allocated(app, len(plan))
     check_allocated(core_app, len(plan))
     for done in (app, core_app):
         done.close()
     floor_conn.close()
     core_conn.close()
-    return ours_s, floor_s, core_s
+    return (ours_s, floor_s, core_s), user
 
 
 def core_and_floor(app: ordercore.OrderCore, plan: Plan, conn: sqlite3.Connection, txs: Sequence[Tx]) -> None:
@@ -586,7 +601,7 @@ def bench_postgres(
         def floor(a: int, b: int) -> None:
             pg_replay(floor_conn, flat[3 * a : 3 * b])
 
-        ours_s, floor_s = interleave(len(plan), ours, floor)
+        (ours_s, floor_s), _ = interleave(len(plan), ours, floor)
         check_allocated(app, len(plan))
         app.close()
         floor_conn.close()
@@ -784,9 +799,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     folder = tempfile.mkdtemp(prefix="ordercore-bench-")
     try:
         print("memory...", file=sys.stderr, flush=True)
-        memory_s = bench_memory(plan)
+        memory_s, memory_user = bench_memory(plan)
         print("sqlite...", file=sys.stderr, flush=True)
-        sqlite_s, sqlite_floor_s, sqlite_core_s = bench_sqlite(plan, seed_txs, order_txs, folder)
+        (sqlite_s, sqlite_floor_s, sqlite_core_s), sqlite_user = bench_sqlite(
+            plan, seed_txs, order_txs, folder
+        )
         print("sqlite, one hot SKU...", file=sys.stderr, flush=True)
         hot = {writers: bench_hot_sku(n_hot, folder, writers) for writers in (1, 2)}
         profile_text = profile_sqlite(plan[: min(n_orders, 1000)], seed_txs, folder) if args.profile else ""
@@ -828,6 +845,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     sqlite_ceiling = sqlite_core_rate / sqlite_floor_rate if sqlite_core_rate and sqlite_floor_rate else None
     sqlite_of_ceiling = sqlite_rate / sqlite_core_rate if sqlite_rate and sqlite_core_rate else None
     pg_ratio = pg_rate / pg_floor_rate if pg_rate and pg_floor_rate else None
+    # processor time in user mode per order: the core's between fsyncs (core + floor, less the floor's)
+    # against back to back (memory)
+    user_ms = [t / n_orders * 1000 for t in (memory_user, *sqlite_user)]
+    core_between_fsyncs = user_ms[3] - user_ms[2]
 
     if profile_text:
         print(profile_text)
@@ -869,6 +890,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"this core could reach); ordercore over that: {fmt(sqlite_of_ceiling, '.3f')}"
     )
     print(
+        f"  processor time in user mode, ms/order: ordercore {user_ms[1]:.2f}, floor {user_ms[2]:.2f}, core +"
+        f" floor's writes {user_ms[3]:.2f}; the core alone {user_ms[0]:.2f} back to back, {core_between_fsyncs:.2f}"
+        " between the floor's fsyncs"
+    )
+    print(
         f"PostgreSQL ratio vs floor: {fmt(pg_ratio, '.3f')}   "
         f"target >= {TARGET_RATIO}: {verdict(pg_ratio, TARGET_RATIO)}"
     )
@@ -900,6 +926,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "sqlite_core_plus_floor_orders_per_s": r1(sqlite_core_rate),
                 "sqlite_ceiling_ratio": r3(sqlite_ceiling),
                 "sqlite_ratio_vs_core_plus_floor": r3(sqlite_of_ceiling),
+                "memory_user_ms_per_order": r3(user_ms[0]),
+                "sqlite_user_ms_per_order": r3(user_ms[1]),
+                "sqlite_floor_user_ms_per_order": r3(user_ms[2]),
+                "sqlite_core_plus_floor_user_ms_per_order": r3(user_ms[3]),
+                "sqlite_core_between_fsyncs_user_ms_per_order": r3(core_between_fsyncs),
                 "postgres_orders_per_s": r1(pg_rate),
                 "postgres_floor_orders_per_s": r1(pg_floor_rate),
                 "postgres_ratio_vs_floor": r3(pg_ratio),
