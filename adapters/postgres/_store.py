@@ -244,6 +244,13 @@ class PostgresStore:
 
     @staticmethod
     def _give_back(pool: ConnectionPool[Any], conn: psycopg.Connection[Any]) -> None:
+        # reset here, in the caller's thread: a pool given a reset function hands every returned
+        # connection to a worker thread of its own to run it, and the next unit then waits for that thread
+        # (three thread switches per order, and the lock they share, at every unit of work)
+        try:
+            _reset(conn)
+        except psycopg.Error:  # a connection that cannot be reset is closed, and the pool replaces it
+            conn.close()
         try:
             pool.putconn(conn)
         except Exception:  # a connection the pool will not take back is only closed
@@ -269,7 +276,6 @@ class PostgresStore:
                 open=False,
                 configure=self._configure,
                 check=self._check,
-                reset=_reset,
                 reconnect_timeout=float(self._connect_kwargs.get("connect_timeout", _CONNECT_TIMEOUT_S)) * 3,
                 name=f"ordercore-{self.schema}-{pid}",
             )
@@ -312,8 +318,12 @@ class PostgresStore:
 
 
 def _reset(conn: psycopg.Connection[Any]) -> None:
-    """Run on a connection given back to the pool: it must hold no transaction and stay autocommit."""
-    if conn.info.transaction_status != TransactionStatus.IDLE:
+    """Run on a connection given back to the pool: it must hold no transaction and stay autocommit. A
+    closed or broken one is left as it is, for the pool to replace."""
+    status = conn.info.transaction_status
+    if status == TransactionStatus.UNKNOWN:
+        return
+    if status != TransactionStatus.IDLE:
         conn.rollback()
     if not conn.autocommit:
         conn.autocommit = True

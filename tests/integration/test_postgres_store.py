@@ -17,6 +17,7 @@ from datetime import UTC, date, datetime, timedelta
 import psycopg
 import pytest
 from psycopg import sql
+from psycopg.pq import TransactionStatus
 from psycopg_pool import ConnectionPool
 
 from ordercore import (
@@ -328,6 +329,32 @@ def test_a_pooled_connection_is_checked_with_a_round_trip_only_when_idle_or_clos
         monkeypatch.setattr(postgres_store_module, "_CHECK_IDLE_S", 0.0)
         assert load(store, "O-1").id == OrderId("O-1")
         assert len(checked) == 3
+    finally:
+        store.close()
+
+
+def test_a_connection_given_back_is_reset_in_the_callers_thread_before_the_next_unit_gets_it(
+    url: str,
+) -> None:
+    store = open_store(f"{url}&pool_size=1")
+    try:
+        conn = store.connect()
+        conn.autocommit = False
+        conn.execute("SELECT 1")  # a transaction left open
+        store.release(conn)
+        # reset by the time release returns: no worker thread of the pool had to take it
+        assert conn.info.transaction_status == TransactionStatus.IDLE and conn.autocommit
+        again = store.connect()
+        assert again is conn
+        store.release(again)
+        # a connection closed while out is given back as it is, and the pool replaces it
+        broken = store.connect()
+        broken.close()
+        store.release(broken)
+        fresh = store.connect()
+        assert fresh is not broken and not fresh.closed and fresh.autocommit
+        assert fresh.execute("SELECT 1").fetchone() == (1,)
+        store.release(fresh)
     finally:
         store.close()
 
