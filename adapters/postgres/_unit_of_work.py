@@ -457,9 +457,10 @@ class PostgresUnitOfWork(StagedUnitOfWork):
             self._store.release(conn)
 
     @contextmanager
-    def db(self) -> Iterator[Connection]:
-        """This unit's connection, opened on first use; driver errors become StoreUnavailable, and a
-        connection left broken by one is dropped so that the next use reconnects."""
+    def db(self, *, writes: bool = False) -> Iterator[Connection]:
+        """This unit's connection, opened on first use; driver errors become StoreUnavailable (see
+        :func:`unavailable`; ``writes``: the block commits), and a connection left broken by one is
+        dropped so that the next use reconnects."""
         self._store.check_open()
         if self._conn is None or self._conn.closed:
             self.close()
@@ -468,14 +469,15 @@ class PostgresUnitOfWork(StagedUnitOfWork):
         try:
             yield conn
         except psycopg.Error as e:
-            if conn.broken:
+            broken = conn.broken
+            if broken:
                 self.close()
-            raise StoreUnavailable(f"{self._store.url}: {type(e).__name__}: {e}") from e
+            raise unavailable(self._store.url, e, broken=broken, writes=writes) from e
 
     def purge(self, *, keys_before: datetime | None, days_before: date | None) -> tuple[int, int]:
         """Delete idempotency keys recorded before ``keys_before`` and capacity rows of days before
         ``days_before``, in one transaction of their own (see :class:`ordercore.ports.Housekeeping`)."""
-        with self.db() as conn, conn.transaction():
+        with self.db(writes=True) as conn, conn.transaction():
             keys = days = 0
             if keys_before is not None:
                 keys = conn.execute(
@@ -527,7 +529,7 @@ class PostgresUnitOfWork(StagedUnitOfWork):
         when the write touched no row; the number of that check says which write it was, and its
         ``failure`` tells why (by reading the row now). Statements come in key order, so concurrent
         commits take their row locks in the same order."""
-        with self.db() as conn:
+        with self.db(writes=True) as conn:
             commit = _Commit(binder(conn))
             if node_version is not None:
                 self._check_node_states(conn, commit, node_version, node_statuses)
@@ -718,6 +720,24 @@ class PostgresUnitOfWork(StagedUnitOfWork):
             (event_id,),
             lambda: InvalidValue("is not in the outbox", field="event_id", value=event_id),
         )
+
+
+#: SQLSTATEs after which the server has rolled the whole transaction back: class 40 (serialization
+#: failure, deadlock detected), a lock not granted (55P03) and a cancelled statement (57014, as a
+#: statement timeout cancels it)
+_ROLLED_BACK = ("40", "55P03", "57014")
+
+
+def unavailable(url: str, error: psycopg.Error, *, broken: bool, writes: bool) -> StoreUnavailable:
+    """The StoreUnavailable a driver error becomes. A connection that broke while a commit was on its way
+    leaves the outcome unknown (the server may have applied it before the reply was lost); one that
+    broke on a read wrote nothing, and a new connection may well work (retryable). A transaction the
+    server rolled back (:data:`_ROLLED_BACK`) wrote nothing either, and may pass on another attempt."""
+    message = f"{url}: {type(error).__name__}: {error}"
+    if broken:
+        return StoreUnavailable(message, retryable=not writes, outcome_unknown=writes)
+    state = error.sqlstate or ""
+    return StoreUnavailable(message, retryable=state.startswith(_ROLLED_BACK))
 
 
 INSERT_OUTBOX = "INSERT INTO outbox (event_id, order_id, type, body)"

@@ -81,6 +81,11 @@ __all__ = [
 T = TypeVar("T")
 
 
+#: SQLITE_BUSY and SQLITE_LOCKED: the primary result codes (the low byte of an extended one) of a lock
+#: not granted
+_BUSY = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+
+
 class SqliteOrderRepository(StagedOrders):
     """Orders of one unit: loaded orders are decoded from JSON, hence copies; changes wait for commit."""
 
@@ -440,7 +445,9 @@ class SqliteUnitOfWork(StagedUnitOfWork):
     @contextmanager
     def db(self) -> Iterator[sqlite3.Connection]:
         """This unit's connection, opened on first use, held under its lock; driver errors become
-        StoreUnavailable."""
+        StoreUnavailable. Nothing of a failed write stays (its transaction is rolled back), and a write
+        lock not granted within the busy timeout, or a table locked by another connection of the process,
+        may well be granted on another attempt: that StoreUnavailable is retryable."""
         self._store.check_open()
         if self._conn is None:
             self._conn = self._store.connect()
@@ -448,7 +455,8 @@ class SqliteUnitOfWork(StagedUnitOfWork):
             try:
                 yield self._conn.raw
             except sqlite3.Error as e:
-                raise StoreUnavailable(f"{self._store.url}: {type(e).__name__}: {e}") from e
+                busy = (getattr(e, "sqlite_errorcode", None) or 0) & 0xFF in _BUSY
+                raise StoreUnavailable(f"{self._store.url}: {type(e).__name__}: {e}", retryable=busy) from e
 
     def purge(self, *, keys_before: datetime | None, days_before: date | None) -> tuple[int, int]:
         """Delete idempotency keys recorded before ``keys_before`` and capacity rows of days before

@@ -385,9 +385,26 @@ class UnknownStore(OrderCoreError, ValueError):
 
 
 class StoreUnavailable(OrderCoreError):
-    """The store could not be reached or failed mid-operation; nothing was committed."""
+    """The store could not be reached or failed mid-operation.
+
+    ``retryable``: nothing was written and another attempt may well succeed (a pooled connection found
+    broken when the unit first used it, a transaction the database itself rolled back, a write lock not
+    granted in time); the message bus then runs the command again, up to ``unavailable_retries`` times.
+    ``outcome_unknown``: the connection broke while a commit was on its way, so the database may or may
+    not have applied it; nothing was retried, and the caller can read the order back (or send the
+    command again under the same idempotency key, which returns the order if it was placed). Otherwise
+    nothing was committed and another attempt is not expected to help soon (the server does not answer,
+    the schema is not the one this version reads, a row cannot be read)."""
 
     code: ClassVar[str] = "store_unavailable"
+
+    def __init__(self, message: str, *, retryable: bool = False, outcome_unknown: bool = False) -> None:
+        super().__init__(message)
+        self.retryable = retryable and not outcome_unknown
+        self.outcome_unknown = outcome_unknown
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**super().to_dict(), "retryable": self.retryable, "outcome_unknown": self.outcome_unknown}
 
 
 class EventHandlerFailed(OrderCoreError):

@@ -15,6 +15,7 @@ from ordercore import (
     AcceptOrder,
     CapacityExhausted,
     ConcurrencyConflict,
+    HoldOrder,
     InvalidValue,
     ManualClock,
     Order,
@@ -31,9 +32,11 @@ from ordercore import (
 from ordercore import open_store as open_any_store
 from ordercore.inventory import EntryKind, NodeDay, ReservationKind
 from ordercore.ports import Store
+from ordercore.service import messagebus as messagebus_module
 from ordercore.testing.contracts import StoreContract
 from ordercore.values import Sku
 from ordercore_adapters.sqlite import SCHEMA_VERSION, SqliteStore, open_store, parse_url
+from ordercore_adapters.sqlite import _store as sqlite_store_module
 from ordercore_adapters.sqlite._schema import _VERSION_1
 from tests.unit.factories import ACTOR, AT, make_order, place_command
 
@@ -275,6 +278,41 @@ def test_a_driver_failure_is_store_unavailable_and_keeps_committed_data(tmp_path
             assert [r.event.event_id for r in uow.outbox.pending()] == ["O-1#1", "O-1#2"]
     finally:
         store.close()
+
+
+def test_a_write_lock_not_granted_in_time_is_retryable_and_the_command_runs_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sqlite_store_module, "_BUSY_TIMEOUT_MS", 50)
+    app = bootstrap(file_url(tmp_path), clock=ManualClock(AT), ids=SequentialIds())
+    try:
+        order_id = app.handle(place_command()).order_id
+        blocker = sqlite3.connect(tmp_path / "orders.db", isolation_level=None, timeout=0.05)
+        blocker.execute("BEGIN IMMEDIATE")  # another process holds the write lock...
+        pauses: list[float] = []
+
+        def pause(seconds: float) -> None:  # ...and lets it go while the bus waits to run the command again
+            pauses.append(seconds)
+            if blocker.in_transaction:
+                blocker.execute("COMMIT")
+
+        monkeypatch.setattr(messagebus_module.time, "sleep", pause)
+        result = app.handle(AcceptOrder(order_id=order_id))
+        assert len(pauses) == 1 and result.version == 3
+        assert app.get_order(order_id).status is OrderStatus.ACCEPTED
+        blocker.close()
+        # with no retries, the busy store reaches the caller, retryable, and nothing was written
+        blocker = sqlite3.connect(tmp_path / "orders.db", isolation_level=None, timeout=0.05)
+        blocker.execute("BEGIN IMMEDIATE")
+        app.bus.unavailable_retries = 0
+        with pytest.raises(StoreUnavailable) as err:
+            app.handle(HoldOrder(order_id=order_id, code="MINE"))
+        assert err.value.retryable and not err.value.outcome_unknown
+        blocker.execute("COMMIT")
+        blocker.close()
+        assert app.get_order(order_id).holds == ()
+    finally:
+        app.close()
 
 
 def test_a_closed_store_refuses_work() -> None:

@@ -32,6 +32,7 @@ from ordercore import (
     ShipmentRecorded,
     Sku,
     StatusChanged,
+    StoreUnavailable,
     UnknownStore,
     ValidationFailed,
     bootstrap,
@@ -378,6 +379,71 @@ def test_conflict_retries_must_be_a_whole_number_not_below_zero(retries: object)
     with pytest.raises(InvalidValue) as err:
         app_with(conflict_retries=retries)
     assert err.value.field == "conflict_retries"
+
+
+def unavailable_then_hold(
+    failures: list[StoreUnavailable], calls: list[HoldOrder]
+) -> dict[type[Command], object]:
+    """A HoldOrder handler whose unit of work fails with each of ``failures`` in turn, then holds."""
+
+    def handle(cmd: HoldOrder, uow: UnitOfWork, svc: Services) -> CommandResult:
+        calls.append(cmd)
+        if len(calls) <= len(failures):
+            uow.orders.get(cmd.order_id)
+            raise failures[len(calls) - 1]
+        return COMMAND_HANDLERS[HoldOrder](cmd, uow, svc)
+
+    return {HoldOrder: handle}
+
+
+@pytest.mark.parametrize("expected_version", [None, 2])
+def test_a_retryable_store_failure_runs_the_command_again_and_it_applies_once(
+    expected_version: int | None,
+) -> None:
+    calls: list[HoldOrder] = []
+    broken = StoreUnavailable("the pooled connection was found broken", retryable=True)
+    app = app_with(command_handlers=unavailable_then_hold([broken, broken], calls))
+    order_id = app.handle(place_command()).order_id
+    result = app.handle(HoldOrder(order_id=order_id, code="MINE", expected_version=expected_version))
+    assert len(calls) == 3 and result.version == 3
+    assert [h.code for h in app.get_order(order_id).holds] == ["MINE"]
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        StoreUnavailable("the server does not answer"),
+        StoreUnavailable("the connection broke during the commit", retryable=True, outcome_unknown=True),
+    ],
+)
+def test_a_store_failure_that_is_not_retryable_reaches_the_caller_at_once(failure: StoreUnavailable) -> None:
+    calls: list[HoldOrder] = []
+    app = app_with(command_handlers=unavailable_then_hold([failure], calls))
+    order_id = app.handle(place_command()).order_id
+    with pytest.raises(StoreUnavailable) as err:
+        app.handle(HoldOrder(order_id=order_id, code="MINE"))
+    assert err.value is failure and len(calls) == 1
+    assert app.get_order(order_id).holds == ()
+    assert failure.to_dict()["retryable"] is False
+    assert failure.to_dict()["outcome_unknown"] is failure.outcome_unknown
+
+
+@pytest.mark.parametrize("retries", [0, 1, 2])
+def test_store_failures_are_retried_at_most_unavailable_retries_times(retries: int) -> None:
+    calls: list[HoldOrder] = []
+    failures = [StoreUnavailable(f"attempt {i}", retryable=True) for i in range(5)]
+    app = app_with(command_handlers=unavailable_then_hold(failures, calls), unavailable_retries=retries)
+    order_id = app.handle(place_command()).order_id
+    with pytest.raises(StoreUnavailable) as err:
+        app.handle(HoldOrder(order_id=order_id, code="MINE"))
+    assert len(calls) == retries + 1 and err.value is failures[retries]
+
+
+@pytest.mark.parametrize("retries", [-1, 1.5, True, "3"])
+def test_unavailable_retries_must_be_a_whole_number_not_below_zero(retries: object) -> None:
+    with pytest.raises(InvalidValue) as err:
+        app_with(unavailable_retries=retries)
+    assert err.value.field == "unavailable_retries"
 
 
 def test_purge_drops_old_idempotency_keys_and_past_capacity_days() -> None:

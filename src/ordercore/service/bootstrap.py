@@ -69,6 +69,7 @@ def bootstrap(
     sourcing_policy: Callable[[Order], SourcingPolicy] = default_policy,
     geocoder: Geocoder | None = None,
     conflict_retries: int = 3,
+    unavailable_retries: int = 2,
     rules: RuleSet | None = None,
     customers: CustomerDirectory | None = None,
     catalog: ProductCatalog | None = None,
@@ -82,8 +83,10 @@ def bootstrap(
     Extra ``command_handlers`` are added to (and may replace) the built-in ones; extra ``strategies`` are
     added to (and may replace) the built-in sourcing strategies. ``network`` lists the fulfilment nodes
     that orders are sourced from. A command that loses a race with another writer (ConcurrencyConflict)
-    runs again up to ``conflict_retries`` times, unless it carries ``expected_version`` (see
-    :mod:`ordercore.service.messagebus`).
+    runs again up to ``conflict_retries`` times, unless it carries ``expected_version``; one the store
+    failed before writing anything, in a way another attempt may not (a retryable StoreUnavailable: a
+    pooled connection found broken, a transaction the database rolled back), runs again up to
+    ``unavailable_retries`` times (see :mod:`ordercore.service.messagebus`).
 
     With ``rules`` (a :class:`~ordercore.rules.RuleSet`), every order placed is evaluated: accepted, held
     with reason codes or rejected, with the decision recorded on the order. ``customers``, ``catalog``,
@@ -128,5 +131,6 @@ def bootstrap(
         strict=strict,
         on_failure=on_failure,
         conflict_retries=conflict_retries,
+        unavailable_retries=unavailable_retries,
     )
     return OrderCore(opened, bus)

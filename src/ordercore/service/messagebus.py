@@ -23,6 +23,15 @@ Retry policy for conflicts:
   moved on, so the conflict reaches it at once.
 * A :class:`~ordercore.service.commands.PlaceOrder` that lost a race on its idempotency key (or external
   reference) finds the winner's record when it runs again, and returns the winner's order without events.
+
+Retry policy for an unavailable store:
+
+* A command whose unit of work fails with a *retryable* :class:`~ordercore.errors.StoreUnavailable` (the
+  store wrote nothing, and says another attempt may succeed: a pooled connection found broken when first
+  used, a transaction the database rolled back, a write lock not granted in time) runs again the same
+  way, up to ``unavailable_retries`` times (2 by default, 0 turns them off), ``expected_version`` or not.
+* Any other StoreUnavailable reaches the caller at once, and so does one whose ``outcome_unknown`` says
+  the connection broke while the commit was on its way: running the command again could apply it twice.
 """
 
 from __future__ import annotations
@@ -36,7 +45,13 @@ from typing import Any, TypeVar, cast
 
 import attrs
 
-from ordercore.errors import ConcurrencyConflict, EventHandlerFailed, InvalidValue, OrderCoreError
+from ordercore.errors import (
+    ConcurrencyConflict,
+    EventHandlerFailed,
+    InvalidValue,
+    OrderCoreError,
+    StoreUnavailable,
+)
 from ordercore.events import OrderEvent
 from ordercore.ports import EventPublisher, UnitOfWork
 from ordercore.service.commands import Command
@@ -81,16 +96,16 @@ class MessageBus:
         on_failure: Callable[[HandlerFailure], None] | None = None,
         max_failures_kept: int = 1000,
         conflict_retries: int = 3,
+        unavailable_retries: int = 2,
     ) -> None:
-        if (
-            isinstance(conflict_retries, bool)
-            or not isinstance(conflict_retries, int)
-            or conflict_retries < 0
+        for name, value in (
+            ("conflict_retries", conflict_retries),
+            ("unavailable_retries", unavailable_retries),
         ):
-            raise InvalidValue(
-                "must be a whole number, 0 or more", field="conflict_retries", value=conflict_retries
-            )
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise InvalidValue("must be a whole number, 0 or more", field=name, value=value)
         self.conflict_retries = conflict_retries
+        self.unavailable_retries = unavailable_retries
         self._jitter = random.Random()
         self.uow_factory = uow_factory
         self.services = services
@@ -156,7 +171,7 @@ class MessageBus:
         if handler is None:
             raise OrderCoreError(f"no handler for command {type(command).__name__}")
         retries = 0 if getattr(command, "expected_version", None) is not None else self.conflict_retries
-        attempt = 0
+        attempt = unavailable = 0
         while True:
             try:
                 with self.uow_factory() as uow:
@@ -165,16 +180,27 @@ class MessageBus:
                 if attempt >= retries:
                     raise
                 attempt += 1
-                pause = self._jitter.uniform(_BACKOFF_S[0], min(_BACKOFF_S[1], _BACKOFF_S[0] * 2**attempt))
-                log.debug(
-                    "%s conflicted (%s); retry %d of %d in %.1f ms",
-                    type(command).__name__,
-                    e,
-                    attempt,
-                    retries,
-                    pause * 1000,
-                )
-                time.sleep(pause)
+                self._pause(command, e, "conflicted", attempt, retries)
+            except StoreUnavailable as e:
+                # nothing was written (or the store would not say retryable): the same command again, on a
+                # fresh unit of work and connection; an expected_version is checked again as well
+                if not e.retryable or unavailable >= self.unavailable_retries:
+                    raise
+                unavailable += 1
+                self._pause(command, e, "found the store unavailable", unavailable, self.unavailable_retries)
+
+    def _pause(self, command: Command, error: Exception, what: str, attempt: int, retries: int) -> None:
+        pause = self._jitter.uniform(_BACKOFF_S[0], min(_BACKOFF_S[1], _BACKOFF_S[0] * 2**attempt))
+        log.debug(
+            "%s %s (%s); retry %d of %d in %.1f ms",
+            type(command).__name__,
+            what,
+            error,
+            attempt,
+            retries,
+            pause * 1000,
+        )
+        time.sleep(pause)
 
     def _dispatch(self, event: OrderEvent, failures: list[HandlerFailure]) -> list[Command]:
         follow_ups: list[Command] = []
