@@ -28,7 +28,6 @@ from ordercore import (
     InvalidValue,
     ManualClock,
     Order,
-    OrderCore,
     OrderCoreError,
     OrderId,
     OrderStatus,
@@ -360,50 +359,44 @@ def test_a_connection_given_back_is_reset_in_the_callers_thread_before_the_next_
         store.close()
 
 
-def _app_on(store: PostgresStore) -> OrderCore:
-    return bootstrap(store, clock=ManualClock(AT), ids=SequentialIds())
+@pytest.fixture
+def unwatched(url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[PostgresStore]:
+    """A store of one pooled connection whose pool does not notice that it died before handing it out,
+    as after a network cut."""
+    monkeypatch.setattr(PostgresStore, "_check", lambda self, conn: None)
+    store = open_store(f"{url}&pool_size=1")
+    yield store
+    store.close()
 
 
 def test_a_command_whose_pooled_connection_died_unnoticed_runs_again_on_a_new_one(
-    url: str, admin: psycopg.Connection[tuple[object, ...]], monkeypatch: pytest.MonkeyPatch
+    unwatched: PostgresStore, admin: psycopg.Connection[tuple[object, ...]]
 ) -> None:
-    # a network cut: a connection dies, and nothing tells the pool before a unit uses it
-    monkeypatch.setattr(PostgresStore, "_check", lambda self, conn: None)
-    store = open_store(f"{url}&pool_size=1")
-    app = _app_on(store)
-    try:
-        order_id = app.handle(place_command()).order_id
-        _kill_pooled_connection(store, admin)
-        result = app.handle(AcceptOrder(order_id=order_id))  # its first read fails: nothing was written
-        assert result.version == 3
-        order = app.get_order(order_id)
-        assert order.status is OrderStatus.ACCEPTED and order.version == 3
-        assert [type(e).__name__ for e in order.history].count("StatusChanged") == 2  # placed, accepted: once
-    finally:
-        app.close()
+    app = bootstrap(unwatched, clock=ManualClock(AT), ids=SequentialIds())
+    order_id = app.handle(place_command()).order_id
+    _kill_pooled_connection(unwatched, admin)
+    result = app.handle(AcceptOrder(order_id=order_id))  # its first read fails: nothing was written
+    assert result.version == 3
+    order = app.get_order(order_id)
+    assert order.status is OrderStatus.ACCEPTED and order.version == 3
+    assert [type(e).__name__ for e in order.history].count("StatusChanged") == 2  # placed, accepted: once
 
 
 def test_a_commit_whose_connection_broke_is_not_run_again_and_says_its_outcome_is_unknown(
-    url: str, admin: psycopg.Connection[tuple[object, ...]], monkeypatch: pytest.MonkeyPatch
+    unwatched: PostgresStore, admin: psycopg.Connection[tuple[object, ...]]
 ) -> None:
-    monkeypatch.setattr(PostgresStore, "_check", lambda self, conn: None)
-    store = open_store(f"{url}&pool_size=1")
-    app = _app_on(store)
-    try:
-        add(store, make_order(order_id="O-1"))
-        unit = store.unit_of_work()
-        with unit as uow:
-            order = uow.orders.get(OrderId("O-1"))  # read on a live connection
-            order.hold("MINE", actor=ACTOR, at=AT)
-            pid = unit._conn.info.backend_pid if unit._conn is not None else None
-            admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
-            with pytest.raises(StoreUnavailable) as err:
-                uow.commit()  # the connection dies under the commit
-        assert err.value.outcome_unknown and not err.value.retryable
-        assert err.value.to_dict()["outcome_unknown"] is True
-        assert load(store, "O-1").holds == ()  # here the server never ran it
-    finally:
-        app.close()
+    add(unwatched, make_order(order_id="O-1"))
+    unit = unwatched.unit_of_work()
+    with unit as uow:
+        order = uow.orders.get(OrderId("O-1"))  # read on a live connection
+        order.hold("MINE", actor=ACTOR, at=AT)
+        pid = unit._conn.info.backend_pid if unit._conn is not None else None
+        admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        with pytest.raises(StoreUnavailable) as err:
+            uow.commit()  # the connection dies under the commit
+    assert err.value.outcome_unknown and not err.value.retryable
+    assert err.value.to_dict()["outcome_unknown"] is True
+    assert load(unwatched, "O-1").holds == ()  # here the server never ran it
 
 
 def test_a_driver_failure_mid_commit_is_store_unavailable_and_writes_nothing(
