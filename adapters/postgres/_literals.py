@@ -1,8 +1,9 @@
 """Statements with their values bound client-side, for the one text a commit sends (see ``_Commit``).
 
 psycopg's ``ClientCursor.mogrify`` binds any value psycopg can adapt, but it pays for that generality on
-every call: a commit binds fifteen statements or so, most of their values plain strings (ids, JSON
-bodies) and ints (versions), and binding them took a good part of the client's processor time per order.
+every call: a commit binds some fourteen statements, most of their values plain strings (ids, JSON
+bodies) and ints (versions), and binding them with it took twice as long as the literals written here
+(191 against 89 microseconds per order, on the statements of 200 orders of the storage benchmark).
 :func:`binder` binds the values a store writes (``str``, ``int``, ``bool``, ``None``, aware ``datetime``
 with a whole-minute offset, ``date`` and finite ``Decimal``) itself, as SQL literals that PostgreSQL
 reads back as the very values psycopg's would, and hands any statement holding another value to

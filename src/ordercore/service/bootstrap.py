@@ -83,10 +83,10 @@ def bootstrap(
     Extra ``command_handlers`` are added to (and may replace) the built-in ones; extra ``strategies`` are
     added to (and may replace) the built-in sourcing strategies. ``network`` lists the fulfilment nodes
     that orders are sourced from. A command that loses a race with another writer (ConcurrencyConflict)
-    runs again up to ``conflict_retries`` times, unless it carries ``expected_version``; one the store
-    failed before writing anything, in a way another attempt may not (a retryable StoreUnavailable: a
-    pooled connection found broken, a transaction the database rolled back), runs again up to
-    ``unavailable_retries`` times (see :mod:`ordercore.service.messagebus`).
+    runs again up to ``conflict_retries`` times, unless it carries ``expected_version``; one whose store
+    failed before writing anything, in a way another attempt may well get past (a retryable
+    StoreUnavailable: a pooled connection found broken, a transaction the database rolled back), runs
+    again up to ``unavailable_retries`` times (see :mod:`ordercore.service.messagebus`).
 
     With ``rules`` (a :class:`~ordercore.rules.RuleSet`), every order placed is evaluated: accepted, held
     with reason codes or rejected, with the decision recorded on the order. ``customers``, ``catalog``,
