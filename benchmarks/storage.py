@@ -35,7 +35,7 @@ Figures, all measured in one run:
   changed parts only, and the outbox row reuses it. What they do encode is written as JSON text straight
   from the objects' attributes (an encoder generated once per type from the converter's view, checked
   against the converter's own output on first use), the very text ``to_json`` gives. A new order's id is checked to be free by the ``INSERT`` itself, not by a read beforehand. The PostgreSQL adapter sends each commit as one text of statements with their
-  values bound client-side (as literals it writes itself for strings, ints, moments and the like), one round trip (PostgreSQL runs it as one transaction; each version check is
+  values bound client-side, one round trip (PostgreSQL runs it as one transaction; each version check is
   made by the server, in the statement that writes the row), and checks a pooled connection with a round trip only when it was idle for a while or the server
   wrote to it.
 * ``*_floor_orders_per_s``: the **same rows written with the bare driver** (``sqlite3`` / ``psycopg``), one

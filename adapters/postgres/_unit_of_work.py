@@ -56,7 +56,6 @@ from ordercore.storage import (
     status_since,
 )
 from ordercore.values import Channel, CustomerId, LineId, OrderId, Sku, check_aware
-from ordercore_adapters.postgres._literals import Binder, binder
 from ordercore_adapters.postgres._schema import (
     INSERT_LEDGER,
     ROW_CHECK_FAILED,
@@ -521,8 +520,7 @@ class PostgresUnitOfWork(StagedUnitOfWork):
         node_statuses: Sequence[NodeStatus],
     ) -> None:
         """One transaction in one round trip: every statement of the commit, its values bound client-side
-        (:func:`~ordercore_adapters.postgres._literals.binder`: our own literals for the values a store writes,
-        psycopg's ``ClientCursor.mogrify`` for any other), goes to the server as one text, which PostgreSQL runs as a
+        by psycopg (``ClientCursor.mogrify``), goes to the server as one text, which PostgreSQL runs as a
         single implicit transaction (the connection is in autocommit). Each write whose row count matters
         (an idempotency key, a new order, a version-checked order, position or node day, a published mark)
         is followed in the same statement by ``ordercore_check_rows``, which fails the whole transaction
@@ -530,7 +528,7 @@ class PostgresUnitOfWork(StagedUnitOfWork):
         ``failure`` tells why (by reading the row now). Statements come in key order, so concurrent
         commits take their row locks in the same order."""
         with self.db(writes=True) as conn:
-            commit = _Commit(binder(conn))
+            commit = _Commit(psycopg.ClientCursor(conn))
             if node_version is not None:
                 self._check_node_states(conn, commit, node_version, node_statuses)
             for record in keys:
@@ -747,8 +745,8 @@ class _Commit:
     """The statements of one commit, bound client-side into one text, and what each checked write's
     failure means."""
 
-    def __init__(self, bind: Binder) -> None:
-        self._mogrify = bind
+    def __init__(self, cursor: psycopg.ClientCursor[Any]) -> None:
+        self._mogrify = cursor.mogrify
         self._parts: list[str] = []
         self._failures: list[Callable[[], OrderCoreError]] = []
 
