@@ -847,8 +847,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     pg_ratio = pg_rate / pg_floor_rate if pg_rate and pg_floor_rate else None
     # processor time in user mode per order: the core's between fsyncs (core + floor, less the floor's)
     # against back to back (memory)
-    user_ms = [t / n_orders * 1000 for t in (memory_user, *sqlite_user)]
-    core_between_fsyncs = user_ms[3] - user_ms[2]
+    memory_user_ms, sqlite_user_ms, floor_user_ms, core_user_ms = (
+        t / n_orders * 1000 for t in (memory_user, *sqlite_user)
+    )
+    core_between_fsyncs = core_user_ms - floor_user_ms
 
     if profile_text:
         print(profile_text)
@@ -890,8 +892,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"this core could reach); ordercore over that: {fmt(sqlite_of_ceiling, '.3f')}"
     )
     print(
-        f"  processor time in user mode, ms/order: ordercore {user_ms[1]:.2f}, floor {user_ms[2]:.2f}, core +"
-        f" floor's writes {user_ms[3]:.2f}; the core alone {user_ms[0]:.2f} back to back, {core_between_fsyncs:.2f}"
+        f"  processor time in user mode, ms/order: ordercore {sqlite_user_ms:.2f}, floor {floor_user_ms:.2f}, core +"
+        f" floor's writes {core_user_ms:.2f}; the core alone {memory_user_ms:.2f} back to back, {core_between_fsyncs:.2f}"
         " between the floor's fsyncs"
     )
     print(
@@ -926,10 +928,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "sqlite_core_plus_floor_orders_per_s": r1(sqlite_core_rate),
                 "sqlite_ceiling_ratio": r3(sqlite_ceiling),
                 "sqlite_ratio_vs_core_plus_floor": r3(sqlite_of_ceiling),
-                "memory_user_ms_per_order": r3(user_ms[0]),
-                "sqlite_user_ms_per_order": r3(user_ms[1]),
-                "sqlite_floor_user_ms_per_order": r3(user_ms[2]),
-                "sqlite_core_plus_floor_user_ms_per_order": r3(user_ms[3]),
+                "memory_user_ms_per_order": r3(memory_user_ms),
+                "sqlite_user_ms_per_order": r3(sqlite_user_ms),
+                "sqlite_floor_user_ms_per_order": r3(floor_user_ms),
+                "sqlite_core_plus_floor_user_ms_per_order": r3(core_user_ms),
                 "sqlite_core_between_fsyncs_user_ms_per_order": r3(core_between_fsyncs),
                 "postgres_orders_per_s": r1(pg_rate),
                 "postgres_floor_orders_per_s": r1(pg_floor_rate),

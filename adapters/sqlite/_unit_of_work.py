@@ -455,7 +455,7 @@ class SqliteUnitOfWork(StagedUnitOfWork):
             try:
                 yield self._conn.raw
             except sqlite3.Error as e:
-                busy = (getattr(e, "sqlite_errorcode", None) or 0) & 0xFF in _BUSY
+                busy = ((e.sqlite_errorcode or 0) & 0xFF) in _BUSY  # the primary code of an extended one
                 raise StoreUnavailable(f"{self._store.url}: {type(e).__name__}: {e}", retryable=busy) from e
 
     def purge(self, *, keys_before: datetime | None, days_before: date | None) -> tuple[int, int]:
