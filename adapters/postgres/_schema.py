@@ -36,7 +36,9 @@ published (its order's history keeps it), so that the table holds only what is s
 upgrading deletes the rows earlier versions kept marked published. 10 adds
 ``stock_reservations.expires_at``, a soft reservation's expiry (NULL for a hard one), indexed over the soft
 ones: housekeeping finds the lapsed carts without reading every open reservation; upgrading fills it from
-each row's JSON.
+each row's JSON. 11 drops what version 9 left without use: the outbox's ``published`` column (every row
+still there is pending) and its partial index ``outbox_pending``; pending events are read in ``position``
+order, the table's primary key.
 
 A new (empty) schema is created at :data:`SCHEMA_VERSION` when opened. An older one is refused
 (``StoreUnavailable``) unless it is opened to migrate (``migrate=True``, or ``ordercore migrate``), which
@@ -87,7 +89,7 @@ __all__ = [
     "write_read_models",
 ]
 
-SCHEMA_VERSION = 10
+SCHEMA_VERSION = 11
 #: the SQLSTATE ``ordercore_check_rows`` raises (a class of its own, outside those PostgreSQL uses)
 ROW_CHECK_FAILED = "OC409"
 DEFAULT_SCHEMA = "ordercore"
@@ -104,6 +106,7 @@ STEP_DESCRIPTIONS: dict[int, str] = {
     8: "stock reservations: each open reservation in a row of its own, moved out of its position's body",
     9: "outbox: an event leaves it once published, as on memory://; the events kept published are deleted",
     10: "lapsed carts: stock_reservations.expires_at, indexed, filled from each soft reservation",
+    11: "outbox: the published column and its index go; every row left is pending, read in position order",
 }
 
 
@@ -325,7 +328,7 @@ _VERSION_8 = (
     """,
 )
 
-_VERSION_9 = ("DELETE FROM outbox WHERE published",)
+_VERSION_11 = ("DROP INDEX IF EXISTS outbox_pending", "ALTER TABLE outbox DROP COLUMN IF EXISTS published")
 
 _VERSION_10 = (
     "ALTER TABLE stock_reservations ADD COLUMN IF NOT EXISTS expires_at TIMESTAMPTZ",
@@ -512,6 +515,16 @@ def _recent_orders(conn: Connection, where: str, converter: cattrs.Converter) ->
             conn.execute(query, params)
 
 
+def _published_deleted(conn: Connection, where: str, converter: cattrs.Converter) -> None:
+    """Version 9: the events earlier versions kept marked published leave the outbox."""
+    found = conn.execute(
+        "SELECT 1 FROM information_schema.columns"
+        " WHERE table_schema = current_schema() AND table_name = 'outbox' AND column_name = 'published'"
+    ).fetchone()
+    if found is not None:  # a schema made by version 11 on has no such column
+        conn.execute("DELETE FROM outbox WHERE published")
+
+
 def _lapse_index(conn: Connection, where: str, converter: cattrs.Converter) -> None:
     """Version 10: the expiry column and its index, filled from every reservation that has an expiry.
     One whose expiry has no offset (a moment only with one; hours, minutes and seconds, as Python writes
@@ -540,8 +553,9 @@ _STEPS: dict[int, Step] = {
     6: _recent_orders,
     7: _create(_VERSION_7),
     8: _create(_VERSION_8),
-    9: _create(_VERSION_9),
+    9: _published_deleted,
     10: _lapse_index,
+    11: _create(_VERSION_11),
 }
 
 

@@ -331,8 +331,7 @@ class PostgresOutbox(StagedOutbox):
     def pending(self, limit: int = 100) -> list[OutboxRecord]:
         with self._uow.db() as conn:
             rows = conn.execute(
-                "SELECT position, event_id, body::text FROM outbox WHERE NOT published"
-                " ORDER BY position LIMIT %s",
+                "SELECT position, event_id, body::text FROM outbox ORDER BY position LIMIT %s",
                 (max(limit, 0),),
             ).fetchall()
         return [
@@ -714,7 +713,7 @@ class PostgresUnitOfWork(StagedUnitOfWork):
     @staticmethod
     def _mark_published(commit: _Commit, event_id: str) -> None:
         commit.add_checked(
-            "DELETE FROM outbox WHERE event_id = %s AND NOT published",
+            "DELETE FROM outbox WHERE event_id = %s",
             (event_id,),
             lambda: InvalidValue("is not in the outbox", field="event_id", value=event_id),
         )

@@ -28,8 +28,11 @@ published (its order's history keeps it), so that the table holds only what is s
 upgrading deletes the rows earlier versions kept marked published. 10 adds
 ``stock_reservations.expires_at``, a soft reservation's expiry (NULL for a hard one), indexed over the soft
 ones: housekeeping finds the lapsed carts without reading every open reservation; upgrading fills it from
-each row's JSON. Times in the read models and in ``expires_at`` are UTC ISO 8601 text with microseconds, so
-that they sort as text.
+each row's JSON. 11 drops what version 9 left without use: the outbox's ``published`` column (every row
+still there is pending) and its index ``outbox_pending``; pending events are read in ``position`` order, the
+table's own key. Where SQLite is older than 3.35 (no ``DROP COLUMN``), the column stays, never read nor
+written, with its default. Times in the read models and in ``expires_at`` are UTC ISO 8601 text with
+microseconds, so that they sort as text.
 
 A new (empty) database is created at :data:`SCHEMA_VERSION` when opened. An older one is refused
 (``StoreUnavailable``) unless it is opened to migrate (``migrate=True``, or ``ordercore migrate``), which
@@ -77,7 +80,7 @@ __all__ = [
     "write_read_models",
 ]
 
-SCHEMA_VERSION = 10
+SCHEMA_VERSION = 11
 
 # what the step to each version does, one line each (shown by ``ordercore migrate``)
 STEP_DESCRIPTIONS: dict[int, str] = {
@@ -91,6 +94,7 @@ STEP_DESCRIPTIONS: dict[int, str] = {
     8: "stock reservations: each open reservation in a row of its own, moved out of its position's body",
     9: "outbox: an event leaves it once published, as on memory://; the events kept published are deleted",
     10: "lapsed carts: stock_reservations.expires_at, indexed, filled from each soft reservation",
+    11: "outbox: the published column and its index go; every row left is pending, read in position order",
 }
 
 
@@ -291,7 +295,6 @@ _VERSION_8 = (
     """,
 )
 
-_VERSION_9 = ("DELETE FROM outbox WHERE published = 1",)
 
 _VERSION_10 = (
     "CREATE INDEX IF NOT EXISTS stock_reservations_lapse ON stock_reservations (expires_at)"
@@ -435,8 +438,7 @@ def _stock_positions(conn: sqlite3.Connection, where: str, converter: cattrs.Con
 
 def _read_models(conn: sqlite3.Connection, where: str, converter: cattrs.Converter) -> None:
     """Version 5: the read models, filled from every stored order."""
-    columns = {row[1] for row in conn.execute("PRAGMA table_info(orders)").fetchall()}
-    if "status_since" not in columns:
+    if "status_since" not in _columns(conn, "orders"):
         conn.execute("ALTER TABLE orders ADD COLUMN status_since TEXT NOT NULL DEFAULT ''")
     _create(_VERSION_5)(conn, where, converter)
     for order_id, body in conn.execute("SELECT id, body FROM orders ORDER BY id").fetchall():
@@ -454,11 +456,28 @@ def _recent_orders(conn: sqlite3.Connection, where: str, converter: cattrs.Conve
         write_digest(conn, decode_stored(body, Order, converter, f"{where}: order {order_id}"))
 
 
+def _columns(conn: sqlite3.Connection, table: str) -> set[str]:
+    return {row[1] for row in conn.execute(f"PRAGMA table_info({table})").fetchall()}
+
+
+def _published_deleted(conn: sqlite3.Connection, where: str, converter: cattrs.Converter) -> None:
+    """Version 9: the events earlier versions kept marked published leave the outbox."""
+    if "published" in _columns(conn, "outbox"):  # a database made by version 11 on has no such column
+        conn.execute("DELETE FROM outbox WHERE published = 1")
+
+
+def _outbox_unmarked(conn: sqlite3.Connection, where: str, converter: cattrs.Converter) -> None:
+    """Version 11: the ``published`` column and its index go (the column stays where SQLite cannot drop
+    one, before 3.35: nothing reads or writes it, and inserts give it its default)."""
+    conn.execute("DROP INDEX IF EXISTS outbox_pending")
+    if "published" in _columns(conn, "outbox") and sqlite3.sqlite_version_info >= (3, 35, 0):
+        conn.execute("ALTER TABLE outbox DROP COLUMN published")
+
+
 def _lapse_index(conn: sqlite3.Connection, where: str, converter: cattrs.Converter) -> None:
     """Version 10: the expiry column and its index, filled from every reservation that has an expiry.
     One whose expiry cannot be read as a moment (no offset, say) is a store failure: nothing changes."""
-    columns = {row[1] for row in conn.execute("PRAGMA table_info(stock_reservations)").fetchall()}
-    if "expires_at" not in columns:
+    if "expires_at" not in _columns(conn, "stock_reservations"):
         conn.execute("ALTER TABLE stock_reservations ADD COLUMN expires_at TEXT")
     _create(_VERSION_10)(conn, where, converter)
     rows = conn.execute(
@@ -484,8 +503,9 @@ _STEPS: dict[int, Step] = {
     6: _recent_orders,
     7: _create(_VERSION_7),
     8: _create(_VERSION_8),
-    9: _create(_VERSION_9),
+    9: _published_deleted,
     10: _lapse_index,
+    11: _outbox_unmarked,
 }
 
 

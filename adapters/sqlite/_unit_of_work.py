@@ -328,7 +328,7 @@ class SqliteOutbox(StagedOutbox):
     def pending(self, limit: int = 100) -> list[OutboxRecord]:
         with self._uow.db() as conn:
             rows = conn.execute(
-                "SELECT position, event_id, body FROM outbox WHERE published = 0 ORDER BY position LIMIT ?",
+                "SELECT position, event_id, body FROM outbox ORDER BY position LIMIT ?",
                 (max(limit, 0),),
             ).fetchall()
         return [
@@ -699,6 +699,6 @@ class SqliteUnitOfWork(StagedUnitOfWork):
 
     @staticmethod
     def _mark_published(conn: sqlite3.Connection, event_id: str) -> None:
-        cursor = conn.execute("DELETE FROM outbox WHERE event_id = ? AND published = 0", (event_id,))
+        cursor = conn.execute("DELETE FROM outbox WHERE event_id = ?", (event_id,))
         if cursor.rowcount != 1:
             raise InvalidValue("is not in the outbox", field="event_id", value=event_id)

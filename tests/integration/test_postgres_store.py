@@ -154,7 +154,7 @@ def test_the_schema_is_created_versioned_and_a_newer_one_is_refused(
     open_store(url).close()  # opening again is harmless
     schema = sql.Identifier(schema_of(url))
     rows = admin.execute(sql.SQL("SELECT version FROM {}.schema_version").format(schema)).fetchall()
-    assert rows == [(SCHEMA_VERSION,)] and SCHEMA_VERSION == 10
+    assert rows == [(SCHEMA_VERSION,)] and SCHEMA_VERSION == 11
     admin.execute(
         sql.SQL("UPDATE {}.schema_version SET version = {}").format(schema, sql.Literal(SCHEMA_VERSION + 1))
     )
@@ -515,7 +515,7 @@ def test_a_schema_1_database_is_upgraded_with_its_stock(
         store.close()
     schema = sql.Identifier(schema_of(url))
     assert admin.execute(sql.SQL("SELECT version FROM {}.schema_version").format(schema)).fetchall() == [
-        (10,)
+        (11,)
     ]
     assert admin.execute(sql.SQL("SELECT count(*) FROM {}.node_capacity").format(schema)).fetchone() == (0,)
 
@@ -528,15 +528,15 @@ def test_an_older_schema_is_refused_unless_opened_to_migrate(
         with pytest.raises(StoreUnavailable) as info:
             opener(url)
         message = str(info.value)
-        assert "schema version 1" in message and "version 10" in message
+        assert "schema version 1" in message and "version 11" in message
         assert "ordercore migrate --store postgresql://" in message and schema_of(url) in message
     schema = sql.Identifier(schema_of(url))
     assert admin.execute(sql.SQL("SELECT version FROM {}.schema_version").format(schema)).fetchall() == [(1,)]
     assert admin.execute("SELECT to_regclass(%s)", (f"{schema_of(url)}.stock_ledger",)).fetchone() == (None,)
     store = open_any_store(url, migrate=True)
     assert isinstance(store, PostgresStore)
-    assert (store.migration.found, store.migration.target, store.migration.applied) == (1, 10, True)
-    assert [version for version, _ in store.migration.steps] == [2, 3, 4, 5, 6, 7, 8, 9, 10]
+    assert (store.migration.found, store.migration.target, store.migration.applied) == (1, 11, True)
+    assert [version for version, _ in store.migration.steps] == [2, 3, 4, 5, 6, 7, 8, 9, 10, 11]
     store.close()
     store = open_store(url)  # now at the current version: opens as usual
     with store.unit_of_work() as uow:
@@ -544,7 +544,7 @@ def test_an_older_schema_is_refused_unless_opened_to_migrate(
     store.close()
     assert position is not None and position.on_hand == 5
     assert admin.execute(sql.SQL("SELECT version FROM {}.schema_version").format(schema)).fetchall() == [
-        (10,)
+        (11,)
     ]
 
 
@@ -553,13 +553,13 @@ def test_a_dry_run_migration_changes_nothing(url: str, admin: psycopg.Connection
 
     schema_1(url, [level("WH-1", "SKU-1", 5)])
     planned = migrate(url, dry_run=True)
-    assert (planned.found, planned.target, planned.applied) == (1, 10, False)
-    assert [version for version, _ in planned.steps] == [2, 3, 4, 5, 6, 7, 8, 9, 10]
+    assert (planned.found, planned.target, planned.applied) == (1, 11, False)
+    assert [version for version, _ in planned.steps] == [2, 3, 4, 5, 6, 7, 8, 9, 10, 11]
     schema = sql.Identifier(schema_of(url))
     assert admin.execute(sql.SQL("SELECT version FROM {}.schema_version").format(schema)).fetchall() == [(1,)]
     assert migrate(url).applied
     assert admin.execute(sql.SQL("SELECT version FROM {}.schema_version").format(schema)).fetchall() == [
-        (10,)
+        (11,)
     ]
     assert migrate(url).steps == ()
 
@@ -641,7 +641,7 @@ def test_a_schema_2_database_is_upgraded_in_place_and_keeps_its_data(
     finally:
         store.close()
     assert admin.execute(sql.SQL("SELECT version FROM {}.schema_version").format(schema)).fetchall() == [
-        (10,)
+        (11,)
     ]
     assert (
         admin.execute(columns, (schema_of(url),)).fetchall()
@@ -672,7 +672,7 @@ def test_a_schema_6_database_is_refused_then_given_its_row_checks(
         open_store(url)
     store = open_store(url, migrate=True)
     try:
-        assert [version for version, _ in store.migration.steps] == [7, 8, 9, 10]
+        assert [version for version, _ in store.migration.steps] == [7, 8, 9, 10, 11]
         # the checks work again: a stale write is refused with the versions, and nothing of it is written
         with store.unit_of_work() as first, store.unit_of_work() as second:
             mine, theirs = first.orders.get(OrderId("O-1")), second.orders.get(OrderId("O-1"))
@@ -688,7 +688,7 @@ def test_a_schema_6_database_is_refused_then_given_its_row_checks(
     finally:
         store.close()
     assert admin.execute(sql.SQL("SELECT version FROM {}.schema_version").format(schema)).fetchall() == [
-        (10,)
+        (11,)
     ]
     outbox = sql.SQL("SELECT type FROM {}.outbox ORDER BY position").format(schema)
     assert [t for (t,) in admin.execute(outbox).fetchall()] == [

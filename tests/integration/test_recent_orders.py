@@ -211,7 +211,7 @@ def test_a_schema_5_sqlite_database_is_refused_then_upgraded_and_its_digests_fil
     finally:
         store.close()
     with closing(sqlite3.connect(tmp_path / "orders.db")) as raw:
-        assert raw.execute("PRAGMA user_version").fetchone()[0] == 10
+        assert raw.execute("PRAGMA user_version").fetchone()[0] == 11
         plan = raw.execute(
             "EXPLAIN QUERY PLAN SELECT order_id FROM order_digests WHERE customer_id = 'C-1'"
             " AND placed_at >= '2026' ORDER BY placed_at DESC, order_id DESC"
@@ -238,5 +238,5 @@ def test_a_schema_5_postgres_schema_is_refused_then_upgraded_and_its_digests_fil
     finally:
         store.close()
     assert admin.execute(sql.SQL("SELECT version FROM {}.schema_version").format(schema)).fetchall() == [
-        (10,)
+        (11,)
     ]

@@ -1,7 +1,7 @@
 """What only the SQL stores' rows show, on SQLite and PostgreSQL. Stock reservations are rows of their own
 (schema 8): a write touches only the reservations its entries name, a store that never saw the position
 reads it whole, one holding an older copy catches up, and migrating moves the reservations a position's
-body held into rows. The outbox holds only what is still to be sent (schema 9). A soft reservation's row
+body held into rows. The outbox holds only what is still to be sent (schema 9), and keeps no mark of what was (schema 11). A soft reservation's row
 holds its expiry, indexed, so that sweeping the lapsed carts reads only those (schema 10)."""
 
 from __future__ import annotations
@@ -185,7 +185,7 @@ def test_migrating_to_schema_8_moves_the_reservations_out_of_the_bodies(database
     with pytest.raises(StoreUnavailable, match="schema version 7"):
         database.open()
     with closing(database.open(migrate=True)) as store:
-        assert [version for version, _ in store.migration.steps] == [8, 9, 10]
+        assert [version for version, _ in store.migration.steps] == [8, 9, 10, 11]
         assert read(store) == written
     assert sorted(database.reservation_rows()) == ["K2", "K3", "K4", "K5"]
     assert database.body()["reservations"] == {}
@@ -285,18 +285,112 @@ def test_a_published_event_leaves_the_outbox_table(database: Database) -> None:
             assert len(uow.orders.get(OrderId("O-1")).history) == 2  # the order keeps its events
 
 
+def outbox_marked(database: Database, version: int) -> None:
+    """Bring back what the outbox had up to schema 10: its ``published`` column and the index over it."""
+    if database.dialect == "sqlite":
+        database.run("ALTER TABLE outbox ADD COLUMN published INTEGER NOT NULL DEFAULT 0", ())
+        database.run("CREATE INDEX outbox_pending ON outbox (published, position)", ())
+    else:
+        database.run("ALTER TABLE outbox ADD COLUMN published BOOLEAN NOT NULL DEFAULT false", ())
+        database.run("CREATE INDEX outbox_pending ON outbox (position) WHERE NOT published", ())
+    database.set_version(version)
+
+
+def outbox_columns(database: Database) -> set[str]:
+    if database.dialect == "sqlite":
+        return {row[1] for row in database.run("PRAGMA table_info(outbox)", ())}
+    rows = database.run(
+        "SELECT column_name FROM information_schema.columns"
+        " WHERE table_schema = current_schema() AND table_name = 'outbox'",
+        (),
+    )
+    return {name for (name,) in rows}
+
+
+def outbox_indexes(database: Database) -> set[str]:
+    if database.dialect == "sqlite":
+        return {row[1] for row in database.run("PRAGMA index_list(outbox)", ())}
+    rows = database.run("SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()", ())
+    return {name for (name,) in rows}
+
+
 def test_migrating_to_schema_9_deletes_the_events_kept_marked_published(database: Database) -> None:
     with closing(database.open()) as store, store.unit_of_work() as uow:
         uow.orders.add(make_order(order_id="O-1"))
         uow.commit()
+    outbox_marked(database, 8)
     true = "1" if database.dialect == "sqlite" else "true"
     database.run(f"UPDATE outbox SET published = {true} WHERE event_id = 'O-1#1'", ())  # as schema 8 kept it
-    database.set_version(8)
     with closing(database.open(migrate=True)) as store:
-        assert [version for version, _ in store.migration.steps] == [9, 10]
+        assert [version for version, _ in store.migration.steps] == [9, 10, 11]
         with store.unit_of_work() as uow:
             assert [r.event.event_id for r in uow.outbox.pending()] == ["O-1#2"]
     assert outbox_ids(database) == ["O-1#2"]
+
+
+# -- the outbox has no published column and no index over it (schema 11) ------------------------------------
+def test_a_new_database_has_no_published_column_and_pending_events_come_in_commit_order(
+    database: Database,
+) -> None:
+    with closing(database.open()) as store:
+        assert "published" not in outbox_columns(database)
+        assert "outbox_pending" not in outbox_indexes(database)
+        for oid in ("O-2", "O-1"):
+            with store.unit_of_work() as uow:
+                uow.orders.add(make_order(order_id=oid))
+                uow.commit()
+        with store.unit_of_work() as uow:
+            assert [r.event.event_id for r in uow.outbox.pending()] == ["O-2#1", "O-2#2", "O-1#1", "O-1#2"]
+            assert [r.event.event_id for r in uow.outbox.pending(limit=3)] == ["O-2#1", "O-2#2", "O-1#1"]
+
+
+def test_migrating_to_schema_11_drops_the_published_column_and_keeps_the_pending_events(
+    database: Database,
+) -> None:
+    with closing(database.open()) as store, store.unit_of_work() as uow:
+        uow.orders.add(make_order(order_id="O-1"))
+        uow.commit()
+    outbox_marked(database, 10)
+    with closing(database.open(migrate=True)) as store:
+        assert [version for version, _ in store.migration.steps] == [11]
+        assert "published" not in outbox_columns(database)
+        assert "outbox_pending" not in outbox_indexes(database)
+        with store.unit_of_work() as uow:
+            uow.orders.add(make_order(order_id="O-2"))
+            uow.outbox.mark_published(["O-1#1"])
+            uow.commit()
+        with store.unit_of_work() as uow:
+            assert [r.event.event_id for r in uow.outbox.pending()] == ["O-1#2", "O-2#1", "O-2#2"]
+    assert outbox_ids(database) == ["O-1#2", "O-2#1", "O-2#2"]
+
+
+def test_a_sqlite_too_old_to_drop_a_column_keeps_it_unused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite before 3.35 has no ``DROP COLUMN``: the step drops the index only, and the store neither reads
+    nor writes the column it leaves (an insert gives it its default)."""
+    path = tmp_path / "orders.db"
+    with closing(open_sqlite(f"sqlite:///{path}")) as store, store.unit_of_work() as uow:
+        uow.orders.add(make_order(order_id="O-1"))
+        uow.commit()
+    with closing(sqlite3.connect(path, isolation_level=None)) as raw:
+        raw.execute("ALTER TABLE outbox ADD COLUMN published INTEGER NOT NULL DEFAULT 0")
+        raw.execute("CREATE INDEX outbox_pending ON outbox (published, position)")
+        raw.execute("PRAGMA user_version = 10")
+    monkeypatch.setattr(sqlite3, "sqlite_version_info", (3, 34, 1))
+    with closing(open_sqlite(f"sqlite:///{path}", migrate=True)) as store:
+        with store.unit_of_work() as uow:
+            uow.orders.add(make_order(order_id="O-2"))
+            uow.outbox.mark_published(["O-1#1", "O-1#2"])
+            uow.commit()
+        with store.unit_of_work() as uow:
+            assert [r.event.event_id for r in uow.outbox.pending()] == ["O-2#1", "O-2#2"]
+    with closing(sqlite3.connect(path, isolation_level=None)) as raw:
+        assert raw.execute("PRAGMA user_version").fetchone()[0] == 11
+        assert "published" in {row[1] for row in raw.execute("PRAGMA table_info(outbox)")}
+        assert raw.execute("SELECT count(*) FROM sqlite_master WHERE name = 'outbox_pending'").fetchone() == (
+            0,
+        )
 
 
 # -- lapsed carts are found through an index of their expiry (schema 10) ------------------------------------
@@ -435,7 +529,7 @@ def test_migrating_to_schema_10_fills_the_expiries_from_the_reservations(databas
         save(store, carts)
     downgrade_to_9(database)
     with closing(database.open(migrate=True)) as store:
-        assert [version for version, _ in store.migration.steps] == [10]
+        assert [version for version, _ in store.migration.steps] == [10, 11]
         assert expiries(database) == {
             "CART-1": LATER,
             "CART-2": LATER + timedelta(microseconds=400),

@@ -130,7 +130,7 @@ def test_the_schema_is_versioned_and_a_newer_one_is_refused(tmp_path: Path) -> N
     open_store(file_url(tmp_path)).close()
     open_store(file_url(tmp_path)).close()  # opening again is harmless
     with sqlite3.connect(tmp_path / "orders.db") as raw:
-        assert raw.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 10
+        assert raw.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 11
         raw.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
     with pytest.raises(StoreUnavailable, match=f"schema version {SCHEMA_VERSION + 1}"):
         open_store(file_url(tmp_path))
@@ -376,7 +376,7 @@ def test_a_schema_1_database_is_upgraded_with_its_stock(tmp_path: Path) -> None:
     finally:
         store.close()
     with closing(sqlite3.connect(tmp_path / "orders.db")) as raw:
-        assert raw.execute("PRAGMA user_version").fetchone()[0] == 10
+        assert raw.execute("PRAGMA user_version").fetchone()[0] == 11
         assert raw.execute("SELECT count(*) FROM node_capacity").fetchone() == (0,)
 
 
@@ -387,15 +387,15 @@ def test_an_older_database_is_refused_unless_opened_to_migrate(tmp_path: Path) -
         with pytest.raises(StoreUnavailable) as info:
             opener(url)
         message = str(info.value)
-        assert "schema version 1" in message and "version 10" in message
+        assert "schema version 1" in message and "version 11" in message
         assert f"ordercore migrate --store sqlite:///{tmp_path / 'orders.db'}" in message
     with closing(sqlite3.connect(tmp_path / "orders.db")) as raw:  # refused, so left as it was
         assert raw.execute("PRAGMA user_version").fetchone()[0] == 1
         assert raw.execute("SELECT name FROM sqlite_master WHERE name = 'stock_ledger'").fetchall() == []
     store = open_any_store(url, migrate=True)
     assert isinstance(store, SqliteStore)
-    assert (store.migration.found, store.migration.target, store.migration.applied) == (1, 10, True)
-    assert [version for version, _ in store.migration.steps] == [2, 3, 4, 5, 6, 7, 8, 9, 10]
+    assert (store.migration.found, store.migration.target, store.migration.applied) == (1, 11, True)
+    assert [version for version, _ in store.migration.steps] == [2, 3, 4, 5, 6, 7, 8, 9, 10, 11]
     store.close()
     store = open_store(url)  # now at the current version: opens as usual
     with store.unit_of_work() as uow:
@@ -485,7 +485,7 @@ def test_a_schema_2_database_is_upgraded_in_place_and_keeps_its_data(tmp_path: P
     finally:
         store.close()
     with closing(sqlite3.connect(tmp_path / "orders.db")) as raw:
-        assert raw.execute("PRAGMA user_version").fetchone()[0] == 10
+        assert raw.execute("PRAGMA user_version").fetchone()[0] == 11
         assert raw.execute("SELECT sql FROM sqlite_master WHERE name = 'node_capacity'").fetchone() == (
             table,
         )
@@ -585,7 +585,7 @@ def test_a_schema_6_database_is_refused_then_given_its_node_states(tmp_path: Pat
         open_store(file_url(tmp_path))
     store = open_store(file_url(tmp_path), migrate=True)
     try:
-        assert [version for version, _ in store.migration.steps] == [7, 8, 9, 10]
+        assert [version for version, _ in store.migration.steps] == [7, 8, 9, 10, 11]
         with store.unit_of_work() as uow:
             assert uow.nodes.current().version == 0
             assert uow.nodes.set_online("WH-1", False, actor=ACTOR, at=AT)

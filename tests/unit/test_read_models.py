@@ -94,7 +94,7 @@ def test_a_schema_4_sqlite_database_is_upgraded_and_its_read_models_filled(tmp_p
     finally:
         store.close()
     with closing(sqlite3.connect(tmp_path / "orders.db")) as raw:
-        assert raw.execute("PRAGMA user_version").fetchone()[0] == 10
+        assert raw.execute("PRAGMA user_version").fetchone()[0] == 11
         plan = raw.execute(
             "EXPLAIN QUERY PLAN SELECT id FROM orders WHERE status = 'on_hold' ORDER BY status_since, id"
         ).fetchall()
@@ -124,5 +124,5 @@ def test_a_schema_4_postgres_schema_is_upgraded_and_its_read_models_filled(
     finally:
         store.close()
     assert admin.execute(sql.SQL("SELECT version FROM {}.schema_version").format(schema)).fetchall() == [
-        (10,)
+        (11,)
     ]
