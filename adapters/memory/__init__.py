@@ -7,6 +7,7 @@ an outbox in the same commit as the state.
 
 from __future__ import annotations
 
+import bisect
 import threading
 from collections.abc import Sequence
 from collections.abc import Set as AbstractSet
@@ -22,6 +23,7 @@ from ordercore.errors import (
 )
 from ordercore.events import OrderEvent
 from ordercore.inventory import LedgerEntry, NodeDay, NodeStates, NodeStatus, StockPosition
+from ordercore.inventory.ledger import RESERVATION_KINDS
 from ordercore.lifecycle import DEFAULT_LIFECYCLE, Lifecycle, State
 from ordercore.order import Order
 from ordercore.ports import (
@@ -98,6 +100,9 @@ class MemoryStore:
         self.stock_by_sku: dict[Sku, dict[str, StockPosition]] = {}
         self.stock_by_node: dict[str, dict[Sku, StockPosition]] = {}
         self.ledger: dict[tuple[str, Sku], list[LedgerEntry]] = {}
+        #: every soft reservation the positions hold, as (expiry, node id, SKU, key), sorted: the lapsed
+        #: ones by a moment are a prefix, found without reading every reservation (see :func:`_index_expiries`)
+        self.expiries: list[tuple[datetime, str, str, str]] = []
         self.capacity: dict[tuple[str, date], NodeDay] = {}
         self.outbox: list[_OutboxEntry] = []
         self.outbox_index: dict[str, _OutboxEntry] = {}
@@ -125,6 +130,28 @@ def _index_digest(store: MemoryStore, earlier: _OrderReport | None, report: _Ord
                 del store.digests[earlier.digest.customer_id]
     if report.digest is not None:
         store.digests.setdefault(report.digest.customer_id, {})[report.digest.order_id] = report.digest
+
+
+def _index_expiries(store: MemoryStore, stored: StockPosition | None, position: StockPosition) -> None:
+    """Bring ``store.expiries`` from the soft reservations ``stored`` held to those ``position`` holds: only
+    the keys its new ledger entries touched can differ (a reservation changes only through an entry naming
+    it), so this costs what the commit changed, not what the position holds."""
+    node_id, sku = position.node_id, position.sku.value
+    before = {} if stored is None else stored.reservations
+    after = position.reservations
+    expiries = store.expiries
+    for key in {e.key for e in position.new_entries() if e.kind in RESERVATION_KINDS and e.key}:
+        old, now = before.get(key), after.get(key)
+        was = None if old is None else old.expires_at
+        will = None if now is None else now.expires_at
+        if was == will:
+            continue
+        if was is not None:
+            i = bisect.bisect_left(expiries, (was, node_id, sku, key))
+            if i < len(expiries) and expiries[i] == (was, node_id, sku, key):
+                del expiries[i]
+        if will is not None:
+            bisect.insort(expiries, (will, node_id, sku, key))
 
 
 def open_store(url: str, *, lifecycle: Lifecycle = DEFAULT_LIFECYCLE) -> MemoryStore:
@@ -320,12 +347,9 @@ class MemoryUnitOfWork(StagedUnitOfWork):
         with store.lock:
             if store.closed:
                 raise StoreUnavailable("the store memory:// is closed")
-            lapsed = [
-                (node_id, sku)
-                for (node_id, sku), p in store.stock.items()
-                if any(not r.live(at) for r in p.reservations.values())
-            ]
-        return sorted(lapsed, key=lambda k: (k[0], k[1].value))[:limit]
+            end = bisect.bisect_right(store.expiries, at, key=lambda entry: entry[0])
+            lapsed = {(node_id, sku) for _, node_id, sku, _ in store.expiries[:end]}
+        return [(node_id, Sku(sku)) for node_id, sku in sorted(lapsed)[: max(limit, 0)]]
 
     def _repositories(
         self,
@@ -422,6 +446,7 @@ class MemoryUnitOfWork(StagedUnitOfWork):
                 store.outbox_index[ev.event_id] = entry
             for position in positions:
                 key = (position.node_id, position.sku)
+                _index_expiries(store, store.stock.get(key), position)
                 store.ledger.setdefault(key, []).extend(position.new_entries())
                 committed = position.clone()
                 committed.mark_persisted()

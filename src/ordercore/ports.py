@@ -338,7 +338,7 @@ class LapsedReservations(Protocol):
     soft reservation whose expiry is at or before ``at``, as ``(node id, SKU)`` in that order, at most
     ``limit`` of them (a positive number). An ``at`` without a time zone is an ``InvalidTimestamp``. A
     store with many open reservations should find these without reading every one (the SQL stores keep
-    each soft reservation's expiry in an indexed column)."""
+    each soft reservation's expiry in an indexed column, ``memory://`` in a sorted list)."""
 
     def lapsed_positions(self, at: datetime, limit: int) -> list[tuple[str, Sku]]: ...
 
