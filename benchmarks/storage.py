@@ -62,6 +62,11 @@ Figures, all measured in one run:
   of each SQLite side; ``sqlite_core_between_fsyncs_user_ms_per_order`` is the core's share of the core +
   floor run (its time less the floor's), to be read against ``memory_user_ms_per_order``, the same core
   back to back: how much slower the same code runs between fsyncs.
+* ``memory_paused_user_ms_per_order`` / ``memory_back_to_back_user_ms_per_order``: the same core on
+  ``memory://`` with a sleep of ``pause_ms`` (the floor's time per transaction in this run) after each
+  command instead of a transaction, against back to back, interleaved in chunks: the sleep does no I/O, so
+  if the paused core is as slow as between fsyncs, the slowdown comes from the thread waiting (on the
+  machines this ran on, a virtual processor that idles comes back with cold caches), not from the disk.
 * ``postgres_workers``: orders/s with 1, 2 and 4 worker processes (``multiprocessing``, spawn), each with
   its own application on one fresh schema, together placing the same total number of orders. Each worker
   sources its own SKUs (stocked at every node), so workers never contend for one stock row. The clock runs
@@ -133,7 +138,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from time import monotonic, perf_counter
+from time import monotonic, perf_counter, sleep
 from typing import Any
 
 import attrs
@@ -583,6 +588,33 @@ def core_and_floor(app: ordercore.OrderCore, plan: Plan, conn: sqlite3.Connectio
         sqlite_replay(conn, txs[3 * i + 2 : 3 * i + 3])
 
 
+def bench_paused(plan: Plan, pause_s: float) -> tuple[float, float]:
+    """The processor time in user mode of the ``memory://`` core on ``plan``, back to back and with a sleep
+    of ``pause_s`` after each command, interleaved on two applications: the sleep stands where the floor's
+    transaction would be, but does no I/O. If the core slows down as much as between the floor's fsyncs,
+    what slows it is the thread waiting, whatever it waits on, not the disk."""
+    apps = [memory_app(), memory_app()]
+
+    def back_to_back(a: int, b: int) -> None:
+        run_orders(apps[0], plan[a:b])
+
+    def paused(a: int, b: int) -> None:
+        handle = apps[1].handle
+        for entry in plan[a:b]:
+            oid = handle(place_command(entry, 0)).order_id
+            sleep(pause_s)
+            handle(AcceptOrder(order_id=oid))
+            sleep(pause_s)
+            handle(SourceOrder(order_id=oid))
+            sleep(pause_s)
+
+    _, (plain_user, paused_user) = interleave(len(plan), back_to_back, paused)
+    for app in apps:
+        check_allocated(app, len(plan))
+        app.close()
+    return plain_user, paused_user
+
+
 def bench_postgres(
     plan: Plan, base: str, seed_pg: list[Tx], order_txs: list[list[Tx]], tag: str
 ) -> tuple[float, float]:
@@ -804,6 +836,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         (sqlite_s, sqlite_floor_s, sqlite_core_s), sqlite_user = bench_sqlite(
             plan, seed_txs, order_txs, folder
         )
+        pause_s = sqlite_floor_s / (3 * n_orders)  # the floor's time per transaction
+        print("memory, with a sleep for each transaction...", file=sys.stderr, flush=True)
+        plain_user, paused_user = bench_paused(plan, pause_s)
         print("sqlite, one hot SKU...", file=sys.stderr, flush=True)
         hot = {writers: bench_hot_sku(n_hot, folder, writers) for writers in (1, 2)}
         profile_text = profile_sqlite(plan[: min(n_orders, 1000)], seed_txs, folder) if args.profile else ""
@@ -851,6 +886,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         t / n_orders * 1000 for t in (memory_user, *sqlite_user)
     )
     core_between_fsyncs = core_user_ms - floor_user_ms
+    plain_user_ms, paused_user_ms = (t / n_orders * 1000 for t in (plain_user, paused_user))
 
     if profile_text:
         print(profile_text)
@@ -897,6 +933,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         " between the floor's fsyncs"
     )
     print(
+        f"  the core with a sleep of {pause_s * 1000:.2f} ms (the floor's time per transaction, no I/O) after"
+        f" each command: {paused_user_ms:.2f} ms/order in user mode, against {plain_user_ms:.2f} back to back"
+        f" in the same run ({paused_user_ms / plain_user_ms:.2f}x)"
+    )
+    print(
         f"PostgreSQL ratio vs floor: {fmt(pg_ratio, '.3f')}   "
         f"target >= {TARGET_RATIO}: {verdict(pg_ratio, TARGET_RATIO)}"
     )
@@ -933,6 +974,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "sqlite_floor_user_ms_per_order": r3(floor_user_ms),
                 "sqlite_core_plus_floor_user_ms_per_order": r3(core_user_ms),
                 "sqlite_core_between_fsyncs_user_ms_per_order": r3(core_between_fsyncs),
+                "memory_paused_user_ms_per_order": r3(paused_user_ms),
+                "memory_back_to_back_user_ms_per_order": r3(plain_user_ms),
+                "pause_ms": r3(pause_s * 1000),
                 "postgres_orders_per_s": r1(pg_rate),
                 "postgres_floor_orders_per_s": r1(pg_floor_rate),
                 "postgres_ratio_vs_floor": r3(pg_ratio),
