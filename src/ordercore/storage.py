@@ -850,10 +850,11 @@ class StoredJson:
         for i, (key, prefix, encode, immutable) in enumerate(self._fields(cls)):
             if not key.isidentifier() or keyword.iskeyword(key):
                 raise ValueError(f"cannot write attribute {key!r} by name")
-            head = repr(("{" if i == 0 else ", ") + prefix)
+            head = ("{" if i == 0 else ", ") + prefix
             if encode is None:  # an order's history: the kept text of its events
-                pieces.append(f"{head} + '[' + ', '.join([_event(ev) for ev in o.{key}]) + ']'")
+                pieces.append(f"{head + '['!r}, ', '.join([_event(ev) for ev in o.{key}]), ']'")
                 continue
+            head = repr(head)
             namespace[f"_e{i}"] = encode
             if immutable:
                 call = f"_kept(o.{key}, _e{i})"
@@ -861,10 +862,11 @@ class StoredJson:
                 call = self._texts.expression(hints[key], f"o.{key}", f"_e{i}")
             else:
                 call = f"_e{i}(o.{key})"
-            pieces.append(f"{head} + {call}")
+            pieces.append(f"{head}, {call}")
         if not pieces:
             return lambda _: "{}"
-        source = f"def write(o):\n    return {' + '.join(pieces)} + '}}'\n"
+        # one join: a chain of + would copy the text written so far at every attribute
+        source = f"def write(o):\n    return ''.join(({', '.join(pieces)}, '}}'))\n"
         exec(compile(source, f"<stored json of {cls.__qualname__}>", "exec"), namespace)
         write: Callable[[Any], str] = namespace["write"]
         return write
