@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -21,7 +22,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from psycopg import sql
 
+from ordercore import ManualClock, OrderCore, SequentialIds, bootstrap
 from ordercore.errors import InvalidTimestamp, InvalidValue, OrderCoreError, StoreUnavailable
+from ordercore.events import OrderEvent
 from ordercore.inventory import StockPosition
 from ordercore.ports import LapsedReservations, Store
 from ordercore.values import OrderId, Sku
@@ -29,7 +32,7 @@ from ordercore_adapters.postgres import open_store as open_postgres
 from ordercore_adapters.sqlite import open_store as open_sqlite
 from ordercore_adapters.sqlite._schema import stored_time
 from tests.integration.test_postgres_store import admin, schema_of, url
-from tests.unit.factories import AT, make_order
+from tests.unit.factories import AT, make_order, place_command
 
 __all__ = ["admin", "url"]  # fixtures from the PostgreSQL tests
 
@@ -326,6 +329,75 @@ def test_migrating_to_schema_9_deletes_the_events_kept_marked_published(database
         with store.unit_of_work() as uow:
             assert [r.event.event_id for r in uow.outbox.pending()] == ["O-1#2"]
     assert outbox_ids(database) == ["O-1#2"]
+
+
+# -- several workers relaying from one outbox ----------------------------------------------------------------
+class Collecting:
+    """A publisher shared by the workers of a test: every event id it was given, in order, and a hook run
+    once inside the first publish."""
+
+    def __init__(self, during: Callable[[], object] | None = None) -> None:
+        self.lock = threading.Lock()
+        self.received: list[str] = []
+        self.during = during
+
+    def publish(self, events: Sequence[OrderEvent]) -> None:
+        with self.lock:
+            self.received.extend(e.event_id for e in events)
+            during, self.during = self.during, None
+        if during is not None:
+            during()
+
+
+def worker(store: Store, prefix: str, publisher: Collecting) -> OrderCore:
+    return bootstrap(
+        store, clock=ManualClock(AT), ids=SequentialIds(order_prefix=prefix), publisher=publisher
+    )
+
+
+def test_a_command_returns_when_another_worker_relayed_its_events_first(database: Database) -> None:
+    with closing(database.open()) as theirs_store, closing(database.open()) as mine_store:
+        theirs = Collecting()
+        other = worker(theirs_store, "B", theirs)
+        mine = Collecting(during=lambda: other.handle(place_command()))  # the other commits and relays first
+        result = worker(mine_store, "A", mine).handle(place_command())
+        assert result.order_id == OrderId("A-000001")
+        assert mine.received == ["A-000001#1", "A-000001#2"]
+        assert theirs.received == ["A-000001#1", "A-000001#2", "B-000001#1", "B-000001#2"]
+        assert outbox_ids(database) == []
+
+
+def test_workers_placing_and_relaying_at_once_deliver_every_event_and_raise_nothing(
+    database: Database,
+) -> None:
+    """Four workers (threads, each with its own store and connections) place 15 orders each, every
+    command relaying the outbox they share: no command raises, and every event reaches the publisher."""
+    publisher = Collecting()
+    stores = [database.open() for _ in range(4)]
+    errors: list[BaseException] = []
+    start = threading.Barrier(len(stores))
+
+    def run(n: int) -> None:
+        app = worker(stores[n], f"W{n}", publisher)
+        start.wait()
+        try:
+            for _ in range(15):
+                app.handle(place_command())
+            assert not app.failures, app.failures
+        except BaseException as e:
+            errors.append(e)
+
+    threads = [threading.Thread(target=run, args=(n,)) for n in range(len(stores))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for store in stores:
+        store.close()
+    assert errors == []
+    expected = {f"W{n}-{i:06d}#{k}" for n in range(4) for i in range(1, 16) for k in (1, 2)}
+    assert set(publisher.received) == expected  # each at least once; a copy only where two relays raced
+    assert outbox_ids(database) == []
 
 
 # -- the outbox has no published column and no index over it (schema 11) ------------------------------------

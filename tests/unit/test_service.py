@@ -2,6 +2,8 @@
 
 import subprocess
 import sys
+from collections.abc import Callable
+from typing import Any
 
 import attrs
 import pytest
@@ -41,6 +43,7 @@ from ordercore import (
 from ordercore.ports import UnitOfWork
 from ordercore.service.commands import Command, OrderCommand
 from ordercore.service.handlers import COMMAND_HANDLERS, CommandResult, Services, request_fingerprint
+from ordercore_adapters.memory import MemoryStore, MemoryUnitOfWork
 from tests.unit.factories import AT, eur, place_command
 
 S = OrderStatus
@@ -206,6 +209,94 @@ def test_events_are_published_from_the_outbox_and_survive_a_publisher_outage() -
     assert publisher.received == ["O-000001#1", "O-000001#2", "O-000001#3"]
     assert outbox_ids(app) == []
     assert app.relay_outbox() == 0
+
+
+class Recording:
+    """A publisher that records what it received; ``during`` runs once, inside the first publish."""
+
+    def __init__(self, during: Callable[[], object] | None = None, fail_after: int | None = None) -> None:
+        self.received: list[str] = []
+        self.during = during
+        self.fail_after = fail_after  # calls that succeed before each one fails
+
+    def publish(self, events: list[OrderEvent]) -> None:
+        if self.fail_after is not None and self.fail_after <= 0:
+            raise ConnectionError("broker unreachable")
+        if self.fail_after is not None:
+            self.fail_after -= 1
+        self.received.extend(e.event_id for e in events)
+        during, self.during = self.during, None
+        if during is not None:
+            during()
+
+
+def test_two_relays_taking_the_same_events_leave_none_behind_and_the_command_returns() -> None:
+    store = MemoryStore()
+    other = Recording()
+    b = bootstrap(store, clock=ManualClock(AT), ids=SequentialIds(order_prefix="B"), publisher=other)
+    # while this worker publishes its batch, the other places an order and relays everything first
+    mine = Recording(during=lambda: b.handle(place_command()))
+    a = bootstrap(store, clock=ManualClock(AT), ids=SequentialIds(order_prefix="A"), publisher=mine)
+    result = a.handle(place_command())
+    assert result.order_id == OrderId("A-000001") and result.version == 2  # the command's result, no error
+    assert mine.received == ["A-000001#1", "A-000001#2"]
+    assert other.received == ["A-000001#1", "A-000001#2", "B-000001#1", "B-000001#2"]
+    assert outbox_ids(a) == [] and not a.failures and not b.failures  # a lost race is not a failure
+
+
+def test_what_the_other_relay_left_in_the_outbox_is_published_again() -> None:
+    store = MemoryStore()
+    order_id = bootstrap(store, clock=ManualClock(AT), ids=SequentialIds()).handle(place_command()).order_id
+    # the other relay marks the first event, then its publisher fails on the second
+    other = bootstrap(store, publisher=Recording(fail_after=1))
+    mine = Recording(during=lambda: other.bus.relay_outbox(batch_size=1))
+    assert bootstrap(store, publisher=mine).relay_outbox() == 1  # its batch was refused, then the rest
+    assert mine.received == [f"{order_id}#1", f"{order_id}#2", f"{order_id}#2"]
+    with store.unit_of_work() as uow:
+        assert uow.outbox.pending() == []
+
+
+def test_a_relay_that_keeps_losing_the_race_stops_after_a_few_reads(monkeypatch: pytest.MonkeyPatch) -> None:
+    store = MemoryStore()
+    bootstrap(store, clock=ManualClock(AT), ids=SequentialIds()).handle(place_command())
+
+    def always_taken(uow: MemoryUnitOfWork, *args: Any) -> None:  # as if another relay were always first
+        raise InvalidValue("is not in the outbox", field="event_id", value=args[4][0])
+
+    monkeypatch.setattr(MemoryUnitOfWork, "_write", always_taken)
+    publisher = Recording()
+    assert bootstrap(store, publisher=publisher).relay_outbox() == 0  # returns: no endless loop, no error
+    assert publisher.received == ["O-000001#1", "O-000001#2"] * 6  # the first read and five more
+
+
+def test_a_store_failure_while_relaying_after_a_commit_is_recorded_and_the_result_returned(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    store = MemoryStore()
+    write = MemoryUnitOfWork._write
+    down = [False]
+
+    def marking_fails(uow: MemoryUnitOfWork, *args: Any) -> None:
+        if down[0] and args[4]:  # the ids to mark published
+            raise StoreUnavailable("the server does not answer")
+        write(uow, *args)
+
+    monkeypatch.setattr(MemoryUnitOfWork, "_write", marking_fails)
+    app = bootstrap(
+        store,
+        clock=ManualClock(AT),
+        ids=SequentialIds(),
+        publisher=Recording(lambda: down.__setitem__(0, True)),
+    )
+    result = app.handle(place_command())  # committed; marking its events published then fails
+    assert result.order_id == OrderId("O-000001") and result.version == 2
+    assert [f.handler for f in app.failures] == ["outbox relay"]
+    assert "StoreUnavailable" in app.failures[0].error and app.failures[0].event_id == "O-000001#1"
+    assert outbox_ids(app) == ["O-000001#1", "O-000001#2"]  # waiting for the next relay
+    with pytest.raises(StoreUnavailable):  # called directly, a relay reports the store's failure
+        app.relay_outbox()
+    down[0] = False
+    assert app.relay_outbox() == 2 and outbox_ids(app) == []
 
 
 def test_the_unit_of_work_rolls_back_when_a_handler_raises_before_commit() -> None:

@@ -10,7 +10,13 @@ Failure policy (documented in docs/concepts.md):
 * A handler may return follow-up commands (one or a list); the bus runs them after the current event's
   handlers, each in its own unit of work. A follow-up that fails is recorded like a failing handler.
 * Events stay in the outbox until a publisher has taken them (:meth:`MessageBus.relay_outbox`), so an
-  outage of the publisher delays publication but loses nothing.
+  outage of the publisher delays publication but loses nothing. The relay that follows a command runs
+  after it committed: a relay that fails (the publisher, or the store while marking) is recorded like a
+  failing handler, and the command's result still reaches the caller, who must not run it again.
+* Several workers relay from one outbox: two may take the same events. The first to mark them published
+  wins; the other's mark is refused, it marks nothing of its batch and reads the outbox again, so what
+  the winner left there is published again (a publisher must be idempotent by event id, as the NATS
+  JetStream one is) and nothing is lost.
 
 Retry policy for conflicts:
 
@@ -139,17 +145,24 @@ class MessageBus:
                 except Exception as e:
                     self._failed(event, f"follow-up {type(follow_up).__name__}", e, failures)
         if self.publisher is not None and result.events:
-            self.relay_outbox()
+            try:
+                self.relay_outbox()
+            except Exception as e:  # recorded: the command committed, and its events wait in the outbox
+                self._failed(result.events[0], "outbox relay", e, [])
         if failures and self.strict:
             raise EventHandlerFailed(failures)
         return result
 
     def relay_outbox(self, batch_size: int = 500) -> int:
-        """Publish pending outbox events in commit order; returns how many were published. A publisher
-        error leaves them pending (and is recorded as a failure)."""
+        """Publish pending outbox events in commit order, in batches of ``batch_size``; returns how many
+        this call published and marked published. A publisher error leaves them pending (and is recorded
+        as a failure). When another relay marked some of a batch first (another worker relaying from the
+        same outbox), this one's mark is refused: it marks nothing of that batch and reads the outbox
+        again, at most ``_LOST_RACES`` times in a row; then it stops, leaving what is left to the relays
+        racing it (or to the next one). A store error is raised."""
         if self.publisher is None:
             return 0
-        published = 0
+        published = lost = 0
         while True:
             with self.uow_factory() as uow:
                 records = uow.outbox.pending(batch_size)
@@ -162,7 +175,20 @@ class MessageBus:
                     self._failed(events[0], f"publisher {type(self.publisher).__name__}", e, [])
                     return published
                 uow.outbox.mark_published([ev.event_id for ev in events])
-                uow.commit()
+                try:
+                    uow.commit()
+                except InvalidValue as e:
+                    if e.field != "event_id":
+                        raise
+                    if lost >= _LOST_RACES:
+                        log.info(
+                            "another relay marked %s first, %d times in a row; stopping", e.value, lost + 1
+                        )
+                        return published
+                    lost += 1
+                    log.debug("another relay marked %s first; reading the outbox again", e.value)
+                    continue
+                lost = 0
                 published += len(events)
 
     # -- internals ----------------------------------------------------------------------------------------
@@ -232,6 +258,10 @@ class MessageBus:
                 self.on_failure(failure)
             except Exception:
                 log.exception("on_failure callback failed")
+
+
+#: how many times in a row a relay reads the outbox again after another relay marked its batch first
+_LOST_RACES = 5
 
 
 def _name(handler: object) -> str:
