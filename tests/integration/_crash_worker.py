@@ -108,6 +108,17 @@ def crash(url: str, broker: Broker, point: str) -> None:
     raise AssertionError(f"{point}: the process should have died")
 
 
+def relaying(url: str, broker: Broker, ref: str, orders: int, start: Any, report: str) -> None:
+    """One of several workers on one store, each relaying the outbox after its commands: drive ``orders``
+    orders once every worker is ready (``start``, a barrier); write its failures to ``report``."""
+    with broker.publisher() as publisher, bootstrap(url, publisher=publisher) as app:
+        start.wait()
+        for i in range(orders):
+            _drive(app, f"{ref}-{i}")
+        outcome = {"failures": [f.error for f in app.failures], "duplicates": publisher.duplicates}
+    Path(report).write_text(json.dumps(outcome), encoding="utf-8")
+
+
 def restart(url: str, broker: Broker, report: str) -> None:
     """The restarted application: relay what the outbox holds; write what happened to ``report``."""
     with broker.publisher() as publisher, bootstrap(url, publisher=publisher) as app:

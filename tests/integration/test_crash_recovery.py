@@ -184,3 +184,36 @@ def test_killed_processes_lose_no_event_and_the_consumer_processes_each_once(
     assert ledger.processed() == set(everything)
     assert len(set(effects)) == len(effects)
     ledger.db.close()
+
+
+def test_workers_relaying_one_outbox_at_once_put_every_event_in_the_stream_once(
+    url: str, names: Names, tmp_path: Path
+) -> None:
+    """Four worker processes on one store drive five orders each at once, every command relaying the
+    outbox they share to the stream: relays race for the same events, and no command fails for it; the
+    stream then holds every committed event once (a copy a losing relay published again is dropped by
+    its message id) and the outbox is empty."""
+    broker = w.Broker(NATS_URL, names.stream, names.prefix)
+    bootstrap(url).close()  # the schema, created once before the workers open it
+    methods = multiprocessing.get_all_start_methods()
+    ctx = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+    start = ctx.Barrier(4)
+    reports = [tmp_path / f"worker-{n}.json" for n in range(4)]
+    workers = [
+        ctx.Process(target=w.relaying, args=(url, broker, f"W{n}", 5, start, str(reports[n])))
+        for n in range(4)
+    ]
+    for process in workers:
+        process.start()
+    for process in workers:
+        process.join(PROCESS_TIMEOUT_S * 2)
+        if process.is_alive():
+            process.kill()
+            pytest.fail("a relaying worker hung")
+        assert process.exitcode == 0
+    outcomes = [json.loads(r.read_text(encoding="utf-8")) for r in reports]
+    assert [o["failures"] for o in outcomes] == [[], [], [], []]
+    events = sorted(e.event_id for e in committed(url))
+    assert len(events) == 4 * 5 * 5  # each order: placed (2 events), held, released, accepted
+    assert sorted(in_stream(names)) == events  # each once
+    assert pending(url) == []
