@@ -9,6 +9,7 @@ An older schema is refused unless opened with ``migrate=True`` (or migrated by `
 
 from __future__ import annotations
 
+from ordercore_adapters.postgres._processed import PostgresProcessedEvents
 from ordercore_adapters.postgres._schema import DEFAULT_SCHEMA, SCHEMA_VERSION, STEP_DESCRIPTIONS, Migration
 from ordercore_adapters.postgres._store import PostgresStore, PostgresTarget, migrate, open_store, parse_url
 from ordercore_adapters.postgres._unit_of_work import PostgresUnitOfWork
@@ -18,6 +19,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "STEP_DESCRIPTIONS",
     "Migration",
+    "PostgresProcessedEvents",
     "PostgresStore",
     "PostgresTarget",
     "PostgresUnitOfWork",

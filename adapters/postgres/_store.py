@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 import select
 import threading
 import weakref
@@ -25,6 +24,7 @@ from ordercore.order import Order
 from ordercore.serialization import make_converter
 from ordercore.storage import StoredJson, VersionedCopies, node_states_copies
 from ordercore.values import OrderId
+from ordercore_adapters._sql import PLAIN_NAME
 from ordercore_adapters.postgres._schema import DEFAULT_SCHEMA, Migration, ensure_schema
 from ordercore_adapters.postgres._unit_of_work import PostgresUnitOfWork
 
@@ -32,7 +32,7 @@ __all__ = ["PostgresStore", "PostgresTarget", "migrate", "open_store", "parse_ur
 
 _SCHEMES = ("postgresql", "postgres")
 _URL_FORMS = "postgresql://user@host:port/dbname, optionally with ?schema=NAME&pool_size=N"
-_SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+_SCHEMA_NAME = PLAIN_NAME
 _CONNECT_TIMEOUT_S = 10
 DEFAULT_POOL_SIZE = 8
 _MAX_POOL_SIZE = 1000

@@ -9,6 +9,7 @@ An older database is refused unless opened with ``migrate=True`` (or migrated by
 
 from __future__ import annotations
 
+from ordercore_adapters.sqlite._processed import SqliteProcessedEvents
 from ordercore_adapters.sqlite._schema import SCHEMA_VERSION, STEP_DESCRIPTIONS, Migration
 from ordercore_adapters.sqlite._store import SqliteStore, migrate, open_store, parse_url
 from ordercore_adapters.sqlite._unit_of_work import SqliteUnitOfWork
@@ -17,6 +18,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "STEP_DESCRIPTIONS",
     "Migration",
+    "SqliteProcessedEvents",
     "SqliteStore",
     "SqliteUnitOfWork",
     "migrate",

@@ -5,7 +5,13 @@ you call :func:`bootstrap`.
 """
 
 from ordercore.clock import ManualClock, SystemClock
-from ordercore.consumer import ExactlyOnce, InMemoryProcessedEvents, ProcessedEvents, process_once
+from ordercore.consumer import (
+    ExactlyOnce,
+    InMemoryProcessedEvents,
+    ProcessedEvents,
+    TransactionalProcessedEvents,
+    process_once,
+)
 from ordercore.errors import (
     CapacityExhausted,
     ConcurrencyConflict,
@@ -157,6 +163,7 @@ __all__ = [
     "ExactlyOnce",
     "InMemoryProcessedEvents",
     "ProcessedEvents",
+    "TransactionalProcessedEvents",
     "process_once",
     "CancelSupply",
     "CapacityExhausted",

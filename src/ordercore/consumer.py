@@ -11,13 +11,22 @@ between the effects and ``mark`` runs the handler again, so the handler should b
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
 from ordercore.events import OrderEvent
 
-__all__ = ["ExactlyOnce", "InMemoryProcessedEvents", "ProcessedEvents", "process_once"]
+log = logging.getLogger("ordercore.consumer")
+
+__all__ = [
+    "ExactlyOnce",
+    "InMemoryProcessedEvents",
+    "ProcessedEvents",
+    "TransactionalProcessedEvents",
+    "process_once",
+]
 
 
 @runtime_checkable
@@ -35,6 +44,21 @@ class ProcessedEvents(Protocol):
 
     def mark(self, event_id: str) -> None:
         """Remember ``event_id`` as processed."""
+        ...
+
+
+@runtime_checkable
+class TransactionalProcessedEvents(ProcessedEvents, Protocol):
+    """A :class:`ProcessedEvents` whose ``seen`` and ``mark`` bracket one transaction of the consumer's own
+    store: ``seen`` opens it (and may wait there while another consumer handles the same id), the handler
+    writes its effects in it, and ``mark`` adds the id and commits effects and mark together.
+    :func:`process_once` calls ``rollback`` to end that transaction when there is nothing to commit: the
+    id was seen already, or the handler (or ``mark``) raised, so that what a failed handler wrote is
+    dropped rather than committed by the next event's ``mark``. ``ordercore_adapters.sqlite`` and
+    ``ordercore_adapters.postgres`` ship one each."""
+
+    def rollback(self) -> None:
+        """Drop what the transaction opened by ``seen`` holds, and end it."""
         ...
 
 
@@ -66,12 +90,25 @@ class InMemoryProcessedEvents:
 def process_once(processed: ProcessedEvents, event_id: str, action: Callable[[], object]) -> bool:
     """Run ``action`` unless ``event_id`` was processed, then mark it; True when ``action`` ran.
 
-    If ``action`` raises, the id is not marked and the error propagates, so a redelivery tries again.
+    If ``action`` raises, the id is not marked and the error propagates, so a redelivery tries again. With a
+    :class:`TransactionalProcessedEvents`, the transaction ``seen`` opened is rolled back whenever nothing
+    is to be committed: after a duplicate, and when ``action`` or ``mark`` raised.
     """
-    if processed.seen(event_id):
-        return False
-    action()
-    processed.mark(event_id)
+    rollback = processed.rollback if isinstance(processed, TransactionalProcessedEvents) else None
+    try:
+        if processed.seen(event_id):
+            if rollback is not None:
+                rollback()
+            return False
+        action()
+        processed.mark(event_id)
+    except BaseException:
+        if rollback is not None:
+            try:
+                rollback()
+            except Exception:  # the first failure is the one to report; the store will say it again
+                log.warning("rollback after a failure on %s failed too", event_id, exc_info=True)
+        raise
     return True
 
 

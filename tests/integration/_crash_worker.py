@@ -22,6 +22,7 @@ from ordercore.events import OrderEvent
 from ordercore.ports import UnitOfWork
 from ordercore.service.handlers import COMMAND_HANDLERS, CommandResult, Services
 from ordercore_adapters.broker import NatsJetStreamConsumer, NatsJetStreamPublisher
+from ordercore_adapters.sqlite import SqliteProcessedEvents
 from tests.unit.factories import place_command
 
 # where the crash is injected
@@ -128,25 +129,17 @@ def restart(url: str, broker: Broker, report: str) -> None:
 
 
 class Ledger:
-    """The consumer's effects and the ids it processed, in one SQLite file: ``mark`` commits both."""
+    """The consumer's effects and the ids it processed, in one SQLite file: the shipped
+    SqliteProcessedEvents (``events``) commits both in ``mark``."""
 
     def __init__(self, path: str) -> None:
         self.db = sqlite3.connect(path)
-        self.db.execute("CREATE TABLE IF NOT EXISTS processed (event_id TEXT PRIMARY KEY)")
         self.db.execute("CREATE TABLE IF NOT EXISTS effects (event_id TEXT NOT NULL, pid INTEGER NOT NULL)")
         self.db.commit()
+        self.events = SqliteProcessedEvents(self.db, table="processed")
 
     def apply(self, event: OrderEvent) -> None:
         self.db.execute("INSERT INTO effects VALUES (?, ?)", (event.event_id, os.getpid()))
-
-    def seen(self, event_id: str) -> bool:
-        return (
-            self.db.execute("SELECT 1 FROM processed WHERE event_id = ?", (event_id,)).fetchone() is not None
-        )
-
-    def mark(self, event_id: str) -> None:
-        self.db.execute("INSERT OR IGNORE INTO processed VALUES (?)", (event_id,))
-        self.db.commit()
 
     def effects(self) -> list[str]:
         return [r[0] for r in self.db.execute("SELECT event_id FROM effects ORDER BY rowid")]
@@ -159,7 +152,7 @@ def consume_then_die(broker: Broker, ledger_path: str, durable: str, after: int,
     """Consume exactly once in effect; die once ``after`` events were processed and marked, before the
     acknowledgement of the last one."""
     ledger = Ledger(ledger_path)
-    once = ExactlyOnce(ledger.apply, ledger)
+    once = ExactlyOnce(ledger.apply, ledger.events)
     count = 0
 
     def handler(event: OrderEvent) -> None:

@@ -10,8 +10,9 @@ the NATS JetStream server of test_broker_nats.py. Worker processes (tests/integr
 (c) after the publisher returned, before the events were marked published: the restarted relay publishes
     them again, and the stream drops the copies by message id.
 
-A consumer process (NatsJetStreamConsumer + ExactlyOnce over a SQLite ledger) is killed after processing an
-event and before acknowledging it; the restarted consumer gets the message again and skips it. At the end
+A consumer process (NatsJetStreamConsumer + ExactlyOnce over the shipped SqliteProcessedEvents, in a SQLite
+ledger) is killed after processing an event and before acknowledging it; the restarted consumer gets the
+message again and skips it. At the end
 the consumer processed every committed event exactly once, and the stream holds each one once.
 
 Without a NATS or PostgreSQL server the tests are skipped, except on CI (``CI=true``), where that is a
@@ -162,7 +163,7 @@ def test_killed_processes_lose_no_event_and_the_consumer_processes_each_once(
 
     # the restarted consumer gets the fourth again (after ack_wait) and skips it, then the rest
     delivered: list[str] = []
-    once = w.ExactlyOnce(ledger.apply, ledger)
+    once = w.ExactlyOnce(ledger.apply, ledger.events)
 
     def handler(event: OrderEvent) -> None:
         delivered.append(event.event_id)

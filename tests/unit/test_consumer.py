@@ -6,7 +6,13 @@ import threading
 
 import pytest
 
-from ordercore.consumer import ExactlyOnce, InMemoryProcessedEvents, ProcessedEvents, process_once
+from ordercore.consumer import (
+    ExactlyOnce,
+    InMemoryProcessedEvents,
+    ProcessedEvents,
+    TransactionalProcessedEvents,
+    process_once,
+)
 from ordercore.events import OrderEvent
 from tests.unit.factories import make_order
 
@@ -122,3 +128,70 @@ def test_the_id_is_marked_only_after_the_handler_returned() -> None:
     ExactlyOnce(lambda e: processed.calls.append(f"handle {e.event_id}"), processed)(event)
     ExactlyOnce(lambda e: processed.calls.append(f"handle {e.event_id}"), processed)(event)
     assert processed.calls == ["seen O-1#1", "handle O-1#1", "mark O-1#1", "seen O-1#1"]
+
+
+class Transaction:
+    """A TransactionalProcessedEvents over a dict standing for a database: writes wait in ``open``."""
+
+    def __init__(self, fail_mark: bool = False) -> None:
+        self.committed: dict[str, list[str]] = {"processed": [], "effects": []}
+        self.open: list[tuple[str, str]] = []
+        self.calls: list[str] = []
+        self.fail_mark = fail_mark
+
+    def write(self, table: str, value: str) -> None:
+        self.open.append((table, value))
+
+    def seen(self, event_id: str) -> bool:
+        self.calls.append("seen")
+        return event_id in self.committed["processed"]
+
+    def mark(self, event_id: str) -> None:
+        self.calls.append("mark")
+        if self.fail_mark:
+            raise ConnectionError("the database went away")
+        self.write("processed", event_id)
+        for table, value in self.open:
+            self.committed[table].append(value)
+        self.open.clear()
+
+    def rollback(self) -> None:
+        self.calls.append("rollback")
+        self.open.clear()
+
+
+def test_a_failed_handler_s_writes_are_rolled_back_not_committed_by_the_next_mark() -> None:
+    first, second = history()[:2]
+    db = Transaction()
+    assert isinstance(db, TransactionalProcessedEvents)
+
+    def invoice(event: OrderEvent) -> None:
+        db.write("effects", event.event_id)
+        if event is first:
+            raise RuntimeError("the invoice printer jammed")
+
+    once = ExactlyOnce(invoice, db)
+    with pytest.raises(RuntimeError):
+        once(first)
+    assert db.calls == ["seen", "rollback"] and db.open == []
+    assert once(second)
+    assert db.committed == {"processed": [second.event_id], "effects": [second.event_id]}  # not the first's
+    db.calls.clear()
+    assert not once(second)  # a duplicate ends the transaction seen opened
+    assert db.calls == ["seen", "rollback"]
+
+
+def test_a_mark_that_fails_rolls_the_effects_back_and_the_error_propagates() -> None:
+    db = Transaction(fail_mark=True)
+    once = ExactlyOnce(lambda event: db.write("effects", event.event_id), db)
+    with pytest.raises(ConnectionError):
+        once(history()[0])
+    assert db.calls == ["seen", "mark", "rollback"] and db.open == [] and db.committed["effects"] == []
+
+
+def test_a_plain_processed_events_is_not_asked_to_roll_back() -> None:
+    processed = InMemoryProcessedEvents()
+    assert not isinstance(processed, TransactionalProcessedEvents)
+    with pytest.raises(RuntimeError):
+        process_once(processed, "O-1#1", lambda: (_ for _ in ()).throw(RuntimeError("boom")))
+    assert not processed.seen("O-1#1")

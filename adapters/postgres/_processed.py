@@ -1,0 +1,100 @@
+"""Processed event ids in the consumer's own PostgreSQL database, marked in the transaction of its effects."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from ordercore.errors import InvalidValue
+from ordercore_adapters._sql import check_event_id, check_table
+from ordercore_adapters.postgres._unit_of_work import unavailable
+
+__all__ = ["PostgresProcessedEvents"]
+
+
+class PostgresProcessedEvents:
+    """A :class:`~ordercore.consumer.TransactionalProcessedEvents` over a psycopg connection of the
+    consumer's own (not in autocommit mode), holding the ids in ``table`` of the connection's search path
+    (created if missing: the id as primary key, and when it was processed).
+
+    ``seen`` takes a transaction-scoped advisory lock on the id, then looks it up: a consumer in another
+    process handling the same event waits at the lock until this one commits, and then finds it processed.
+    The handler writes its effects through :attr:`connection`, in that transaction; ``mark`` adds the id
+    and commits both; ``rollback`` drops them. Use it with :class:`~ordercore.consumer.ExactlyOnce`, one
+    instance per connection, from one thread at a time. A database error is a
+    :class:`~ordercore.errors.StoreUnavailable` (``retryable`` when the server rolled the transaction
+    back, as after a deadlock)."""
+
+    def __init__(self, connection: psycopg.Connection[Any], *, table: str = "processed_events") -> None:
+        if not isinstance(connection, psycopg.Connection):
+            raise InvalidValue("must be a psycopg.Connection", field="connection", value=connection)
+        if connection.autocommit:
+            raise InvalidValue(
+                "must not be in autocommit mode: the effects and the mark commit together",
+                field="connection",
+                value=connection,
+            )
+        self.connection = connection
+        self.table = check_table(table)
+        self._name = sql.Identifier(self.table)
+        was_idle = connection.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+        with self._errors():
+            # two consumers starting at once would both try to create the table (CREATE TABLE IF NOT EXISTS
+            # is not safe against that): the second waits for the first's commit, then finds it
+            connection.execute(
+                "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"create {self.table}",)
+            )
+            connection.execute(
+                sql.SQL(
+                    "CREATE TABLE IF NOT EXISTS {} (event_id TEXT PRIMARY KEY,"
+                    " processed_at TIMESTAMPTZ NOT NULL DEFAULT now())"
+                ).format(self._name)
+            )
+            if was_idle:  # a transaction of the caller's own stays theirs to commit
+                connection.commit()
+
+    def seen(self, event_id: str) -> bool:
+        check_event_id(event_id)
+        with self._errors():
+            self.connection.execute(
+                "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"{self.table} {event_id}",)
+            )
+            row = self.connection.execute(
+                sql.SQL("SELECT 1 FROM {} WHERE event_id = %s").format(self._name), (event_id,)
+            ).fetchone()
+        return row is not None
+
+    def mark(self, event_id: str) -> None:
+        check_event_id(event_id)
+        with self._errors(writes=True):
+            self.connection.execute(
+                sql.SQL("INSERT INTO {} (event_id) VALUES (%s) ON CONFLICT DO NOTHING").format(self._name),
+                (event_id,),
+            )
+            self.connection.commit()
+
+    def rollback(self) -> None:
+        with self._errors():
+            self.connection.rollback()
+
+    def _errors(self, *, writes: bool = False) -> _Errors:
+        return _Errors(self.connection, self.table, writes)
+
+
+class _Errors:
+    """Turns a psycopg error into a StoreUnavailable naming the table: when the connection broke under a
+    commit (``writes``), its outcome is unknown."""
+
+    def __init__(self, connection: psycopg.Connection[Any], table: str, writes: bool) -> None:
+        self.connection, self.table, self.writes = connection, table, writes
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
+        if isinstance(exc, psycopg.Error):
+            raise unavailable(
+                f"processed events ({self.table})", exc, broken=self.connection.broken, writes=self.writes
+            ) from exc

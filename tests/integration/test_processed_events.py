@@ -1,0 +1,204 @@
+"""The shipped processed-event stores on SQLite and PostgreSQL: a consumer's effects and the mark of the
+event commit together, a failed handler leaves nothing, and two consumers given one event apply it once."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import closing
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from ordercore.consumer import ExactlyOnce, TransactionalProcessedEvents
+from ordercore.errors import InvalidValue, StoreUnavailable
+from ordercore.events import OrderEvent
+from ordercore_adapters.postgres import PostgresProcessedEvents
+from ordercore_adapters.sqlite import SqliteProcessedEvents
+from tests.integration._postgres import SERVER_URL, admin_connection
+from tests.unit.factories import make_order
+
+Processed = SqliteProcessedEvents | PostgresProcessedEvents
+
+
+class Consumer:
+    """A consumer's database: how to connect to it, and its processed-event store over a connection."""
+
+    def __init__(self, dialect: str, connect: Callable[[], Any]) -> None:
+        self.dialect = dialect
+        self.connect = connect
+        self.marker = "?" if dialect == "sqlite" else "%s"
+
+    def processed(self, connection: Any) -> Processed:
+        if self.dialect == "sqlite":
+            return SqliteProcessedEvents(connection)
+        return PostgresProcessedEvents(connection)
+
+    def rows(self, query: str) -> list[Any]:
+        """What another connection sees committed."""
+        with closing(self.connect()) as conn:
+            rows = conn.execute(query).fetchall()
+            conn.rollback()
+            return [row[0] for row in rows]
+
+
+@pytest.fixture
+def postgres_consumer() -> Iterator[Consumer]:
+    """A consumer database in a schema of its own, with an invoices table."""
+    admin = admin_connection()
+    schema = f"t_{uuid.uuid4().hex}"
+    admin.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
+    admin.execute(sql.SQL("CREATE TABLE {}.invoices (event_id TEXT NOT NULL)").format(sql.Identifier(schema)))
+    try:
+        yield Consumer("postgres", lambda: psycopg.connect(SERVER_URL, options=f"-c search_path={schema}"))
+    finally:
+        admin.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
+        admin.close()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def consumer(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Consumer]:
+    if request.param == "postgres":
+        yield request.getfixturevalue("postgres_consumer")
+        return
+    path = tmp_path / "consumer.db"
+    with closing(sqlite3.connect(path)) as setup:
+        setup.execute("PRAGMA journal_mode = WAL")
+        setup.execute("CREATE TABLE invoices (event_id TEXT NOT NULL)")
+        setup.commit()
+    yield Consumer("sqlite", lambda: sqlite3.connect(path, timeout=5, check_same_thread=False))
+
+
+def events() -> list[OrderEvent]:
+    return list(make_order().history)
+
+
+def invoicing(
+    processed: Processed, marker: str, fail: set[str] | None = None
+) -> Callable[[OrderEvent], None]:
+    """The handler: an invoice row written in the open transaction, and a failure for the ids in ``fail``."""
+
+    def invoice(event: OrderEvent) -> None:
+        processed.connection.execute(f"INSERT INTO invoices (event_id) VALUES ({marker})", (event.event_id,))
+        if fail and event.event_id in fail:
+            raise RuntimeError(f"cannot invoice {event.event_id}")
+
+    return invoice
+
+
+def test_effects_and_mark_commit_together_and_a_failed_handler_leaves_nothing(consumer: Consumer) -> None:
+    first, second = events()
+    with closing(consumer.connect()) as conn:
+        processed = consumer.processed(conn)
+        assert isinstance(processed, TransactionalProcessedEvents)
+        once = ExactlyOnce(invoicing(processed, consumer.marker, fail={first.event_id}), processed)
+        with pytest.raises(RuntimeError):
+            once(first)
+        assert once(second)
+        assert consumer.rows("SELECT event_id FROM invoices") == [second.event_id]  # not the failed one's
+        assert consumer.rows("SELECT event_id FROM processed_events") == [second.event_id]
+        assert not once(second)  # redelivered: skipped
+        retry = ExactlyOnce(invoicing(processed, consumer.marker), processed)
+        assert retry(first)  # the failed one, redelivered, goes through
+    assert sorted(consumer.rows("SELECT event_id FROM invoices")) == sorted([first.event_id, second.event_id])
+    with closing(consumer.connect()) as conn:  # another connection, later: the marks are in the database
+        again = consumer.processed(conn)
+        assert again.seen(first.event_id) and again.seen(second.event_id)
+        again.rollback()
+
+
+def test_two_consumers_given_one_event_at_once_apply_it_once(consumer: Consumer) -> None:
+    """The second waits (SQLite: for the write lock; PostgreSQL: at the advisory lock on the id) until the
+    first committed, then finds the event processed."""
+    event = events()[0]
+    start = threading.Barrier(2)
+    results: list[bool] = []
+    errors: list[BaseException] = []
+
+    def consume() -> None:
+        try:
+            with closing(consumer.connect()) as conn:
+                processed = consumer.processed(conn)
+                handler = invoicing(processed, consumer.marker)
+
+                def slow(e: OrderEvent) -> None:
+                    handler(e)
+                    time.sleep(0.2)  # still inside the transaction when the other consumer arrives
+
+                once = ExactlyOnce(slow, processed)
+                start.wait()
+                results.append(once(event))
+        except BaseException as e:
+            errors.append(e)
+
+    threads = [threading.Thread(target=consume) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(20)
+    assert errors == []
+    assert sorted(results) == [False, True]
+    assert consumer.rows("SELECT event_id FROM invoices") == [event.event_id]
+
+
+def test_bad_arguments_are_refused_naming_the_field(consumer: Consumer) -> None:
+    with closing(consumer.connect()) as conn:
+        with pytest.raises(InvalidValue) as err:
+            SqliteProcessedEvents(
+                conn, table="events; DROP TABLE invoices"
+            ) if consumer.dialect == "sqlite" else (
+                PostgresProcessedEvents(conn, table="events; DROP TABLE invoices")
+            )
+        assert err.value.field == "table"
+        processed = consumer.processed(conn)
+        with pytest.raises(InvalidValue) as err:
+            processed.seen("")
+        assert err.value.field == "event_id"
+        with pytest.raises(InvalidValue) as err:
+            processed.mark(7)  # type: ignore[arg-type]
+        assert err.value.field == "event_id"
+    assert consumer.rows("SELECT count(*) FROM invoices") == [0]
+    with pytest.raises(InvalidValue) as err:
+        (SqliteProcessedEvents if consumer.dialect == "postgres" else PostgresProcessedEvents)(object())  # type: ignore[arg-type]
+    assert err.value.field == "connection"
+
+
+def test_a_postgres_connection_in_autocommit_mode_is_refused(postgres_consumer: Consumer) -> None:
+    with closing(postgres_consumer.connect()) as conn:
+        conn.autocommit = True
+        with pytest.raises(InvalidValue, match="autocommit") as err:
+            PostgresProcessedEvents(conn)
+        assert err.value.field == "connection"
+
+
+def test_a_postgres_transaction_of_the_callers_own_is_not_committed_by_the_setup(
+    postgres_consumer: Consumer,
+) -> None:
+    with closing(postgres_consumer.connect()) as conn:
+        conn.execute("INSERT INTO invoices (event_id) VALUES ('before')")
+        PostgresProcessedEvents(conn)
+        assert postgres_consumer.rows("SELECT count(*) FROM invoices") == [0]  # still the caller's
+        conn.rollback()
+    assert postgres_consumer.rows("SELECT count(*) FROM invoices") == [0]
+
+
+def test_a_sqlite_lock_not_granted_in_time_is_a_retryable_store_failure(tmp_path: Path) -> None:
+    path = tmp_path / "consumer.db"
+    with (
+        closing(sqlite3.connect(path, isolation_level=None)) as holder,
+        closing(sqlite3.connect(path, timeout=0.05)) as conn,
+    ):
+        processed = SqliteProcessedEvents(conn)
+        holder.execute("BEGIN IMMEDIATE")  # another consumer in the middle of an event
+        with pytest.raises(StoreUnavailable) as err:
+            processed.seen("O-1#1")
+        assert err.value.retryable and "processed_events" in str(err.value)
+        holder.execute("ROLLBACK")
+        assert not processed.seen("O-1#1")
+        processed.rollback()
