@@ -117,8 +117,10 @@ class ExactlyOnce:
 
     Calling the wrapper with an event returns True when the handler ran and False when the event was a
     duplicate and skipped. Calls are serialized, so two threads delivering the same event to one wrapper
-    do not both run the handler; consumers in other processes need a shared ``processed`` store whose
-    ``mark`` refuses (or ignores) a second writer, such as a table with the event id as primary key.
+    do not both run the handler. Consumers in other processes need a shared ``processed`` store that either
+    makes the second one wait in ``seen`` until the first committed (as the shipped SQLite and PostgreSQL
+    stores do) or makes its ``mark`` fail, rolling back its effects (a primary key on the event id, with no
+    ``ON CONFLICT`` clause); a ``mark`` that silently ignores a second writer lets both effects stand.
     """
 
     def __init__(self, handler: Callable[[OrderEvent], object], processed: ProcessedEvents) -> None:
