@@ -29,6 +29,15 @@ class SqliteProcessedEvents:
     def __init__(self, connection: sqlite3.Connection, *, table: str = "processed_events") -> None:
         if not isinstance(connection, sqlite3.Connection):
             raise InvalidValue("must be a sqlite3.Connection", field="connection", value=connection)
+        if getattr(connection, "autocommit", None) is False:
+            # Python 3.12's PEP 249 mode keeps a deferred transaction always open, so seen could not take
+            # the write lock before reading, and two consumers could both run the handler
+            raise InvalidValue(
+                "must not have autocommit=False: open it with autocommit=True or the default"
+                " (sqlite3.LEGACY_TRANSACTION_CONTROL), so that seen can take the write lock",
+                field="connection",
+                value=connection,
+            )
         self.connection = connection
         self.table = check_table(table)
         with self._errors("create"):

@@ -202,3 +202,17 @@ def test_a_sqlite_lock_not_granted_in_time_is_a_retryable_store_failure(tmp_path
         holder.execute("ROLLBACK")
         assert not processed.seen("O-1#1")
         processed.rollback()
+
+
+class _PEP249Connection(sqlite3.Connection):
+    """What Python 3.12+ opens with ``autocommit=False``: a deferred transaction always open."""
+
+    autocommit = False
+
+
+def test_a_sqlite_connection_that_keeps_a_transaction_open_is_refused(tmp_path: Path) -> None:
+    with closing(sqlite3.connect(tmp_path / "consumer.db", factory=_PEP249Connection)) as conn:
+        with pytest.raises(InvalidValue, match="autocommit") as err:
+            SqliteProcessedEvents(conn)
+        assert err.value.field == "connection"
+        assert conn.execute("SELECT count(*) FROM sqlite_master").fetchone() == (0,)  # no table made
