@@ -1,11 +1,10 @@
-"""The shipped processed-event stores on SQLite and PostgreSQL: a consumer's effects and the mark of the
-event commit together, a failed handler leaves nothing, and two consumers given one event apply it once."""
+"""The shipped processed-event stores on SQLite and PostgreSQL: the contract suite shipped in
+ordercore.testing.processed (effects and mark commit together, a failed handler leaves nothing, two
+consumers given one event apply it once), and what each store refuses."""
 
 from __future__ import annotations
 
 import sqlite3
-import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import closing
@@ -18,7 +17,7 @@ from psycopg import sql
 
 from ordercore.consumer import ExactlyOnce, TransactionalProcessedEvents
 from ordercore.errors import InvalidValue, StoreUnavailable
-from ordercore.events import OrderEvent
+from ordercore.testing.processed import ProcessedEventsContract
 from ordercore_adapters.postgres import PostgresProcessedEvents
 from ordercore_adapters.sqlite import SqliteProcessedEvents
 from tests.integration._postgres import SERVER_URL, admin_connection
@@ -28,7 +27,8 @@ Processed = SqliteProcessedEvents | PostgresProcessedEvents
 
 
 class Consumer:
-    """A consumer's database: how to connect to it, and its processed-event store over a connection."""
+    """A consumer's database with an invoices table (its effects): how to connect to it, and its
+    processed-event store over a connection; the :class:`ConsumerDatabase` the contract drives."""
 
     def __init__(self, dialect: str, connect: Callable[[], Any]) -> None:
         self.dialect = dialect
@@ -47,6 +47,21 @@ class Consumer:
             conn.rollback()
             return [row[0] for row in rows]
 
+    # the ConsumerDatabase protocol
+    def open(self) -> Processed:
+        return self.processed(self.connect())
+
+    def write_effect(self, processed: TransactionalProcessedEvents, event_id: str) -> None:
+        assert isinstance(processed, SqliteProcessedEvents | PostgresProcessedEvents)
+        processed.connection.execute(f"INSERT INTO invoices (event_id) VALUES ({self.marker})", (event_id,))
+
+    def committed_effects(self) -> list[str]:
+        return self.rows("SELECT event_id FROM invoices")
+
+    def close(self, processed: TransactionalProcessedEvents) -> None:
+        assert isinstance(processed, SqliteProcessedEvents | PostgresProcessedEvents)
+        processed.connection.close()
+
 
 @pytest.fixture
 def postgres_consumer() -> Iterator[Consumer]:
@@ -62,89 +77,42 @@ def postgres_consumer() -> Iterator[Consumer]:
         admin.close()
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def consumer(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Consumer]:
-    if request.param == "postgres":
-        yield request.getfixturevalue("postgres_consumer")
-        return
-    path = tmp_path / "consumer.db"
+def sqlite_consumer(folder: Path) -> Consumer:
+    path = folder / "consumer.db"
     with closing(sqlite3.connect(path)) as setup:
         setup.execute("PRAGMA journal_mode = WAL")
         setup.execute("CREATE TABLE invoices (event_id TEXT NOT NULL)")
         setup.commit()
-    yield Consumer("sqlite", lambda: sqlite3.connect(path, timeout=5, check_same_thread=False))
+    return Consumer("sqlite", lambda: sqlite3.connect(path, timeout=5, check_same_thread=False))
 
 
-def events() -> list[OrderEvent]:
-    return list(make_order().history)
+class TestSqliteProcessedEvents(ProcessedEventsContract):
+    @pytest.fixture
+    def consumer_db(self, tmp_path: Path) -> Consumer:
+        return sqlite_consumer(tmp_path)
 
 
-def invoicing(
-    processed: Processed, marker: str, fail: set[str] | None = None
-) -> Callable[[OrderEvent], None]:
-    """The handler: an invoice row written in the open transaction, and a failure for the ids in ``fail``."""
-
-    def invoice(event: OrderEvent) -> None:
-        processed.connection.execute(f"INSERT INTO invoices (event_id) VALUES ({marker})", (event.event_id,))
-        if fail and event.event_id in fail:
-            raise RuntimeError(f"cannot invoice {event.event_id}")
-
-    return invoice
+class TestPostgresProcessedEvents(ProcessedEventsContract):
+    @pytest.fixture
+    def consumer_db(self, postgres_consumer: Consumer) -> Consumer:
+        return postgres_consumer
 
 
-def test_effects_and_mark_commit_together_and_a_failed_handler_leaves_nothing(consumer: Consumer) -> None:
-    first, second = events()
+@pytest.fixture(params=["sqlite", "postgres"])
+def consumer(request: pytest.FixtureRequest, tmp_path: Path) -> Consumer:
+    if request.param == "postgres":
+        found: Consumer = request.getfixturevalue("postgres_consumer")
+        return found
+    return sqlite_consumer(tmp_path)
+
+
+def test_exactly_once_over_the_shipped_stores_skips_a_redelivered_order_event(consumer: Consumer) -> None:
+    first, second = make_order().history
     with closing(consumer.connect()) as conn:
         processed = consumer.processed(conn)
-        assert isinstance(processed, TransactionalProcessedEvents)
-        once = ExactlyOnce(invoicing(processed, consumer.marker, fail={first.event_id}), processed)
-        with pytest.raises(RuntimeError):
-            once(first)
-        assert once(second)
-        assert consumer.rows("SELECT event_id FROM invoices") == [second.event_id]  # not the failed one's
-        assert consumer.rows("SELECT event_id FROM processed_events") == [second.event_id]
-        assert not once(second)  # redelivered: skipped
-        retry = ExactlyOnce(invoicing(processed, consumer.marker), processed)
-        assert retry(first)  # the failed one, redelivered, goes through
-    assert sorted(consumer.rows("SELECT event_id FROM invoices")) == sorted([first.event_id, second.event_id])
-    with closing(consumer.connect()) as conn:  # another connection, later: the marks are in the database
-        again = consumer.processed(conn)
-        assert again.seen(first.event_id) and again.seen(second.event_id)
-        again.rollback()
-
-
-def test_two_consumers_given_one_event_at_once_apply_it_once(consumer: Consumer) -> None:
-    """The second waits (SQLite: for the write lock; PostgreSQL: at the advisory lock on the id) until the
-    first committed, then finds the event processed."""
-    event = events()[0]
-    start = threading.Barrier(2)
-    results: list[bool] = []
-    errors: list[BaseException] = []
-
-    def consume() -> None:
-        try:
-            with closing(consumer.connect()) as conn:
-                processed = consumer.processed(conn)
-                handler = invoicing(processed, consumer.marker)
-
-                def slow(e: OrderEvent) -> None:
-                    handler(e)
-                    time.sleep(0.2)  # still inside the transaction when the other consumer arrives
-
-                once = ExactlyOnce(slow, processed)
-                start.wait()
-                results.append(once(event))
-        except BaseException as e:
-            errors.append(e)
-
-    threads = [threading.Thread(target=consume) for _ in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(20)
-    assert errors == []
-    assert sorted(results) == [False, True]
-    assert consumer.rows("SELECT event_id FROM invoices") == [event.event_id]
+        once = ExactlyOnce(lambda event: consumer.write_effect(processed, event.event_id), processed)
+        assert [once(first), once(second), once(first)] == [True, True, False]
+    assert sorted(consumer.committed_effects()) == sorted([first.event_id, second.event_id])
 
 
 def test_bad_arguments_are_refused_naming_the_field(consumer: Consumer) -> None:
