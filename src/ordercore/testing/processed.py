@@ -23,6 +23,7 @@ import functools
 import random
 import threading
 import time
+from collections.abc import Iterator
 from typing import Protocol
 
 import pytest
@@ -50,6 +51,16 @@ class ConsumerDatabase(Protocol):
     def close(self, processed: TransactionalProcessedEvents) -> None: ...
 
 
+@contextlib.contextmanager
+def _opened(db: ConsumerDatabase) -> Iterator[TransactionalProcessedEvents]:
+    """A store over a new connection, closed afterwards."""
+    processed = db.open()
+    try:
+        yield processed
+    finally:
+        db.close(processed)
+
+
 def _ids(n: int) -> list[str]:
     return [f"O-{i:04d}#1" for i in range(1, n + 1)]
 
@@ -65,40 +76,29 @@ class ProcessedEventsContract:
     def test_a_new_id_is_not_seen_and_a_marked_one_is_from_any_connection(
         self, consumer_db: ConsumerDatabase
     ) -> None:
-        first, other = consumer_db.open(), consumer_db.open()
-        try:
+        with _opened(consumer_db) as first, _opened(consumer_db) as other:
             assert isinstance(first, TransactionalProcessedEvents)
             assert not first.seen("O-1#1")
             first.mark("O-1#1")
             assert other.seen("O-1#1")
             assert not other.seen("O-1#2")
             other.rollback()
-        finally:
-            consumer_db.close(first)
-            consumer_db.close(other)
-        later = consumer_db.open()  # a connection opened afterwards: the mark is in the database
-        try:
+        with _opened(consumer_db) as later:  # a connection opened afterwards: the mark is in the database
             assert later.seen("O-1#1")
             later.rollback()
-        finally:
-            consumer_db.close(later)
 
     def test_mark_commits_the_effects_written_since_seen(self, consumer_db: ConsumerDatabase) -> None:
-        processed = consumer_db.open()
-        try:
+        with _opened(consumer_db) as processed:
             assert not processed.seen("O-1#1")
             consumer_db.write_effect(processed, "O-1#1")
             assert consumer_db.committed_effects() == []  # not before mark
             processed.mark("O-1#1")
             assert consumer_db.committed_effects() == ["O-1#1"]
-        finally:
-            consumer_db.close(processed)
 
     def test_rollback_drops_the_effects_and_leaves_the_id_unmarked(
         self, consumer_db: ConsumerDatabase
     ) -> None:
-        processed = consumer_db.open()
-        try:
+        with _opened(consumer_db) as processed:
             assert not processed.seen("O-1#1")
             consumer_db.write_effect(processed, "O-1#1")
             processed.rollback()
@@ -107,27 +107,21 @@ class ProcessedEventsContract:
             assert not processed.seen("O-1#2")
             processed.mark("O-1#2")  # the next transaction commits its own writes only
             assert consumer_db.committed_effects() == []
-        finally:
-            consumer_db.close(processed)
 
     def test_marking_a_marked_id_changes_nothing(self, consumer_db: ConsumerDatabase) -> None:
-        processed = consumer_db.open()
-        try:
+        with _opened(consumer_db) as processed:
             assert not processed.seen("O-1#1")
             processed.mark("O-1#1")
             assert processed.seen("O-1#1")
             processed.mark("O-1#1")
             assert processed.seen("O-1#1")
             processed.rollback()
-        finally:
-            consumer_db.close(processed)
 
     # -- through process_once, which ExactlyOnce calls for each event ----------------------------------
     def test_a_failed_action_leaves_nothing_and_its_redelivery_goes_through(
         self, consumer_db: ConsumerDatabase
     ) -> None:
-        processed = consumer_db.open()
-        try:
+        with _opened(consumer_db) as processed:
 
             def failing() -> None:
                 consumer_db.write_effect(processed, "O-1#1")
@@ -139,21 +133,16 @@ class ProcessedEventsContract:
             assert consumer_db.committed_effects() == ["O-1#2"]  # not the failed one's write
             assert process_once(processed, "O-1#1", lambda: consumer_db.write_effect(processed, "O-1#1"))
             assert sorted(consumer_db.committed_effects()) == ["O-1#1", "O-1#2"]
-        finally:
-            consumer_db.close(processed)
 
     def test_a_duplicate_is_skipped_and_what_its_action_would_write_is_not_written(
         self, consumer_db: ConsumerDatabase
     ) -> None:
-        processed = consumer_db.open()
-        try:
+        with _opened(consumer_db) as processed:
             assert process_once(processed, "O-1#1", lambda: consumer_db.write_effect(processed, "O-1#1"))
             ran: list[str] = []
             assert not process_once(processed, "O-1#1", lambda: ran.append("again"))
             assert ran == []
             assert consumer_db.committed_effects() == ["O-1#1"]
-        finally:
-            consumer_db.close(processed)
 
     def test_redeliveries_with_failures_leave_each_effect_exactly_once(
         self, consumer_db: ConsumerDatabase
@@ -165,8 +154,7 @@ class ProcessedEventsContract:
         ids = _ids(30)
         deliveries = [i for i in ids for _ in range(rng.randint(1, 3))]
         rng.shuffle(deliveries)
-        processed = consumer_db.open()
-        try:
+        with _opened(consumer_db) as processed:
             for event_id, fails in [
                 *((i, rng.random() < 0.25) for i in deliveries),
                 *((i, False) for i in ids),
@@ -179,8 +167,6 @@ class ProcessedEventsContract:
 
                 with contextlib.suppress(RuntimeError):
                     process_once(processed, event_id, handle)
-        finally:
-            consumer_db.close(processed)
         assert sorted(consumer_db.committed_effects()) == sorted(ids)
 
     # -- consumers in several processes --------------------------------------------------------------------
