@@ -96,12 +96,10 @@ def process_once(processed: ProcessedEvents, event_id: str, action: Callable[[],
     """
     rollback = processed.rollback if isinstance(processed, TransactionalProcessedEvents) else None
     try:
-        if processed.seen(event_id):
-            if rollback is not None:
-                rollback()
-            return False
-        action()
-        processed.mark(event_id)
+        duplicate = processed.seen(event_id)
+        if not duplicate:
+            action()
+            processed.mark(event_id)
     except BaseException:
         if rollback is not None:
             try:
@@ -109,7 +107,9 @@ def process_once(processed: ProcessedEvents, event_id: str, action: Callable[[],
             except Exception:  # the first failure is the one to report; the store will say it again
                 log.warning("rollback after a failure on %s failed too", event_id, exc_info=True)
         raise
-    return True
+    if duplicate and rollback is not None:
+        rollback()  # outside the try: a failure here is reported as it is, and not rolled back twice
+    return not duplicate
 
 
 class ExactlyOnce:

@@ -133,11 +133,12 @@ def test_the_id_is_marked_only_after_the_handler_returned() -> None:
 class Transaction:
     """A TransactionalProcessedEvents over a dict standing for a database: writes wait in ``open``."""
 
-    def __init__(self, fail_mark: bool = False) -> None:
+    def __init__(self, fail_mark: bool = False, fail_rollback: bool = False) -> None:
         self.committed: dict[str, list[str]] = {"processed": [], "effects": []}
         self.open: list[tuple[str, str]] = []
         self.calls: list[str] = []
         self.fail_mark = fail_mark
+        self.fail_rollback = fail_rollback
 
     def write(self, table: str, value: str) -> None:
         self.open.append((table, value))
@@ -157,6 +158,8 @@ class Transaction:
 
     def rollback(self) -> None:
         self.calls.append("rollback")
+        if self.fail_rollback:
+            raise ConnectionError("the database went away")
         self.open.clear()
 
 
@@ -187,6 +190,24 @@ def test_a_mark_that_fails_rolls_the_effects_back_and_the_error_propagates() -> 
     with pytest.raises(ConnectionError):
         once(history()[0])
     assert db.calls == ["seen", "mark", "rollback"] and db.open == [] and db.committed["effects"] == []
+
+
+def test_a_rollback_failing_after_a_duplicate_propagates_once() -> None:
+    db = Transaction(fail_rollback=True)
+    db.committed["processed"].append("O-1#1")
+    with pytest.raises(ConnectionError):
+        process_once(db, "O-1#1", lambda: db.write("effects", "O-1#1"))
+    assert db.calls == ["seen", "rollback"]  # not rolled back a second time for its own failure
+
+
+def test_a_rollback_failing_after_a_failed_handler_leaves_the_handler_s_error_to_report(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    db = Transaction(fail_rollback=True)
+    with pytest.raises(RuntimeError, match="jammed"):
+        process_once(db, "O-1#1", lambda: (_ for _ in ()).throw(RuntimeError("jammed")))
+    assert db.calls == ["seen", "rollback"]
+    assert "rollback after a failure on O-1#1 failed too" in caplog.text
 
 
 def test_a_plain_processed_events_is_not_asked_to_roll_back() -> None:
