@@ -68,11 +68,12 @@ class PostgresProcessedEvents:
 
     def mark(self, event_id: str) -> None:
         check_event_id(event_id)
-        with self._errors(writes=True):
+        with self._errors():  # broken here, the commit was never sent: nothing was written
             self.connection.execute(
                 sql.SQL("INSERT INTO {} (event_id) VALUES (%s) ON CONFLICT DO NOTHING").format(self._name),
                 (event_id,),
             )
+        with self._errors(writes=True):  # broken here, the server may have committed
             self.connection.commit()
 
     def rollback(self) -> None:

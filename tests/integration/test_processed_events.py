@@ -184,3 +184,20 @@ def test_a_sqlite_connection_that_keeps_a_transaction_open_is_refused(tmp_path: 
             SqliteProcessedEvents(conn)
         assert err.value.field == "connection"
         assert conn.execute("SELECT count(*) FROM sqlite_master").fetchone() == (0,)  # no table made
+
+
+def test_a_postgres_connection_lost_before_the_commit_is_retryable_with_nothing_written(
+    postgres_consumer: Consumer,
+) -> None:
+    with closing(postgres_consumer.connect()) as conn:
+        processed = PostgresProcessedEvents(conn)
+        assert not processed.seen("O-1#1")
+        postgres_consumer.write_effect(processed, "O-1#1")
+        pid = conn.info.backend_pid
+        with closing(admin_connection()) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        with pytest.raises(StoreUnavailable) as err:
+            processed.mark("O-1#1")
+        assert err.value.retryable and not err.value.outcome_unknown
+    assert postgres_consumer.committed_effects() == []
+    assert postgres_consumer.rows("SELECT event_id FROM processed_events") == []
