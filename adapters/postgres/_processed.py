@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import psycopg
@@ -80,22 +82,13 @@ class PostgresProcessedEvents:
         with self._errors():
             self.connection.rollback()
 
-    def _errors(self, *, writes: bool = False) -> _Errors:
-        return _Errors(self.connection, self.table, writes)
-
-
-class _Errors:
-    """Turns a psycopg error into a StoreUnavailable naming the table: when the connection broke under a
-    commit (``writes``), its outcome is unknown."""
-
-    def __init__(self, connection: psycopg.Connection[Any], table: str, writes: bool) -> None:
-        self.connection, self.table, self.writes = connection, table, writes
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
-        if isinstance(exc, psycopg.Error):
+    @contextmanager
+    def _errors(self, *, writes: bool = False) -> Iterator[None]:
+        """A psycopg error becomes a StoreUnavailable naming the table: when the connection broke under a
+        commit (``writes``), its outcome is unknown."""
+        try:
+            yield
+        except psycopg.Error as e:
             raise unavailable(
-                f"processed events ({self.table})", exc, broken=self.connection.broken, writes=self.writes
-            ) from exc
+                f"processed events ({self.table})", e, broken=self.connection.broken, writes=writes
+            ) from e

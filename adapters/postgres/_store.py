@@ -32,7 +32,6 @@ __all__ = ["PostgresStore", "PostgresTarget", "migrate", "open_store", "parse_ur
 
 _SCHEMES = ("postgresql", "postgres")
 _URL_FORMS = "postgresql://user@host:port/dbname, optionally with ?schema=NAME&pool_size=N"
-_SCHEMA_NAME = PLAIN_NAME
 _CONNECT_TIMEOUT_S = 10
 DEFAULT_POOL_SIZE = 8
 _MAX_POOL_SIZE = 1000
@@ -70,7 +69,7 @@ def parse_url(url: str) -> PostgresTarget:
     if len(schemas) > 1:
         raise InvalidValue(f"names more than one schema (expected {_URL_FORMS})", field="url", value=url)
     schema = schemas[0] if schemas else DEFAULT_SCHEMA
-    if not _SCHEMA_NAME.fullmatch(schema):
+    if not PLAIN_NAME.fullmatch(schema):
         raise InvalidValue(
             f"schema must be a plain identifier: letters, digits, underscores, at most 63 (expected {_URL_FORMS})",
             field="url",

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
-from ordercore.errors import InvalidValue, StoreUnavailable
+from ordercore.errors import InvalidValue
 from ordercore_adapters._sql import check_event_id, check_table
+from ordercore_adapters.sqlite._unit_of_work import unavailable
 
 __all__ = ["SqliteProcessedEvents"]
-
-#: SQLITE_BUSY and SQLITE_LOCKED, as primary result codes
-_BUSY = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
 
 class SqliteProcessedEvents:
@@ -74,23 +74,10 @@ class SqliteProcessedEvents:
             if self.connection.in_transaction:
                 self.connection.execute("ROLLBACK")
 
-    def _errors(self, what: str) -> _Errors:
-        return _Errors(what, self.table)
-
-
-class _Errors:
-    """Turns a sqlite3 error into a StoreUnavailable naming what was being done."""
-
-    def __init__(self, what: str, table: str) -> None:
-        self.what, self.table = what, table
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
-        if isinstance(exc, sqlite3.Error):
-            busy = ((getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF) in _BUSY
-            raise StoreUnavailable(
-                f"processed events ({self.table}): cannot {self.what}: {type(exc).__name__}: {exc}",
-                retryable=busy,
-            ) from exc
+    @contextmanager
+    def _errors(self, what: str) -> Iterator[None]:
+        """A sqlite3 error becomes a StoreUnavailable naming the table and what was being done."""
+        try:
+            yield
+        except sqlite3.Error as e:
+            raise unavailable(f"processed events ({self.table}): cannot {what}", e) from e

@@ -86,6 +86,13 @@ T = TypeVar("T")
 _BUSY = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
 
+def unavailable(where: str, error: sqlite3.Error) -> StoreUnavailable:
+    """The StoreUnavailable a driver error becomes: retryable when it is a lock not granted in time or a
+    table locked by another connection of the process (another attempt may well get it)."""
+    busy = ((error.sqlite_errorcode or 0) & 0xFF) in _BUSY  # the primary code of an extended one
+    return StoreUnavailable(f"{where}: {type(error).__name__}: {error}", retryable=busy)
+
+
 class SqliteOrderRepository(StagedOrders):
     """Orders of one unit: loaded orders are decoded from JSON, hence copies; changes wait for commit."""
 
@@ -455,8 +462,7 @@ class SqliteUnitOfWork(StagedUnitOfWork):
             try:
                 yield self._conn.raw
             except sqlite3.Error as e:
-                busy = ((e.sqlite_errorcode or 0) & 0xFF) in _BUSY  # the primary code of an extended one
-                raise StoreUnavailable(f"{self._store.url}: {type(e).__name__}: {e}", retryable=busy) from e
+                raise unavailable(self._store.url, e) from e
 
     def purge(self, *, keys_before: datetime | None, days_before: date | None) -> tuple[int, int]:
         """Delete idempotency keys recorded before ``keys_before`` and capacity rows of days before

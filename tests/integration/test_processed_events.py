@@ -35,10 +35,10 @@ class Consumer:
         self.connect = connect
         self.marker = "?" if dialect == "sqlite" else "%s"
 
-    def processed(self, connection: Any) -> Processed:
+    def processed(self, connection: Any, table: str = "processed_events") -> Processed:
         if self.dialect == "sqlite":
-            return SqliteProcessedEvents(connection)
-        return PostgresProcessedEvents(connection)
+            return SqliteProcessedEvents(connection, table=table)
+        return PostgresProcessedEvents(connection, table=table)
 
     def rows(self, query: str) -> list[Any]:
         """What another connection sees committed."""
@@ -118,11 +118,7 @@ def test_exactly_once_over_the_shipped_stores_skips_a_redelivered_order_event(co
 def test_bad_arguments_are_refused_naming_the_field(consumer: Consumer) -> None:
     with closing(consumer.connect()) as conn:
         with pytest.raises(InvalidValue) as err:
-            SqliteProcessedEvents(
-                conn, table="events; DROP TABLE invoices"
-            ) if consumer.dialect == "sqlite" else (
-                PostgresProcessedEvents(conn, table="events; DROP TABLE invoices")
-            )
+            consumer.processed(conn, table="events; DROP TABLE invoices")
         assert err.value.field == "table"
         processed = consumer.processed(conn)
         with pytest.raises(InvalidValue) as err:
@@ -132,9 +128,10 @@ def test_bad_arguments_are_refused_naming_the_field(consumer: Consumer) -> None:
             processed.mark(7)  # type: ignore[arg-type]
         assert err.value.field == "event_id"
     assert consumer.rows("SELECT count(*) FROM invoices") == [0]
-    with pytest.raises(InvalidValue) as err:
-        (SqliteProcessedEvents if consumer.dialect == "postgres" else PostgresProcessedEvents)(object())  # type: ignore[arg-type]
-    assert err.value.field == "connection"
+    for cls in (SqliteProcessedEvents, PostgresProcessedEvents):
+        with pytest.raises(InvalidValue) as err:
+            cls(object())  # type: ignore[arg-type]
+        assert err.value.field == "connection"
 
 
 def test_a_postgres_connection_in_autocommit_mode_is_refused(postgres_consumer: Consumer) -> None:

@@ -182,8 +182,7 @@ class ProcessedEventsContract:
 
         def consume() -> None:
             try:
-                processed = consumer_db.open()
-                try:
+                with _opened(consumer_db) as processed:
 
                     def handle(event_id: str) -> None:
                         consumer_db.write_effect(processed, event_id)
@@ -194,8 +193,6 @@ class ProcessedEventsContract:
                     for event_id in ids:
                         start.wait(timeout=30)
                         process_once(processed, event_id, functools.partial(handle, event_id))
-                finally:
-                    consumer_db.close(processed)
             except BaseException as e:
                 start.abort()
                 errors.append(e)
