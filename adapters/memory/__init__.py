@@ -247,6 +247,12 @@ class MemoryInventoryRepository(StagedStock):
             committed = [p for sku in dict.fromkeys(skus) for p in by_sku.get(sku, {}).values()]
         return [p.clone() for p in committed]
 
+    def _shared_for_skus(self, skus: Sequence[Sku]) -> list[StockPosition]:
+        # the committed positions themselves: a commit replaces them with new objects, never changes them
+        by_sku = self._store.stock_by_sku
+        with self._store.lock:
+            return [p for sku in dict.fromkeys(skus) for p in by_sku.get(sku, {}).values()]
+
     def _load_for_node(self, node_id: str) -> list[StockPosition]:
         with self._store.lock:
             committed = list(self._store.stock_by_node.get(node_id, {}).values())

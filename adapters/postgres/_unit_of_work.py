@@ -212,22 +212,32 @@ class PostgresInventoryRepository(StagedStock):
         return found[0] if found else None
 
     def _load_for_skus(self, skus: Sequence[Sku]) -> list[StockPosition]:
+        return self._of_skus(skus, shared=False)
+
+    def _shared_for_skus(self, skus: Sequence[Sku]) -> list[StockPosition]:
+        return self._of_skus(skus, shared=True)
+
+    def _of_skus(self, skus: Sequence[Sku], *, shared: bool) -> list[StockPosition]:
         # the node states' version comes with them (a row without a node), in the same snapshot: a
         # unit sourcing from these positions reads the states next, without a round trip of its own
         return self._load_where(
             "SELECT node_id, sku, version FROM stock WHERE sku = ANY(%s)"
             " UNION ALL SELECT NULL, NULL, version FROM node_states_version",
             ([s.value for s in skus],),
+            shared=shared,
         )
 
     def _load_for_node(self, node_id: str) -> list[StockPosition]:
         return self._load_where("SELECT node_id, sku, version FROM stock WHERE node_id = %s", (node_id,))
 
-    def _load_where(self, versions: str, params: tuple[Any, ...]) -> list[StockPosition]:
+    def _load_where(
+        self, versions: str, params: tuple[Any, ...], *, shared: bool = False
+    ) -> list[StockPosition]:
         """The positions whose versions the query ``versions`` lists: one statement for the versions; for
         those that changed since the store last read or wrote them, one for the ledger entries a kept copy
         lacks and one for the bodies of the rest, each travelling as JSON only then (see
-        :func:`ordercore.storage.positions_at`). A row without a node is the node states' version."""
+        :func:`ordercore.storage.positions_at`; with ``shared``, the store's current copies themselves,
+        to be read only). A row without a node is the node states' version."""
         with self._uow.db() as conn:
             rows: list[Stale] = []
             for node_id, sku, version in conn.execute(versions, params).fetchall():
@@ -240,6 +250,7 @@ class PostgresInventoryRepository(StagedStock):
                 rows,
                 lambda behind: self._entries(conn, behind),
                 lambda keys: self._whole(conn, keys),
+                shared=shared,
             )
 
     def _entries(self, conn: Connection, behind: list[Behind]) -> list[LedgerEntry]:

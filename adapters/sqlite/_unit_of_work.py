@@ -223,18 +223,27 @@ class SqliteInventoryRepository(StagedStock):
         return found[0] if found else None
 
     def _load_for_skus(self, skus: Sequence[Sku]) -> list[StockPosition]:
+        return self._of_skus(skus, shared=False)
+
+    def _shared_for_skus(self, skus: Sequence[Sku]) -> list[StockPosition]:
+        return self._of_skus(skus, shared=True)
+
+    def _of_skus(self, skus: Sequence[Sku], *, shared: bool) -> list[StockPosition]:
         # one statement for the versions whatever the number of SKUs (they travel as one JSON array)
         return self._load_where(
-            "sku IN (SELECT value FROM json_each(?))", (json.dumps([s.value for s in skus]),)
+            "sku IN (SELECT value FROM json_each(?))", (json.dumps([s.value for s in skus]),), shared=shared
         )
 
     def _load_for_node(self, node_id: str) -> list[StockPosition]:
         return self._load_where("node_id = ?", (node_id,))
 
-    def _load_where(self, where: str, params: tuple[Any, ...]) -> list[StockPosition]:
+    def _load_where(
+        self, where: str, params: tuple[Any, ...], *, shared: bool = False
+    ) -> list[StockPosition]:
         """The positions ``where`` picks: one statement for their versions; for those that changed since
         the store last read or wrote them, one for the ledger entries a kept copy lacks and one for the
-        bodies of the rest (see :func:`ordercore.storage.positions_at`)."""
+        bodies of the rest (see :func:`ordercore.storage.positions_at`; with ``shared``, the store's
+        current copies themselves, to be read only)."""
         with self._uow.db() as conn:
             versions = conn.execute(
                 f"SELECT node_id, sku, version FROM stock WHERE {where}", params
@@ -244,6 +253,7 @@ class SqliteInventoryRepository(StagedStock):
                 versions,
                 lambda behind: self._entries(conn, behind),
                 lambda keys: self._whole(conn, keys),
+                shared=shared,
             )
 
     def _entries(self, conn: sqlite3.Connection, behind: list[Behind]) -> list[LedgerEntry]:

@@ -234,10 +234,17 @@ class StagedOrders(ABC):
 
 class StagedStock(ABC):
     """An inventory repository's staging: positions read in this unit are kept (later reads return the
-    same object), saved ones wait for the commit, and positions with new ledger entries are written."""
+    same object), saved ones wait for the commit, and positions with new ledger entries are written.
+
+    Besides the port's reads, :meth:`read_for_skus` hands out positions to be read and never changed (a
+    sourcing decision reads every position of the order's SKUs and changes the few it reserves from):
+    a store may then give the very copies it keeps, with nothing cloned, and :meth:`get` makes a unit's
+    own copy of one only when it is asked for (to be changed)."""
 
     def __init__(self) -> None:
         self.staged: dict[tuple[str, Sku], StockPosition] = {}
+        #: positions read by :meth:`read_for_skus` and not staged (never changed: possibly the store's)
+        self.shared: dict[tuple[str, Sku], StockPosition] = {}
 
     # -- what a store provides ------------------------------------------------------------------------------
     @abstractmethod
@@ -247,6 +254,11 @@ class StagedStock(ABC):
     @abstractmethod
     def _load_for_skus(self, skus: Sequence[Sku]) -> list[StockPosition]:
         """Every stored position of any of ``skus`` (distinct, at least one), in one read."""
+
+    def _shared_for_skus(self, skus: Sequence[Sku]) -> list[StockPosition]:
+        """What :meth:`_load_for_skus` reads, as positions that the unit only reads and never changes, so a
+        store may return the very copies it keeps (shared with other units). By default, its own copies."""
+        return self._load_for_skus(skus)
 
     @abstractmethod
     def _load_for_node(self, node_id: str) -> list[StockPosition]:
@@ -262,22 +274,47 @@ class StagedStock(ABC):
         staged = self.staged.get(key)
         if staged is not None:
             return staged
-        position = self._load(node_id, sku)
+        shared = self.shared.pop(key, None)
+        position = self._load(node_id, sku) if shared is None else shared.clone()
         if position is not None:
             self.staged[key] = position
         return position
+
+    def _stage(self, position: StockPosition) -> None:
+        """Keep ``position``, just read, unless this unit already holds that one: the unit's own copy, or
+        a copy of the one :meth:`read_for_skus` gave (what the unit has seen stays what it sees)."""
+        key = (position.node_id, position.sku)
+        if key not in self.staged:
+            shared = self.shared.pop(key, None)
+            self.staged[key] = position if shared is None else shared.clone()
+
+    def read_for_skus(self, skus: Iterable[Sku]) -> dict[tuple[str, Sku], StockPosition]:
+        """Every position of any of ``skus`` by (node id, SKU), read in one go, **to be read only**:
+        those this unit holds already (its own copies, to be changed), and for the rest positions that may
+        be the store's (never changed: ask :meth:`get` for the unit's own copy of one before changing
+        it). Later reads in the unit see what this read saw."""
+        wanted = _wanted(skus)
+        if not wanted:
+            return {}
+        staged, shared = self.staged, self.shared
+        for position in self._shared_for_skus(wanted):
+            key = (position.node_id, position.sku)
+            if key not in staged and key not in shared:
+                shared[key] = position
+        chosen = set(wanted)
+        found = {k: p for k, p in shared.items() if k[1] in chosen}
+        found.update((k, p) for k, p in staged.items() if k[1] in chosen)
+        return found
 
     def for_sku(self, sku: Sku) -> list[StockPosition]:
         return self.for_skus([sku])
 
     def for_skus(self, skus: Iterable[Sku]) -> list[StockPosition]:
-        if isinstance(skus, Sku | str | bytes) or not isinstance(skus, Iterable):
-            raise InvalidValue("must be an iterable of Sku", field="skus", value=skus)
-        wanted = sorted({_sku(s, "skus") for s in skus}, key=lambda s: s.value)
+        wanted = _wanted(skus)
         if not wanted:
             return []
         for position in self._load_for_skus(wanted):
-            self.staged.setdefault((position.node_id, position.sku), position)
+            self._stage(position)
         chosen = set(wanted)
         return [
             self.staged[k] for k in sorted(self.staged, key=lambda k: (k[1].value, k[0])) if k[1] in chosen
@@ -286,14 +323,22 @@ class StagedStock(ABC):
     def for_node(self, node_id: str) -> list[StockPosition]:
         check_node_id(node_id)
         for position in self._load_for_node(node_id):
-            self.staged.setdefault((position.node_id, position.sku), position)
+            self._stage(position)
         mine = [p for (node, _), p in self.staged.items() if node == node_id]
         return sorted(mine, key=lambda p: p.sku.value)
 
     def save(self, position: StockPosition) -> None:
         if not isinstance(position, StockPosition):
             raise InvalidValue("must be a StockPosition", field="position", value=position)
-        self.staged[(position.node_id, position.sku)] = position
+        key = (position.node_id, position.sku)
+        if self.shared.get(key) is position:
+            raise InvalidValue(
+                "is a position read_for_skus gave, to be read only: change the one get() gives",
+                field="position",
+                value=f"{position.node_id}/{position.sku}",
+            )
+        self.shared.pop(key, None)
+        self.staged[key] = position
 
     def ledger(self, node_id: str, sku: Sku) -> list[LedgerEntry]:
         return self._load_ledger(node_id, _sku(sku))
@@ -306,6 +351,13 @@ class StagedStock(ABC):
             for k, p in sorted(self.staged.items(), key=lambda item: (item[0][0], item[0][1].value))
             if p.new_entries()
         ]
+
+
+def _wanted(skus: Iterable[Sku]) -> list[Sku]:
+    """``skus`` (an iterable of Sku, not a single one), each once, sorted."""
+    if isinstance(skus, Sku | str | bytes) or not isinstance(skus, Iterable):
+        raise InvalidValue("must be an iterable of Sku", field="skus", value=skus)
+    return sorted({_sku(s, "skus") for s in skus}, key=lambda s: s.value)
 
 
 def _sku(value: object, field: str = "sku") -> Sku:
@@ -633,6 +685,7 @@ class StagedUnitOfWork(ABC):
         if (
             self.orders.staged
             or self.inventory.staged
+            or self.inventory.shared
             or self.capacity.staged
             or self.outbox.published
             or self.idempotency.staged
@@ -705,6 +758,14 @@ class VersionedCopies(Generic[K, T]):
         if entry is None or entry[0] != version:
             return None
         return self._copy(entry[1])
+
+    def peek(self, key: K, version: int) -> T | None:
+        """What ``key`` holds at ``version``: the very copy kept here, **to be read only** (it is shared
+        with every caller of this method); None when no copy of that version is kept."""
+        entry = self._entries.get(key)
+        if entry is None or entry[0] != version:
+            return None
+        return entry[1]
 
     def read_through(
         self, key: K, fetch: Callable[[int], tuple[int, str | None] | None]
@@ -1057,6 +1118,8 @@ def positions_at(
     versions: Iterable[Stale],
     read_entries: Callable[[list[Behind]], Iterable[LedgerEntry]],
     read_whole: Callable[[list[tuple[str, str]]], list[StockPosition]],
+    *,
+    shared: bool = False,
 ) -> list[StockPosition]:
     """The positions whose rows ``versions`` lists (node id, SKU, the version the row holds), each at
     that version: a copy of the one ``cache`` keeps when it is at that version, else brought up to date,
@@ -1068,12 +1131,15 @@ def positions_at(
     and any copy the entries read do not bring exactly to its row's version, are read whole by
     ``read_whole`` (which keeps what it decodes). Entries are immutable once committed, so those up to a
     version read before are the same whenever they are read. Advanced positions are kept at their new
-    version."""
+    version. With ``shared``, what is current in ``cache`` (kept or just advanced) is handed out as the
+    very object kept there, not a copy: for positions that are only read (see
+    :meth:`StagedStock.read_for_skus`)."""
     found: list[StockPosition] = []
     behind: list[Behind] = []
     whole: list[tuple[str, str]] = []
+    kept_at = cache.peek if shared else cache.get
     for node_id, sku, version in versions:
-        current = cache.get((node_id, sku), version)
+        current = kept_at((node_id, sku), version)
         if current is not None:
             found.append(current)
             continue
@@ -1087,7 +1153,7 @@ def positions_at(
         for entry in read_entries(behind):
             entries.setdefault((entry.node_id, entry.sku.value), []).append(entry)
         for node_id, sku, kept, version in behind:
-            copy = cache.get((node_id, sku), kept)
+            copy = cache.peek((node_id, sku), kept)  # advanced() makes a new position: nothing changes it
             news = entries.get((node_id, sku), [])
             if copy is None or len(news) != version - kept:
                 whole.append((node_id, sku))  # the copy went meanwhile, or the entries do not add up
@@ -1097,7 +1163,7 @@ def positions_at(
             except InvalidValue:
                 whole.append((node_id, sku))
                 continue
-            cache.put((node_id, sku), version, position.clone())
+            cache.put((node_id, sku), version, position if shared else position.clone())
             found.append(position)
     if whole:
         found.extend(read_whole(whole))

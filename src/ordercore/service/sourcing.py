@@ -32,6 +32,7 @@ from ordercore.sourcing import (
     SourcingStrategy,
 )
 from ordercore.sourcing.network import NetworkStock
+from ordercore.storage import StagedStock
 from ordercore.values import Actor, GeoPoint, LineId, Sku
 
 __all__ = [
@@ -215,9 +216,14 @@ def needs_sourcing(order: Order) -> bool:
 def load_positions(
     uow: UnitOfWork, requests: Iterable[SourcingRequest]
 ) -> dict[tuple[str, Sku], StockPosition]:
-    """Every stock position of the SKUs the requests ask for, by (node, SKU), read in one go."""
-    skus = sorted({line.sku for r in requests for line in r.lines}, key=lambda s: s.value)
-    return {(p.node_id, p.sku): p for p in uow.inventory.for_skus(skus)}
+    """Every stock position of the SKUs the requests ask for, by (node, SKU), read in one go, **to be read
+    only**: a store may hand out the very copies it keeps (see :meth:`StagedStock.read_for_skus`); the
+    unit's own copy of one to be changed comes from ``uow.inventory.get``."""
+    skus = {line.sku for r in requests for line in r.lines}
+    inventory = uow.inventory
+    if isinstance(inventory, StagedStock):
+        return inventory.read_for_skus(skus)
+    return {(p.node_id, p.sku): p for p in inventory.for_skus(sorted(skus, key=lambda s: s.value))}
 
 
 def record_plan(
@@ -240,7 +246,9 @@ def record_plan(
     changed: dict[tuple[str, Sku], StockPosition] = {}
     for a in allocations:
         key = (a.node_id, sku_of[a.line_id.value])
-        pos = positions.get(key)
+        pos = changed.get(key)
+        if pos is None and key in positions:  # the unit's own copy, to be changed
+            pos = uow.inventory.get(*key)
         if pos is None:  # a strategy planned stock that no position holds
             raise SourcingFailed(f"order {order.id}: {a.node_id} holds no {key[1]}", reasons=[plan.strategy])
         pos.reserve(a.key, a.quantity, reference=order.id.value, at=at, hard=True, reason=f"order {order.id}")
