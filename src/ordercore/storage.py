@@ -297,13 +297,15 @@ class StagedStock(ABC):
         if not wanted:
             return {}
         staged, shared = self.staged, self.shared
+        found: dict[tuple[str, Sku], StockPosition] = {}
+        if staged:  # the unit's own copies win, and new positions it has not stored yet are among them
+            chosen = set(wanted)
+            found.update((k, p) for k, p in staged.items() if k[1] in chosen)
+        keep = shared.setdefault  # one read earlier in the unit wins over this one
         for position in self._shared_for_skus(wanted):
             key = (position.node_id, position.sku)
-            if key not in staged and key not in shared:
-                shared[key] = position
-        chosen = set(wanted)
-        found = {k: p for k, p in shared.items() if k[1] in chosen}
-        found.update((k, p) for k, p in staged.items() if k[1] in chosen)
+            if key not in found:
+                found[key] = keep(key, position)
         return found
 
     def for_sku(self, sku: Sku) -> list[StockPosition]:
