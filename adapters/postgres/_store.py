@@ -26,7 +26,7 @@ from ordercore.storage import StoredJson, VersionedCopies, node_states_copies
 from ordercore.values import OrderId
 from ordercore_adapters._sql import PLAIN_NAME
 from ordercore_adapters.postgres._schema import DEFAULT_SCHEMA, Migration, ensure_schema
-from ordercore_adapters.postgres._unit_of_work import PostgresUnitOfWork
+from ordercore_adapters.postgres._unit_of_work import PostgresUnitOfWork, PreparedStatements
 
 __all__ = ["PostgresStore", "PostgresTarget", "migrate", "open_store", "parse_url"]
 
@@ -136,6 +136,8 @@ class PostgresStore:
             StockPosition.clone, _KEPT_POSITIONS
         )
         self.node_states_cache: VersionedCopies[str, NodeStates] = node_states_copies()
+        #: the statements commits run prepared, and which each pooled connection has prepared
+        self.statements = PreparedStatements()
         self.closed = False
         self._display = _redact(conninfo, schema)
         self._lock = threading.Lock()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import threading
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from collections.abc import Set as AbstractSet
 from contextlib import contextmanager
@@ -529,16 +531,18 @@ class PostgresUnitOfWork(StagedUnitOfWork):
         node_version: int | None,
         node_statuses: Sequence[NodeStatus],
     ) -> None:
-        """One transaction in one round trip: every statement of the commit, its values bound client-side
+        r"""One transaction in one round trip: every statement of the commit, its values bound client-side
         by psycopg (``ClientCursor.mogrify``), goes to the server as one text, which PostgreSQL runs as a
-        single implicit transaction (the connection is in autocommit). Each write whose row count matters
+        single implicit transaction (the connection is in autocommit). The statements run prepared (see
+        :class:`PreparedStatements`): the text ``EXECUTE``\ s them, after the ``PREPARE`` of those the
+        connection has not prepared yet. Each write whose row count matters
         (an idempotency key, a new order, a version-checked order, position or node day, a published mark)
         is followed in the same statement by ``ordercore_check_rows``, which fails the whole transaction
         when the write touched no row; the number of that check says which write it was, and its
         ``failure`` tells why (by reading the row now). Statements come in key order, so concurrent
         commits take their row locks in the same order."""
         with self.db(writes=True) as conn:
-            commit = _Commit(psycopg.ClientCursor(conn))
+            commit = _Commit(psycopg.ClientCursor(conn), self._store.statements)
             if node_version is not None:
                 self._check_node_states(conn, commit, node_version, node_statuses)
             for record in keys:
@@ -559,13 +563,21 @@ class PostgresUnitOfWork(StagedUnitOfWork):
                 if rows:
                     commit.add(*insert_rows(INSERT_LEDGER, rows))
             try:
-                conn.execute(commit.text(), prepare=False)
+                try:
+                    conn.execute(commit.text(conn), prepare=False)
+                except psycopg.errors.InvalidSqlStatementName:
+                    # a statement this store prepared on the connection is gone (someone ran DEALLOCATE on
+                    # it): the transaction failed before writing anything; ask the server what it has
+                    self._store.statements.forget(conn)
+                    conn.execute(commit.text(conn), prepare=False)
             except psycopg.errors.UniqueViolation as e:  # an order's new channel + reference is taken
+                self._store.statements.forget(conn)
                 taken = next((o for o in changed if o.id not in new and o.external_ref is not None), None)
                 if taken is None:
                     raise
                 raise DuplicateOrder(f"{taken.channel} already sent {taken.external_ref!r}") from e
             except psycopg.Error as e:
+                self._store.statements.forget(conn)
                 failure = commit.failure(e)
                 if failure is None:
                     raise
@@ -751,17 +763,78 @@ def unavailable(url: str, error: psycopg.Error, *, broken: bool, writes: bool) -
 INSERT_OUTBOX = "INSERT INTO outbox (event_id, order_id, type, body)"
 
 
+class PreparedStatements:
+    """The statements a store's commits run prepared: a name per statement text (at most ``limit``
+    texts; statements beyond them, or with more than :data:`_MAX_PREPARED_PARAMS` values, run
+    unprepared), and which names each connection has prepared (``PREPARE`` lasts for the session, and a
+    failed transaction does not undo it). A commit runs as one text of ``EXECUTE`` statements, preceded
+    by the ``PREPARE`` of those its connection lacks: the server parses and plans each statement once per
+    connection instead of at every commit."""
+
+    def __init__(self, limit: int = 256) -> None:
+        self._limit = limit
+        self._names: dict[str, tuple[str, str]] = {}
+        self._on: weakref.WeakKeyDictionary[Connection, set[str]] = weakref.WeakKeyDictionary()
+        self._lock = threading.Lock()
+
+    def entry(self, query: str, n_params: int) -> tuple[str, str] | None:
+        """``(name, statement with $1..$n)`` for ``query`` (``%s`` placeholders), or None when it runs
+        unprepared."""
+        entry = self._names.get(query)
+        if entry is not None:
+            return entry
+        if n_params > _MAX_PREPARED_PARAMS or "%%" in query or "%(" in query:
+            return None
+        pieces = query.split("%s")
+        body = pieces[0] + "".join(f"${i}{piece}" for i, piece in enumerate(pieces[1:], start=1))
+        with self._lock:
+            if len(self._names) >= self._limit:
+                return self._names.get(query)
+            return self._names.setdefault(query, (f"ordercore_{len(self._names)}", body))
+
+    def prepared_on(self, conn: Connection) -> set[str]:
+        """The names ``conn`` has prepared (asked of the server after :meth:`forget`, or for a connection
+        not seen before)."""
+        have = self._on.get(conn)
+        if have is None:
+            rows = conn.execute("SELECT name FROM pg_prepared_statements WHERE name LIKE 'ordercore\\_%'")
+            have = self._on[conn] = {row[0] for row in rows.fetchall()}
+        return have
+
+    def forget(self, conn: Connection) -> None:
+        """What ``conn`` has prepared is no longer known (its commit failed somewhere in its text)."""
+        self._on.pop(conn, None)
+
+
+#: statements with more values than this run unprepared (a bulk insert of many rows: its text is one of a
+#: kind, not worth a prepared statement of its own)
+_MAX_PREPARED_PARAMS = 200
+
+
 class _Commit:
     """The statements of one commit, bound client-side into one text, and what each checked write's
     failure means."""
 
-    def __init__(self, cursor: psycopg.ClientCursor[Any]) -> None:
+    def __init__(self, cursor: psycopg.ClientCursor[Any], prepared: PreparedStatements | None = None) -> None:
         self._mogrify = cursor.mogrify
         self._parts: list[str] = []
         self._failures: list[Callable[[], OrderCoreError]] = []
+        self._prepared = prepared
+        self._needs: dict[str, str] = {}
+
+    def _bound(self, query: str, params: Sequence[Any]) -> str:
+        prepared = self._prepared
+        entry = None if prepared is None else prepared.entry(query, len(params))
+        if entry is None:
+            return self._mogrify(query, params)
+        name, body = entry
+        self._needs[name] = body
+        if not params:
+            return f"EXECUTE {name}"
+        return f"EXECUTE {name} " + self._mogrify("(" + ", ".join(["%s"] * len(params)) + ")", params)
 
     def add(self, query: str, params: Sequence[Any]) -> None:
-        self._parts.append(self._mogrify(query, params))
+        self._parts.append(self._bound(query, params))
 
     def add_checked(self, query: str, params: Sequence[Any], failure: Callable[[], OrderCoreError]) -> None:
         """``query`` (an INSERT, UPDATE or DELETE) must touch exactly one row, or the commit fails with
@@ -769,8 +842,11 @@ class _Commit:
         number = len(self._failures)
         self._failures.append(failure)
         self._parts.append(
-            f"WITH written AS ({self._mogrify(query, params)} RETURNING 1)"
-            f" SELECT ordercore_check_rows((SELECT count(*) FROM written), 1, {number})"
+            self._bound(
+                f"WITH written AS ({query} RETURNING 1)"
+                " SELECT ordercore_check_rows((SELECT count(*) FROM written), 1, %s)",
+                (*params, number),
+            )
         )
 
     def add_expected(self, query: str, params: Sequence[Any], failure: Callable[[], OrderCoreError]) -> None:
@@ -779,12 +855,22 @@ class _Commit:
         number = len(self._failures)
         self._failures.append(failure)
         self._parts.append(
-            f"SELECT ordercore_check_rows((SELECT count(*) FROM ({self._mogrify(query, params)}) AS found),"
-            f" 1, {number})"
+            self._bound(
+                f"SELECT ordercore_check_rows((SELECT count(*) FROM ({query}) AS found), 1, %s)",
+                (*params, number),
+            )
         )
 
-    def text(self) -> str:
-        return ";\n".join(self._parts)
+    def text(self, conn: Connection) -> str:
+        """The commit's text for ``conn``: first the ``PREPARE`` of each statement it has not prepared yet
+        (so that they run before anything can fail), then the statements."""
+        prepared = self._prepared
+        if prepared is None or not self._needs:
+            return ";\n".join(self._parts)
+        have = prepared.prepared_on(conn)
+        first = [f"PREPARE {name} AS {body}" for name, body in self._needs.items() if name not in have]
+        have.update(self._needs)
+        return ";\n".join([*first, *self._parts])
 
     def failure(self, error: psycopg.Error) -> Callable[[], OrderCoreError] | None:
         """What a failed check of this commit means; None when ``error`` is no failed check of ours."""
