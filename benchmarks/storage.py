@@ -35,7 +35,7 @@ Figures, all measured in one run:
   changed parts only, and the outbox row reuses it. What they do encode is written as JSON text straight
   from the objects' attributes (an encoder generated once per type from the converter's view, checked
   against the converter's own output on first use), the very text ``to_json`` gives. A new order's id is checked to be free by the ``INSERT`` itself, not by a read beforehand. The PostgreSQL adapter sends each commit as one text of statements with their
-  values bound client-side, one round trip (PostgreSQL runs it as one transaction; each version check is
+  values bound client-side (``EXECUTE`` of statements prepared once per connection), one round trip (PostgreSQL runs it as one transaction; each version check is
   made by the server, in the statement that writes the row), and checks a pooled connection with a round trip only when it was idle for a while or the server
   wrote to it.
 * ``*_floor_orders_per_s``: the **same rows written with the bare driver** (``sqlite3`` / ``psycopg``), one
@@ -67,6 +67,12 @@ Figures, all measured in one run:
   command instead of a transaction, against back to back, interleaved in chunks: the sleep does no I/O, so
   if the paused core is as slow as between fsyncs, the slowdown comes from the thread waiting (on the
   machines this ran on, a virtual processor that idles comes back with cold caches), not from the disk.
+* ``postgres_client_cpu_ms_per_order`` / ``postgres_server_cpu_ms_per_order`` (and ``postgres_floor_*``):
+  the processor time per order of the PostgreSQL run above, ours and the floor's, in the benchmark's own
+  process (user mode and kernel, ``getrusage``) and in the rest of the machine meanwhile (``/proc/stat``'s
+  busy time less this process's: the server, and whatever else runs; not the time a virtual machine's
+  host took, which it counts as steal). Null where there is no ``/proc/stat``. With the server on the
+  same processors as the workers, their sum is what bounds the worker runs.
 * ``postgres_workers``: orders/s with 1, 2 and 4 worker processes (``multiprocessing``, spawn), each with
   its own application on one fresh schema, together placing the same total number of orders. Each worker
   sources its own SKUs (stocked at every node), so workers never contend for one stock row. The clock runs
@@ -459,11 +465,33 @@ def pg_prepare(base: str, schema: str, seed_pg: Sequence[Tx]) -> None:
 
 
 # -- ours against the floor, interleaved --------------------------------------------------------------------
+def process_time() -> float:
+    """Seconds of processor time this process spent, in user mode and in the kernel."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def machine_busy() -> float | None:
+    """Seconds of processor time the whole machine has been busy (every process, user mode, kernel and
+    interrupts; not idle, not waiting on I/O, not the time a virtual machine's host took from it, which
+    ``/proc/stat`` counts as steal), or None where there is no ``/proc/stat``."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(v) for v in f.readline().split()[1:9]]
+    except (OSError, ValueError):
+        return None
+    user, nice, system, idle, iowait, irq, softirq, _steal = fields
+    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
+
+
 def interleave(
-    n_orders: int, *sides: Callable[[int, int], None]
+    n_orders: int, *sides: Callable[[int, int], None], split: list[list[float]] | None = None
 ) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """Seconds on each side for orders [0, n_orders), in chunks taken by each side in turn (which side goes
-    first moves on by one at every chunk), and the seconds of processor time in user mode each spent."""
+    first moves on by one at every chunk), and the seconds of processor time in user mode each spent. With
+    ``split`` (one ``[this process, the rest of the machine]`` pair per side), each side's processor time
+    is added to it: this process's (user and kernel) and the rest of the machine's meanwhile (a database
+    server on it, say); the rest stays 0 where the machine's total is not known."""
     spent = [0.0] * len(sides)
     user = [0.0] * len(sides)
     for k, start in enumerate(range(0, n_orders, CHUNK)):
@@ -471,10 +499,16 @@ def interleave(
         for j in range(len(sides)):
             side = (k + j) % len(sides)
             with gc_paused():
+                m0, p0 = machine_busy(), process_time()
                 u0, t0 = user_time(), perf_counter()
                 sides[side](start, stop)
                 spent[side] += perf_counter() - t0
                 user[side] += user_time() - u0
+                p1, m1 = process_time(), machine_busy()
+                if split is not None:
+                    split[side][0] += p1 - p0
+                    if m0 is not None and m1 is not None:
+                        split[side][1] += max(0.0, (m1 - m0) - (p1 - p0))
     return tuple(spent), tuple(user)
 
 
@@ -617,7 +651,9 @@ def bench_paused(plan: Plan, pause_s: float) -> tuple[float, float]:
 
 def bench_postgres(
     plan: Plan, base: str, seed_pg: list[Tx], order_txs: list[list[Tx]], tag: str
-) -> tuple[float, float]:
+) -> tuple[float, float, list[list[float]]]:
+    """Seconds for ``plan`` on PostgreSQL, ours and the floor's, interleaved, and the processor time each
+    took (``[this process, the rest of the machine]``, seconds; see :func:`interleave`)."""
     ours_schema, floor_schema = f"bench_storage_{tag}_ours", f"bench_storage_{tag}_floor"
     try:
         for schema in (ours_schema, floor_schema):
@@ -633,11 +669,12 @@ def bench_postgres(
         def floor(a: int, b: int) -> None:
             pg_replay(floor_conn, flat[3 * a : 3 * b])
 
-        (ours_s, floor_s), _ = interleave(len(plan), ours, floor)
+        split = [[0.0, 0.0], [0.0, 0.0]]
+        (ours_s, floor_s), _ = interleave(len(plan), ours, floor, split=split)
         check_allocated(app, len(plan))
         app.close()
         floor_conn.close()
-        return ours_s, floor_s
+        return ours_s, floor_s, split
     finally:
         pg_drop(base, (ours_schema, floor_schema))
 
@@ -846,6 +883,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         shutil.rmtree(folder, ignore_errors=True)
 
     pg_s = pg_floor_s = None
+    pg_split: list[list[float]] | None = None
     workers: dict[str, float | None] = {str(n): None for n in WORKER_COUNTS}
     floor_workers: dict[str, float | None] = {str(n): None for n in FLOOR_WORKER_COUNTS}
     scaling = floor_scaling = None
@@ -854,7 +892,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         seed_pg = pg_statements(seed_txs)
         print("postgres...", file=sys.stderr, flush=True)
         try:
-            pg_s, pg_floor_s = bench_postgres(plan, base, seed_pg, order_txs, tag)
+            pg_s, pg_floor_s, pg_split = bench_postgres(plan, base, seed_pg, order_txs, tag)
         except ordercore.OrderCoreError as e:  # reported, with the figures null, rather than hidden
             print(f"PostgreSQL run FAILED: {type(e).__name__}: {e}", flush=True)
         print("postgres workers...", file=sys.stderr, flush=True)
@@ -880,6 +918,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     sqlite_ceiling = sqlite_core_rate / sqlite_floor_rate if sqlite_core_rate and sqlite_floor_rate else None
     sqlite_of_ceiling = sqlite_rate / sqlite_core_rate if sqlite_rate and sqlite_core_rate else None
     pg_ratio = pg_rate / pg_floor_rate if pg_rate and pg_floor_rate else None
+    # processor time per order, ms: [ours, floor] x [this process, the rest of the machine (the server)]
+    pg_cpu = (
+        [[1000 * t / n_orders for t in side] for side in pg_split]
+        if pg_split is not None and machine_busy() is not None
+        else None
+    )
     # processor time in user mode per order: the core's between fsyncs (core + floor, less the floor's)
     # against back to back (memory)
     memory_user_ms, sqlite_user_ms, floor_user_ms, core_user_ms = (
@@ -941,6 +985,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"PostgreSQL ratio vs floor: {fmt(pg_ratio, '.3f')}   "
         f"target >= {TARGET_RATIO}: {verdict(pg_ratio, TARGET_RATIO)}"
     )
+    if pg_cpu is not None:
+        print(
+            f"  processor time, ms/order: ordercore {pg_cpu[0][0]:.2f} in its process, {pg_cpu[0][1]:.2f} in the rest"
+            f" of the machine (the server); floor {pg_cpu[1][0]:.2f} and {pg_cpu[1][1]:.2f}"
+        )
     print(
         f"PostgreSQL 1 -> 2 workers: {fmt(scaling, '.2f')}x   "
         f"target >= {TARGET_SCALING}x: {verdict(scaling, TARGET_SCALING)}"
@@ -980,6 +1029,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "postgres_orders_per_s": r1(pg_rate),
                 "postgres_floor_orders_per_s": r1(pg_floor_rate),
                 "postgres_ratio_vs_floor": r3(pg_ratio),
+                "postgres_client_cpu_ms_per_order": None if pg_cpu is None else r3(pg_cpu[0][0]),
+                "postgres_server_cpu_ms_per_order": None if pg_cpu is None else r3(pg_cpu[0][1]),
+                "postgres_floor_client_cpu_ms_per_order": None if pg_cpu is None else r3(pg_cpu[1][0]),
+                "postgres_floor_server_cpu_ms_per_order": None if pg_cpu is None else r3(pg_cpu[1][1]),
                 "postgres_workers": {k: r1(v) for k, v in workers.items()},
                 "postgres_scaling_1_to_2": r3(scaling),
                 "postgres_floor_workers": {k: r1(v) for k, v in floor_workers.items()},
