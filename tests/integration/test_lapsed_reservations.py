@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 
@@ -14,19 +13,11 @@ from ordercore import ManualClock, OrderCore, ReceiveStock, ReserveStock, Sequen
 from ordercore.errors import InvalidValue
 from ordercore.inventory import EntryKind
 from ordercore.ports import LapsedReservations
+from tests.integration._every_store import store_url
 from tests.integration.test_postgres_store import admin, url
 from tests.unit.factories import AT
 
-__all__ = ["admin", "url"]  # fixtures from the PostgreSQL tests
-
-
-@pytest.fixture(params=["memory", "sqlite", "postgresql"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "memory":
-        return "memory://"
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'stock.db'}"
-    return str(request.getfixturevalue("url"))
+__all__ = ["admin", "store_url", "url"]  # fixtures: every store, and the PostgreSQL tests' schema
 
 
 @pytest.fixture

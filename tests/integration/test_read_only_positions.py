@@ -6,7 +6,6 @@ what the store keeps stays as committed whatever the unit does with it until it 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -22,21 +21,13 @@ from ordercore import (
 )
 from ordercore.ports import Store
 from ordercore.storage import StagedStock
+from tests.integration._every_store import store_url
 from tests.integration.test_postgres_store import admin, url
 from tests.unit.factories import AT
 
-__all__ = ["admin", "url"]  # fixtures from the PostgreSQL tests
+__all__ = ["admin", "store_url", "url"]  # fixtures: every store, and the PostgreSQL tests' schema
 
 MUG, CUP = Sku("MUG"), Sku("CUP")
-
-
-@pytest.fixture(params=["memory", "sqlite", "postgresql"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "memory":
-        return "memory://"
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'stock.db'}"
-    return str(request.getfixturevalue("url"))
 
 
 @pytest.fixture
