@@ -480,7 +480,7 @@ def machine_busy() -> float | None:
             fields = [int(v) for v in f.readline().split()[1:9]]
     except (OSError, ValueError):
         return None
-    user, nice, system, idle, iowait, irq, softirq, _steal = fields
+    user, nice, system, _idle, _iowait, irq, softirq, _steal = fields
     return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
 
 
