@@ -31,7 +31,7 @@ from ordercore_adapters.postgres._unit_of_work import PostgresUnitOfWork, Prepar
 __all__ = ["PostgresStore", "PostgresTarget", "migrate", "open_store", "parse_url"]
 
 _SCHEMES = ("postgresql", "postgres")
-_URL_FORMS = "postgresql://user@host:port/dbname, optionally with ?schema=NAME&pool_size=N"
+_URL_FORMS = "postgresql://user@host:port/dbname, optionally with ?schema=NAME&pool_size=N&prepare=false"
 _CONNECT_TIMEOUT_S = 10
 DEFAULT_POOL_SIZE = 8
 _MAX_POOL_SIZE = 1000
@@ -41,12 +41,14 @@ _CHECK_IDLE_S = 2.0  # a pooled connection idle longer than this is checked with
 
 
 class PostgresTarget(NamedTuple):
-    """Where a ``postgresql://`` URL points: a libpq conninfo, the schema to use and how many connections
-    the store may keep open at most (``?pool_size=``)."""
+    """Where a ``postgresql://`` URL points: a libpq conninfo, the schema to use, how many connections
+    the store may keep open at most (``?pool_size=``) and whether it uses prepared statements
+    (``?prepare=false`` turns them off, for a pooler that hands each transaction another session)."""
 
     conninfo: str
     schema: str
     pool_size: int = DEFAULT_POOL_SIZE
+    prepare: bool = True
 
 
 def parse_url(url: str) -> PostgresTarget:
@@ -85,7 +87,13 @@ def parse_url(url: str) -> PostgresTarget:
                 value=url,
             )
         pool_size = int(sizes[0])
-    options = [(key, value) for key, value in query if key not in ("schema", "pool_size")]
+    prepares = [value for key, value in query if key == "prepare"]
+    if len(prepares) > 1 or (prepares and prepares[0] not in ("true", "false")):
+        raise InvalidValue(
+            f"prepare must be true or false, once (expected {_URL_FORMS})", field="url", value=url
+        )
+    prepare = not prepares or prepares[0] == "true"
+    options = [(key, value) for key, value in query if key not in ("schema", "pool_size", "prepare")]
     conninfo = urlunsplit(parts._replace(query=urlencode(options)))
     try:
         conninfo_to_dict(conninfo)
@@ -93,7 +101,7 @@ def parse_url(url: str) -> PostgresTarget:
         raise InvalidValue(
             f"is not a valid connection string: {e} (expected {_URL_FORMS})", field="url"
         ) from e
-    return PostgresTarget(conninfo, schema, pool_size)
+    return PostgresTarget(conninfo, schema, pool_size, prepare)
 
 
 class PostgresStore:
@@ -124,6 +132,7 @@ class PostgresStore:
         migrate: bool = False,
         dry_run: bool = False,
         pool_size: int = DEFAULT_POOL_SIZE,
+        prepare: bool = True,
     ) -> None:
         self.conninfo = conninfo
         self.schema = schema
@@ -136,8 +145,9 @@ class PostgresStore:
             StockPosition.clone, _KEPT_POSITIONS
         )
         self.node_states_cache: VersionedCopies[str, NodeStates] = node_states_copies()
-        #: the statements commits run prepared, and which each pooled connection has prepared
-        self.statements = PreparedStatements()
+        #: the statements commits run prepared, and which each pooled connection has prepared; None when
+        #: the store prepares nothing (``prepare=False``: neither its commits nor psycopg's repeated reads)
+        self.statements: PreparedStatements | None = PreparedStatements() if prepare else None
         self.closed = False
         self._display = _redact(conninfo, schema)
         self._lock = threading.Lock()
@@ -148,6 +158,8 @@ class PostgresStore:
             weakref.WeakKeyDictionary()
         )
         kwargs: dict[str, Any] = {"autocommit": True}
+        if not prepare:
+            kwargs["prepare_threshold"] = None  # psycopg prepares no repeated query either
         if "connect_timeout" not in conninfo_to_dict(conninfo):
             kwargs["connect_timeout"] = _CONNECT_TIMEOUT_S
         self._connect_kwargs = kwargs
@@ -181,6 +193,7 @@ class PostgresStore:
             migrate=migrate,
             dry_run=dry_run,
             pool_size=target.pool_size,
+            prepare=target.prepare,
         )
 
     @property

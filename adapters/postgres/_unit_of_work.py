@@ -568,16 +568,16 @@ class PostgresUnitOfWork(StagedUnitOfWork):
                 except psycopg.errors.InvalidSqlStatementName:
                     # a statement this store prepared on the connection is gone (someone ran DEALLOCATE on
                     # it): the transaction failed before writing anything; ask the server what it has
-                    self._store.statements.forget(conn)
+                    self._forget_prepared(conn)
                     conn.execute(commit.text(conn), prepare=False)
             except psycopg.errors.UniqueViolation as e:  # an order's new channel + reference is taken
-                self._store.statements.forget(conn)
+                self._forget_prepared(conn)
                 taken = next((o for o in changed if o.id not in new and o.external_ref is not None), None)
                 if taken is None:
                     raise
                 raise DuplicateOrder(f"{taken.channel} already sent {taken.external_ref!r}") from e
             except psycopg.Error as e:
-                self._store.statements.forget(conn)
+                self._forget_prepared(conn)
                 failure = commit.failure(e)
                 if failure is None:
                     raise
@@ -586,6 +586,10 @@ class PostgresUnitOfWork(StagedUnitOfWork):
         keep_committed(
             self.orders_cache, self.stock_cache, self.node_states_cache, changed, positions, self.nodes
         )
+
+    def _forget_prepared(self, conn: Connection) -> None:
+        if self._store.statements is not None:
+            self._store.statements.forget(conn)
 
     # -- writing: the statements of a commit ------------------------------------------------------------
     def _check_node_states(

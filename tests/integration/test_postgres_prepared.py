@@ -129,3 +129,16 @@ def test_a_statement_beyond_the_limit_or_with_too_many_values_runs_unprepared() 
     assert statements.entry("DELETE FROM u WHERE a = %s", 1) is None  # the limit is reached
     assert PreparedStatements().entry("INSERT INTO t VALUES " + ", ".join(["(%s)"] * 201), 201) is None
     assert PreparedStatements().entry("SELECT 1 WHERE 'a' LIKE '%%'", 0) is None  # a literal percent sign
+
+
+def test_a_store_opened_with_prepare_false_prepares_nothing(url: str) -> None:
+    store = open_store(url + "&pool_size=1&prepare=false")
+    try:
+        stock(store)
+        run_orders(store, 7)  # more than psycopg's five uses before it prepares a repeated read
+        with store.unit_of_work() as uow:
+            assert isinstance(uow, PostgresUnitOfWork)
+            with uow.db() as conn:
+                assert conn.execute("SELECT count(*) FROM pg_prepared_statements").fetchone() == (0,)
+    finally:
+        store.close()

@@ -113,7 +113,13 @@ def schema_of(url: str) -> str:
 )
 def test_url_forms(given: str, conninfo: str, schema: str) -> None:
     target = parse_url(given)
-    assert (target.conninfo, target.schema) == (conninfo, schema)
+    assert (target.conninfo, target.schema, target.prepare) == (conninfo, schema, True)
+
+
+def test_prepare_false_turns_prepared_statements_off() -> None:
+    target = parse_url("postgresql://u@h/db?prepare=false&sslmode=disable")
+    assert (target.conninfo, target.prepare) == ("postgresql://u@h/db?sslmode=disable", False)
+    assert parse_url("postgresql://u@h/db?prepare=true").prepare is True
 
 
 @pytest.mark.parametrize(
@@ -126,6 +132,8 @@ def test_url_forms(given: str, conninfo: str, schema: str) -> None:
         ("postgresql://h/db?schema=a&schema=b", InvalidValue),
         ("postgresql://h/db?schema=", InvalidValue),
         ("postgresql://h/db#x", InvalidValue),
+        ("postgresql://h/db?prepare=no", InvalidValue),
+        ("postgresql://h/db?prepare=true&prepare=false", InvalidValue),
     ],
 )
 def test_a_malformed_url_is_a_typed_error(given: str, error: type[OrderCoreError]) -> None:
