@@ -499,13 +499,14 @@ def interleave(
         for j in range(len(sides)):
             side = (k + j) % len(sides)
             with gc_paused():
-                m0, p0 = machine_busy(), process_time()
+                if split is not None:
+                    m0, p0 = machine_busy(), process_time()
                 u0, t0 = user_time(), perf_counter()
                 sides[side](start, stop)
                 spent[side] += perf_counter() - t0
                 user[side] += user_time() - u0
-                p1, m1 = process_time(), machine_busy()
                 if split is not None:
+                    p1, m1 = process_time(), machine_busy()
                     split[side][0] += p1 - p0
                     if m0 is not None and m1 is not None:
                         split[side][1] += max(0.0, (m1 - m0) - (p1 - p0))

@@ -242,10 +242,7 @@ class MemoryInventoryRepository(StagedStock):
         return None if committed is None else committed.clone()
 
     def _load_for_skus(self, skus: Sequence[Sku]) -> list[StockPosition]:
-        by_sku = self._store.stock_by_sku
-        with self._store.lock:
-            committed = [p for sku in dict.fromkeys(skus) for p in by_sku.get(sku, {}).values()]
-        return [p.clone() for p in committed]
+        return [p.clone() for p in self._shared_for_skus(skus)]
 
     def _shared_for_skus(self, skus: Sequence[Sku]) -> list[StockPosition]:
         # the committed positions themselves: a commit replaces them with new objects, never changes them

@@ -571,15 +571,15 @@ class PostgresUnitOfWork(StagedUnitOfWork):
                     self._forget_prepared(conn)
                     conn.execute(commit.text(conn), prepare=False)
             except psycopg.errors.UniqueViolation as e:  # an order's new channel + reference is taken
-                self._forget_prepared(conn)
                 taken = next((o for o in changed if o.id not in new and o.external_ref is not None), None)
                 if taken is None:
                     raise
                 raise DuplicateOrder(f"{taken.channel} already sent {taken.external_ref!r}") from e
             except psycopg.Error as e:
-                self._forget_prepared(conn)
                 failure = commit.failure(e)
                 if failure is None:
+                    # not one of the writes the text runs after its PREPAREs: what ran is not known
+                    self._forget_prepared(conn)
                     raise
                 raise failure() from None
         # what was just committed is what the next unit will read: keep it, so that it is not decoded
@@ -777,13 +777,13 @@ class PreparedStatements:
 
     def __init__(self, limit: int = 256) -> None:
         self._limit = limit
-        self._names: dict[str, tuple[str, str]] = {}
+        self._names: dict[str, tuple[str, str, str]] = {}
         self._on: weakref.WeakKeyDictionary[Connection, set[str]] = weakref.WeakKeyDictionary()
         self._lock = threading.Lock()
 
-    def entry(self, query: str, n_params: int) -> tuple[str, str] | None:
-        """``(name, statement with $1..$n)`` for ``query`` (``%s`` placeholders), or None when it runs
-        unprepared."""
+    def entry(self, query: str, n_params: int) -> tuple[str, str, str] | None:
+        """``(name, statement with $1..$n, its EXECUTE with %s placeholders)`` for ``query`` (``%s``
+        placeholders), or None when it runs unprepared."""
         entry = self._names.get(query)
         if entry is not None:
             return entry
@@ -794,7 +794,9 @@ class PreparedStatements:
         with self._lock:
             if len(self._names) >= self._limit:
                 return self._names.get(query)
-            return self._names.setdefault(query, (f"ordercore_{len(self._names)}", body))
+            name = f"ordercore_{len(self._names)}"
+            execute = f"EXECUTE {name}" + (f" ({', '.join(['%s'] * n_params)})" if n_params else "")
+            return self._names.setdefault(query, (name, body, execute))
 
     def prepared_on(self, conn: Connection) -> set[str]:
         """The names ``conn`` has prepared (asked of the server after :meth:`forget`, or for a connection
@@ -831,11 +833,9 @@ class _Commit:
         entry = None if prepared is None else prepared.entry(query, len(params))
         if entry is None:
             return self._mogrify(query, params)
-        name, body = entry
+        name, body, execute = entry
         self._needs[name] = body
-        if not params:
-            return f"EXECUTE {name}"
-        return f"EXECUTE {name} " + self._mogrify("(" + ", ".join(["%s"] * len(params)) + ")", params)
+        return self._mogrify(execute, params)
 
     def add(self, query: str, params: Sequence[Any]) -> None:
         self._parts.append(self._bound(query, params))

@@ -756,10 +756,8 @@ class VersionedCopies(Generic[K, T]):
 
     def get(self, key: K, version: int) -> T | None:
         """A copy of what ``key`` holds at ``version``; None when no copy of that version is kept."""
-        entry = self._entries.get(key)
-        if entry is None or entry[0] != version:
-            return None
-        return self._copy(entry[1])
+        kept = self.peek(key, version)
+        return None if kept is None else self._copy(kept)
 
     def peek(self, key: K, version: int) -> T | None:
         """What ``key`` holds at ``version``: the very copy kept here, **to be read only** (it is shared

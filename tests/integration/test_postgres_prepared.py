@@ -123,9 +123,14 @@ def test_statements_deallocated_behind_the_stores_back_are_prepared_again(store:
 def test_a_statement_beyond_the_limit_or_with_too_many_values_runs_unprepared() -> None:
     statements = PreparedStatements(limit=2)
     first = statements.entry("UPDATE t SET a = %s WHERE b = %s", 2)
-    assert first == ("ordercore_0", "UPDATE t SET a = $1 WHERE b = $2")
+    assert first == ("ordercore_0", "UPDATE t SET a = $1 WHERE b = $2", "EXECUTE ordercore_0 (%s, %s)")
     assert statements.entry("UPDATE t SET a = %s WHERE b = %s", 2) == first  # the same name again
-    assert statements.entry("DELETE FROM t WHERE a = %s", 1) == ("ordercore_1", "DELETE FROM t WHERE a = $1")
+    assert statements.entry("DELETE FROM t WHERE a = %s", 1) == (
+        "ordercore_1",
+        "DELETE FROM t WHERE a = $1",
+        "EXECUTE ordercore_1 (%s)",
+    )
+    assert PreparedStatements().entry("SELECT 1", 0) == ("ordercore_0", "SELECT 1", "EXECUTE ordercore_0")
     assert statements.entry("DELETE FROM u WHERE a = %s", 1) is None  # the limit is reached
     assert PreparedStatements().entry("INSERT INTO t VALUES " + ", ".join(["(%s)"] * 201), 201) is None
     assert PreparedStatements().entry("SELECT 1 WHERE 'a' LIKE '%%'", 0) is None  # a literal percent sign
