@@ -101,6 +101,13 @@ Figures, all measured in one run:
   the same rounds. It says how far plain commits of these rows scale on this server and machine, which
   bounds ordercore's scaling: where a commit's fsync takes longer than its processor time, two processes
   mostly wait on the disk together.
+* ``postgres_workers_processors_busy`` / ``postgres_floor_workers_processors_busy`` (and ``*_stolen``):
+  over each worker run's clock, how many processors the whole machine kept busy on average (``/proc/stat``:
+  every process, the server's included; medians over the rounds) and how many its host took from it
+  (steal); ``processors`` is how many it has. Busy over orders/s is the processor time one order costs,
+  client and server together. Where one worker and its server already keep most of a processor busy, two
+  workers on a machine of two processors can at best double that, and the time an order costs grows as
+  the processes take turns on the same processors: the table prints both.
 
 Each application is **warmed up** before its clock starts, as a long-running service already is: one order
 placed, accepted and sourced on its own SKUs under an id outside the plan, and every position of its SKUs
@@ -188,6 +195,8 @@ PRICE = Money.of("9.99", "EUR")
 
 # one order: (latitude, longitude, ((sku index, quantity), ...))
 Plan = list[tuple[float, float, tuple[tuple[int, int], ...]]]
+# a worker run: orders/s, processors busy and processors taken by the host on average (None: not known)
+Raced = tuple[float, float | None, float | None]
 # one recorded transaction: [(sql, params or list of params for executemany, is_many), ...]
 Tx = list[tuple[str, Any, bool]]
 
@@ -475,13 +484,22 @@ def machine_busy() -> float | None:
     """Seconds of processor time the whole machine has been busy (every process, user mode, kernel and
     interrupts; not idle, not waiting on I/O, not the time a virtual machine's host took from it, which
     ``/proc/stat`` counts as steal), or None where there is no ``/proc/stat``."""
+    times = machine_times()
+    return None if times is None else times[0]
+
+
+def machine_times() -> tuple[float, float] | None:
+    """Seconds of processor time the whole machine has been busy (as :func:`machine_busy`) and seconds
+    its host took from it (``steal``), summed over its processors; None where there is no
+    ``/proc/stat``."""
     try:
         with open("/proc/stat") as f:
             fields = [int(v) for v in f.readline().split()[1:9]]
     except (OSError, ValueError):
         return None
-    user, nice, system, _idle, _iowait, irq, softirq, _steal = fields
-    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields
+    tick = os.sysconf("SC_CLK_TCK")
+    return (user + nice + system + irq + softirq) / tick, steal / tick
 
 
 def interleave(
@@ -685,29 +703,29 @@ def _worker(url: str, worker: int, plan: Plan, barrier: Any, results: Any) -> No
         app = new_app(url, worker=worker)
         warm_up(app, worker)
         barrier.wait(timeout=120)
-        t0 = monotonic()
+        m0, t0 = machine_times(), monotonic()
         run_orders(app, plan, worker)
-        t1 = monotonic()
+        t1, m1 = monotonic(), machine_times()
         check_allocated(app, len(plan), worker)
         app.close()
-        results.put((t0, t1))
+        results.put((t0, t1, m0, m1))
     except BaseException as e:  # reported by the parent; never leave it waiting
         barrier.abort()
-        results.put((f"{type(e).__name__}: {str(e)[:300]}", None))
+        results.put((f"{type(e).__name__}: {str(e)[:300]}", None, None, None))
 
 
 def _floor_worker(base: str, schema: str, txs: list[Tx], barrier: Any, results: Any) -> None:
     try:
         conn = pg_connect(base, schema)
         barrier.wait(timeout=120)
-        t0 = monotonic()
+        m0, t0 = machine_times(), monotonic()
         pg_replay(conn, txs)
-        t1 = monotonic()
+        t1, m1 = monotonic(), machine_times()
         conn.close()
-        results.put((t0, t1))
+        results.put((t0, t1, m0, m1))
     except BaseException as e:  # reported by the parent; never leave it waiting
         barrier.abort()
-        results.put((f"{type(e).__name__}: {str(e)[:300]}", None))
+        results.put((f"{type(e).__name__}: {str(e)[:300]}", None, None, None))
 
 
 def race(
@@ -719,10 +737,12 @@ def race(
     label: str,
     target: Callable[..., None],
     args_of: Callable[[int, int], tuple[Any, ...]],
-) -> float:
+) -> Raced:
     """Orders/s of ``n`` processes (``multiprocessing``, spawn) running ``target(*args_of(w, share),
     barrier, results)`` on a fresh schema, each ``share`` of ``n_total`` orders, from the moment all are
-    ready (a barrier) to the moment the last one finishes."""
+    ready (a barrier) to the moment the last one finishes; and, over that time, how many processors the
+    whole machine kept busy on average (the processes, the server and whatever else runs) and how many
+    its host took (steal), None where there is no ``/proc/stat``."""
     ctx = mp.get_context("spawn")
     try:
         pg_prepare(base, schema, seed_pg)
@@ -734,17 +754,26 @@ def race(
         times = [results.get(timeout=900) for _ in procs]
         for p in procs:
             p.join()
-        if any(t1 is None for _, t1 in times):
-            failed = [t0 for t0, t1 in times if t1 is None and "BrokenBarrier" not in t0]
+        if any(t1 is None for _, t1, _, _ in times):
+            failed = [t0 for t0, t1, _, _ in times if t1 is None and "BrokenBarrier" not in t0]
             raise SystemExit(f"{n} {label}(s): {failed[0] if failed else 'one failed'}")
-        wall = max(t1 for _, t1 in times) - min(t0 for t0, _ in times)
-        print(f"  {n} {label}(s): {share * n:,} orders in {wall:.2f} s", file=sys.stderr, flush=True)
-        return share * n / wall
+        first, last = min(times, key=lambda t: t[0]), max(times, key=lambda t: t[1])
+        wall = last[1] - first[0]
+        busy = stolen = None
+        if first[2] is not None and last[3] is not None:
+            busy, stolen = ((end - start) / wall for start, end in zip(first[2], last[3], strict=True))
+        print(
+            f"  {n} {label}(s): {share * n:,} orders in {wall:.2f} s"
+            + ("" if busy is None else f", {busy:.2f} processors busy, {stolen:.2f} taken by the host"),
+            file=sys.stderr,
+            flush=True,
+        )
+        return share * n / wall, busy, stolen
     finally:
         pg_drop(base, (schema,))
 
 
-def run_workers(n: int, n_total: int, base: str, seed_pg: list[Tx], schema: str) -> float:
+def run_workers(n: int, n_total: int, base: str, seed_pg: list[Tx], schema: str) -> Raced:
     """Orders/s of ``n`` worker processes, each placing its share on its own SKUs, on a fresh schema."""
     return race(
         n,
@@ -760,7 +789,7 @@ def run_workers(n: int, n_total: int, base: str, seed_pg: list[Tx], schema: str)
 
 def run_floor_workers(
     n: int, n_total: int, base: str, seed_pg: list[Tx], worker_txs: list[list[Tx]], schema: str
-) -> float:
+) -> Raced:
     """Orders/s of ``n`` processes replaying, each with the bare driver on its own connection, the
     transactions ordercore's worker of the same number commits (its own orders, on its own SKUs) on a
     fresh schema: how far the server and the machine let plain commits scale."""
@@ -787,14 +816,25 @@ def record_workers(n_total: int) -> list[list[Tx]]:
     return recorded
 
 
+@attrs.frozen
+class WorkerFigures:
+    """Medians over the rounds, per process count: orders/s, processors busy and taken by the host (None
+    where not known); and the median of each round's 2-process over 1-process throughput."""
+
+    rates: dict[str, float]
+    busy: dict[str, float | None]
+    stolen: dict[str, float | None]
+    scaling: float
+
+
 def bench_workers(
     n_total: int, base: str, seed_pg: list[Tx], tag: str, rounds: int, worker_txs: list[list[Tx]]
-) -> tuple[dict[str, float], float, dict[str, float], float]:
-    """Median orders/s with 1, 2, 4 worker processes over ``rounds`` rounds (each round runs every count
-    once, in turn, then the floor's 1 and 2, so that load from elsewhere falls on all of them alike), and
-    the median over the rounds of each round's 2-worker over 1-worker throughput; the same for the floor."""
-    runs: dict[int, list[float]] = {n: [] for n in WORKER_COUNTS}
-    floor_runs: dict[int, list[float]] = {n: [] for n in FLOOR_WORKER_COUNTS}
+) -> tuple[WorkerFigures, WorkerFigures]:
+    """The figures of 1, 2, 4 worker processes over ``rounds`` rounds (each round runs every count once,
+    in turn, then the floor's 1 and 2, so that load from elsewhere falls on all of them alike), and the
+    same for the floor."""
+    runs: dict[int, list[Raced]] = {n: [] for n in WORKER_COUNTS}
+    floor_runs: dict[int, list[Raced]] = {n: [] for n in FLOOR_WORKER_COUNTS}
     for r in range(rounds):
         for n in WORKER_COUNTS:
             runs[n].append(run_workers(n, n_total, base, seed_pg, f"bench_storage_{tag}_r{r}_w{n}"))
@@ -803,11 +843,22 @@ def bench_workers(
                 run_floor_workers(n, n_total, base, seed_pg, worker_txs, f"bench_storage_{tag}_r{r}_f{n}")
             )
 
-    def medians(by_count: dict[int, list[float]]) -> tuple[dict[str, float], float]:
-        scaling = statistics.median(two / one for one, two in zip(by_count[1], by_count[2], strict=True))
-        return {str(n): statistics.median(v) for n, v in by_count.items()}, scaling
+    def median_of(values: list[float | None]) -> float | None:
+        known = [v for v in values if v is not None]
+        return statistics.median(known) if len(known) == len(values) else None
 
-    return *medians(runs), *medians(floor_runs)
+    def figures(by_count: dict[int, list[Raced]]) -> WorkerFigures:
+        scaling = statistics.median(
+            two[0] / one[0] for one, two in zip(by_count[1], by_count[2], strict=True)
+        )
+        return WorkerFigures(
+            {str(n): statistics.median(r[0] for r in v) for n, v in by_count.items()},
+            {str(n): median_of([r[1] for r in v]) for n, v in by_count.items()},
+            {str(n): median_of([r[2] for r in v]) for n, v in by_count.items()},
+            scaling,
+        )
+
+    return figures(runs), figures(floor_runs)
 
 
 def profile_sqlite(plan: Plan, seed_txs: list[Tx], folder: str) -> str:
@@ -887,6 +938,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     pg_split: list[list[float]] | None = None
     workers: dict[str, float | None] = {str(n): None for n in WORKER_COUNTS}
     floor_workers: dict[str, float | None] = {str(n): None for n in FLOOR_WORKER_COUNTS}
+    workers_busy, workers_stolen = dict(workers), dict(workers)
+    floor_busy, floor_stolen = dict(floor_workers), dict(floor_workers)
     scaling = floor_scaling = None
     why_not = pg_reachable(base)
     if why_not is None:
@@ -900,11 +953,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             rounds = args.rounds or (QUICK_ROUNDS if args.quick else FULL_ROUNDS)
             worker_txs = record_workers(n_worker_orders)
-            medians, scaling, floor_medians, floor_scaling = bench_workers(
-                n_worker_orders, base, seed_pg, tag, rounds, worker_txs
-            )
-            workers.update(medians)
-            floor_workers.update(floor_medians)
+            ours_w, floor_w = bench_workers(n_worker_orders, base, seed_pg, tag, rounds, worker_txs)
+            workers.update(ours_w.rates)
+            workers_busy.update(ours_w.busy)
+            workers_stolen.update(ours_w.stolen)
+            floor_workers.update(floor_w.rates)
+            floor_busy.update(floor_w.busy)
+            floor_stolen.update(floor_w.stolen)
+            scaling, floor_scaling = ours_w.scaling, floor_w.scaling
         except (ordercore.OrderCoreError, SystemExit) as e:
             print(f"PostgreSQL worker run FAILED: {type(e).__name__}: {e}", flush=True)
     else:
@@ -996,6 +1052,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"target >= {TARGET_SCALING}x: {verdict(scaling, TARGET_SCALING)}"
     )
     print(f"  the floor's processes, 1 -> 2: {fmt(floor_scaling, '.2f')}x (how far plain commits scale here)")
+    if workers_busy.get("1") is not None:
+
+        def busy_text(label: str, busy: dict[str, float | None], rates: dict[str, float | None]) -> str:
+            per_order = [
+                f"{n}: {b:.2f} ({1000 * b / r:.2f} ms per order)"
+                for n, b, r in ((n, busy[n], rates[n]) for n in busy)
+                if b is not None and r
+            ]
+            return f"    {label}: " + ", ".join(per_order)
+
+        stolen = max(v or 0.0 for v in (*workers_stolen.values(), *floor_stolen.values()))
+        print(
+            f"  processors the machine kept busy by processes ({os.cpu_count()} in all: the workers, the server,"
+            f" the rest), and its processor time per order; the host took at most {stolen:.2f}:"
+        )
+        print(busy_text("ordercore", workers_busy, workers))
+        print(busy_text("floor", floor_busy, floor_workers))
     for writers, (first_s, last_s) in hot.items():
         print(
             f"SQLite, {n_hot:,} orders of one SKU at one node, {writers} writer(s):"
@@ -1038,6 +1111,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "postgres_scaling_1_to_2": r3(scaling),
                 "postgres_floor_workers": {k: r1(v) for k, v in floor_workers.items()},
                 "postgres_floor_scaling_1_to_2": r3(floor_scaling),
+                "postgres_workers_processors_busy": {k: r3(v) for k, v in workers_busy.items()},
+                "postgres_workers_processors_stolen": {k: r3(v) for k, v in workers_stolen.items()},
+                "postgres_floor_workers_processors_busy": {k: r3(v) for k, v in floor_busy.items()},
+                "postgres_floor_workers_processors_stolen": {k: r3(v) for k, v in floor_stolen.items()},
+                "processors": os.cpu_count(),
                 "sqlite_hot_sku_ms_first": r3(hot[1][0] * 1000),
                 "sqlite_hot_sku_ms_last": r3(hot[1][1] * 1000),
                 "sqlite_hot_sku_growth": r3(hot[1][1] / hot[1][0]),
