@@ -62,6 +62,11 @@ Figures, all measured in one run:
   of each SQLite side; ``sqlite_core_between_fsyncs_user_ms_per_order`` is the core's share of the core +
   floor run (its time less the floor's), to be read against ``memory_user_ms_per_order``, the same core
   back to back: how much slower the same code runs between fsyncs.
+* ``sqlite_fsync_ms``: the median time of one ``fdatasync`` of a page just written, in the folder the
+  SQLite files are in, measured in the same run: what each SQLite commit waits for (the adapter keeps
+  ``synchronous = FULL``, SQLite's default, so that a commit it reports is on the disk). The floor's time
+  is this wait and the system calls writing the pages, ordercore's mostly its processor time, so the
+  ratio moves with the disk: the slower the fsync, the nearer to 1.
 * ``memory_paused_user_ms_per_order`` / ``memory_back_to_back_user_ms_per_order``: the same core on
   ``memory://`` with a sleep of ``pause_ms`` (the floor's time per transaction in this run) after each
   command instead of a transaction, against back to back, interleaved in chunks: the sleep does no I/O, so
@@ -387,6 +392,7 @@ def sqlite_floor_connect(path: str) -> sqlite3.Connection:
     conn.execute("PRAGMA busy_timeout = 5000")
     conn.execute("PRAGMA foreign_keys = ON")
     conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = FULL")  # as the adapter opens its files
     return conn
 
 
@@ -529,6 +535,26 @@ def interleave(
                     if m0 is not None and m1 is not None:
                         split[side][1] += max(0.0, (m1 - m0) - (p1 - p0))
     return tuple(spent), tuple(user)
+
+
+def fsync_ms(folder: str, samples: int = 200) -> float:
+    """The median milliseconds one ``fdatasync`` of a page just written takes in ``folder``: what every
+    SQLite commit waits for (the adapter keeps SQLite's default, ``synchronous = FULL``, so that a commit
+    reported is on the disk)."""
+    path = os.path.join(folder, "fsync.probe")
+    page = b"\0" * 4096
+    times = []
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        for i in range(samples):
+            os.pwrite(fd, page, 4096 * (i % 16))
+            t0 = perf_counter()
+            os.fdatasync(fd)
+            times.append(perf_counter() - t0)
+    finally:
+        os.close(fd)
+        os.unlink(path)
+    return 1000 * statistics.median(times)
 
 
 def bench_hot_sku(n_orders: int, folder: str, writers: int) -> tuple[float, float]:
@@ -926,6 +952,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             plan, seed_txs, order_txs, folder
         )
         pause_s = sqlite_floor_s / (3 * n_orders)  # the floor's time per transaction
+        fsync = fsync_ms(folder)
         print("memory, with a sleep for each transaction...", file=sys.stderr, flush=True)
         plain_user, paused_user = bench_paused(plan, pause_s)
         print("sqlite, one hot SKU...", file=sys.stderr, flush=True)
@@ -1034,6 +1061,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         " between the floor's fsyncs"
     )
     print(
+        f"  one fdatasync of a page in the benchmark's folder: {fsync:.3f} ms (median); each transaction"
+        f" waits for one: {3 * fsync:.2f} of the floor's {1000 / sqlite_floor_rate:.2f} ms per order"
+        if sqlite_floor_rate
+        else "  no SQLite floor figure"
+    )
+    print(
         f"  the core with a sleep of {pause_s * 1000:.2f} ms (the floor's time per transaction, no I/O) after"
         f" each command: {paused_user_ms:.2f} ms/order in user mode, against {plain_user_ms:.2f} back to back"
         f" in the same run ({paused_user_ms / plain_user_ms:.2f}x)"
@@ -1100,6 +1133,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "memory_paused_user_ms_per_order": r3(paused_user_ms),
                 "memory_back_to_back_user_ms_per_order": r3(plain_user_ms),
                 "pause_ms": r3(pause_s * 1000),
+                "sqlite_fsync_ms": r3(fsync),
                 "postgres_orders_per_s": r1(pg_rate),
                 "postgres_floor_orders_per_s": r1(pg_floor_rate),
                 "postgres_ratio_vs_floor": r3(pg_ratio),

@@ -190,6 +190,9 @@ class SqliteStore:
             raw.execute("PRAGMA foreign_keys = ON")
             if self.path is not None:
                 raw.execute("PRAGMA journal_mode = WAL")
+                # a commit reported is on the disk, whatever the build's default for WAL (some make it
+                # NORMAL, which may lose the last commits at a power cut): the outbox relies on it
+                raw.execute("PRAGMA synchronous = FULL")
         except sqlite3.Error as e:
             raw.close()
             raise StoreUnavailable(f"cannot open {self.url}: {e}") from e

@@ -120,6 +120,22 @@ def test_a_missing_directory_is_store_unavailable(tmp_path: Path) -> None:
         open_store(f"sqlite:///{tmp_path}/no/such/dir/orders.db")
 
 
+def test_a_file_store_writes_ahead_and_flushes_every_commit(tmp_path: Path) -> None:
+    # a file made elsewhere in rollback-journal mode
+    with closing(sqlite3.connect(tmp_path / "orders.db")) as other:
+        other.execute("PRAGMA journal_mode = DELETE")
+    store = open_store(file_url(tmp_path))
+    try:
+        conn = store.connect()
+        try:
+            assert conn.raw.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+            assert conn.raw.execute("PRAGMA synchronous").fetchone() == (2,)  # FULL: on the disk at commit
+        finally:
+            store.release(conn)
+    finally:
+        store.close()
+
+
 def test_a_file_that_is_no_database_is_store_unavailable(tmp_path: Path) -> None:
     (tmp_path / "orders.db").write_bytes(b"this is not a database file" * 100)
     with pytest.raises(StoreUnavailable):
