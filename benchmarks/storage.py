@@ -109,7 +109,9 @@ Figures, all measured in one run:
 * ``postgres_workers_processors_busy`` / ``postgres_floor_workers_processors_busy`` (and ``*_stolen``):
   over each worker run's clock, how many processors the whole machine kept busy on average (``/proc/stat``:
   every process, the server's included; medians over the rounds) and how many its host took from it
-  (steal); ``processors`` is how many it has. Busy over orders/s is the processor time one order costs,
+  (steal); ``*_in_workers``: how many of them the worker processes themselves kept busy (``getrusage``
+  in each, user mode and kernel), the rest being the server's; ``processors`` is how many the machine has.
+  Busy over orders/s is the processor time one order costs,
   client and server together. Where one worker and its server already keep most of a processor busy, two
   workers on a machine of two processors can at best double that, and the time an order costs grows as
   the processes take turns on the same processors: the table prints both.
@@ -200,8 +202,9 @@ PRICE = Money.of("9.99", "EUR")
 
 # one order: (latitude, longitude, ((sku index, quantity), ...))
 Plan = list[tuple[float, float, tuple[tuple[int, int], ...]]]
-# a worker run: orders/s, processors busy and processors taken by the host on average (None: not known)
-Raced = tuple[float, float | None, float | None]
+# a worker run: orders/s, processors busy and processors taken by the host on average (None: not known),
+# and processors busy in the run's own processes
+Raced = tuple[float, float | None, float | None, float]
 # one recorded transaction: [(sql, params or list of params for executemany, is_many), ...]
 Tx = list[tuple[str, Any, bool]]
 
@@ -729,29 +732,29 @@ def _worker(url: str, worker: int, plan: Plan, barrier: Any, results: Any) -> No
         app = new_app(url, worker=worker)
         warm_up(app, worker)
         barrier.wait(timeout=120)
-        m0, t0 = machine_times(), monotonic()
+        m0, c0, t0 = machine_times(), process_time(), monotonic()
         run_orders(app, plan, worker)
-        t1, m1 = monotonic(), machine_times()
+        t1, c1, m1 = monotonic(), process_time(), machine_times()
         check_allocated(app, len(plan), worker)
         app.close()
-        results.put((t0, t1, m0, m1))
+        results.put((t0, t1, m0, m1, c1 - c0))
     except BaseException as e:  # reported by the parent; never leave it waiting
         barrier.abort()
-        results.put((f"{type(e).__name__}: {str(e)[:300]}", None, None, None))
+        results.put((f"{type(e).__name__}: {str(e)[:300]}", None, None, None, 0.0))
 
 
 def _floor_worker(base: str, schema: str, txs: list[Tx], barrier: Any, results: Any) -> None:
     try:
         conn = pg_connect(base, schema)
         barrier.wait(timeout=120)
-        m0, t0 = machine_times(), monotonic()
+        m0, c0, t0 = machine_times(), process_time(), monotonic()
         pg_replay(conn, txs)
-        t1, m1 = monotonic(), machine_times()
+        t1, c1, m1 = monotonic(), process_time(), machine_times()
         conn.close()
-        results.put((t0, t1, m0, m1))
+        results.put((t0, t1, m0, m1, c1 - c0))
     except BaseException as e:  # reported by the parent; never leave it waiting
         barrier.abort()
-        results.put((f"{type(e).__name__}: {str(e)[:300]}", None, None, None))
+        results.put((f"{type(e).__name__}: {str(e)[:300]}", None, None, None, 0.0))
 
 
 def race(
@@ -780,21 +783,23 @@ def race(
         times = [results.get(timeout=900) for _ in procs]
         for p in procs:
             p.join()
-        if any(t1 is None for _, t1, _, _ in times):
-            failed = [t0 for t0, t1, _, _ in times if t1 is None and "BrokenBarrier" not in t0]
+        if any(t[1] is None for t in times):
+            failed = [t[0] for t in times if t[1] is None and "BrokenBarrier" not in t[0]]
             raise SystemExit(f"{n} {label}(s): {failed[0] if failed else 'one failed'}")
         first, last = min(times, key=lambda t: t[0]), max(times, key=lambda t: t[1])
         wall = last[1] - first[0]
         busy = stolen = None
         if first[2] is not None and last[3] is not None:
             busy, stolen = ((end - start) / wall for start, end in zip(first[2], last[3], strict=True))
+        own = sum(t[4] for t in times) / wall  # the processes' own processor time, as processors
         print(
             f"  {n} {label}(s): {share * n:,} orders in {wall:.2f} s"
-            + ("" if busy is None else f", {busy:.2f} processors busy, {stolen:.2f} taken by the host"),
+            + ("" if busy is None else f", {busy:.2f} processors busy ({own:.2f} in the processes)")
+            + ("" if stolen is None else f", {stolen:.2f} taken by the host"),
             file=sys.stderr,
             flush=True,
         )
-        return share * n / wall, busy, stolen
+        return share * n / wall, busy, stolen, own
     finally:
         pg_drop(base, (schema,))
 
@@ -850,6 +855,7 @@ class WorkerFigures:
     rates: dict[str, float]
     busy: dict[str, float | None]
     stolen: dict[str, float | None]
+    own: dict[str, float]
     scaling: float
 
 
@@ -881,6 +887,7 @@ def bench_workers(
             {str(n): statistics.median(r[0] for r in v) for n, v in by_count.items()},
             {str(n): median_of([r[1] for r in v]) for n, v in by_count.items()},
             {str(n): median_of([r[2] for r in v]) for n, v in by_count.items()},
+            {str(n): statistics.median(r[3] for r in v) for n, v in by_count.items()},
             scaling,
         )
 
@@ -965,8 +972,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     pg_split: list[list[float]] | None = None
     workers: dict[str, float | None] = {str(n): None for n in WORKER_COUNTS}
     floor_workers: dict[str, float | None] = {str(n): None for n in FLOOR_WORKER_COUNTS}
-    workers_busy, workers_stolen = dict(workers), dict(workers)
-    floor_busy, floor_stolen = dict(floor_workers), dict(floor_workers)
+    workers_busy, workers_stolen, workers_own = dict(workers), dict(workers), dict(workers)
+    floor_busy, floor_stolen, floor_own = dict(floor_workers), dict(floor_workers), dict(floor_workers)
     scaling = floor_scaling = None
     why_not = pg_reachable(base)
     if why_not is None:
@@ -984,9 +991,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             workers.update(ours_w.rates)
             workers_busy.update(ours_w.busy)
             workers_stolen.update(ours_w.stolen)
+            workers_own.update(ours_w.own)
             floor_workers.update(floor_w.rates)
             floor_busy.update(floor_w.busy)
             floor_stolen.update(floor_w.stolen)
+            floor_own.update(floor_w.own)
             scaling, floor_scaling = ours_w.scaling, floor_w.scaling
         except (ordercore.OrderCoreError, SystemExit) as e:
             print(f"PostgreSQL worker run FAILED: {type(e).__name__}: {e}", flush=True)
@@ -1087,21 +1096,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"  the floor's processes, 1 -> 2: {fmt(floor_scaling, '.2f')}x (how far plain commits scale here)")
     if workers_busy.get("1") is not None:
 
-        def busy_text(label: str, busy: dict[str, float | None], rates: dict[str, float | None]) -> str:
-            per_order = [
-                f"{n}: {b:.2f} ({1000 * b / r:.2f} ms per order)"
-                for n, b, r in ((n, busy[n], rates[n]) for n in busy)
-                if b is not None and r
-            ]
-            return f"    {label}: " + ", ".join(per_order)
+        def busy_text(
+            label: str,
+            busy: dict[str, float | None],
+            own: dict[str, float | None],
+            rates: dict[str, float | None],
+        ) -> str:
+            per_order = []
+            for n, b in busy.items():
+                r, o = rates[n], own[n]
+                if b is not None and o is not None and r:
+                    per_order.append(
+                        f"{n}: {b:.2f} ({1000 * b / r:.2f} ms per order, {1000 * o / r:.2f} of them in the"
+                        f" workers, {1000 * (b - o) / r:.2f} elsewhere)"
+                    )
+            return f"    {label}: " + "; ".join(per_order)
 
         stolen = max(v or 0.0 for v in (*workers_stolen.values(), *floor_stolen.values()))
         print(
             f"  processors the machine kept busy by processes ({os.cpu_count()} in all: the workers, the server,"
             f" the rest), and its processor time per order; the host took at most {stolen:.2f}:"
         )
-        print(busy_text("ordercore", workers_busy, workers))
-        print(busy_text("floor", floor_busy, floor_workers))
+        print(busy_text("ordercore", workers_busy, workers_own, workers))
+        print(busy_text("floor", floor_busy, floor_own, floor_workers))
     for writers, (first_s, last_s) in hot.items():
         print(
             f"SQLite, {n_hot:,} orders of one SKU at one node, {writers} writer(s):"
@@ -1147,8 +1164,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "postgres_floor_scaling_1_to_2": r3(floor_scaling),
                 "postgres_workers_processors_busy": {k: r3(v) for k, v in workers_busy.items()},
                 "postgres_workers_processors_stolen": {k: r3(v) for k, v in workers_stolen.items()},
+                "postgres_workers_processors_in_workers": {k: r3(v) for k, v in workers_own.items()},
                 "postgres_floor_workers_processors_busy": {k: r3(v) for k, v in floor_busy.items()},
                 "postgres_floor_workers_processors_stolen": {k: r3(v) for k, v in floor_stolen.items()},
+                "postgres_floor_workers_processors_in_workers": {k: r3(v) for k, v in floor_own.items()},
                 "processors": os.cpu_count(),
                 "sqlite_hot_sku_ms_first": r3(hot[1][0] * 1000),
                 "sqlite_hot_sku_ms_last": r3(hot[1][1] * 1000),
