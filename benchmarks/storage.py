@@ -735,6 +735,7 @@ def _worker(url: str, worker: int, plan: Plan, barrier: Any, results: Any) -> No
         m0, c0, t0 = machine_times(), process_time(), monotonic()
         run_orders(app, plan, worker)
         t1, c1, m1 = monotonic(), process_time(), machine_times()
+        barrier.wait(timeout=900)  # wind down only once all are done: not inside another's clock
         check_allocated(app, len(plan), worker)
         app.close()
         results.put((t0, t1, m0, m1, c1 - c0))
@@ -750,6 +751,7 @@ def _floor_worker(base: str, schema: str, txs: list[Tx], barrier: Any, results: 
         m0, c0, t0 = machine_times(), process_time(), monotonic()
         pg_replay(conn, txs)
         t1, c1, m1 = monotonic(), process_time(), machine_times()
+        barrier.wait(timeout=900)
         conn.close()
         results.put((t0, t1, m0, m1, c1 - c0))
     except BaseException as e:  # reported by the parent; never leave it waiting
