@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
+import re
 import select
 import threading
 import weakref
 from time import monotonic
 from typing import Any, NamedTuple
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import cattrs
 import psycopg
@@ -31,8 +32,29 @@ from ordercore_adapters.postgres._unit_of_work import PostgresUnitOfWork, Prepar
 __all__ = ["PostgresStore", "PostgresTarget", "migrate", "open_store", "parse_url"]
 
 _SCHEMES = ("postgresql", "postgres")
-_URL_FORMS = "postgresql://user@host:port/dbname, optionally with ?schema=NAME&pool_size=N&prepare=false"
+_URL_FORMS = (
+    "postgresql://user@host:port/dbname,"
+    " optionally with ?schema=NAME&pool_size=N&prepare=false&lock_timeout=5s"
+)
 _CONNECT_TIMEOUT_S = 10
+#: how long a statement waits for a row or table lock another session holds before the server gives up
+#: (and the transaction, rolled back, is retryable), unless the URL or the server's settings say otherwise:
+#: as long as a SQLite store waits for the write lock
+DEFAULT_LOCK_TIMEOUT_MS = 5_000
+_MAX_LOCK_TIMEOUT_MS = 2_147_483_647  # the server's limit
+_DURATION = re.compile(r"(\d{1,10})(ms|s|min)?")
+_UNIT_MS = {"ms": 1, None: 1, "s": 1_000, "min": 60_000}
+#: TCP settings for a connection whose peer vanished without closing it (a network cut, a host gone):
+#: keepalive probes after 15 s of silence, every 5 s, 3 unanswered end it; data unacknowledged for 30 s
+#: ends it too. Without them a unit of work would wait on such a connection for hours (the system's
+#: keepalive default is two hours). Any of them given in the URL is kept.
+_TCP_DEFAULTS = {
+    "keepalives": "1",
+    "keepalives_idle": "15",
+    "keepalives_interval": "5",
+    "keepalives_count": "3",
+}
+_TCP_USER_TIMEOUT_MS = "30000"  # libpq 12 and later
 DEFAULT_POOL_SIZE = 8
 _MAX_POOL_SIZE = 1000
 _KEPT_ORDERS = 4_096  # decoded orders kept, by version, so that an unchanged row is not decoded again
@@ -49,6 +71,10 @@ class PostgresTarget(NamedTuple):
     schema: str
     pool_size: int = DEFAULT_POOL_SIZE
     prepare: bool = True
+    #: milliseconds a statement waits for a lock (``?lock_timeout=``, 0: no limit); None when the URL
+    #: names none: then the server's setting for the session, or :data:`DEFAULT_LOCK_TIMEOUT_MS` where that
+    #: sets no limit
+    lock_timeout_ms: int | None = None
 
 
 def parse_url(url: str) -> PostgresTarget:
@@ -93,15 +119,28 @@ def parse_url(url: str) -> PostgresTarget:
             f"prepare must be true or false, once (expected {_URL_FORMS})", field="url", value=url
         )
     prepare = not prepares or prepares[0] == "true"
-    options = [(key, value) for key, value in query if key not in ("schema", "pool_size", "prepare")]
-    conninfo = urlunsplit(parts._replace(query=urlencode(options)))
+    timeouts = [value for key, value in query if key == "lock_timeout"]
+    lock_timeout_ms = None
+    if timeouts:
+        found = _DURATION.fullmatch(timeouts[0].strip()) if len(timeouts) == 1 else None
+        lock_timeout_ms = int(found.group(1)) * _UNIT_MS[found.group(2)] if found else None
+        if lock_timeout_ms is None or lock_timeout_ms > _MAX_LOCK_TIMEOUT_MS:
+            raise InvalidValue(
+                f"lock_timeout must be one duration such as 5s, 500ms or 1min, 0 for no limit (expected {_URL_FORMS})",
+                field="url",
+                value=url,
+            )
+    ours = ("schema", "pool_size", "prepare", "lock_timeout")
+    options = [(key, value) for key, value in query if key not in ours]
+    # percent-encoded as libpq decodes it: a space as %20, never as + (libpq would keep the +)
+    conninfo = urlunsplit(parts._replace(query=urlencode(options, quote_via=quote)))
     try:
         conninfo_to_dict(conninfo)
     except psycopg.Error as e:
         raise InvalidValue(
             f"is not a valid connection string: {e} (expected {_URL_FORMS})", field="url"
         ) from e
-    return PostgresTarget(conninfo, schema, pool_size, prepare)
+    return PostgresTarget(conninfo, schema, pool_size, prepare, lock_timeout_ms)
 
 
 class PostgresStore:
@@ -133,6 +172,7 @@ class PostgresStore:
         dry_run: bool = False,
         pool_size: int = DEFAULT_POOL_SIZE,
         prepare: bool = True,
+        lock_timeout_ms: int | None = None,
     ) -> None:
         self.conninfo = conninfo
         self.schema = schema
@@ -160,10 +200,24 @@ class PostgresStore:
         kwargs: dict[str, Any] = {"autocommit": True}
         if not prepare:
             kwargs["prepare_threshold"] = None  # psycopg prepares no repeated query either
-        if "connect_timeout" not in conninfo_to_dict(conninfo):
+        given = conninfo_to_dict(conninfo)
+        if "connect_timeout" not in given:
             kwargs["connect_timeout"] = _CONNECT_TIMEOUT_S
+        kwargs.update({k: v for k, v in _TCP_DEFAULTS.items() if k not in given})
+        if "tcp_user_timeout" not in given and psycopg.pq.version() >= 120000:
+            kwargs["tcp_user_timeout"] = _TCP_USER_TIMEOUT_MS
         self._connect_kwargs = kwargs
         self._set_path = sql.SQL("SET search_path TO {}").format(sql.Identifier(schema))
+        # the URL's lock timeout, or the default where the session has no limit of its own (from the
+        # server's, the database's or the role's settings, or the URL's libpq options)
+        self._set_lock_timeout = (
+            sql.SQL("SELECT set_config('lock_timeout', {}, false)").format(sql.Literal(str(lock_timeout_ms)))
+            if lock_timeout_ms is not None
+            else sql.SQL(
+                "SELECT CASE WHEN current_setting('lock_timeout') = '0'"
+                " THEN set_config('lock_timeout', {}, false) END"
+            ).format(sql.Literal(str(DEFAULT_LOCK_TIMEOUT_MS)))
+        )
         conn = self._open()
         try:
             self.migration: Migration = ensure_schema(
@@ -194,6 +248,7 @@ class PostgresStore:
             dry_run=dry_run,
             pool_size=target.pool_size,
             prepare=target.prepare,
+            lock_timeout_ms=target.lock_timeout_ms,
         )
 
     @property
@@ -313,8 +368,10 @@ class PostgresStore:
             ConnectionPool.check_connection(conn)
 
     def _configure(self, conn: psycopg.Connection[Any]) -> None:
-        """Make a new pooled connection use the store's schema (once, for the connection's life)."""
+        """Make a new pooled connection use the store's schema and lock timeout (once, for the
+        connection's life)."""
         conn.execute(self._set_path)
+        conn.execute(self._set_lock_timeout, prepare=False)
 
     def _open(self) -> psycopg.Connection[Any]:
         """An autocommit connection whose search path is the store's schema: reads outside a transaction
@@ -324,6 +381,7 @@ class PostgresStore:
         except psycopg.Error as e:
             raise StoreUnavailable(f"cannot connect to {self.url}: {e}") from e
         try:
+            # not the lock timeout: opening a schema waits for another process opening or upgrading it
             conn.execute(self._set_path)
         except psycopg.Error as e:
             conn.close()

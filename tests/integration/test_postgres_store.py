@@ -109,11 +109,32 @@ def schema_of(url: str) -> str:
             "postgresql://u:pw@h/db?sslmode=disable",
             "S",
         ),
+        (  # libpq options keep their percent-encoding: a space stays %20 (libpq reads + as a plus)
+            "postgresql://u@h/db?options=-c%20statement_timeout%3D5s&schema=s",
+            "postgresql://u@h/db?options=-c%20statement_timeout%3D5s",
+            "s",
+        ),
     ],
 )
 def test_url_forms(given: str, conninfo: str, schema: str) -> None:
     target = parse_url(given)
     assert (target.conninfo, target.schema, target.prepare) == (conninfo, schema, True)
+
+
+@pytest.mark.parametrize(
+    ("option", "ms"),
+    [
+        ("", None),
+        ("&lock_timeout=250ms", 250),
+        ("&lock_timeout=2s", 2000),
+        ("&lock_timeout=1min", 60_000),
+        ("&lock_timeout=0", 0),
+        ("&lock_timeout=750", 750),
+    ],
+)
+def test_the_lock_timeout_is_read_from_the_url(option: str, ms: int | None) -> None:
+    target = parse_url(f"postgresql://u@h/db?sslmode=disable{option}")
+    assert (target.conninfo, target.lock_timeout_ms) == ("postgresql://u@h/db?sslmode=disable", ms)
 
 
 def test_prepare_false_turns_prepared_statements_off() -> None:
@@ -134,6 +155,11 @@ def test_prepare_false_turns_prepared_statements_off() -> None:
         ("postgresql://h/db#x", InvalidValue),
         ("postgresql://h/db?prepare=no", InvalidValue),
         ("postgresql://h/db?prepare=true&prepare=false", InvalidValue),
+        ("postgresql://h/db?lock_timeout=soon", InvalidValue),
+        ("postgresql://h/db?lock_timeout=5h", InvalidValue),
+        ("postgresql://h/db?lock_timeout=-1s", InvalidValue),
+        ("postgresql://h/db?lock_timeout=99999999999", InvalidValue),
+        ("postgresql://h/db?lock_timeout=1s&lock_timeout=2s", InvalidValue),
     ],
 )
 def test_a_malformed_url_is_a_typed_error(given: str, error: type[OrderCoreError]) -> None:
@@ -337,6 +363,92 @@ def test_a_pooled_connection_is_checked_with_a_round_trip_only_when_idle_or_clos
         monkeypatch.setattr(postgres_store_module, "_CHECK_IDLE_S", 0.0)
         assert load(store, "O-1").id == OrderId("O-1")
         assert len(checked) == 3
+    finally:
+        store.close()
+
+
+def _session(store: PostgresStore) -> tuple[str, dict[str, str]]:
+    """The lock timeout and the connection parameters of a pooled connection of ``store``."""
+    conn = store.connect()
+    try:
+        row = conn.execute("SHOW lock_timeout").fetchone()
+        assert row is not None
+        return str(row[0]), conn.info.get_parameters()
+    finally:
+        store.release(conn)
+
+
+def test_pooled_connections_wait_for_a_lock_and_a_silent_peer_for_a_bounded_time(url: str) -> None:
+    store = open_store(url)
+    try:
+        lock_timeout, params = _session(store)
+    finally:
+        store.close()
+    assert lock_timeout == "5s"  # the server sets no limit: the store's default
+    assert {k: params.get(k) for k in ("keepalives_idle", "keepalives_interval", "keepalives_count")} == {
+        "keepalives_idle": "15",
+        "keepalives_interval": "5",
+        "keepalives_count": "3",
+    }
+    if psycopg.pq.version() >= 120000:
+        assert params.get("tcp_user_timeout") == "30000"
+
+
+@pytest.mark.parametrize(
+    ("option", "expected"),
+    [
+        ("&lock_timeout=0", "0"),  # no limit, asked for
+        ("&lock_timeout=1500ms", "1500ms"),
+        ("&options=-c%20lock_timeout%3D2s", "2s"),  # the session's own setting is kept
+    ],
+)
+def test_a_lock_timeout_given_is_kept(url: str, option: str, expected: str) -> None:
+    store = open_store(url + option)
+    try:
+        assert _session(store)[0] == expected
+    finally:
+        store.close()
+
+
+def test_tcp_settings_in_the_url_are_kept(url: str) -> None:
+    store = open_store(url + "&keepalives_idle=60&keepalives_count=9")
+    try:
+        params = _session(store)[1]
+    finally:
+        store.close()
+    assert (params.get("keepalives_idle"), params.get("keepalives_count")) == ("60", "9")
+    assert params.get("keepalives_interval") == "5"
+
+
+def test_a_commit_waiting_on_a_lock_gives_up_retryable_writes_nothing_and_goes_through_once_free(
+    url: str, admin: psycopg.Connection[tuple[object, ...]]
+) -> None:
+    store = open_store(url + "&lock_timeout=200ms")
+    try:
+        app = bootstrap(store, clock=ManualClock(AT), ids=SequentialIds())
+        order_id = app.handle(place_command()).order_id
+        # another session holds the order's row: an operator's open transaction, say
+        holder = psycopg.connect(parse_url(url).conninfo)
+        try:
+            holder.execute(
+                sql.SQL("SELECT 1 FROM {}.orders WHERE id = %s FOR UPDATE").format(
+                    sql.Identifier(schema_of(url))
+                ),
+                (order_id.value,),
+            )
+            started = time.monotonic()
+            with pytest.raises(StoreUnavailable) as info:
+                app.handle(AcceptOrder(order_id=order_id))
+            waited = time.monotonic() - started
+            assert info.value.retryable and not info.value.outcome_unknown
+            assert isinstance(info.value.__cause__, psycopg.errors.LockNotAvailable)
+            assert waited < 5  # three attempts of 200 ms each, not a wait for the holder
+            assert app.get_order(order_id).status is OrderStatus.PLACED  # nothing written
+        finally:
+            holder.rollback()
+            holder.close()
+        assert app.handle(AcceptOrder(order_id=order_id)).version == 3
+        assert app.get_order(order_id).status is OrderStatus.ACCEPTED
     finally:
         store.close()
 
