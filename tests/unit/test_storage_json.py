@@ -119,11 +119,12 @@ def test_every_event_and_value_of_full_lives_is_written_as_to_json_writes_it() -
 
 
 @HEAVY
-@given(orders(), st.text(), st.text())
+@given(orders(), st.text(max_size=1000), st.text(min_size=1, max_size=64).filter(str.strip))
 def test_events_with_any_text_are_written_as_to_json_writes_them(
     order: Order, reason: str, code: str
 ) -> None:
-    order.hold(code or "X", actor=ACTOR, at=AT + timedelta(minutes=1), message=reason)
+    # any text a hold accepts (a code of 1 to 64 characters, not only spaces; a reason of up to 1,000)
+    order.hold(code, actor=ACTOR, at=AT + timedelta(minutes=1), message=reason)
     texts = TextEncoders(CONVERTER)
     for _ in range(2):
         for event in order.history:
