@@ -313,7 +313,7 @@ def _shipping_pool(scope: Scope, holding: set[str]) -> None:
             scope.reject(node_id, _R.EXCLUDED)
         elif not facts.ships:
             scope.reject(node_id, _R.CANNOT_SHIP, "does not ship parcels")
-        elif not facts.online:
+        elif node_id in static.offline:
             scope.reject(node_id, _R.OFFLINE)
         elif node_id not in holding:
             scope.reject(node_id, _R.NO_STOCK)
@@ -358,7 +358,7 @@ def _pickup_pool(scope: Scope, holding: set[str]) -> None:
     facts = stock.facts(pickup)
     if not facts.pickup:
         scope.reject(pickup, _R.CANNOT_SHIP, "does not offer pickup")
-    elif not facts.online:
+    elif pickup in stock._static.offline:
         scope.reject(pickup, _R.OFFLINE)
     elif pickup not in holding:
         scope.reject(pickup, _R.NO_STOCK)

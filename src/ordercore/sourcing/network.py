@@ -19,7 +19,7 @@ import attrs
 
 from ordercore.errors import InvalidValue, Problem, UnknownNode, ValidationFailed
 from ordercore.geo import EARTH_RADIUS_KM, haversine_km
-from ordercore.inventory.nodes import WorkingCalendar
+from ordercore.inventory.nodes import FulfilmentNode, WorkingCalendar
 from ordercore.money import minor_units
 from ordercore.sourcing.grid import Grid
 from ordercore.sourcing.model import NodeStock, Rejection, SourcingPlan, SourcingRequest
@@ -52,7 +52,6 @@ class NodeFacts:
         "lon",
         "node",
         "node_id",
-        "online",
         "pickup",
         "pkm",
         "priority",
@@ -60,14 +59,11 @@ class NodeFacts:
         "pu",
         "pukm",
         "ships",
-        "stock",
         "zones",
     )
 
-    def __init__(self, stock: NodeStock, calendar_key: int) -> None:
-        node = stock.node
+    def __init__(self, node: FulfilmentNode, calendar_key: int) -> None:
         cost = node.cost
-        self.stock = stock
         self.node = node
         self.node_id = node.node_id
         self.lat = node.location.latitude * _DEG
@@ -82,30 +78,8 @@ class NodeFacts:
         )
         self.ships = node.ships
         self.pickup = node.offers_pickup
-        self.online = stock.online
         self.priority = node.priority
         self.calendar_key = calendar_key
-
-    def with_stock(self, stock: NodeStock) -> NodeFacts:
-        """The same facts for another snapshot of the same node: ``stock`` and whether it is online."""
-        other = object.__new__(NodeFacts)
-        other.calendar_key = self.calendar_key
-        other.cos_lat = self.cos_lat
-        other.lat = self.lat
-        other.lon = self.lon
-        other.node = self.node
-        other.node_id = self.node_id
-        other.online = stock.online
-        other.pickup = self.pickup
-        other.pkm = self.pkm
-        other.priority = self.priority
-        other.ps = self.ps
-        other.pu = self.pu
-        other.pukm = self.pukm
-        other.ships = self.ships
-        other.stock = stock
-        other.zones = self.zones
-        return other
 
     def distance_km(self, lat: float, cos_lat: float, lon: float) -> float:
         """Great-circle km to a point given as (latitude in radians, its cosine, longitude in degrees);
@@ -136,8 +110,8 @@ def point_radians(point: GeoPoint) -> tuple[float, float, float]:
 class _Static:
     """The part of a network shared by every copy: node facts, incoming supply per SKU, rate floors, and
     memo tables (dispatch dates) that depend only on static data. A snapshot of the same nodes built
-    ``like`` this one shares everything but the facts (which hold each node's stock), the incoming supply
-    and the offline nodes."""
+    ``like`` this one shares everything (the node facts too) but its own stock of each node, the incoming
+    supply and the offline nodes."""
 
     __slots__ = (
         "detailed",
@@ -153,10 +127,12 @@ class _Static:
         "order",
         "reach",
         "rejections",
+        "stocks",
         "unable",
     )
 
     facts: dict[str, NodeFacts]
+    stocks: dict[str, NodeStock]
     order: tuple[str, ...]
     incoming: dict[Sku, tuple[tuple[date, str, int], ...]]
     min_rates: tuple[float, float, float, float]
@@ -178,12 +154,18 @@ class _Static:
             self._share(like, ordered)
         else:
             self._compute(ordered)
+        # this snapshot's stock of each node, in node id order
+        self.stocks = by_node = {s.node_id: s for s in ordered}
         incoming: dict[Sku, list[tuple[date, str, int]]] = {}
-        for node_id in self.order:
-            for sku, entries in self.facts[node_id].stock.incoming.items():
-                incoming.setdefault(sku, []).extend((d, node_id, q) for d, q in entries)
+        offline = []
+        for node_id, stock in by_node.items():
+            if stock.incoming:
+                for sku, entries in stock.incoming.items():
+                    incoming.setdefault(sku, []).extend((d, node_id, q) for d, q in entries)
+            if not stock.online:
+                offline.append(node_id)
         self.incoming = {sku: tuple(sorted(v)) for sku, v in incoming.items()}
-        self.offline = frozenset(f.node_id for f in self.facts.values() if not f.online)
+        self.offline = frozenset(offline)
 
     def same_nodes(self, ordered: list[NodeStock]) -> bool:
         """Whether ``ordered`` (sorted by node id) holds exactly this network's node objects."""
@@ -196,9 +178,9 @@ class _Static:
         return True
 
     def _share(self, like: _Static, ordered: list[NodeStock]) -> None:
-        """Take everything that depends on the nodes alone from ``like`` (same node objects): only the
-        facts are copied, to hold the new stock."""
-        self.facts = {s.node_id: like.facts[s.node_id].with_stock(s) for s in ordered}
+        """Take everything that depends on the nodes alone from ``like`` (same node objects), the facts
+        of each node among them: only the stock is this snapshot's own."""
+        self.facts = like.facts
         self.order = like.order
         self.min_rates = like.min_rates
         self.max_rates = like.max_rates
@@ -216,7 +198,7 @@ class _Static:
         self.facts = {}
         for s in ordered:
             key = calendars.setdefault(s.node.calendar, len(calendars))
-            self.facts[s.node_id] = NodeFacts(s, key)
+            self.facts[s.node_id] = NodeFacts(s.node, key)
         self.order = tuple(sorted(self.facts))
         facts = list(self.facts.values())
         # lower bounds of (fixed, per_unit) over every node, as linear functions of the distance
@@ -359,16 +341,17 @@ class NetworkStock:
         self.currency: str = currency
         self._static = static
         by_sku: dict[Sku, dict[str, int]] = {}
-        for node_id in self._static.order:
-            for sku, qty in self._static.facts[node_id].stock.available.items():
+        stocks = self._static.stocks
+        for node_id, stock in stocks.items():
+            for sku, qty in stock.available.items():
                 if qty > 0:
                     by_sku.setdefault(sku, {})[node_id] = qty
         self._by_sku = by_sku
         self._owned: set[Sku] = set(by_sku)
         self._cap: dict[str, int] = {
-            node_id: f.stock.capacity_left
-            for node_id, f in self._static.facts.items()
-            if f.stock.capacity_left is not None
+            node_id: stock.capacity_left
+            for node_id, stock in stocks.items()
+            if stock.capacity_left is not None
         }
         self._exhausted: set[str] = {node_id for node_id, left in self._cap.items() if left <= 0}
         self._totals: dict[Sku, int] = {sku: sum(held.values()) for sku, held in by_sku.items()}
@@ -434,7 +417,7 @@ class NetworkStock:
         return self._static.incoming.get(sku, ())
 
     def _current(self, node_id: str) -> NodeStock:
-        stock = self._static.facts[node_id].stock
+        stock = self._static.stocks[node_id]
         if node_id not in self._changed:
             return stock
         available = {sku: self.available(node_id, sku) for sku in stock.available}
