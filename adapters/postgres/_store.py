@@ -174,6 +174,16 @@ class PostgresStore:
         prepare: bool = True,
         lock_timeout_ms: int | None = None,
     ) -> None:
+        if lock_timeout_ms is not None and (
+            isinstance(lock_timeout_ms, bool)
+            or not isinstance(lock_timeout_ms, int)
+            or not 0 <= lock_timeout_ms <= _MAX_LOCK_TIMEOUT_MS
+        ):
+            raise InvalidValue(
+                f"must be None or whole milliseconds from 0 (no limit) to {_MAX_LOCK_TIMEOUT_MS}",
+                field="lock_timeout_ms",
+                value=lock_timeout_ms,
+            )
         self.conninfo = conninfo
         self.schema = schema
         self.lifecycle = lifecycle
