@@ -174,6 +174,16 @@ class PostgresStore:
         prepare: bool = True,
         lock_timeout_ms: int | None = None,
     ) -> None:
+        if (
+            isinstance(pool_size, bool)
+            or not isinstance(pool_size, int)
+            or not 1 <= pool_size <= _MAX_POOL_SIZE
+        ):
+            raise InvalidValue(
+                f"must be a whole number of connections from 1 to {_MAX_POOL_SIZE}",
+                field="pool_size",
+                value=pool_size,
+            )
         if lock_timeout_ms is not None and (
             isinstance(lock_timeout_ms, bool)
             or not isinstance(lock_timeout_ms, int)
@@ -187,7 +197,7 @@ class PostgresStore:
         self.conninfo = conninfo
         self.schema = schema
         self.lifecycle = lifecycle
-        self.pool_size = max(int(pool_size), 1)
+        self.pool_size = pool_size
         self.converter: cattrs.Converter = make_converter(lifecycle)
         self.json = StoredJson(self.converter)
         self.orders_cache: VersionedCopies[OrderId, Order] = VersionedCopies(Order.clone, _KEPT_ORDERS)

@@ -410,6 +410,13 @@ def test_a_lock_timeout_given_is_kept(url: str, option: str, expected: str) -> N
         store.close()
 
 
+@pytest.mark.parametrize("given", [0, 1001, "8", 2.0, True])
+def test_a_bad_pool_size_given_to_the_store_is_refused_before_connecting(given: object) -> None:
+    with pytest.raises(InvalidValue) as info:
+        PostgresStore("postgresql://nobody@127.0.0.1:1/none", pool_size=given)  # type: ignore[arg-type]
+    assert info.value.field == "pool_size"
+
+
 @pytest.mark.parametrize("given", [-1, 2**31, 1.5, "5s", True])
 def test_a_bad_lock_timeout_given_to_the_store_is_refused_before_connecting(given: object) -> None:
     with pytest.raises(InvalidValue) as info:
