@@ -81,6 +81,10 @@ class SqliteStore:
         migrate: bool = False,
         dry_run: bool = False,
     ) -> None:
+        if path is not None and (not isinstance(path, str) or not path.strip()):
+            raise InvalidValue(
+                "must be the path of a database file, or None for memory", field="path", value=path
+            )
         self.path = path
         self.lifecycle = lifecycle
         self.converter: cattrs.Converter = make_converter(lifecycle)

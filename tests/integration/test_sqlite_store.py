@@ -136,6 +136,13 @@ def test_a_file_store_writes_ahead_and_flushes_every_commit(tmp_path: Path) -> N
         store.close()
 
 
+@pytest.mark.parametrize("given", [123, "", "  ", b"orders.db"])
+def test_a_path_that_is_no_text_or_empty_is_refused(given: object) -> None:
+    with pytest.raises(InvalidValue) as info:
+        SqliteStore(given)  # type: ignore[arg-type]
+    assert info.value.field == "path"
+
+
 def test_a_file_that_is_no_database_is_store_unavailable(tmp_path: Path) -> None:
     (tmp_path / "orders.db").write_bytes(b"this is not a database file" * 100)
     with pytest.raises(StoreUnavailable):
