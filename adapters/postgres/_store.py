@@ -9,7 +9,7 @@ import threading
 import weakref
 from time import monotonic
 from typing import Any, NamedTuple
-from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
 import cattrs
 import psycopg
@@ -132,8 +132,11 @@ def parse_url(url: str) -> PostgresTarget:
             )
     ours = ("schema", "pool_size", "prepare", "lock_timeout")
     options = [(key, value) for key, value in query if key not in ours]
-    # percent-encoded as libpq decodes it: a space as %20, never as + (libpq would keep the +)
-    conninfo = urlunsplit(parts._replace(query=urlencode(options, quote_via=quote)))
+    # percent-encoded as libpq decodes it: a space as %20, never as + (libpq would keep the +); put
+    # together by hand, since urlunsplit drops the // of a URL without a host (postgresql:///db, the
+    # local server's socket), which libpq then cannot read
+    query_text = urlencode(options, quote_via=quote)
+    conninfo = f"postgresql://{parts.netloc}{parts.path}" + (f"?{query_text}" if query_text else "")
     try:
         conninfo_to_dict(conninfo)
     except psycopg.Error as e:

@@ -8,6 +8,7 @@ Each test works in a fresh schema of the server named by ``ORDERCORE_TEST_POSTGR
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 import uuid
@@ -109,6 +110,12 @@ def schema_of(url: str) -> str:
             "postgresql://u:pw@h/db?sslmode=disable",
             "S",
         ),
+        ("postgresql:///db", "postgresql:///db", "ordercore"),  # no host: the local server's socket
+        (
+            "postgresql:///db?host=/run/postgresql&schema=s",
+            "postgresql:///db?host=%2Frun%2Fpostgresql",
+            "s",
+        ),
         (  # libpq options keep their percent-encoding: a space stays %20 (libpq reads + as a plus)
             "postgresql://u@h/db?options=-c%20statement_timeout%3D5s&schema=s",
             "postgresql://u@h/db?options=-c%20statement_timeout%3D5s",
@@ -135,6 +142,32 @@ def test_url_forms(given: str, conninfo: str, schema: str) -> None:
 def test_the_lock_timeout_is_read_from_the_url(option: str, ms: int | None) -> None:
     target = parse_url(f"postgresql://u@h/db?sslmode=disable{option}")
     assert (target.conninfo, target.lock_timeout_ms) == ("postgresql://u@h/db?sslmode=disable", ms)
+
+
+def test_a_url_without_a_host_reaches_the_server_through_its_socket(
+    admin: psycopg.Connection[tuple[object, ...]],
+) -> None:
+    socket_dir = next(
+        (
+            d
+            for d in ("/var/run/postgresql", "/run/postgresql", "/tmp")
+            if any(n.startswith(".s.PGSQL.") for n in (os.listdir(d) if os.path.isdir(d) else []))
+        ),
+        None,
+    )
+    if socket_dir is None:
+        pytest.skip("the test server has no Unix socket in /var/run/postgresql, /run/postgresql or /tmp")
+    params = admin.info.get_parameters()
+    schema = f"t_{uuid.uuid4().hex}"
+    store = open_store(
+        f"postgresql:///{params['dbname']}?host={socket_dir}&user={params['user']}&schema={schema}"
+    )
+    try:
+        add(store, make_order(order_id="O-1"))
+        assert load(store, "O-1").id == OrderId("O-1")
+    finally:
+        store.close()
+        admin.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
 
 
 def test_prepare_false_turns_prepared_statements_off() -> None:
