@@ -187,6 +187,8 @@ def test_prepare_false_turns_prepared_statements_off() -> None:
         ("postgresql://h/db?schema=", InvalidValue),
         ("postgresql://h/db#x", InvalidValue),
         ("postgresql://h/db?prepare=no", InvalidValue),
+        ("postgresql://h:99999/db", InvalidValue),
+        ("postgresql://h1:5432,h2:x/db", InvalidValue),
         ("postgresql://h/db?prepare=true&prepare=false", InvalidValue),
         ("postgresql://h/db?lock_timeout=soon", InvalidValue),
         ("postgresql://h/db?lock_timeout=5h", InvalidValue),
@@ -199,6 +201,36 @@ def test_a_malformed_url_is_a_typed_error(given: str, error: type[OrderCoreError
     with pytest.raises(error) as info:
         open_store(given)
     assert "postgresql://" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "given",
+    [
+        "postgresql://someone:s3cret@h:x/db",
+        "postgresql://someone:s3cret@h/db?schema=a-b",
+        "postgresql://someone@h/db?password=s3cret&pool_size=0",
+        "postgresql://someone:s3cret@h/db?lock_timeout=soon",
+    ],
+)
+def test_a_malformed_url_is_refused_without_showing_its_password(given: str) -> None:
+    with pytest.raises(InvalidValue) as info:
+        parse_url(given)
+    shown = json.dumps(info.value.to_dict()) + str(info.value) + repr(info.value)
+    assert "s3cret" not in shown and "***" in shown
+
+
+@pytest.mark.parametrize(
+    ("given", "conninfo"),
+    [
+        (
+            "postgresql://h1:5432,h2:5433/db?target_session_attrs=read-write",
+            "postgresql://h1:5432,h2:5433/db?target_session_attrs=read-write",
+        ),
+        ("postgresql://[::1]:5432/db", "postgresql://[::1]:5432/db"),
+    ],
+)
+def test_several_hosts_and_ipv6_hosts_are_passed_to_libpq(given: str, conninfo: str) -> None:
+    assert parse_url(given).conninfo == conninfo
 
 
 def test_the_url_shown_never_contains_the_password() -> None:
