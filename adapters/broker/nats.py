@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
+import re
 import threading
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from types import TracebackType
@@ -33,9 +34,10 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StreamConfig
 
-from ordercore.errors import StoreUnavailable, ValidationFailed
+from ordercore.errors import InvalidValue, Problem, StoreUnavailable, ValidationFailed
 from ordercore.events import OrderEvent
 from ordercore.serialization import from_json, to_json
+from ordercore_adapters._urls import masked
 
 __all__ = [
     "DEFAULT_STREAM",
@@ -57,6 +59,57 @@ MSG_ID_HEADER = "Nats-Msg-Id"
 
 #: errors after which the connection is dropped and the operation retried
 _TRANSIENT: tuple[type[BaseException], ...] = (nats.errors.Error, OSError, asyncio.TimeoutError)
+
+
+#: a stream or durable consumer name JetStream takes: no spaces, dots, wildcards or path separators
+_NAME = re.compile(r"[^\s.*>/\\]{1,255}")
+#: a subject: dot-separated tokens without spaces; ``wildcards``: ``*`` for a token and ``>`` last
+_TOKEN = re.compile(r"[^\s.*>]+")
+
+
+def _problems_of_name(field: str, value: object) -> list[Problem]:
+    if isinstance(value, str) and _NAME.fullmatch(value):
+        return []
+    why = "must be 1 to 255 characters without spaces, dots, *, >, / or \\"
+    return [Problem(field, InvalidValue.code, why, value)]
+
+
+def _problems_of_subject(field: str, value: object, *, wildcards: bool) -> list[Problem]:
+    tokens = value.split(".") if isinstance(value, str) else []
+    ok = bool(tokens) and all(
+        _TOKEN.fullmatch(t) or (wildcards and (t == "*" or (t == ">" and i == len(tokens) - 1)))
+        for i, t in enumerate(tokens)
+    )
+    if ok:
+        return []
+    why = "must be dot-separated tokens without spaces" + (
+        " (* for a token, > for the rest)" if wildcards else ", without wildcards"
+    )
+    return [Problem(field, InvalidValue.code, why, value)]
+
+
+def _problems_of_number(
+    field: str, value: object, *, least: float, whole: bool, above: bool
+) -> list[Problem]:
+    kinds = (int,) if whole else (int, float)
+    if (
+        isinstance(value, kinds)
+        and not isinstance(value, bool)
+        and (value > least if above else value >= least)
+    ):
+        return []
+    what = "a whole number" if whole else "a number of seconds"
+    bound = f"above {least:g}" if above else f"at least {least:g}"
+    return [Problem(field, InvalidValue.code, f"must be {what} {bound}", value)]
+
+
+def _check(subject: str, problems: list[Problem]) -> None:
+    """Raise the one problem as InvalidValue, or all of them in ValidationFailed; nothing when none."""
+    if len(problems) == 1:
+        p = problems[0]
+        raise InvalidValue(p.message, field=p.field, value=p.value)
+    if problems:
+        raise ValidationFailed(problems, subject=subject)
 
 
 class BrokerUnavailable(StoreUnavailable):
@@ -118,9 +171,25 @@ class _Connection:
         attempts: int,
         backoff: float,
     ) -> None:
-        if attempts < 1:
-            raise ValueError("attempts must be at least 1")
+        problems: list[Problem] = []
+        if not isinstance(url, str) or not url.strip():
+            problems.append(Problem("url", InvalidValue.code, "must be a NATS server URL", url))
+        problems += _problems_of_name("stream", stream)
+        problems += _problems_of_subject("subject_prefix", subject_prefix, wildcards=False)
+        problems += _problems_of_number(
+            "duplicate_window", duplicate_window, least=0, whole=False, above=True
+        )
+        if not isinstance(ensure_stream, bool):
+            problems.append(
+                Problem("ensure_stream", InvalidValue.code, "must be true or false", ensure_stream)
+            )
+        problems += _problems_of_number("connect_timeout", connect_timeout, least=0, whole=False, above=True)
+        problems += _problems_of_number("attempts", attempts, least=1, whole=True, above=False)
+        problems += _problems_of_number("backoff", backoff, least=0, whole=False, above=False)
+        self.problems = problems  # the client's own settings are added to these, then checked at once
         self.url = url
+        #: the URL as messages and logs show it: without its password
+        self.shown = masked(url) if isinstance(url, str) else repr(url)
         self.stream = stream
         self.subject_prefix = subject_prefix
         self.duplicate_window = duplicate_window
@@ -137,7 +206,7 @@ class _Connection:
         await self.drop()
 
         async def on_error(e: Exception) -> None:
-            log.debug("NATS %s: %s", self.url, e)
+            log.debug("NATS %s: %s", self.shown, e)
 
         nc = await asyncio.wait_for(
             nats.connect(
@@ -181,10 +250,10 @@ class _Connection:
                 await self.drop()
                 if attempt == self.attempts:
                     raise BrokerUnavailable(
-                        f"NATS JetStream at {self.url}: could not {what} after {attempt} attempt(s): "
+                        f"NATS JetStream at {self.shown}: could not {what} after {attempt} attempt(s): "
                         f"{type(e).__name__}: {e or 'no detail'}"
                     ) from e
-                log.warning("NATS %s: %s failed (%s), retrying", self.url, what, type(e).__name__)
+                log.warning("NATS %s: %s failed (%s), retrying", self.shown, what, type(e).__name__)
                 await asyncio.sleep(self.backoff * 2 ** (attempt - 1))
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -199,7 +268,7 @@ class _Connection:
             try:
                 await nc.close()
             except Exception as e:  # closing a broken connection: nothing more to do
-                log.debug("NATS %s: closing failed: %s", self.url, e)
+                log.debug("NATS %s: closing failed: %s", self.shown, e)
 
 
 class _Client:
@@ -213,7 +282,8 @@ class _Client:
 
     @property
     def url(self) -> str:
-        return self._connection.url
+        """The server's URL, without its password (``***`` in its place)."""
+        return self._connection.shown
 
     @property
     def stream(self) -> str:
@@ -275,8 +345,6 @@ class NatsJetStreamPublisher(_Client):
         backoff: float = 0.2,
         window: int = 256,
     ) -> None:
-        if window < 1:
-            raise ValueError("window must be at least 1")
         connection = _Connection(
             url,
             stream=stream,
@@ -287,6 +355,10 @@ class NatsJetStreamPublisher(_Client):
             attempts=attempts,
             backoff=backoff,
         )
+        problems = connection.problems
+        problems += _problems_of_number("ack_timeout", ack_timeout, least=0, whole=False, above=True)
+        problems += _problems_of_number("window", window, least=1, whole=True, above=False)
+        _check("NATS publisher settings", problems)
         super().__init__("ordercore-nats-publisher", connection)
         self.ack_timeout = ack_timeout
         self.window = window
@@ -373,6 +445,18 @@ class NatsJetStreamConsumer(_Client):
             attempts=attempts,
             backoff=backoff,
         )
+        problems = connection.problems
+        if not callable(handler):
+            problems.append(Problem("handler", InvalidValue.code, "must be callable with an event", handler))
+        problems += _problems_of_name("durable", durable)
+        if filter_subject is not None:
+            problems += _problems_of_subject("filter_subject", filter_subject, wildcards=True)
+        problems += _problems_of_number("ack_wait", ack_wait, least=0, whole=False, above=True)
+        if max_ack_pending is not None:
+            problems += _problems_of_number(
+                "max_ack_pending", max_ack_pending, least=1, whole=True, above=False
+            )
+        _check("NATS consumer settings", problems)
         super().__init__(f"ordercore-nats-consumer-{durable}", connection)
         self.handler = handler
         self.durable = durable
@@ -385,6 +469,11 @@ class NatsJetStreamConsumer(_Client):
     def poll(self, max_messages: int = 100, timeout: float = 1.0) -> int:
         """Fetch up to ``max_messages`` (waiting at most ``timeout`` seconds for the first), process them
         in order and return how many were acknowledged (0 when none was waiting)."""
+        _check(
+            "poll",
+            _problems_of_number("max_messages", max_messages, least=1, whole=True, above=False)
+            + _problems_of_number("timeout", timeout, least=0, whole=False, above=True),
+        )
         messages = self._run(self._connection.retry("fetch messages", self._fetcher(max_messages, timeout)))
         done = 0
         for i, msg in enumerate(messages):

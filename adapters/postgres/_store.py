@@ -26,6 +26,7 @@ from ordercore.serialization import make_converter
 from ordercore.storage import StoredJson, VersionedCopies, node_states_copies
 from ordercore.values import OrderId
 from ordercore_adapters._sql import PLAIN_NAME
+from ordercore_adapters._urls import masked
 from ordercore_adapters.postgres._schema import DEFAULT_SCHEMA, Migration, ensure_schema
 from ordercore_adapters.postgres._unit_of_work import PostgresUnitOfWork, PreparedStatements
 
@@ -77,16 +78,6 @@ class PostgresTarget(NamedTuple):
     lock_timeout_ms: int | None = None
 
 
-_PASSWORD_IN_USERINFO = re.compile(r"(://[^/?#@]*?:)[^/?#@]*@")
-_PASSWORD_IN_QUERY = re.compile(r"(?i)([?&]password=)[^&#]*")
-
-
-def _masked(text: str) -> str:
-    """``text`` with any password a URL in it carries (``user:password@``, ``?password=``) masked, for
-    error messages and values, which end up in logs."""
-    return _PASSWORD_IN_QUERY.sub(r"\1***", _PASSWORD_IN_USERINFO.sub(r"\1***@", text))
-
-
 def _check_ports(netloc: str) -> None:
     """Raise ValueError unless every host of ``netloc`` (libpq takes several, ``h1:5432,h2:5433``, and
     tries them in turn) has no port or a port number."""
@@ -100,32 +91,32 @@ def parse_url(url: str) -> PostgresTarget:
     """Split a ``postgresql://`` (or ``postgres://``, ``postgresql+driver://``) URL into a conninfo for
     psycopg and the schema named by ``?schema=`` (default ``ordercore``); other query options go to libpq."""
     if not isinstance(url, str) or "://" not in url:
-        shown = _masked(url) if isinstance(url, str) else url
+        shown = masked(url) if isinstance(url, str) else url
         raise UnknownStore(f"store URL {shown!r} has no scheme (expected {_URL_FORMS})")
     scheme, rest = url.split("://", 1)
     if scheme.split("+", 1)[0].lower() not in _SCHEMES:
-        raise UnknownStore(f"store URL {_masked(url)!r} is not a postgresql URL (expected {_URL_FORMS})")
+        raise UnknownStore(f"store URL {masked(url)!r} is not a postgresql URL (expected {_URL_FORMS})")
     try:
         parts = urlsplit("postgresql://" + rest)
         _check_ports(parts.netloc)
         query = parse_qsl(parts.query, keep_blank_values=True, strict_parsing=bool(parts.query))
     except ValueError as e:
         raise InvalidValue(
-            f"is malformed: {e} (expected {_URL_FORMS})", field="url", value=_masked(url)
+            f"is malformed: {e} (expected {_URL_FORMS})", field="url", value=masked(url)
         ) from e
     if parts.fragment:
-        raise InvalidValue(f"has a fragment (expected {_URL_FORMS})", field="url", value=_masked(url))
+        raise InvalidValue(f"has a fragment (expected {_URL_FORMS})", field="url", value=masked(url))
     schemas = [value for key, value in query if key == "schema"]
     if len(schemas) > 1:
         raise InvalidValue(
-            f"names more than one schema (expected {_URL_FORMS})", field="url", value=_masked(url)
+            f"names more than one schema (expected {_URL_FORMS})", field="url", value=masked(url)
         )
     schema = schemas[0] if schemas else DEFAULT_SCHEMA
     if not PLAIN_NAME.fullmatch(schema):
         raise InvalidValue(
             f"schema must be a plain identifier: letters, digits, underscores, at most 63 (expected {_URL_FORMS})",
             field="url",
-            value=_masked(url),
+            value=masked(url),
         )
     sizes = [value for key, value in query if key == "pool_size"]
     pool_size = DEFAULT_POOL_SIZE
@@ -134,13 +125,13 @@ def parse_url(url: str) -> PostgresTarget:
             raise InvalidValue(
                 f"pool_size must be one whole number from 1 to {_MAX_POOL_SIZE} (expected {_URL_FORMS})",
                 field="url",
-                value=_masked(url),
+                value=masked(url),
             )
         pool_size = int(sizes[0])
     prepares = [value for key, value in query if key == "prepare"]
     if len(prepares) > 1 or (prepares and prepares[0] not in ("true", "false")):
         raise InvalidValue(
-            f"prepare must be true or false, once (expected {_URL_FORMS})", field="url", value=_masked(url)
+            f"prepare must be true or false, once (expected {_URL_FORMS})", field="url", value=masked(url)
         )
     prepare = not prepares or prepares[0] == "true"
     timeouts = [value for key, value in query if key == "lock_timeout"]
@@ -152,7 +143,7 @@ def parse_url(url: str) -> PostgresTarget:
             raise InvalidValue(
                 f"lock_timeout must be one duration such as 5s, 500ms or 1min, 0 for no limit (expected {_URL_FORMS})",
                 field="url",
-                value=_masked(url),
+                value=masked(url),
             )
     ours = ("schema", "pool_size", "prepare", "lock_timeout")
     options = [(key, value) for key, value in query if key not in ours]
@@ -165,9 +156,9 @@ def parse_url(url: str) -> PostgresTarget:
         conninfo_to_dict(conninfo)
     except psycopg.Error as e:
         raise InvalidValue(
-            f"is not a valid connection string: {_masked(str(e))} (expected {_URL_FORMS})",
+            f"is not a valid connection string: {masked(str(e))} (expected {_URL_FORMS})",
             field="url",
-            value=_masked(url),
+            value=masked(url),
         ) from e
     return PostgresTarget(conninfo, schema, pool_size, prepare, lock_timeout_ms)
 

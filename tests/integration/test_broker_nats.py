@@ -23,12 +23,12 @@ import pytest
 from ordercore import AcceptOrder, HoldOrder, ManualClock, OrderCore, ReleaseHold, SequentialIds, bootstrap
 from ordercore import open_store as open_any_store
 from ordercore.consumer import ExactlyOnce, InMemoryProcessedEvents
-from ordercore.errors import StoreUnavailable
+from ordercore.errors import InvalidValue, StoreUnavailable, ValidationFailed
 from ordercore.events import OrderEvent
 from ordercore.ports import Store
 from ordercore.serialization import from_json
 from ordercore_adapters.broker import BrokerUnavailable, NatsJetStreamConsumer, NatsJetStreamPublisher
-from tests.unit.factories import AT, place_command
+from tests.unit.factories import AT, make_order, place_command
 
 SERVER_URL = os.environ.get("ORDERCORE_TEST_NATS_URL", "nats://127.0.0.1:4222")
 
@@ -267,6 +267,77 @@ def test_unreachable_server_raises_a_typed_failure_after_bounded_retries_and_kee
         assert app.relay_outbox() == 2
     assert [s.event for s in names.stored()] == events
     store.close()
+
+
+@pytest.mark.parametrize(
+    ("settings", "field"),
+    [
+        ({"url": ""}, "url"),
+        ({"url": 4222}, "url"),
+        ({"stream": "ORDER CORE"}, "stream"),
+        ({"stream": "a.b"}, "stream"),
+        ({"subject_prefix": "events.>"}, "subject_prefix"),
+        ({"subject_prefix": "a..b"}, "subject_prefix"),
+        ({"duplicate_window": 0}, "duplicate_window"),
+        ({"connect_timeout": "2"}, "connect_timeout"),
+        ({"attempts": 0}, "attempts"),
+        ({"attempts": True}, "attempts"),
+        ({"backoff": -0.1}, "backoff"),
+        ({"ack_timeout": 0}, "ack_timeout"),
+        ({"window": 0}, "window"),
+        ({"window": 2.5}, "window"),
+        ({"ensure_stream": "yes"}, "ensure_stream"),
+    ],
+)
+def test_a_publisher_with_a_bad_setting_is_refused_naming_it(settings: dict[str, object], field: str) -> None:
+    with pytest.raises(InvalidValue) as info:
+        NatsJetStreamPublisher(**settings)  # type: ignore[arg-type]
+    assert info.value.field == field
+
+
+@pytest.mark.parametrize(
+    ("settings", "field"),
+    [
+        ({"durable": "my worker"}, "durable"),
+        ({"durable": ""}, "durable"),
+        ({"handler": "print"}, "handler"),
+        ({"filter_subject": "a.>.b"}, "filter_subject"),
+        ({"ack_wait": -1}, "ack_wait"),
+        ({"max_ack_pending": 0}, "max_ack_pending"),
+    ],
+)
+def test_a_consumer_with_a_bad_setting_is_refused_naming_it(settings: dict[str, object], field: str) -> None:
+    given: dict[str, object] = {"handler": lambda event: None, "durable": "worker-1", **settings}
+    with pytest.raises(InvalidValue) as info:
+        NatsJetStreamConsumer(**given)  # type: ignore[arg-type]
+    assert info.value.field == field
+
+
+def test_several_bad_settings_are_reported_at_once() -> None:
+    with pytest.raises(ValidationFailed) as info:
+        NatsJetStreamPublisher(attempts=0, window=0)
+    assert sorted(p.field for p in info.value.problems) == ["attempts", "window"]
+
+
+def test_a_consumer_polls_only_with_sensible_limits() -> None:
+    with NatsJetStreamConsumer(lambda event: None, durable="worker-1") as consumer:
+        with pytest.raises(InvalidValue) as info:
+            consumer.poll(max_messages=0)
+        assert info.value.field == "max_messages"
+        with pytest.raises(InvalidValue) as info:
+            consumer.poll(timeout=0)
+        assert info.value.field == "timeout"
+
+
+def test_the_server_url_is_shown_without_its_password() -> None:
+    port = free_port()
+    with NatsJetStreamPublisher(
+        f"nats://relay:s3cret@127.0.0.1:{port}", connect_timeout=0.2, attempts=1, backoff=0.0
+    ) as down:
+        assert down.url == f"nats://relay:***@127.0.0.1:{port}"
+        with pytest.raises(BrokerUnavailable) as info:
+            down.publish(make_order().history)
+    assert "s3cret" not in str(info.value) and "***" in str(info.value)
 
 
 def test_a_closed_publisher_refuses_to_publish(names: Names) -> None:
