@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import ordercore
+from ordercore_adapters._urls import masked
 from ordercore_adapters.cli.demo import run_demo
 from ordercore_adapters.cli.migrate import run_migrate
 
@@ -37,7 +38,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     migrate.add_argument("--dry-run", action="store_true", help="only list the steps; change nothing")
     args = parser.parse_args(argv)
     if args.command == "migrate":
-        print(f"store: {args.store}")
+        print(f"store: {masked(args.store)}")
         try:
             run_migrate(args.store, dry_run=args.dry_run, out=sys.stdout)
         except ordercore.OrderCoreError as e:
@@ -47,7 +48,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command == "demo":
         store = args.store or f"sqlite:///{Path(tempfile.mkdtemp(prefix='ordercore-demo-')) / 'orders.db'}"
-        print(f"store: {store}")
+        print(f"store: {masked(store)}")
         try:
             run_demo(store, out=sys.stdout)
         except BrokenPipeError:  # the reader went away (``| head``): not an error of the demo

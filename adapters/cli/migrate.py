@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any, TextIO
 
 from ordercore.errors import UnknownStore
+from ordercore_adapters._urls import masked
 
 __all__ = ["run_migrate"]
 
@@ -18,7 +19,7 @@ _NO_SCHEMA = ("memory",)
 def _migrate(url: str, dry_run: bool) -> Any:
     """The adapter's :class:`Migration` for ``url`` (None for a store without a schema)."""
     if "://" not in url:
-        raise UnknownStore(f"store URL {url!r} has no scheme (expected e.g. 'sqlite:///orders.db')")
+        raise UnknownStore(f"store URL {masked(url)!r} has no scheme (expected e.g. 'sqlite:///orders.db')")
     scheme = url.split("://", 1)[0].split("+", 1)[0].lower()
     if scheme in _NO_SCHEMA:
         return None
@@ -44,7 +45,7 @@ def run_migrate(url: str, *, dry_run: bool, out: TextIO) -> None:
     Errors (:class:`~ordercore.OrderCoreError`) are left to the caller."""
     migration = _migrate(url, dry_run)
     if migration is None:
-        print(f"{url} has no schema: nothing to migrate", file=out)
+        print(f"{masked(url)} has no schema: nothing to migrate", file=out)
         return
     found, target, steps = migration.found, migration.target, migration.steps
     if found == 0:

@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import ordercore
 from ordercore import OrderStatus
 from ordercore_adapters.cli import main
@@ -68,6 +70,14 @@ def test_an_unknown_store_is_a_clear_error(capsys: object) -> None:
     assert main(["demo", "--store", "nosuch://x"]) == 1
     err = capsys.readouterr().err  # type: ignore[attr-defined]
     assert "unknown_store" in err and "available: memory" in err
+
+
+@pytest.mark.parametrize("command", ["demo", "migrate"])
+def test_a_store_url_is_echoed_without_its_password(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([command, "--store", "postgresql://shop:s3cret@127.0.0.1:1/x?connect_timeout=1"]) == 1
+    captured = capsys.readouterr()
+    assert "s3cret" not in captured.out + captured.err
+    assert "postgresql://shop:***@127.0.0.1:1/x" in captured.out
 
 
 def test_a_command_is_required() -> None:
