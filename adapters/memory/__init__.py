@@ -43,6 +43,8 @@ from ordercore.storage import (
     StagedStock,
     StagedUnitOfWork,
     backorder_rows,
+    check_limit,
+    check_list_ids,
     check_recent_orders_query,
     hold_rows,
     key_taken,
@@ -182,13 +184,14 @@ class MemoryOrderRepository(StagedOrders):
     def list_ids(
         self, *, status: State | None = None, after: OrderId | None = None, limit: int = 100
     ) -> list[OrderId]:
+        limit = check_list_ids(status, after, limit)
         with self._store.lock:
             ids = [
                 oid
                 for oid, o in self._store.orders.items()
                 if (status is None or o.status == status) and (after is None or oid.value > after.value)
             ]
-        return sorted(ids, key=lambda oid: oid.value)[: max(limit, 0)]
+        return sorted(ids, key=lambda oid: oid.value)[:limit]
 
     def _orders_by_status(self, status: State, older_than: datetime | None, limit: int) -> list[OrderAge]:
         with self._store.lock:
@@ -288,7 +291,7 @@ class MemoryOutbox(StagedOutbox):
     def pending(self, limit: int = 100) -> list[OutboxRecord]:
         with self._store.lock:
             return [OutboxRecord(e.position, e.event) for e in self._store.outbox if not e.published][
-                : max(limit, 0)
+                : check_limit(limit)
             ]
 
 
@@ -352,7 +355,7 @@ class MemoryUnitOfWork(StagedUnitOfWork):
                 raise StoreUnavailable("the store memory:// is closed")
             end = bisect.bisect_right(store.expiries, at, key=lambda entry: entry[0])
             lapsed = {(node_id, sku) for _, node_id, sku, _ in store.expiries[:end]}
-        return [(node_id, Sku(sku)) for node_id, sku in sorted(lapsed)[: max(limit, 0)]]
+        return [(node_id, Sku(sku)) for node_id, sku in sorted(lapsed)[: check_limit(limit)]]
 
     def _repositories(
         self,

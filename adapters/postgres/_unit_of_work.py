@@ -46,6 +46,8 @@ from ordercore.storage import (
     StagedUnitOfWork,
     Stale,
     VersionedCopies,
+    check_limit,
+    check_list_ids,
     check_recent_orders_query,
     decode_node_day,
     decode_positions,
@@ -126,6 +128,7 @@ class PostgresOrderRepository(StagedOrders):
     def list_ids(
         self, *, status: State | None = None, after: OrderId | None = None, limit: int = 100
     ) -> list[OrderId]:
+        limit = check_list_ids(status, after, limit)
         sql = "SELECT id FROM orders WHERE true"
         params: list[Any] = []
         if status is not None:
@@ -135,7 +138,7 @@ class PostgresOrderRepository(StagedOrders):
             sql += " AND id > %s"
             params.append(after.value)
         sql += " ORDER BY id LIMIT %s"
-        params.append(max(limit, 0))
+        params.append(limit)
         with self._uow.db() as conn:
             rows = conn.execute(sql, params).fetchall()
         return [OrderId(r[0]) for r in rows]
@@ -345,7 +348,7 @@ class PostgresOutbox(StagedOutbox):
         with self._uow.db() as conn:
             rows = conn.execute(
                 "SELECT position, event_id, body::text FROM outbox ORDER BY position LIMIT %s",
-                (max(limit, 0),),
+                (check_limit(limit),),
             ).fetchall()
         return [
             OutboxRecord(position, self._uow.decode(body, OrderEvent, f"outbox event {event_id}"))
@@ -507,7 +510,7 @@ class PostgresUnitOfWork(StagedUnitOfWork):
             rows = conn.execute(
                 "SELECT DISTINCT node_id, sku FROM stock_reservations"
                 " WHERE expires_at IS NOT NULL AND expires_at <= %s ORDER BY node_id, sku LIMIT %s",
-                (at, limit),
+                (at, check_limit(limit)),
             ).fetchall()
         return [(node_id, Sku(sku)) for node_id, sku in rows]
 

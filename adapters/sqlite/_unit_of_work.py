@@ -42,6 +42,8 @@ from ordercore.storage import (
     StagedStock,
     StagedUnitOfWork,
     VersionedCopies,
+    check_limit,
+    check_list_ids,
     check_recent_orders_query,
     decode_node_day,
     decode_positions,
@@ -131,6 +133,7 @@ class SqliteOrderRepository(StagedOrders):
     def list_ids(
         self, *, status: State | None = None, after: OrderId | None = None, limit: int = 100
     ) -> list[OrderId]:
+        limit = check_list_ids(status, after, limit)
         sql = "SELECT id FROM orders WHERE 1 = 1"
         params: list[Any] = []
         if status is not None:
@@ -140,7 +143,7 @@ class SqliteOrderRepository(StagedOrders):
             sql += " AND id > ?"
             params.append(after.value)
         sql += " ORDER BY id LIMIT ?"
-        params.append(max(limit, 0))
+        params.append(limit)
         with self._uow.db() as conn:
             rows = conn.execute(sql, params).fetchall()
         return [OrderId(r[0]) for r in rows]
@@ -346,7 +349,7 @@ class SqliteOutbox(StagedOutbox):
         with self._uow.db() as conn:
             rows = conn.execute(
                 "SELECT position, event_id, body FROM outbox ORDER BY position LIMIT ?",
-                (max(limit, 0),),
+                (check_limit(limit),),
             ).fetchall()
         return [
             OutboxRecord(position, self._uow.decode(body, OrderEvent, f"outbox event {event_id}"))
@@ -508,7 +511,7 @@ class SqliteUnitOfWork(StagedUnitOfWork):
             rows = conn.execute(
                 "SELECT DISTINCT node_id, sku FROM stock_reservations"
                 " WHERE expires_at IS NOT NULL AND expires_at <= ? ORDER BY node_id, sku LIMIT ?",
-                (stored_time(at), limit),
+                (stored_time(at), check_limit(limit)),
             ).fetchall()
         return [(node_id, Sku(sku)) for node_id, sku in rows]
 

@@ -32,6 +32,7 @@ from ordercore.storage._copies import (
 from ordercore.storage._json import StoredJson
 from ordercore.storage._read_models import (
     backorder_rows,
+    check_limit,
     check_recent_orders_query,
     hold_rows,
     newest_first,
@@ -49,6 +50,7 @@ from ordercore.storage._staging import (
     StagedStock,
     StagedUnitOfWork,
     check_idempotency_key,
+    check_list_ids,
     key_taken,
     node_states_changed,
 )
@@ -71,6 +73,8 @@ __all__ = [
     "VersionedCopies",
     "backorder_rows",
     "check_idempotency_key",
+    "check_limit",
+    "check_list_ids",
     "committed_copy_of_order",
     "committed_copy_of_position",
     "decode_position",

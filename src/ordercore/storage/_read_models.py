@@ -16,7 +16,8 @@ from ordercore.values import CustomerId, CustomerRef, OrderId, Sku
 
 
 # -- read models: what a store keeps next to each order, rewritten whenever the order is written ------------
-def _limit(limit: object) -> int:
+def check_limit(limit: object) -> int:
+    """The most rows a query may return: an integer (InvalidValue otherwise), a negative one meaning none."""
     if not isinstance(limit, int) or isinstance(limit, bool):
         raise InvalidValue("must be an integer", field="limit", value=limit)
     return max(limit, 0)

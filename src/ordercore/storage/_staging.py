@@ -25,7 +25,12 @@ from ordercore.ports import (
     OrderAge,
     OutboxRecord,
 )
-from ordercore.storage._read_models import _limit, _read_model_inputs, _ReadModelInputs, summarise_backorders
+from ordercore.storage._read_models import (
+    _read_model_inputs,
+    _ReadModelInputs,
+    check_limit,
+    summarise_backorders,
+)
 from ordercore.values import Actor, Channel, OrderId, Sku
 
 #: the longest idempotency key a store accepts (in characters)
@@ -80,6 +85,7 @@ class StagedOrders(ABC):
         return order
 
     def find(self, order_id: OrderId) -> Order | None:
+        _order_id(order_id)
         staged = self.staged.get(order_id)
         if staged is not None:
             return staged
@@ -104,6 +110,10 @@ class StagedOrders(ABC):
         return now.rows(order.id) != read.rows(order.id) or now.digest_key() != read.digest_key()
 
     def find_by_external_ref(self, channel: Channel, external_ref: str) -> Order | None:
+        if not isinstance(channel, Channel):
+            raise InvalidValue("must be a Channel", field="channel", value=channel)
+        if not isinstance(external_ref, str):
+            raise InvalidValue("must be a string", field="external_ref", value=external_ref)
         for order in self.staged.values():
             if order.channel == channel and order.external_ref == external_ref:
                 return order
@@ -136,12 +146,12 @@ class StagedOrders(ABC):
             raise InvalidValue("must be a State", field="status", value=status)
         if older_than is not None and (not isinstance(older_than, datetime) or older_than.tzinfo is None):
             raise InvalidValue("must be a timezone-aware datetime", field="older_than", value=older_than)
-        return self._orders_by_status(status, older_than, _limit(limit))
+        return self._orders_by_status(status, older_than, check_limit(limit))
 
     def held_orders(self, code: str | None = None, *, limit: int = 100) -> list[HeldOrder]:
         if code is not None and not isinstance(code, str):
             raise InvalidValue("must be a string", field="code", value=code)
-        return self._held_orders(code, _limit(limit))
+        return self._held_orders(code, check_limit(limit))
 
     def backorders_by_sku(self, sku: Sku | None = None) -> list[BackorderSummary]:
         if sku is not None:
@@ -194,7 +204,8 @@ class StagedStock(ABC):
 
     # -- the repository ------------------------------------------------------------------------------------
     def get(self, node_id: str, sku: Sku) -> StockPosition | None:
-        key = (node_id, _sku(sku))
+        collect("stock position", lambda: check_node_id(node_id), lambda: _sku(sku))
+        key = (node_id, sku)
         staged = self.staged.get(key)
         if staged is not None:
             return staged
@@ -267,7 +278,8 @@ class StagedStock(ABC):
         self.staged[key] = position
 
     def ledger(self, node_id: str, sku: Sku) -> list[LedgerEntry]:
-        return self._load_ledger(node_id, _sku(sku))
+        collect("stock position", lambda: check_node_id(node_id), lambda: _sku(sku))
+        return self._load_ledger(node_id, sku)
 
     def changed(self) -> list[StockPosition]:
         """Positions to write at commit (those with new ledger entries), in (node id, SKU) order so that
@@ -284,6 +296,25 @@ def _wanted(skus: Iterable[Sku]) -> list[Sku]:
     if isinstance(skus, Sku | str | bytes) or not isinstance(skus, Iterable):
         raise InvalidValue("must be an iterable of Sku", field="skus", value=skus)
     return sorted({_sku(s, "skus") for s in skus}, key=lambda s: s.value)
+
+
+def _order_id(value: object, field: str = "order_id") -> OrderId:
+    if not isinstance(value, OrderId):
+        raise InvalidValue("must be an OrderId", field=field, value=value)
+    return value
+
+
+def check_list_ids(status: object, after: object, limit: object) -> int:
+    """Refuse what ``OrderRepository.list_ids`` cannot answer (InvalidValue): a status that is not a
+    lifecycle :class:`~ordercore.lifecycle.State`, an ``after`` that is not an OrderId, a limit that is
+    not an integer; the limit to apply (a negative one lists nothing)."""
+    if status is not None and not isinstance(status, State):
+        raise InvalidValue(
+            "must be a lifecycle State (OrderStatus.PLACED, say) or None", field="status", value=status
+        )
+    if after is not None:
+        _order_id(after, "after")
+    return check_limit(limit)
 
 
 def _sku(value: object, field: str = "sku") -> Sku:
@@ -351,6 +382,11 @@ class StagedOutbox(ABC):
         """Events not yet published, in commit order."""
 
     def mark_published(self, event_ids: Sequence[str]) -> None:
+        if isinstance(event_ids, str | bytes) or not isinstance(event_ids, Sequence):
+            raise InvalidValue("must be a sequence of event ids", field="event_ids", value=event_ids)
+        for i, event_id in enumerate(event_ids):
+            if not isinstance(event_id, str) or not event_id:
+                raise InvalidValue("must be an event id", field=f"event_ids[{i}]", value=event_id)
         self.published.extend(event_ids)
 
     def changed(self) -> list[str]:

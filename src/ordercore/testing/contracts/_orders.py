@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from ordercore.clock import ManualClock
@@ -9,6 +11,7 @@ from ordercore.errors import (
     ConcurrencyConflict,
     DuplicateOrder,
     IdempotencyConflict,
+    InvalidValue,
     OrderNotFound,
     StoreUnavailable,
 )
@@ -19,6 +22,7 @@ from ordercore.money import Money
 from ordercore.ports import (
     IdempotencyRecord,
     Store,
+    UnitOfWork,
 )
 from ordercore.service.bootstrap import bootstrap
 from ordercore.service.commands import HoldOrder, PlaceOrder
@@ -154,6 +158,31 @@ class OrderContract(ContractBase):
         assert len(order.holds) == threads * holds  # every hold is there, none overwritten
         assert [e.sequence for e in order.history] == list(range(1, order.version + 1))
         assert order.version == 2 + threads * holds
+
+    @pytest.mark.parametrize(
+        ("call", "field"),
+        [
+            (lambda uow: uow.orders.get("O-1"), "order_id"),
+            (lambda uow: uow.orders.find(None), "order_id"),
+            (lambda uow: uow.orders.find_by_external_ref("web", "R-1"), "channel"),
+            (lambda uow: uow.orders.list_ids(status="placed"), "status"),
+            (lambda uow: uow.orders.list_ids(after="O-1"), "after"),
+            (lambda uow: uow.orders.list_ids(limit="10"), "limit"),
+            (lambda uow: uow.outbox.pending(limit=None), "limit"),
+            (lambda uow: uow.outbox.mark_published("O-1#1"), "event_ids"),
+            (lambda uow: uow.outbox.mark_published([1]), "event_ids[0]"),
+        ],
+    )
+    def test_a_malformed_argument_is_refused_naming_it_and_the_unit_stays_usable(
+        self, store: Store, call: Callable[[UnitOfWork], object], field: str
+    ) -> None:
+        self._add(store, _order("O-1"))
+        with store.unit_of_work() as uow:
+            with pytest.raises(InvalidValue) as info:
+                call(uow)
+            assert info.value.field == field
+            assert uow.orders.get(OrderId("O-1")).id == OrderId("O-1")  # nothing broken by it
+            assert uow.orders.list_ids() == [OrderId("O-1")]
 
     def test_a_closed_store_refuses_work(self, store: Store) -> None:
         store.close()

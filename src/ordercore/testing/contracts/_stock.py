@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, timedelta, timezone
 
 import pytest
@@ -30,6 +31,7 @@ from ordercore.ports import (
     IdempotencyRecord,
     LapsedReservations,
     Store,
+    UnitOfWork,
 )
 from ordercore.service.bootstrap import bootstrap
 from ordercore.service.commands import AcceptOrder, ReceiveStock, SourceOrder
@@ -220,6 +222,36 @@ class StockContract(ContractBase):
             assert [p.node_id for p in uow.inventory.for_sku(Sku("A"))] == ["B-9", "WH-1", "WH-3"]
             assert uow.inventory.for_skus([]) == []
             assert uow.inventory.for_sku(Sku("Z")) == []
+
+    @pytest.mark.parametrize(
+        ("call", "field"),
+        [
+            (lambda uow: uow.inventory.get(1, Sku("SKU-1")), "node_id"),
+            (lambda uow: uow.inventory.get("WH-1", "SKU-1"), "sku"),
+            (lambda uow: uow.inventory.ledger("", Sku("SKU-1")), "node_id"),
+            (lambda uow: uow.inventory.for_skus(["SKU-1"]), "skus"),
+            (lambda uow: uow.inventory.for_node(None), "node_id"),
+        ],
+    )
+    def test_a_malformed_position_key_is_refused_naming_it(
+        self, store: Store, call: Callable[[UnitOfWork], object], field: str
+    ) -> None:
+        self._stock(store, StockPosition.open("WH-1", Sku("SKU-1"), at=_AT, on_hand=5))
+        with store.unit_of_work() as uow:
+            with pytest.raises(InvalidValue) as info:
+                call(uow)
+            assert info.value.field == field
+            position = uow.inventory.get("WH-1", Sku("SKU-1"))  # the unit still reads
+            assert position is not None and position.on_hand == 5
+
+    def test_lapsed_positions_take_an_integer_limit(self, store: Store) -> None:
+        with store.unit_of_work() as uow:
+            if not isinstance(uow, LapsedReservations):
+                pytest.skip(f"{type(store).__name__} cannot find lapsed reservations")
+            with pytest.raises(InvalidValue) as info:
+                uow.lapsed_positions(_AT, "10")  # type: ignore[arg-type]
+            assert info.value.field == "limit"
+            assert uow.lapsed_positions(_AT, -1) == []
 
     def test_for_node_reads_every_position_of_the_node_sorted_by_sku(self, store: Store) -> None:
         held = StockPosition.open("WH-1", Sku("B"), at=_AT, on_hand=5)
