@@ -45,6 +45,7 @@ from ordercore.storage import (
     backorder_rows,
     check_limit,
     check_list_ids,
+    check_purge,
     check_recent_orders_query,
     hold_rows,
     key_taken,
@@ -329,6 +330,7 @@ class MemoryUnitOfWork(StagedUnitOfWork):
     def purge(self, *, keys_before: datetime | None, days_before: date | None) -> tuple[int, int]:
         """Delete idempotency keys recorded before ``keys_before`` and capacity rows of days before
         ``days_before``, at once (see :class:`ordercore.ports.Housekeeping`)."""
+        check_purge(keys_before, days_before)
         store = self._store
         with store.lock:
             if store.closed:

@@ -48,6 +48,7 @@ from ordercore.storage import (
     VersionedCopies,
     check_limit,
     check_list_ids,
+    check_purge,
     check_recent_orders_query,
     decode_node_day,
     decode_positions,
@@ -491,6 +492,7 @@ class PostgresUnitOfWork(StagedUnitOfWork):
     def purge(self, *, keys_before: datetime | None, days_before: date | None) -> tuple[int, int]:
         """Delete idempotency keys recorded before ``keys_before`` and capacity rows of days before
         ``days_before``, in one transaction of their own (see :class:`ordercore.ports.Housekeeping`)."""
+        check_purge(keys_before, days_before)
         with self.db(writes=True) as conn, conn.transaction():
             keys = days = 0
             if keys_before is not None:

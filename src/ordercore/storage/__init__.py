@@ -51,6 +51,7 @@ from ordercore.storage._staging import (
     StagedUnitOfWork,
     check_idempotency_key,
     check_list_ids,
+    check_purge,
     key_taken,
     node_states_changed,
 )
@@ -75,6 +76,7 @@ __all__ = [
     "check_idempotency_key",
     "check_limit",
     "check_list_ids",
+    "check_purge",
     "committed_copy_of_order",
     "committed_copy_of_position",
     "decode_position",

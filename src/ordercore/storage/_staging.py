@@ -304,6 +304,18 @@ def _order_id(value: object, field: str = "order_id") -> OrderId:
     return value
 
 
+def check_purge(keys_before: object, days_before: object) -> None:
+    """Refuse what ``Housekeeping.purge`` cannot act on (InvalidValue): a ``keys_before`` that is not a
+    timezone-aware datetime, a ``days_before`` that is not a date (a datetime is refused too: which day
+    of it would be meant is not said); None for either is nothing to purge of that kind."""
+    if keys_before is not None and (not isinstance(keys_before, datetime) or keys_before.tzinfo is None):
+        raise InvalidValue(
+            "must be a timezone-aware datetime or None", field="keys_before", value=keys_before
+        )
+    if days_before is not None and (not isinstance(days_before, date) or isinstance(days_before, datetime)):
+        raise InvalidValue("must be a date or None", field="days_before", value=days_before)
+
+
 def check_list_ids(status: object, after: object, limit: object) -> int:
     """Refuse what ``OrderRepository.list_ids`` cannot answer (InvalidValue): a status that is not a
     lifecycle :class:`~ordercore.lifecycle.State`, an ``after`` that is not an OrderId, a limit that is

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import date, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 
 import pytest
 
@@ -630,6 +630,30 @@ class StockContract(ContractBase):
         with store.unit_of_work() as uow:
             assert isinstance(uow, Housekeeping)
             assert uow.purge(keys_before=None, days_before=None) == (0, 0)
+
+    @pytest.mark.parametrize(
+        ("keys_before", "days_before", "field"),
+        [
+            (datetime(2026, 3, 1), None, "keys_before"),  # no time zone
+            ("2026-03-01", None, "keys_before"),
+            (None, "2026-03-01", "days_before"),
+            (None, _AT, "days_before"),  # a moment, not a day
+        ],
+    )
+    def test_housekeeping_refuses_a_malformed_cut_off_and_deletes_nothing(
+        self, store: Store, keys_before: object, days_before: object, field: str
+    ) -> None:
+        with store.unit_of_work() as uow:
+            uow.orders.add(_order("O-1"))
+            uow.idempotency.add(IdempotencyRecord("K-1", OrderId("O-1"), "f", _AT - timedelta(days=90)))
+            uow.commit()
+        with store.unit_of_work() as uow:
+            assert isinstance(uow, Housekeeping)
+            with pytest.raises(InvalidValue) as info:
+                uow.purge(keys_before=keys_before, days_before=days_before)  # type: ignore[arg-type]
+            assert info.value.field == field
+        with store.unit_of_work() as uow:
+            assert uow.idempotency.get("K-1") is not None
 
     def test_lapsed_positions_are_those_holding_a_soft_reservation_past_its_expiry(
         self, store: Store
