@@ -3,6 +3,7 @@
 import subprocess
 import sys
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 import attrs
@@ -41,7 +42,7 @@ from ordercore import (
     open_store,
 )
 from ordercore.ports import UnitOfWork
-from ordercore.service.commands import Command, OrderCommand
+from ordercore.service.commands import Command, OrderCommand, ReceiveStock
 from ordercore.service.handlers import COMMAND_HANDLERS, CommandResult, Services, request_fingerprint
 from ordercore_adapters.memory import MemoryStore, MemoryUnitOfWork
 from tests.unit.factories import AT, eur, place_command
@@ -369,6 +370,29 @@ def test_bootstrap_refuses_something_that_is_not_a_store() -> None:
     with pytest.raises(InvalidValue) as err:
         bootstrap(123)  # type: ignore[arg-type]
     assert err.value.field == "store"
+
+
+@pytest.mark.parametrize(
+    ("call", "field"),
+    [
+        (lambda app: app.available("SKU-1", at=datetime(2026, 1, 1)), "at"),  # no time zone
+        (lambda app: app.available("SKU-1", at="2026-01-01"), "at"),
+        (lambda app: app.hold_aging(now=datetime(2026, 1, 1)), "now"),
+        (lambda app: app.what_if(None, []), "rules"),
+        (lambda app: app.use_rules("rules.yaml"), "rules"),
+        (lambda app: app.reevaluate_held("FRAUD", reason="reviewed"), "codes"),
+    ],
+)
+def test_the_application_refuses_malformed_arguments_naming_them(
+    call: Callable[[OrderCore], object], field: str
+) -> None:
+    app = app_with()
+    app.handle(ReceiveStock(node_id="WH-1", sku="SKU-1", quantity=5, reason="open"))
+    app.handle(place_command())
+    with pytest.raises(InvalidValue) as err:
+        call(app)
+    assert err.value.field == field
+    assert app.rules is None  # nothing changed by the refused call
 
 
 # -- idempotency keys and the retry policy for conflicts -------------------------------------------------

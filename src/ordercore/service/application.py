@@ -47,7 +47,7 @@ from ordercore.service.handlers import CommandResult, Services
 from ordercore.service.messagebus import E, HandlerFailure, MessageBus
 from ordercore.service.rules import rule_inputs
 from ordercore.service.sourcing import withdrawable
-from ordercore.values import Actor, OrderId, Sku
+from ordercore.values import Actor, OrderId, Sku, check_aware
 
 __all__ = ["OPERATOR", "DecisionChange", "HoldAging", "OrderCore", "WhatIf"]
 
@@ -98,6 +98,8 @@ class OrderCore:
         """Evaluate orders from now on with ``rules`` (a new version, say, after :meth:`what_if` showed
         what it changes); returns the previous set. Orders already decided keep their decisions until
         something sends them through the rules again."""
+        if rules is not None and not isinstance(rules, RuleSet):
+            raise InvalidValue("must be a RuleSet or None", field="rules", value=rules)
         previous = self.services.rules
         self.bus.services = attrs.evolve(self.services, rules=rules)
         return previous
@@ -106,6 +108,10 @@ class OrderCore:
         """Run the rule set again on every order held for one of ``codes`` (every code the rule set can
         give, and ``rule_error``, by default). Call it when something rules read changed outside
         ordercore: payments authorised, credit limits raised, fraud reviews done."""
+        if codes is not None and (isinstance(codes, str) or not isinstance(codes, Iterable)):
+            raise InvalidValue(
+                "must be a collection of hold codes, or None for all", field="codes", value=codes
+            )
         rules = self.services.rules
         if rules is None:
             return []
@@ -124,6 +130,8 @@ class OrderCore:
     def hold_aging(self, *, now: datetime | None = None) -> list[HoldAging]:
         """Active holds per reason code: how many, the oldest (order and when it was placed) and its age,
         longest-waiting code first."""
+        if now is not None:
+            check_aware(now, "now")
         at = now or self.clock.now()
         by_code: dict[str, list[HeldOrder]] = {}
         for hold in self.held_orders(limit=1_000_000):
@@ -138,6 +146,10 @@ class OrderCore:
     def what_if(self, rules: RuleSet, order_ids: Iterable[OrderId | str]) -> WhatIf:
         """Evaluate ``rules`` and the current rule set on stored orders, now, and report whose decision
         would change. Nothing is written. Without a current rule set every order counts as accepted."""
+        if not isinstance(rules, RuleSet):
+            raise InvalidValue("must be a RuleSet", field="rules", value=rules)
+        if isinstance(order_ids, str) or not isinstance(order_ids, Iterable):
+            raise InvalidValue("must be a collection of order ids", field="order_ids", value=order_ids)
         current = self.services.rules
         changes: list[DecisionChange] = []
         evaluated = 0
@@ -255,6 +267,8 @@ class OrderCore:
 
     def available(self, sku: Sku | str, *, at: datetime | None = None) -> dict[str, int]:
         """Available-to-promise of ``sku`` per node (as of ``at``, now by default); sum it for the network."""
+        if at is not None:
+            check_aware(at, "at")
         when = at or self.clock.now()
         with self.store.unit_of_work() as uow:
             positions = uow.inventory.for_sku(sku if isinstance(sku, Sku) else Sku(sku))
