@@ -16,6 +16,7 @@ import threading
 from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
+from ordercore.errors import InvalidValue
 from ordercore.events import OrderEvent
 
 log = logging.getLogger("ordercore.consumer")
@@ -94,6 +95,12 @@ def process_once(processed: ProcessedEvents, event_id: str, action: Callable[[],
     :class:`TransactionalProcessedEvents`, the transaction ``seen`` opened is rolled back whenever nothing
     is to be committed: after a duplicate, and when ``action`` or ``mark`` raised.
     """
+    if not isinstance(processed, ProcessedEvents):
+        raise InvalidValue("must be a ProcessedEvents (seen and mark)", field="processed", value=processed)
+    if not isinstance(event_id, str) or not event_id.strip():
+        raise InvalidValue("must be a non-empty event id", field="event_id", value=event_id)
+    if not callable(action):
+        raise InvalidValue("must be callable", field="action", value=action)
     rollback = processed.rollback if isinstance(processed, TransactionalProcessedEvents) else None
     try:
         duplicate = processed.seen(event_id)
@@ -124,10 +131,18 @@ class ExactlyOnce:
     """
 
     def __init__(self, handler: Callable[[OrderEvent], object], processed: ProcessedEvents) -> None:
+        if not callable(handler):
+            raise InvalidValue("must be callable with an event", field="handler", value=handler)
+        if not isinstance(processed, ProcessedEvents):
+            raise InvalidValue(
+                "must be a ProcessedEvents (seen and mark)", field="processed", value=processed
+            )
         self.handler = handler
         self.processed = processed
         self._lock = threading.Lock()
 
     def __call__(self, event: OrderEvent) -> bool:
+        if not isinstance(event, OrderEvent):
+            raise InvalidValue("must be an OrderEvent", field="event", value=event)
         with self._lock:
             return process_once(self.processed, event.event_id, lambda: self.handler(event))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 import pytest
 
@@ -13,6 +14,7 @@ from ordercore.consumer import (
     TransactionalProcessedEvents,
     process_once,
 )
+from ordercore.errors import InvalidValue
 from ordercore.events import OrderEvent
 from tests.unit.factories import make_order
 
@@ -216,3 +218,23 @@ def test_a_plain_processed_events_is_not_asked_to_roll_back() -> None:
     with pytest.raises(RuntimeError):
         process_once(processed, "O-1#1", lambda: (_ for _ in ()).throw(RuntimeError("boom")))
     assert not processed.seen("O-1#1")
+
+
+@pytest.mark.parametrize(
+    ("make", "field"),
+    [
+        (lambda: ExactlyOnce("print", InMemoryProcessedEvents()), "handler"),
+        (lambda: ExactlyOnce(lambda event: None, set()), "processed"),
+        (lambda: ExactlyOnce(lambda event: None, InMemoryProcessedEvents())({"event_id": "O-1#1"}), "event"),
+        (lambda: process_once(InMemoryProcessedEvents(), "", lambda: None), "event_id"),
+        (lambda: process_once(InMemoryProcessedEvents(), 7, lambda: None), "event_id"),
+        (lambda: process_once(InMemoryProcessedEvents(), "O-1#1", "run"), "action"),
+        (lambda: process_once(object(), "O-1#1", lambda: None), "processed"),
+    ],
+)
+def test_a_malformed_argument_is_refused_naming_it_before_anything_runs(
+    make: Callable[[], object], field: str
+) -> None:
+    with pytest.raises(InvalidValue) as err:
+        make()
+    assert err.value.field == field
