@@ -4,6 +4,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -364,6 +365,35 @@ def test_handlers_run_in_subscription_order_across_event_types() -> None:
     app.subscribe(StatusChanged, lambda ev: calls.append("C"))
     app.handle(place_command())
     assert calls == ["B", "A", "B", "C"]  # OrderCreated: B; StatusChanged: A, B, C
+
+
+@pytest.mark.parametrize(
+    ("given", "field"),
+    [
+        ({"clock": "now"}, "clock"),
+        ({"ids": 5}, "ids"),
+        ({"publisher": print}, "publisher"),
+        ({"lifecycle": "default"}, "lifecycle"),
+        ({"rules": "rules.yaml"}, "rules"),
+        ({"strict": "yes"}, "strict"),
+        ({"on_failure": 3}, "on_failure"),
+        ({"event_handlers": [print]}, "event_handlers"),
+        ({"payment": object()}, "payment"),
+    ],
+)
+def test_bootstrap_refuses_a_malformed_port_before_opening_the_store(
+    given: dict[str, object], field: str, tmp_path: Path
+) -> None:
+    with pytest.raises(InvalidValue) as err:
+        bootstrap(f"sqlite:///{tmp_path / 'orders.db'}", **given)  # type: ignore[arg-type]
+    assert err.value.field == field
+    assert not (tmp_path / "orders.db").exists()  # nothing was created
+
+
+def test_bootstrap_reports_every_malformed_port_at_once() -> None:
+    with pytest.raises(ValidationFailed) as err:
+        bootstrap(clock="now", ids=5)  # type: ignore[arg-type]
+    assert sorted(p.field for p in err.value.problems) == ["clock", "ids"]
 
 
 def test_bootstrap_refuses_something_that_is_not_a_store() -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 
 from ordercore.clock import SystemClock
-from ordercore.errors import InvalidValue
+from ordercore.errors import InvalidValue, Problem, ValidationFailed
 from ordercore.events import OrderEvent
 from ordercore.ids import UuidIds
 from ordercore.inventory import FulfilmentNetwork, FulfilmentNode
@@ -96,6 +96,52 @@ def bootstrap(
     """
     if not isinstance(store, str) and not callable(getattr(store, "unit_of_work", None)):
         raise InvalidValue("must be a store URL or an opened store", field="store", value=store)
+    # every other argument is checked before the store is opened (which may create a file or a schema)
+    ports: dict[str, tuple[object, type]] = {
+        "clock": (clock, Clock),
+        "ids": (ids, IdGenerator),
+        "publisher": (publisher, EventPublisher),
+        "payment": (payment, PaymentGateway),
+        "erp": (erp, ErpGateway),
+        "wms": (wms, WmsGateway),
+        "tms": (tms, TmsGateway),
+        "crm": (crm, CrmGateway),
+        "tax": (tax, TaxCalculator),
+        "notifier": (notifier, Notifier),
+        "geocoder": (geocoder, Geocoder),
+        "customers": (customers, CustomerDirectory),
+        "catalog": (catalog, ProductCatalog),
+        "fraud": (fraud, FraudScorer),
+        "payments": (payments, PaymentRecords),
+        "recent_orders": (recent_orders, RecentOrders),
+        "address_validator": (address_validator, AddressValidator),
+    }
+    problems = [p for field, (value, port) in ports.items() for p in _port_problems(field, value, port)]
+    if not isinstance(lifecycle, Lifecycle):
+        problems.append(Problem("lifecycle", InvalidValue.code, "must be a Lifecycle", lifecycle))
+    if rules is not None and not isinstance(rules, RuleSet):
+        problems.append(Problem("rules", InvalidValue.code, "must be a RuleSet or None", rules))
+    if not isinstance(strict, bool):
+        problems.append(Problem("strict", InvalidValue.code, "must be true or false", strict))
+    functions: tuple[tuple[str, object], ...] = (
+        ("on_failure", on_failure),
+        ("sourcing_policy", sourcing_policy),
+    )
+    for field, function in functions:
+        if function is not None and not callable(function):
+            problems.append(Problem(field, InvalidValue.code, "must be callable", function))
+    mappings: tuple[tuple[str, object], ...] = (
+        ("event_handlers", event_handlers),
+        ("command_handlers", command_handlers),
+        ("strategies", strategies),
+    )
+    for field, mapping in mappings:
+        if mapping is not None and not isinstance(mapping, Mapping):
+            problems.append(Problem(field, InvalidValue.code, "must be a mapping", mapping))
+    if len(problems) == 1:
+        raise InvalidValue(problems[0].message, field=problems[0].field, value=problems[0].value)
+    if problems:
+        raise ValidationFailed(problems, subject="bootstrap")
     opened = open_store(store, lifecycle=lifecycle) if isinstance(store, str) else store
     services = Services(
         clock=clock or SystemClock(),
@@ -134,3 +180,16 @@ def bootstrap(
         unavailable_retries=unavailable_retries,
     )
     return OrderCore(opened, bus)
+
+
+def _port_problems(field: str, value: object, port: type) -> list[Problem]:
+    """Nothing for None (the port is not used) or a value with every method of ``port``; otherwise the
+    problem, naming the methods it lacks."""
+    if value is None:
+        return []
+    methods = [name for name, member in vars(port).items() if not name.startswith("_") and callable(member)]
+    missing = [name for name in methods if not callable(getattr(value, name, None))]
+    if not missing:
+        return []
+    lacks = ", ".join(missing)
+    return [Problem(field, InvalidValue.code, f"must implement {port.__name__} (it has no {lacks})", value)]
