@@ -194,21 +194,13 @@ class PostgresStore:
         prepare: bool = True,
         lock_timeout_ms: int | None = None,
     ) -> None:
-        if (
-            isinstance(pool_size, bool)
-            or not isinstance(pool_size, int)
-            or not 1 <= pool_size <= _MAX_POOL_SIZE
-        ):
+        if not _whole_in(pool_size, 1, _MAX_POOL_SIZE):
             raise InvalidValue(
                 f"must be a whole number of connections from 1 to {_MAX_POOL_SIZE}",
                 field="pool_size",
                 value=pool_size,
             )
-        if lock_timeout_ms is not None and (
-            isinstance(lock_timeout_ms, bool)
-            or not isinstance(lock_timeout_ms, int)
-            or not 0 <= lock_timeout_ms <= _MAX_LOCK_TIMEOUT_MS
-        ):
+        if lock_timeout_ms is not None and not _whole_in(lock_timeout_ms, 0, _MAX_LOCK_TIMEOUT_MS):
             raise InvalidValue(
                 f"must be None or whole milliseconds from 0 (no limit) to {_MAX_LOCK_TIMEOUT_MS}",
                 field="lock_timeout_ms",
@@ -427,6 +419,11 @@ class PostgresStore:
             conn.close()
             raise StoreUnavailable(f"cannot prepare a connection to {self.url}: {e}") from e
         return conn
+
+
+def _whole_in(value: object, low: int, high: int) -> bool:
+    """Whether ``value`` is an int (not a bool) from ``low`` to ``high``."""
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
 
 
 def _reset(conn: psycopg.Connection[Any]) -> None:
