@@ -473,6 +473,8 @@ class Order:
         """Fire a manual trigger (built-in or user-defined) whose transition has a single target."""
         self._check_stamp(actor, at, reason)
         _check_text(code, "code", 64)
+        if not isinstance(trigger, Trigger):
+            raise InvalidValue("must be a Trigger of the order's lifecycle", field="trigger", value=trigger)
         if not trigger.manual:
             raise InvalidValue(
                 f"{trigger} belongs to an order method and cannot be fired directly",

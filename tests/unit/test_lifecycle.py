@@ -10,8 +10,10 @@ from ordercore import (
     InvalidValue,
     Lifecycle,
     LifecycleDefinitionError,
+    ManualClock,
     OrderStatus,
     RejectOrder,
+    SequentialIds,
     State,
     Transition,
     Trigger,
@@ -155,6 +157,25 @@ def test_fire_refuses_a_trigger_not_in_the_lifecycle() -> None:
     order = make_order()
     with pytest.raises(IllegalTransition, match="not part of this lifecycle"):
         order.fire(Trigger("teleport"), actor=ACTOR, at=AT)
+
+
+@pytest.mark.parametrize("given", [None, "ship", 5])
+def test_fire_refuses_what_is_not_a_trigger_and_the_order_stays_as_it_was(given: object) -> None:
+    order = make_order()
+    before = order.clone()
+    with pytest.raises(InvalidValue) as err:
+        order.fire(given, actor=ACTOR, at=AT)  # type: ignore[arg-type]
+    assert err.value.field == "trigger"
+    assert order == before
+
+
+def test_a_fire_trigger_command_with_no_trigger_is_refused() -> None:
+    app = bootstrap(clock=ManualClock(AT), ids=SequentialIds())
+    order_id = app.handle(place_command()).order_id
+    with pytest.raises(InvalidValue) as err:
+        app.handle(FireTrigger(order_id=order_id, trigger="review"))  # type: ignore[arg-type]
+    assert err.value.field == "trigger"
+    assert app.get_order(order_id).version == 2
 
 
 # -- extension ------------------------------------------------------------------------------------------
