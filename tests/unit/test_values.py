@@ -37,6 +37,7 @@ from ordercore import (
     OrderStatus,
     Problem,
     QuantityExceeded,
+    SequentialIds,
     Sku,
     TaxLine,
     Triggers,
@@ -697,3 +698,20 @@ def test_stock_shortage_to_dict() -> None:
         "requested": 3,
         "available": 1,
     }
+
+
+@pytest.mark.parametrize(
+    ("settings", "field"),
+    [
+        ({"order_prefix": 5}, "order_prefix"),
+        ({"order_prefix": "a b"}, "order_prefix"),
+        ({"start": -1}, "start"),
+    ],
+)
+def test_sequential_ids_refuse_a_prefix_or_start_that_makes_no_valid_id(
+    settings: dict[str, object], field: str
+) -> None:
+    with pytest.raises(InvalidValue) as err:
+        SequentialIds(**settings)  # type: ignore[arg-type]
+    assert err.value.field == field
+    assert SequentialIds(order_prefix="W0", start=7).new_order_id() == OrderId("W0-000007")
