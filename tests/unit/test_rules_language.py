@@ -781,3 +781,15 @@ def test_error_codes_are_documented() -> None:
     doc = (Path(__file__).resolve().parents[2] / "docs" / "rules-language.md").read_text(encoding="utf-8")
     for code in ERROR_CODES:
         assert f"`{code}`" in doc, code
+
+
+@pytest.mark.parametrize("given", [5, None, b"total > 0", ["total > 0"]])
+def test_an_expression_or_message_that_is_not_text_is_refused_naming_it(given: object) -> None:
+    from ordercore.rules import compile_condition, compile_message
+
+    with pytest.raises(InvalidValue) as err:
+        compile_condition(given)  # type: ignore[arg-type]
+    assert err.value.field == "expression"
+    with pytest.raises(InvalidValue) as err:
+        compile_message(given)  # type: ignore[arg-type]
+    assert err.value.field == "text"

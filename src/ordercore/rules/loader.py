@@ -32,7 +32,7 @@ import tomllib
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ordercore.errors import InvalidExpression, InvalidRuleSet, RuleProblem
+from ordercore.errors import InvalidExpression, InvalidRuleSet, InvalidValue, RuleProblem
 from ordercore.rules.builtin import make_builtin
 from ordercore.rules.context import ORDER_SCHEMA
 from ordercore.rules.language import BOOL, Limits, Schema, compile_expression
@@ -83,6 +83,8 @@ def compile_condition(text: str, *, schema: Schema = ORDER_SCHEMA, limits: Limit
 
 def compile_message(text: str, *, schema: Schema = ORDER_SCHEMA) -> MessageTemplate:
     """A message template: ``{expression}`` placeholders, ``{{``/``}}`` for literal braces."""
+    if not isinstance(text, str):
+        raise InvalidValue(f"must be a string, not {type(text).__name__}", field="text", value=text)
     parts: list[str | Condition] = []
     problems: list[RuleProblem] = []
     pos = 0

@@ -10,7 +10,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import TypeVar
 
-from ordercore.errors import InvalidExpression, InvalidMoney, RuleProblem
+from ordercore.errors import InvalidExpression, InvalidMoney, InvalidValue, RuleProblem
 from ordercore.money import Money, minor_units
 
 from .lexer import LexError, Token, tokenize
@@ -407,7 +407,7 @@ class _Parser:
 def parse_collecting(text: str, limits: Limits) -> tuple[Node | None, list[RuleProblem]]:
     """The tree (None when the text does not parse) and every problem found on the way."""
     if not isinstance(text, str):
-        raise TypeError(f"expression must be a str, not {type(text).__name__}")
+        raise InvalidValue(f"must be a string, not {type(text).__name__}", field="expression", value=text)
     if len(text) > limits.max_length:
         return None, [
             RuleProblem("", "too_long", f"expression longer than {limits.max_length} characters", 1, 1)
