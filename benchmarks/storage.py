@@ -63,8 +63,8 @@ Figures, all measured in one run:
   floor run (its time less the floor's), to be read against ``memory_user_ms_per_order``, the same core
   back to back: how much slower the same code runs between fsyncs.
 * ``sqlite_fsync_ms``: the median time of one ``fdatasync`` of a page just written, in the folder the
-  SQLite files are in, measured in the same run: what each SQLite commit waits for (the adapter keeps
-  ``synchronous = FULL``, SQLite's default, so that a commit it reports is on the disk). The floor's time
+  SQLite files are in, measured in the same run: what each SQLite commit waits for (the adapter sets
+  ``synchronous = FULL``, so that a commit it reports is on the disk). The floor's time
   is this wait and the system calls writing the pages, ordercore's mostly its processor time, so the
   ratio moves with the disk: the slower the fsync, the nearer to 1.
 * ``memory_paused_user_ms_per_order`` / ``memory_back_to_back_user_ms_per_order``: the same core on
@@ -542,8 +542,8 @@ def interleave(
 
 def fsync_ms(folder: str, samples: int = 200) -> float:
     """The median milliseconds one ``fdatasync`` of a page just written takes in ``folder``: what every
-    SQLite commit waits for (the adapter keeps SQLite's default, ``synchronous = FULL``, so that a commit
-    reported is on the disk)."""
+    SQLite commit waits for (the adapter sets ``synchronous = FULL``, so that a commit reported is on the
+    disk)."""
     path = os.path.join(folder, "fsync.probe")
     page = b"\0" * 4096
     times = []
@@ -854,11 +854,17 @@ class WorkerFigures:
     """Medians over the rounds, per process count: orders/s, processors busy and taken by the host (None
     where not known); and the median of each round's 2-process over 1-process throughput."""
 
-    rates: dict[str, float]
+    rates: dict[str, float | None]
     busy: dict[str, float | None]
     stolen: dict[str, float | None]
-    own: dict[str, float]
-    scaling: float
+    own: dict[str, float | None]
+    scaling: float | None
+
+    @classmethod
+    def unknown(cls, counts: Sequence[int]) -> WorkerFigures:
+        """No figures for ``counts``: the worker runs were skipped or failed."""
+        nothing: dict[str, float | None] = {str(n): None for n in counts}
+        return cls(dict(nothing), dict(nothing), dict(nothing), dict(nothing), None)
 
 
 def bench_workers(
@@ -972,11 +978,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     pg_s = pg_floor_s = None
     pg_split: list[list[float]] | None = None
-    workers: dict[str, float | None] = {str(n): None for n in WORKER_COUNTS}
-    floor_workers: dict[str, float | None] = {str(n): None for n in FLOOR_WORKER_COUNTS}
-    workers_busy, workers_stolen, workers_own = dict(workers), dict(workers), dict(workers)
-    floor_busy, floor_stolen, floor_own = dict(floor_workers), dict(floor_workers), dict(floor_workers)
-    scaling = floor_scaling = None
+    ours_w, floor_w = WorkerFigures.unknown(WORKER_COUNTS), WorkerFigures.unknown(FLOOR_WORKER_COUNTS)
     why_not = pg_reachable(base)
     if why_not is None:
         seed_pg = pg_statements(seed_txs)
@@ -990,15 +992,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             rounds = args.rounds or (QUICK_ROUNDS if args.quick else FULL_ROUNDS)
             worker_txs = record_workers(n_worker_orders)
             ours_w, floor_w = bench_workers(n_worker_orders, base, seed_pg, tag, rounds, worker_txs)
-            workers.update(ours_w.rates)
-            workers_busy.update(ours_w.busy)
-            workers_stolen.update(ours_w.stolen)
-            workers_own.update(ours_w.own)
-            floor_workers.update(floor_w.rates)
-            floor_busy.update(floor_w.busy)
-            floor_stolen.update(floor_w.stolen)
-            floor_own.update(floor_w.own)
-            scaling, floor_scaling = ours_w.scaling, floor_w.scaling
         except (ordercore.OrderCoreError, SystemExit) as e:
             print(f"PostgreSQL worker run FAILED: {type(e).__name__}: {e}", flush=True)
     else:
@@ -1042,9 +1035,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         ("SQLite file: memory:// core + floor's writes", sqlite_core_rate),
         ("PostgreSQL: ordercore", pg_rate),
         ("PostgreSQL: floor (psycopg, same rows)", pg_floor_rate),
-        *((f"PostgreSQL: ordercore, {n} worker process(es)", workers.get(str(n))) for n in WORKER_COUNTS),
         *(
-            (f"PostgreSQL: floor, {n} worker process(es)", floor_workers.get(str(n)))
+            (f"PostgreSQL: ordercore, {n} worker process(es)", ours_w.rates.get(str(n)))
+            for n in WORKER_COUNTS
+        ),
+        *(
+            (f"PostgreSQL: floor, {n} worker process(es)", floor_w.rates.get(str(n)))
             for n in FLOOR_WORKER_COUNTS
         ),
     )
@@ -1092,21 +1088,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             f" of the machine (the server); floor {pg_cpu[1][0]:.2f} and {pg_cpu[1][1]:.2f}"
         )
     print(
-        f"PostgreSQL 1 -> 2 workers: {fmt(scaling, '.2f')}x   "
-        f"target >= {TARGET_SCALING}x: {verdict(scaling, TARGET_SCALING)}"
+        f"PostgreSQL 1 -> 2 workers: {fmt(ours_w.scaling, '.2f')}x   "
+        f"target >= {TARGET_SCALING}x: {verdict(ours_w.scaling, TARGET_SCALING)}"
     )
-    print(f"  the floor's processes, 1 -> 2: {fmt(floor_scaling, '.2f')}x (how far plain commits scale here)")
-    if workers_busy.get("1") is not None:
+    print(
+        f"  the floor's processes, 1 -> 2: {fmt(floor_w.scaling, '.2f')}x (how far plain commits scale here)"
+    )
+    if ours_w.busy.get("1") is not None:
 
-        def busy_text(
-            label: str,
-            busy: dict[str, float | None],
-            own: dict[str, float | None],
-            rates: dict[str, float | None],
-        ) -> str:
+        def busy_text(label: str, figures: WorkerFigures) -> str:
             per_order = []
-            for n, b in busy.items():
-                r, o = rates[n], own[n]
+            for n, b in figures.busy.items():
+                r, o = figures.rates[n], figures.own[n]
                 if b is not None and o is not None and r:
                     per_order.append(
                         f"{n}: {b:.2f} ({1000 * b / r:.2f} ms per order, {1000 * o / r:.2f} of them in the"
@@ -1114,13 +1107,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                     )
             return f"    {label}: " + "; ".join(per_order)
 
-        stolen = max(v or 0.0 for v in (*workers_stolen.values(), *floor_stolen.values()))
+        stolen = max(v or 0.0 for v in (*ours_w.stolen.values(), *floor_w.stolen.values()))
         print(
             f"  processors the machine kept busy by processes ({os.cpu_count()} in all: the workers, the server,"
             f" the rest), and its processor time per order; the host took at most {stolen:.2f}:"
         )
-        print(busy_text("ordercore", workers_busy, workers_own, workers))
-        print(busy_text("floor", floor_busy, floor_own, floor_workers))
+        print(busy_text("ordercore", ours_w))
+        print(busy_text("floor", floor_w))
     for writers, (first_s, last_s) in hot.items():
         print(
             f"SQLite, {n_hot:,} orders of one SKU at one node, {writers} writer(s):"
@@ -1160,16 +1153,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "postgres_server_cpu_ms_per_order": None if pg_cpu is None else r3(pg_cpu[0][1]),
                 "postgres_floor_client_cpu_ms_per_order": None if pg_cpu is None else r3(pg_cpu[1][0]),
                 "postgres_floor_server_cpu_ms_per_order": None if pg_cpu is None else r3(pg_cpu[1][1]),
-                "postgres_workers": {k: r1(v) for k, v in workers.items()},
-                "postgres_scaling_1_to_2": r3(scaling),
-                "postgres_floor_workers": {k: r1(v) for k, v in floor_workers.items()},
-                "postgres_floor_scaling_1_to_2": r3(floor_scaling),
-                "postgres_workers_processors_busy": {k: r3(v) for k, v in workers_busy.items()},
-                "postgres_workers_processors_stolen": {k: r3(v) for k, v in workers_stolen.items()},
-                "postgres_workers_processors_in_workers": {k: r3(v) for k, v in workers_own.items()},
-                "postgres_floor_workers_processors_busy": {k: r3(v) for k, v in floor_busy.items()},
-                "postgres_floor_workers_processors_stolen": {k: r3(v) for k, v in floor_stolen.items()},
-                "postgres_floor_workers_processors_in_workers": {k: r3(v) for k, v in floor_own.items()},
+                "postgres_workers": {k: r1(v) for k, v in ours_w.rates.items()},
+                "postgres_scaling_1_to_2": r3(ours_w.scaling),
+                "postgres_floor_workers": {k: r1(v) for k, v in floor_w.rates.items()},
+                "postgres_floor_scaling_1_to_2": r3(floor_w.scaling),
+                "postgres_workers_processors_busy": {k: r3(v) for k, v in ours_w.busy.items()},
+                "postgres_workers_processors_stolen": {k: r3(v) for k, v in ours_w.stolen.items()},
+                "postgres_workers_processors_in_workers": {k: r3(v) for k, v in ours_w.own.items()},
+                "postgres_floor_workers_processors_busy": {k: r3(v) for k, v in floor_w.busy.items()},
+                "postgres_floor_workers_processors_stolen": {k: r3(v) for k, v in floor_w.stolen.items()},
+                "postgres_floor_workers_processors_in_workers": {k: r3(v) for k, v in floor_w.own.items()},
                 "processors": os.cpu_count(),
                 "sqlite_hot_sku_ms_first": r3(hot[1][0] * 1000),
                 "sqlite_hot_sku_ms_last": r3(hot[1][1] * 1000),
