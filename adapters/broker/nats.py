@@ -103,15 +103,6 @@ def _problems_of_number(
     return [Problem(field, InvalidValue.code, f"must be {what} {bound}", value)]
 
 
-def _check(subject: str, problems: list[Problem]) -> None:
-    """Raise the one problem as InvalidValue, or all of them in ValidationFailed; nothing when none."""
-    if len(problems) == 1:
-        p = problems[0]
-        raise InvalidValue(p.message, field=p.field, value=p.value)
-    if problems:
-        raise ValidationFailed(problems, subject=subject)
-
-
 class BrokerUnavailable(StoreUnavailable):
     """The broker could not be reached, or did not store or deliver messages, after the last retry."""
 
@@ -170,7 +161,11 @@ class _Connection:
         connect_timeout: float,
         attempts: int,
         backoff: float,
+        also: Sequence[Problem] = (),
+        subject: str = "NATS settings",
     ) -> None:
+        """Refuses its settings and the client's own problems (``also``) at once, before any connection:
+        one as InvalidValue, several as ValidationFailed about ``subject``."""
         problems: list[Problem] = []
         if not isinstance(url, str) or not url.strip():
             problems.append(Problem("url", InvalidValue.code, "must be a NATS server URL", url))
@@ -186,10 +181,10 @@ class _Connection:
         problems += _problems_of_number("connect_timeout", connect_timeout, least=0, whole=False, above=True)
         problems += _problems_of_number("attempts", attempts, least=1, whole=True, above=False)
         problems += _problems_of_number("backoff", backoff, least=0, whole=False, above=False)
-        self.problems = problems  # the client's own settings are added to these, then checked at once
+        ValidationFailed.raise_for([*problems, *also], subject=subject)
         self.url = url
         #: the URL as messages and logs show it: without its password
-        self.shown = masked(url) if isinstance(url, str) else repr(url)
+        self.shown = masked(url)
         self.stream = stream
         self.subject_prefix = subject_prefix
         self.duplicate_window = duplicate_window
@@ -354,11 +349,10 @@ class NatsJetStreamPublisher(_Client):
             connect_timeout=connect_timeout,
             attempts=attempts,
             backoff=backoff,
+            also=_problems_of_number("ack_timeout", ack_timeout, least=0, whole=False, above=True)
+            + _problems_of_number("window", window, least=1, whole=True, above=False),
+            subject="NATS publisher settings",
         )
-        problems = connection.problems
-        problems += _problems_of_number("ack_timeout", ack_timeout, least=0, whole=False, above=True)
-        problems += _problems_of_number("window", window, least=1, whole=True, above=False)
-        _check("NATS publisher settings", problems)
         super().__init__("ordercore-nats-publisher", connection)
         self.ack_timeout = ack_timeout
         self.window = window
@@ -435,17 +429,7 @@ class NatsJetStreamConsumer(_Client):
         attempts: int = 3,
         backoff: float = 0.2,
     ) -> None:
-        connection = _Connection(
-            url,
-            stream=stream,
-            subject_prefix=subject_prefix,
-            duplicate_window=duplicate_window,
-            ensure_stream=ensure_stream,
-            connect_timeout=connect_timeout,
-            attempts=attempts,
-            backoff=backoff,
-        )
-        problems = connection.problems
+        problems: list[Problem] = []
         if not callable(handler):
             problems.append(Problem("handler", InvalidValue.code, "must be callable with an event", handler))
         problems += _problems_of_name("durable", durable)
@@ -456,7 +440,18 @@ class NatsJetStreamConsumer(_Client):
             problems += _problems_of_number(
                 "max_ack_pending", max_ack_pending, least=1, whole=True, above=False
             )
-        _check("NATS consumer settings", problems)
+        connection = _Connection(
+            url,
+            stream=stream,
+            subject_prefix=subject_prefix,
+            duplicate_window=duplicate_window,
+            ensure_stream=ensure_stream,
+            connect_timeout=connect_timeout,
+            attempts=attempts,
+            backoff=backoff,
+            also=problems,
+            subject="NATS consumer settings",
+        )
         super().__init__(f"ordercore-nats-consumer-{durable}", connection)
         self.handler = handler
         self.durable = durable
@@ -469,10 +464,10 @@ class NatsJetStreamConsumer(_Client):
     def poll(self, max_messages: int = 100, timeout: float = 1.0) -> int:
         """Fetch up to ``max_messages`` (waiting at most ``timeout`` seconds for the first), process them
         in order and return how many were acknowledged (0 when none was waiting)."""
-        _check(
-            "poll",
+        ValidationFailed.raise_for(
             _problems_of_number("max_messages", max_messages, least=1, whole=True, above=False)
             + _problems_of_number("timeout", timeout, least=0, whole=False, above=True),
+            subject="poll",
         )
         messages = self._run(self._connection.retry("fetch messages", self._fetcher(max_messages, timeout)))
         done = 0

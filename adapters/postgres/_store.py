@@ -82,8 +82,8 @@ def _check_ports(netloc: str) -> None:
     """Raise ValueError unless every host of ``netloc`` (libpq takes several, ``h1:5432,h2:5433``, and
     tries them in turn) has no port or a port number."""
     for host in netloc.rpartition("@")[2].split(","):
-        port = host.rpartition("]")[2].rpartition(":")[2] if ":" in host.rpartition("]")[2] else ""
-        if port and not (port.isdigit() and 0 < int(port) <= 65535):
+        _, colon, port = host.rpartition("]")[2].rpartition(":")  # past an IPv6 address's brackets
+        if colon and port and not (port.isdigit() and 0 < int(port) <= 65535):
             raise ValueError(f"port {port!r} of {host!r} is not a number from 1 to 65535")
 
 

@@ -101,7 +101,20 @@ def process_once(processed: ProcessedEvents, event_id: str, action: Callable[[],
         raise InvalidValue("must be a non-empty event id", field="event_id", value=event_id)
     if not callable(action):
         raise InvalidValue("must be callable", field="action", value=action)
-    rollback = processed.rollback if isinstance(processed, TransactionalProcessedEvents) else None
+    return _process_once(processed, _rollback_of(processed), event_id, action)
+
+
+def _rollback_of(processed: ProcessedEvents) -> Callable[[], None] | None:
+    return processed.rollback if isinstance(processed, TransactionalProcessedEvents) else None
+
+
+def _process_once(
+    processed: ProcessedEvents,
+    rollback: Callable[[], None] | None,
+    event_id: str,
+    action: Callable[[], object],
+) -> bool:
+    """:func:`process_once` on arguments already checked, ``rollback`` that of ``processed`` if any."""
     try:
         duplicate = processed.seen(event_id)
         if not duplicate:
@@ -138,11 +151,18 @@ class ExactlyOnce:
                 "must be a ProcessedEvents (seen and mark)", field="processed", value=processed
             )
         self.handler = handler
-        self.processed = processed
+        self._processed = processed
+        # worked out once: a runtime protocol check costs microseconds, and this runs per event
+        self._rollback = _rollback_of(processed)
         self._lock = threading.Lock()
+
+    @property
+    def processed(self) -> ProcessedEvents:
+        """The store of processed ids (fixed for the wrapper's life)."""
+        return self._processed
 
     def __call__(self, event: OrderEvent) -> bool:
         if not isinstance(event, OrderEvent):
             raise InvalidValue("must be an OrderEvent", field="event", value=event)
         with self._lock:
-            return process_once(self.processed, event.event_id, lambda: self.handler(event))
+            return _process_once(self._processed, self._rollback, event.event_id, lambda: self.handler(event))

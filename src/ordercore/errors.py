@@ -151,6 +151,16 @@ class ValidationFailed(OrderCoreError, ValueError):
     def fields(self) -> tuple[str, ...]:
         return tuple(p.field for p in self.problems)
 
+    @classmethod
+    def raise_for(cls, problems: Sequence[Problem], *, subject: str = "input") -> None:
+        """Raise nothing when ``problems`` is empty, the one problem as an :class:`InvalidValue` (with its
+        code), several as a ValidationFailed about ``subject``."""
+        if len(problems) == 1:
+            p = problems[0]
+            raise InvalidValue(p.message, field=p.field, value=p.value, code=p.code)
+        if problems:
+            raise cls(problems, subject=subject)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "code": self.code,

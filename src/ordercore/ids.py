@@ -31,7 +31,7 @@ class SequentialIds:
             OrderId(f"{order_prefix}-{0:06d}")
         except InvalidValue as e:
             raise InvalidValue(
-                f"makes no valid order id: {e.message}", field="order_prefix", value=order_prefix
+                f"makes no valid order id: {e.reason}", field="order_prefix", value=order_prefix
             ) from e
         if isinstance(start, bool) or not isinstance(start, int) or start < 0:
             raise InvalidValue("must be a whole number of 0 or more", field="start", value=start)

@@ -138,10 +138,7 @@ def bootstrap(
     for field, mapping in mappings:
         if mapping is not None and not isinstance(mapping, Mapping):
             problems.append(Problem(field, InvalidValue.code, "must be a mapping", mapping))
-    if len(problems) == 1:
-        raise InvalidValue(problems[0].message, field=problems[0].field, value=problems[0].value)
-    if problems:
-        raise ValidationFailed(problems, subject="bootstrap")
+    ValidationFailed.raise_for(problems, subject="bootstrap")
     opened = open_store(store, lifecycle=lifecycle) if isinstance(store, str) else store
     services = Services(
         clock=clock or SystemClock(),

@@ -26,7 +26,15 @@ from ordercore.ports import (
 )
 from ordercore.service.bootstrap import bootstrap
 from ordercore.service.commands import HoldOrder, PlaceOrder
-from ordercore.testing.contracts._support import _ACTOR, _ADDRESS, _AT, ContractBase, _order, _together
+from ordercore.testing.contracts._support import (
+    _ACTOR,
+    _ADDRESS,
+    _AT,
+    ContractBase,
+    _one_unit,
+    _order,
+    _together,
+)
 from ordercore.values import (
     Channel,
     CustomerId,
@@ -140,15 +148,7 @@ class OrderContract(ContractBase):
     def test_concurrent_commands_from_threads_lose_no_update(self, store: Store) -> None:
         threads, holds = 4, 10
         app = bootstrap(store, clock=ManualClock(_AT), ids=SequentialIds())
-        order_id = app.handle(
-            PlaceOrder(
-                channel=Channel("web"),
-                customer=CustomerRef(CustomerId("C-1")),
-                currency="EUR",
-                shipping_address=_ADDRESS,
-                lines=[NewLine(Sku("SKU-1"), 1, Money.of("9.99", "EUR"))],
-            )
-        ).order_id
+        order_id = app.handle(_one_unit()).order_id
 
         def hold(n: int, k: int) -> None:
             app.handle(HoldOrder(order_id=order_id, code=f"T{n}-{k}"))

@@ -26,13 +26,14 @@ from ordercore.ports import (
     Store,
 )
 from ordercore.service.bootstrap import bootstrap
-from ordercore.service.commands import HoldOrder, PlaceOrder
+from ordercore.service.commands import HoldOrder
 from ordercore.storage import backorder_rows, hold_rows, status_since, summarise_backorders
 from ordercore.testing.contracts._support import (
     _ACTOR,
     _ADDRESS,
     _AT,
     ContractBase,
+    _one_unit,
     _placed_at,
     _recent,
     _reports,
@@ -369,15 +370,7 @@ class ReadModelContract(ContractBase):
     def test_the_application_answers_operators_from_the_read_models(self, store: Store) -> None:
         clock = ManualClock(_AT)
         app = bootstrap(store, clock=clock, ids=SequentialIds())
-        placed = app.handle(
-            PlaceOrder(
-                channel=Channel("web"),
-                customer=CustomerRef(CustomerId("C-1")),
-                currency="EUR",
-                shipping_address=_ADDRESS,
-                lines=[NewLine(Sku("SKU-1"), 1, Money.of("9.99", "EUR"))],
-            )
-        )
+        placed = app.handle(_one_unit())
         order_id = placed.order_id
         assert order_id is not None
         status = app.get_order(order_id).status

@@ -93,6 +93,17 @@ def _order(order_id: str = "O-1", *, external_ref: str | None = None, channel: s
     return order
 
 
+def _one_unit() -> PlaceOrder:
+    """An order of customer C-1 for one unit of SKU-1, at the contract's address (no coordinates)."""
+    return PlaceOrder(
+        channel=Channel("web"),
+        customer=CustomerRef(CustomerId("C-1")),
+        currency="EUR",
+        shipping_address=_ADDRESS,
+        lines=[NewLine(Sku("SKU-1"), 1, Money.of("9.99", "EUR"))],
+    )
+
+
 def _placement() -> PlaceOrder:
     """An order of 4 units of SKU-1 to Berlin."""
     return PlaceOrder(
