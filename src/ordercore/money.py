@@ -111,7 +111,10 @@ class Money:
     def rounded(cls, amount: Decimal | int | str, currency: str, rounding: str = ROUND_HALF_UP) -> Money:
         """Money rounded to the currency's minor unit (half up by default)."""
         value = _as_decimal(amount, "amount")
-        quantized = value.quantize(_QUANTUM[minor_units(currency)], rounding=rounding)
+        try:
+            quantized = value.quantize(_QUANTUM[minor_units(currency)], rounding=rounding)
+        except InvalidOperation:
+            raise InvalidMoney("is too large", field="amount", value=value) from None
         if cls is Money:
             return _exact(quantized, currency)
         return cls(quantized, currency)
@@ -157,6 +160,8 @@ class Money:
             raise InvalidMoney(
                 f"can only be multiplied by an int or a Decimal, not {type(factor).__name__}", value=factor
             )
+        if type(factor) is int:  # exact: the product keeps the amount's exponent (unless it is too large)
+            return _exact(self.amount * factor, self.currency)
         return Money.rounded(self.amount * factor, self.currency)
 
     __rmul__ = __mul__

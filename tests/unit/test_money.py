@@ -144,6 +144,22 @@ def test_absurdly_large_amounts_are_refused_not_mangled() -> None:
     assert info.value.field == "amount"
 
 
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: Money.rounded(Decimal("1e40"), "EUR"),
+        lambda: Money.of("1" + "0" * 25, "EUR") * 10**5,
+        lambda: Money.of("1" + "0" * 25, "EUR") * Decimal(10**5),
+        lambda: Money.of("1" + "0" * 25, "EUR").multiply(Decimal("1e5")),
+    ],
+)
+def test_results_too_large_to_hold_exactly_are_refused_as_invalid_money(make: Callable[[], Money]) -> None:
+    with pytest.raises(InvalidMoney) as info:
+        make()
+    assert info.value.field == "amount"
+    assert "too large" in str(info.value)
+
+
 def test_minor_units_table() -> None:
     assert minor_units("EUR") == 2
     assert minor_units("JPY") == 0
