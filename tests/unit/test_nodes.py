@@ -6,6 +6,7 @@ from datetime import UTC, date, datetime, time, timedelta, timezone
 from decimal import Decimal
 
 import pytest
+from dateutil.tz import gettz
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -50,6 +51,55 @@ BERLIN = WorkingCalendar(
 )
 def test_dispatch_date_follows_the_cutoff_the_workdays_and_the_holidays(at: datetime, dispatch: date) -> None:
     assert BERLIN.dispatch_date(at) == dispatch
+
+
+def _dispatch_by_definition(calendar: WorkingCalendar, at: datetime) -> date:
+    """Today in the calendar's zone before the cut-off on a working day, else the next working day."""
+    local = at.astimezone(gettz(calendar.timezone))
+    day = local.date()
+    if calendar.is_working_day(day) and local.time() < calendar.cutoff:
+        return day
+    day += timedelta(days=1)
+    while not calendar.is_working_day(day):
+        day += timedelta(days=1)
+    return day
+
+
+#: zones whose clocks jump at midnight (Santiago), by half an hour (Lord Howe), at 02:00 (New York), or never
+_WINDOW_CALENDARS = [
+    WorkingCalendar("America/Santiago", time(0, 30)),
+    WorkingCalendar(
+        "Australia/Lord_Howe", time(2, 15), frozenset({0, 2, 4, 6}), frozenset({date(2026, 10, 4)})
+    ),
+    WorkingCalendar("America/New_York", time(1, 30)),
+    WorkingCalendar("Asia/Kathmandu", time(0, 0)),
+    BERLIN,
+]
+
+
+@given(
+    calendar=st.sampled_from(_WINDOW_CALENDARS),
+    at=st.datetimes(min_value=datetime(2026, 3, 1), max_value=datetime(2026, 11, 30), timezones=st.just(UTC))
+    | st.sampled_from(
+        [  # an hour before each zone's offset changes in 2026
+            datetime(2026, 4, 5, 2, tzinfo=UTC),  # Santiago back
+            datetime(2026, 9, 6, 3, 6, tzinfo=UTC),  # Santiago forward, at midnight
+            datetime(2026, 4, 4, 14, tzinfo=UTC),  # Lord Howe back half an hour
+            datetime(2026, 10, 3, 14, 30, tzinfo=UTC),  # Lord Howe forward
+            datetime(2026, 3, 8, 6, tzinfo=UTC),  # New York forward
+            datetime(2026, 11, 1, 5, tzinfo=UTC),  # New York back: 01:30 twice
+        ]
+    ),
+    later=st.floats(min_value=0.0, max_value=1.0),
+)
+def test_the_dispatch_day_holds_throughout_the_window_the_calendar_gives(
+    calendar: WorkingCalendar, at: datetime, later: float
+) -> None:
+    day, until = calendar.dispatch_window(at)
+    assert day == calendar.dispatch_date(at) == _dispatch_by_definition(calendar, at)
+    assert at < until <= at + timedelta(hours=1)
+    moment = at + (until - at - timedelta(microseconds=1)) * later
+    assert _dispatch_by_definition(calendar, moment) == day
 
 
 def test_working_days_skip_weekends_and_holidays() -> None:

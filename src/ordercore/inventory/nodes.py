@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterable
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
 
 import attrs
@@ -32,6 +32,17 @@ __all__ = [
 ]
 
 _MAX_NODE_ID = 64
+
+
+def plain_node_id(value: object) -> bool:
+    """Whether ``value`` is a ``str`` (not a subclass) that :func:`check_node_id` takes: a quick test for
+    the values that pass, before checking the rest in full."""
+    return (
+        type(value) is str
+        and 0 < len(value) <= _MAX_NODE_ID
+        and not value[0].isspace()
+        and not value[-1].isspace()
+    )
 
 
 def check_node_id(value: object, field: str = "node_id") -> str:
@@ -189,6 +200,9 @@ class TransitTime:
 
 _ALL_DAYS = frozenset(range(7))
 _ONE_DAY = timedelta(days=1)
+_MIDNIGHT = time(0)
+_WINDOW = timedelta(hours=1)
+_TICK = timedelta(microseconds=1)
 
 
 @attrs.frozen
@@ -245,10 +259,35 @@ class WorkingCalendar:
         """The day an order arriving at ``at`` leaves the node: today before the cut-off on a working day,
         else the next working day."""
         check_aware(at, "at")
+        local = at.astimezone(tz.gettz(self.timezone))
+        return self._dispatch_day(local.date(), local.time() < self.cutoff)
+
+    def dispatch_window(self, at: datetime) -> tuple[date, datetime]:
+        """:meth:`dispatch_date` of ``at``, and a moment after ``at`` before which every later order gets
+        the same day: the next cut-off or local midnight, at most an hour on, and no later than ``at``
+        itself plus a microsecond when the zone's offset changes before then (a daylight saving change,
+        which moves local time). For callers that remember the day while time moves on."""
+        check_aware(at, "at")
         zone = tz.gettz(self.timezone)
         local = at.astimezone(zone)
         today = local.date()
-        if self.is_working_day(today) and local.time() < self.cutoff:
+        before_cutoff = local.time() < self.cutoff
+        day = self._dispatch_day(today, before_cutoff)
+        # the answer depends on the local date and on the side of the cut-off only: it holds until the
+        # next of the two, while local time moves as UTC does (the same offset at both ends, an hour apart
+        # at most: no two offset changes fit in between)
+        if before_cutoff:
+            turn = datetime.combine(today, self.cutoff, zone)
+        else:
+            turn = datetime.combine(today + _ONE_DAY, _MIDNIGHT, zone)
+        now = at.astimezone(UTC)
+        until = min(turn.astimezone(UTC), now + _WINDOW)
+        if until <= now or until.astimezone(zone).utcoffset() != local.utcoffset():
+            until = now + _TICK
+        return day, until
+
+    def _dispatch_day(self, today: date, before_cutoff: bool) -> date:
+        if before_cutoff and self.is_working_day(today):
             return today
         # working_days(today + 1 day, 1)[0], without building a recurrence rule for one day
         day = today + _ONE_DAY

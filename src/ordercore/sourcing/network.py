@@ -29,7 +29,6 @@ __all__ = ["NetworkStock", "NodeFacts", "point_radians"]
 
 _DEG = math.pi / 180.0  # what math.radians multiplies by, so distances match ordercore.geo bit for bit
 _TWO_R = 2 * EARTH_RADIUS_KM
-_CACHE_LIMIT = 100_000
 _GRID_FROM = 150  # nodes
 
 
@@ -141,7 +140,7 @@ class _Static:
     has_zones: bool
     offline: frozenset[str]
     unable: frozenset[str]
-    dispatch: dict[tuple[int, datetime], date]
+    dispatch: dict[int, tuple[datetime, datetime, date]]
     rejections: dict[str, dict[str, Rejection]]
     detailed: dict[str, dict[tuple[str, str], Rejection]]
     geo: dict[str, tuple[float, float, float, float, float, float, float]]
@@ -254,13 +253,14 @@ class _Static:
         return haversine_km(point, mid) + radius + 1.0
 
     def dispatch_date(self, facts: NodeFacts, at: datetime) -> date:
-        """``facts.node.calendar.dispatch_date(at)``, memoized per calendar (many nodes share one)."""
-        key = (facts.calendar_key, at)
-        day = self.dispatch.get(key)
-        if day is None:
-            if len(self.dispatch) >= _CACHE_LIMIT:
-                self.dispatch.clear()
-            day = self.dispatch[key] = facts.node.calendar.dispatch_date(at)
+        """``facts.node.calendar.dispatch_date(at)``, memoized per calendar (many nodes share one) over the
+        window the calendar says its answer holds (see :meth:`WorkingCalendar.dispatch_window`), so that
+        orders arriving one after another reuse it."""
+        window = self.dispatch.get(facts.calendar_key)
+        if window is not None and window[0] <= at < window[1]:
+            return window[2]
+        day, until = facts.node.calendar.dispatch_window(at)
+        self.dispatch[facts.calendar_key] = (at, until, day)
         return day
 
 
