@@ -262,6 +262,63 @@ def test_reserve_refuses_invalid_input_naming_the_field(
     assert isinstance(e, InvalidValue) and e.field == field
 
 
+class _Text(str):
+    """A ``str`` subclass: taken where a string is, checked in full."""
+
+
+_KEYS = st.text(st.sampled_from("K1-/ \t\u00a0\u2003"), max_size=6) | st.sampled_from(
+    ["K" * 200, "K" * 201, " ", "\u3000K", "K\u3000", _Text("K"), _Text(" K")]
+)
+
+
+@given(key=_KEYS, reference=_KEYS)
+def test_a_key_or_reference_is_taken_exactly_when_it_is_valid(key: str, reference: str) -> None:
+    """Every way a reservation comes to be (reserving, the ledger entry, the reservation itself) takes
+    the keys the rules allow and refuses the rest, with or without the quick path for plain values."""
+
+    def valid(value: str) -> bool:
+        return 0 < len(value) <= 200 and value == value.strip()
+
+    ok = valid(key) and valid(reference)
+    p = position(10)
+    makers: list[Callable[[], object]] = [
+        lambda: p.reserve(key, 1, reference=reference, at=AT),
+        lambda: LedgerEntry("WH-1", SKU, 2, EntryKind.RESERVED, 1, AT, key=key, reference=reference),
+        lambda: Reservation(key, reference, 1, ReservationKind.HARD, AT, sequence=2),
+    ]
+    for make in makers:
+        if ok:
+            make()
+        else:
+            with pytest.raises((InvalidValue, ValidationFailed)):
+                make()
+
+
+@pytest.mark.parametrize(
+    "at",
+    [
+        datetime(2026, 3, 2, 10, 0, tzinfo=timezone(timedelta(hours=1))),
+        datetime(2026, 3, 2, 9, 0, tzinfo=UTC),
+    ],
+)
+def test_a_reservation_at_any_aware_time_is_taken(at: datetime) -> None:
+    p = position(10)
+    held = p.reserve("K", 2, reference="O-1", at=at)
+    assert held.created_at == AT and p.available(AT) == 8
+
+
+def test_a_ledger_entry_with_a_bad_node_or_reason_is_refused_however_plain_the_rest() -> None:
+    for node_id in ("", " WH", "W" * 65, _Text(" WH")):
+        with pytest.raises((InvalidValue, ValidationFailed)):
+            LedgerEntry(node_id, SKU, 2, EntryKind.RESERVED, 1, AT, key="K", reference="O-1")
+    with pytest.raises((InvalidValue, ValidationFailed)):
+        LedgerEntry("WH-1", SKU, 2, EntryKind.RESERVED, 1, AT, "r" * 1001, key="K", reference="O-1")
+    with pytest.raises((InvalidValue, ValidationFailed)):
+        LedgerEntry("WH-1", "SKU-1", 2, EntryKind.RESERVED, 1, AT, key="K", reference="O-1")  # type: ignore[arg-type]
+    with pytest.raises((InvalidValue, ValidationFailed)):
+        Reservation("K", "O-1", 1, ReservationKind.HARD, AT, sequence=-1)
+
+
 def test_reserve_reports_every_problem_at_once() -> None:
     p = position(10)
     e = refused(p, ValidationFailed, lambda: p.reserve("", 0, reference="", at=AT))

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 
 import attrs
 
 from ordercore.errors import InvalidQuantity, InvalidValue, Problem, ValidationFailed
-from ordercore.inventory.nodes import check_node_id
+from ordercore.inventory.nodes import check_node_id, plain_node_id
 from ordercore.values import Sku, check_aware, check_quantity
 
 __all__ = [
@@ -44,6 +44,17 @@ def check_key(value: object, field: str = "key") -> str:
             value=value,
         )
     return value
+
+
+def plain_key(value: object) -> bool:
+    """Whether ``value`` is a ``str`` (not a subclass) that :func:`check_key` takes: a quick test for the
+    values that pass, before checking the rest in full."""
+    return (
+        type(value) is str
+        and 0 < len(value) <= MAX_KEY
+        and not value[0].isspace()
+        and not value[-1].isspace()
+    )
 
 
 def check_reason(value: object, field: str = "reason") -> str:
@@ -106,6 +117,19 @@ class Reservation:
     sequence: int = attrs.field(default=0, eq=False)
 
     def __attrs_post_init__(self) -> None:
+        if (  # an order's hard reservation, as the ledger makes it, passes at a glance
+            self.kind is ReservationKind.HARD
+            and self.expires_at is None
+            and type(self.quantity) is int
+            and self.quantity > 0
+            and type(self.sequence) is int
+            and self.sequence >= 0
+            and type(self.created_at) is datetime
+            and self.created_at.tzinfo is UTC
+            and plain_key(self.key)
+            and plain_key(self.reference)
+        ):
+            return
         problems = _problems(
             lambda: check_key(self.key, "key"),
             lambda: check_key(self.reference, "reference"),
@@ -267,6 +291,27 @@ class LedgerEntry:
     backorderable: bool = False
 
     def __attrs_post_init__(self) -> None:
+        if (  # an order's hard reservation, as a position records it, passes at a glance
+            self.kind is EntryKind.RESERVED
+            and self.expires_at is None
+            and self.compensates is None
+            and self.expected_on is None
+            and self.supply_kind is None
+            and self.backorderable is False
+            and type(self.quantity) is int
+            and self.quantity > 0
+            and type(self.sequence) is int
+            and self.sequence > 0
+            and type(self.at) is datetime
+            and self.at.tzinfo is UTC
+            and type(self.sku) is Sku
+            and type(self.reason) is str
+            and len(self.reason) <= MAX_REASON
+            and plain_key(self.key)
+            and plain_key(self.reference)
+            and plain_node_id(self.node_id)
+        ):
+            return
         problems = _problems(
             lambda: check_node_id(self.node_id),
             lambda: check_quantity(self.sequence, "sequence"),

@@ -30,6 +30,7 @@ from ordercore.errors import (
 )
 from ordercore.inventory.held import Reservations, Supplies
 from ordercore.inventory.ledger import (
+    MAX_REASON,
     RESERVATION_KINDS,
     EntryKind,
     LedgerEntry,
@@ -40,6 +41,7 @@ from ordercore.inventory.ledger import (
     check_key,
     check_reason,
     collect,
+    plain_key,
 )
 from ordercore.inventory.nodes import check_node_id
 from ordercore.values import Sku, check_aware, check_quantity
@@ -375,16 +377,28 @@ class StockPosition:
         expired (EXPIRED) and the key reserved anew. More than :meth:`available` is InsufficientStock
         unless the SKU is backorderable here.
         """
-        collect(
-            "reservation",
-            lambda: check_key(key, "key"),
-            lambda: check_quantity(quantity, "quantity"),
-            lambda: check_key(reference, "reference"),
-            lambda: check_aware(at, "at"),
-            lambda: _check_bool(hard, "hard"),
-            lambda: _check_expiry(hard, expires_at, at),
-            lambda: check_reason(reason),
-        )
+        if not (  # what every order's reservation gives passes at a glance; anything else is checked in full
+            hard is True
+            and expires_at is None
+            and type(quantity) is int
+            and quantity > 0
+            and plain_key(key)
+            and plain_key(reference)
+            and type(at) is datetime
+            and at.tzinfo is UTC
+            and type(reason) is str
+            and len(reason) <= MAX_REASON
+        ):
+            collect(
+                "reservation",
+                lambda: check_key(key, "key"),
+                lambda: check_quantity(quantity, "quantity"),
+                lambda: check_key(reference, "reference"),
+                lambda: check_aware(at, "at"),
+                lambda: _check_bool(hard, "hard"),
+                lambda: _check_expiry(hard, expires_at, at),
+                lambda: check_reason(reason),
+            )
         kind = ReservationKind.HARD if hard else ReservationKind.SOFT
         held = self.reservations.get(key)
         if held is not None and held.live(at):
