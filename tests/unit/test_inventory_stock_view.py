@@ -69,6 +69,23 @@ def test_a_view_built_like_an_earlier_one_is_the_view_built_from_scratch() -> No
     assert first.available("N0", Sku("A")) == 10  # the earlier view is left as it was
 
 
+def test_a_view_reads_positions_in_any_order_and_ignores_nodes_outside_the_network() -> None:
+    network = FulfilmentNetwork(nodes())
+    stock_view(network, positions(10), AT)  # the view later ones are built like
+    listed = positions(5, reserve=2, supply=True)
+    stray = StockPosition.open("ELSEWHERE", SKUS[0], at=AT - timedelta(days=1), on_hand=99)
+    shuffled = [*reversed(listed[4:]), stray, *listed[:4]]
+    network.set_online("N3", False)
+    view = stock_view(network, shuffled, AT, {"N0": 2}, offline=frozenset({"N1"}))
+    fresh = FulfilmentNetwork(network.nodes)
+    fresh.set_online("N3", False)
+    scratch = stock_view(fresh, listed, AT, {"N0": 2}, offline=frozenset({"N1"}))
+    assert summary(view) == summary(scratch)
+    assert "ELSEWHERE" not in view and view.total(SKUS[0]) == sum(3 + i for i in range(4))
+    assert list(view.holders(SKUS[0])) == ["N0", "N1", "N2", "N3"]  # node id order, as from scratch
+    assert view._static.offline == {"N1", "N3"}
+
+
 def test_a_view_of_other_nodes_is_built_from_scratch() -> None:
     earlier = NetworkStock([NodeStock(n) for n in nodes()])
     other = [FulfilmentNode("X", NodeKind.WAREHOUSE, GeoPoint(50.0, 9.0), COST)]

@@ -194,10 +194,12 @@ def test_capabilities_say_what_a_node_does() -> None:
 def test_the_network_knows_its_nodes_and_which_are_online() -> None:
     network = FulfilmentNetwork([node("W2"), node("W1")])
     assert [n.node_id for n in network.nodes] == ["W1", "W2"] and network.currency == "EUR"
-    assert network.is_online("W1")
+    assert network.is_online("W1") and network.offline_ids == frozenset()
     assert network.set_online("W1", False) and not network.is_online("W1")
+    assert network.offline_ids == {"W1"}
     assert not network.set_online("W1", False)  # no change
     assert network.set_online("W1", True) and network.is_online("W1")
+    assert network.offline_ids == frozenset()
     with pytest.raises(UnknownNode):
         network.get("W9")
     with pytest.raises(InvalidValue):

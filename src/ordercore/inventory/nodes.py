@@ -423,6 +423,11 @@ class FulfilmentNetwork:
         self.get(node_id)
         return node_id not in self._offline
 
+    @property
+    def offline_ids(self) -> frozenset[str]:
+        """The ids of the nodes marked offline."""
+        return frozenset(self._offline)
+
     def set_online(self, node_id: str, online: bool) -> bool:
         """Mark a node online or offline; returns whether that changed anything."""
         self.get(node_id)

@@ -124,36 +124,43 @@ def stock_view(
     online: not when the network says so, nor when it is in ``offline`` (the node states the store keeps,
     from :func:`offline_nodes`)."""
     nodes = network.nodes
-    available: dict[str, dict[Sku, int]] = {n.node_id: {} for n in nodes}
-    incoming: dict[str, dict[Sku, tuple[tuple[date, int], ...]]] = {n.node_id: {} for n in nodes}
+    available: dict[str, dict[Sku, int]] = {}
+    incoming: dict[str, dict[Sku, tuple[tuple[date, int], ...]]] = {}
     for pos in positions:
-        held = available.get(pos.node_id)
-        if held is not None:
-            held[pos.sku] = pos.available(at)
+        node_id = pos.node_id
+        held = available.get(node_id)
+        if held is None:
+            if node_id not in network:
+                continue
+            held = available[node_id] = {}
+        held[pos.sku] = pos.available(at)
+        if pos.supply:
             supply = pos.incoming()
             if supply:
-                incoming[pos.node_id][pos.sku] = supply
-    view = NetworkStock(
-        [
-            NodeStock.trusted(
-                node,
-                available[node.node_id],
-                incoming[node.node_id],
-                capacity_left=None if capacity is None else capacity.get(node.node_id),
-                online=node.node_id not in offline and network.is_online(node.node_id),
-            )
-            for node in nodes
-        ],
-        currency=network.currency,
-        like=_last_views.get(network),
-    )
+                incoming.setdefault(node_id, {})[pos.sku] = supply
+    down = network.offline_ids | offline if offline else network.offline_ids
+    stocks = [
+        NodeStock.trusted(
+            node,
+            available.get(node.node_id) or {},
+            incoming.get(node.node_id) or {},
+            capacity_left=None if capacity is None else capacity.get(node.node_id),
+            online=node.node_id not in down,
+        )
+        for node in nodes
+    ]
+    like = _last_views.get(network)
+    if like is not None:  # the network's very nodes, in id order, as the view it lends from was built of
+        return NetworkStock.trusted_like(like, stocks)
+    view = NetworkStock(stocks, currency=network.currency)
     _last_views[network] = view
     return view
 
 
-# The last view built for each network: the next one takes its node-only part (coordinates, rates, memo
-# tables) from it instead of working it out again. Held weakly: a network dropped by its application
-# drops its view.
+# The first view built for each network: every later one takes its node-only part (coordinates, rates, memo
+# tables, shared by all of them) from it instead of working it out again. A network's nodes never change,
+# so later views hold the very node objects it was built of, checked then. Held weakly: a network dropped
+# by its application drops its view.
 _last_views: weakref.WeakKeyDictionary[FulfilmentNetwork, NetworkStock] = weakref.WeakKeyDictionary()
 
 
@@ -169,17 +176,27 @@ def allocations_of(
     """The plan as the order records it. Each allocation gets its own reservation key,
     ``<order>/<line>/<node>/<event sequence>``, unique for the order's whole life."""
     seq = order.version + 1
+    ids = {line.id.value: line.id for line in order.lines}  # the order's own ids, checked when made
+
+    def line_id_of(value: str) -> LineId:
+        return ids.get(value) or LineId(value)
+
     allocations = tuple(
         NodeAllocation(
-            LineId(line_id), s.node_id, qty, f"{order.id.value}/{line_id}/{s.node_id}/{seq}", s.dispatch_on
+            line_id_of(line_id),
+            s.node_id,
+            qty,
+            f"{order.id.value}/{line_id}/{s.node_id}/{seq}",
+            s.dispatch_on,
         )
         for s in plan.shipments
         for line_id, qty in s.lines
     )
     waiting = tuple(
-        WaitingUnits(LineId(b.line_id), b.quantity, b.node_id, b.expected_on) for b in plan.backorders
+        WaitingUnits(line_id_of(b.line_id), b.quantity, b.node_id, b.expected_on) for b in plan.backorders
     )
-    rejected = tuple(NodeRejected(r.node_id, r.reason.value, r.detail) for r in plan.rejected)
+    # ``_value_``: the member's value as a plain attribute (``value`` is a property, read 20 times an order)
+    rejected = tuple(NodeRejected(r.node_id, r.reason._value_, r.detail) for r in plan.rejected)
     return allocations, waiting, rejected
 
 

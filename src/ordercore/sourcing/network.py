@@ -337,6 +337,15 @@ class NetworkStock:
         assert currency is not None
         self._build(currency, _Static(stocks, None if like is None else like._static))
 
+    @classmethod
+    def trusted_like(cls, like: NetworkStock, stocks: list[NodeStock]) -> NetworkStock:
+        """A snapshot of ``stocks``, which hold the very node objects ``like`` was built of, in its node id
+        order: trusted, so neither listed again nor checked (for a caller that builds one per order from
+        a fixed set of nodes, as :func:`ordercore.service.sourcing.stock_view` does)."""
+        view: NetworkStock = object.__new__(cls)
+        view._build(like.currency, _Static(stocks, like._static, same=True))
+        return view
+
     def _build(self, currency: str, static: _Static) -> None:
         self.currency: str = currency
         self._static = static
@@ -345,7 +354,10 @@ class NetworkStock:
         for node_id, stock in stocks.items():
             for sku, qty in stock.available.items():
                 if qty > 0:
-                    by_sku.setdefault(sku, {})[node_id] = qty
+                    held = by_sku.get(sku)
+                    if held is None:
+                        held = by_sku[sku] = {}
+                    held[node_id] = qty
         self._by_sku = by_sku
         self._owned: set[Sku] = set(by_sku)
         self._cap: dict[str, int] = {
