@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator, Sequence
 from collections.abc import Set as AbstractSet
 from contextlib import contextmanager
 from datetime import date, datetime
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import cattrs
@@ -537,7 +538,8 @@ class PostgresUnitOfWork(StagedUnitOfWork):
         node_statuses: Sequence[NodeStatus],
     ) -> None:
         r"""One transaction in one round trip: every statement of the commit, its values bound client-side
-        by psycopg (``ClientCursor.mogrify``), goes to the server as one text, which PostgreSQL runs as a
+        (as psycopg's ``ClientCursor.mogrify`` binds them; see :meth:`_Commit._literal`), goes to the server
+        as one text, which PostgreSQL runs as a
         single implicit transaction (the connection is in autocommit). The statements run prepared (see
         :class:`PreparedStatements`): the text ``EXECUTE``\ s them, after the ``PREPARE`` of those the
         connection has not prepared yet. Each write whose row count matters
@@ -832,6 +834,12 @@ class _Commit:
         self._failures: list[Callable[[], OrderCoreError]] = []
         self._prepared = prepared
         self._needs: dict[str, str] = {}
+        info = cursor.connection.info
+        # plain quoting is exact only where backslashes are ordinary characters in '...' and the text goes
+        # as UTF-8, as the session reports (the defaults); elsewhere psycopg binds every value
+        self._plain = (
+            info.parameter_status("standard_conforming_strings") == "on" and info.encoding == "utf-8"
+        )
 
     def _bound(self, query: str, params: Sequence[Any]) -> str:
         prepared = self._prepared
@@ -840,7 +848,32 @@ class _Commit:
             return self._mogrify(query, params)
         name, body, execute = entry
         self._needs[name] = body
-        return self._mogrify(execute, params)
+        if not self._plain or not params:
+            return self._mogrify(execute, params)
+        return f"EXECUTE {name} ({', '.join([self._literal(value) for value in params])})"
+
+    def _literal(self, value: Any) -> str:
+        """``value`` as a literal of the commit's text, as psycopg writes it: text, whole numbers, booleans,
+        NULL, aware times (whole-minute offsets) and finite decimals written here (the bulk of every commit:
+        its JSON bodies), anything else by psycopg itself."""
+        kind = type(value)
+        if kind is str:
+            text: str = value
+            if "\x00" not in text:  # text holds no NUL: psycopg refuses it
+                return "'" + text.replace("'", "''") + "'"
+        elif kind is int:
+            return str(value) if value >= 0 else f" {value}"  # a space, as psycopg puts: never "--"
+        elif value is None:
+            return "NULL"
+        elif kind is bool:
+            return "true" if value else "false"
+        elif kind is datetime:
+            offset = value.utcoffset()
+            if offset is not None and not offset.seconds % 60 and not offset.microseconds:
+                return f"'{value}'::timestamptz"  # as psycopg writes it: ISO 8601, a space for the T
+        elif kind is Decimal and value.is_finite():
+            return str(value) if not value.is_signed() else f" {value}"
+        return self._mogrify("%s", (value,))
 
     def add(self, query: str, params: Sequence[Any]) -> None:
         self._parts.append(self._bound(query, params))

@@ -5,10 +5,14 @@ gone from under the store (``DEALLOCATE``) is prepared again, the commit going t
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 
 import attrs
+import psycopg
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ordercore import (
     AcceptOrder,
@@ -23,7 +27,8 @@ from ordercore.inventory import FulfilmentNode, NodeKind, ShippingCost
 from ordercore.service.commands import ReceiveStock, SourceOrder
 from ordercore.values import GeoPoint
 from ordercore_adapters.postgres import PostgresStore, open_store
-from ordercore_adapters.postgres._unit_of_work import PostgresUnitOfWork, PreparedStatements
+from ordercore_adapters.postgres._unit_of_work import PostgresUnitOfWork, PreparedStatements, _Commit
+from tests.integration._postgres import admin_connection
 from tests.integration.test_postgres_store import admin, url
 from tests.unit.factories import ACTOR, AT, BERLIN, make_order, place_command
 
@@ -147,3 +152,76 @@ def test_a_store_opened_with_prepare_false_prepares_nothing(url: str) -> None:
                 assert conn.execute("SELECT count(*) FROM pg_prepared_statements").fetchone() == (0,)
     finally:
         store.close()
+
+
+# -- the values of a commit's text -----------------------------------------------------------------------------
+_AWKWARD = [
+    "",
+    "it's",
+    "''",
+    "back\\slash",
+    "\\'",
+    "E'x'",
+    "$$ dollar $$",
+    "-- not a comment",
+    "; SELECT 1",
+    "line\nbreak\ttab\r",
+    "émoji 🧾 ünïcode",
+    '{"json": "with \\"quotes\\" and \\\\"}',
+]
+
+
+def _round_trip(admin: psycopg.Connection[tuple[object, ...]], values: list[object]) -> tuple[object, ...]:
+    """``values`` written into a commit's text as the store writes them, run, and read back."""
+    statements = PreparedStatements()
+    commit = _Commit(psycopg.ClientCursor(admin), statements)
+    commit.add("SELECT " + ", ".join(["%s::text"] * len(values)), values)
+    cursor = admin.execute(commit.text(admin))  # its PREPARE, then its EXECUTE
+    while cursor.description is None and cursor.nextset():
+        pass
+    row = cursor.fetchone()
+    assert row is not None
+    return tuple(row)
+
+
+@pytest.mark.parametrize("value", _AWKWARD)
+def test_text_reaches_the_server_exactly_as_given(
+    admin: psycopg.Connection[tuple[object, ...]], value: str
+) -> None:
+    assert _round_trip(admin, [value]) == (value,)
+
+
+_VALUES = (
+    st.text().filter(lambda t: "\x00" not in t)
+    | st.integers()
+    | st.booleans()
+    | st.none()
+    | st.decimals(allow_nan=False, allow_infinity=False)
+    | st.datetimes(
+        min_value=datetime(1900, 1, 1),
+        timezones=st.sampled_from(
+            [UTC, timezone(timedelta(hours=-5, minutes=-30)), timezone(timedelta(seconds=3))]
+        )
+        | st.timezones(),
+    )
+)
+
+
+@settings(max_examples=80, deadline=None)
+@given(values=st.lists(_VALUES, min_size=1, max_size=6))
+def test_any_values_reach_the_server_as_psycopg_would_send_them(values: list[object]) -> None:
+    conn = admin_connection()
+    try:
+        expected = conn.execute(
+            "SELECT " + ", ".join(["%s::text"] * len(values)), values, prepare=False
+        ).fetchone()
+        assert _round_trip(conn, values) == expected
+    finally:
+        conn.close()
+
+
+def test_text_with_a_nul_is_refused_as_psycopg_refuses_it(
+    admin: psycopg.Connection[tuple[object, ...]],
+) -> None:
+    with pytest.raises(psycopg.DataError):
+        _round_trip(admin, ["a\x00b"])
