@@ -225,3 +225,19 @@ def test_text_with_a_nul_is_refused_as_psycopg_refuses_it(
 ) -> None:
     with pytest.raises(psycopg.DataError):
         _round_trip(admin, ["a\x00b"])
+
+
+@pytest.mark.parametrize("setting", ["standard_conforming_strings = off", "client_encoding = 'LATIN1'"])
+def test_a_session_set_otherwise_has_every_value_bound_by_psycopg(
+    admin: psycopg.Connection[tuple[object, ...]], setting: str
+) -> None:
+    """Where backslashes escape in '...' or the text does not go as UTF-8, doubling quotes would not be
+    exact: psycopg binds everything, and the values still arrive as given."""
+    admin.execute(f"SET {setting}")
+    try:
+        values: list[object] = ["it's", "back\\slash", "\\'", "E'x'", "café", 7, None, True]
+        assert _round_trip(admin, values) == tuple(
+            None if v is None else str(v).lower() if isinstance(v, bool) else str(v) for v in values
+        )
+    finally:
+        admin.execute("RESET ALL")
