@@ -296,7 +296,7 @@ class Order:
             money_in(f"shipping_charges[{j}].amount", c.amount)
         for j, t in enumerate(shipping_taxes):
             money_in(f"shipping_taxes[{j}].amount", t.amount)
-        if not problems and discounts:  # no order discount never exceeds the lines' net (never negative)
+        if not problems and discounts:  # with none, nothing can exceed the lines' net (never negative)
             net = sum_money((line.net for line in built), currency)
             order_disc = sum_money((d.amount for d in discounts), currency)
             if order_disc > net:
