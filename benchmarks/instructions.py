@@ -71,12 +71,7 @@ def run(kind: str, n: int, postgres: str, baseline: bool, warm: int) -> None:
         schema = f"bench_instructions_{uuid.uuid4().hex[:8]}"
         storage.pg_prepare(postgres, schema, storage.pg_statements(seed))
         try:
-            app = storage.new_app(storage.pg_url(postgres, schema))
-            storage.warm_up(app)
-            storage.run_orders(app, storage.make_plan(warm, storage.SEED - 2))
-            gc.disable()
-            storage.run_orders(app, plan)
-            app.close()
+            _count(storage.new_app(storage.pg_url(postgres, schema)), plan, warm)
         finally:
             storage.pg_drop(postgres, [schema])
         return
@@ -93,14 +88,18 @@ def run(kind: str, n: int, postgres: str, baseline: bool, warm: int) -> None:
             conn.close()
             return
         conn.close()
-        app = storage.new_app(f"sqlite:///{path}")
-        storage.warm_up(app)
-        storage.run_orders(app, storage.make_plan(warm, storage.SEED - 2))
-        gc.disable()
-        storage.run_orders(app, plan)
-        app.close()
+        _count(storage.new_app(f"sqlite:///{path}"), plan, warm)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def _count(app: storage.ordercore.OrderCore, plan: storage.Plan, warm: int) -> None:
+    """The storage benchmark's warm-up, ``warm`` orders more, then ``plan`` (the orders counted)."""
+    storage.warm_up(app)
+    storage.run_orders(app, storage.make_plan(warm, storage.SEED - 2))
+    gc.disable()
+    storage.run_orders(app, plan)
+    app.close()
 
 
 # -- counting (in the parent) ---------------------------------------------------------------------------------
