@@ -65,6 +65,18 @@ def check_quantity(value: object, field: str, *, allow_zero: bool = False) -> in
     return value
 
 
+def plain_text(value: object, longest: int) -> bool:
+    """Whether ``value`` is a ``str`` (not a subclass) of 1 to ``longest`` characters without whitespace
+    at either end: what the key and node id checks take, recognised at a glance by the quick paths that
+    then skip them (anything else is checked in full)."""
+    return (
+        type(value) is str
+        and 0 < len(value) <= longest
+        and not value[0].isspace()
+        and not value[-1].isspace()
+    )
+
+
 def check_aware(value: object, field: str) -> datetime:
     """Return ``value`` if it is a timezone-aware datetime."""
     if not isinstance(value, datetime):

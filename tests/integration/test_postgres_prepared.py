@@ -231,10 +231,12 @@ def test_text_with_a_nul_is_refused_as_psycopg_refuses_it(
 def test_a_session_set_otherwise_has_every_value_bound_by_psycopg(
     admin: psycopg.Connection[tuple[object, ...]], setting: str
 ) -> None:
-    """Where backslashes escape in '...' or the text does not go as UTF-8, doubling quotes would not be
-    exact: psycopg binds everything, and the values still arrive as given."""
+    """Where backslashes escape in '...' doubling quotes is not exact, and the adapter writes values
+    itself only for UTF-8 text: on a session set otherwise psycopg binds everything, and the values still
+    arrive as given."""
     admin.execute(f"SET {setting}")
     try:
+        assert not _Commit(psycopg.ClientCursor(admin), PreparedStatements())._plain
         values: list[object] = ["it's", "back\\slash", "\\'", "E'x'", "café", 7, None, True]
         assert _round_trip(admin, values) == tuple(
             None if v is None else str(v).lower() if isinstance(v, bool) else str(v) for v in values

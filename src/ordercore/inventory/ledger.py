@@ -15,8 +15,8 @@ from datetime import UTC, date, datetime
 import attrs
 
 from ordercore.errors import InvalidQuantity, InvalidValue, Problem, ValidationFailed
-from ordercore.inventory.nodes import check_node_id, plain_node_id
-from ordercore.values import Sku, check_aware, check_quantity
+from ordercore.inventory.nodes import MAX_NODE_ID, check_node_id
+from ordercore.values import Sku, check_aware, check_quantity, plain_text
 
 __all__ = [
     "RESERVATION_KINDS",
@@ -44,17 +44,6 @@ def check_key(value: object, field: str = "key") -> str:
             value=value,
         )
     return value
-
-
-def plain_key(value: object) -> bool:
-    """Whether ``value`` is a ``str`` (not a subclass) that :func:`check_key` takes: a quick test for the
-    values that pass, before checking the rest in full."""
-    return (
-        type(value) is str
-        and 0 < len(value) <= MAX_KEY
-        and not value[0].isspace()
-        and not value[-1].isspace()
-    )
 
 
 def check_reason(value: object, field: str = "reason") -> str:
@@ -126,8 +115,8 @@ class Reservation:
             and self.sequence >= 0
             and type(self.created_at) is datetime
             and self.created_at.tzinfo is UTC
-            and plain_key(self.key)
-            and plain_key(self.reference)
+            and plain_text(self.key, MAX_KEY)
+            and plain_text(self.reference, MAX_KEY)
         ):
             return
         problems = _problems(
@@ -307,9 +296,9 @@ class LedgerEntry:
             and type(self.sku) is Sku
             and type(self.reason) is str
             and len(self.reason) <= MAX_REASON
-            and plain_key(self.key)
-            and plain_key(self.reference)
-            and plain_node_id(self.node_id)
+            and plain_text(self.key, MAX_KEY)
+            and plain_text(self.reference, MAX_KEY)
+            and plain_text(self.node_id, MAX_NODE_ID)
         ):
             return
         problems = _problems(

@@ -31,26 +31,15 @@ __all__ = [
     "check_node_id",
 ]
 
-_MAX_NODE_ID = 64
-
-
-def plain_node_id(value: object) -> bool:
-    """Whether ``value`` is a ``str`` (not a subclass) that :func:`check_node_id` takes: a quick test for
-    the values that pass, before checking the rest in full."""
-    return (
-        type(value) is str
-        and 0 < len(value) <= _MAX_NODE_ID
-        and not value[0].isspace()
-        and not value[-1].isspace()
-    )
+MAX_NODE_ID = 64
 
 
 def check_node_id(value: object, field: str = "node_id") -> str:
     """Return ``value`` if it is a valid node id: a non-empty string of at most 64 characters, no spaces
     around it."""
-    if not isinstance(value, str) or not value.strip() or value != value.strip() or len(value) > _MAX_NODE_ID:
+    if not isinstance(value, str) or not value.strip() or value != value.strip() or len(value) > MAX_NODE_ID:
         raise InvalidValue(
-            f"must be a non-empty string of at most {_MAX_NODE_ID} characters without surrounding spaces",
+            f"must be a non-empty string of at most {MAX_NODE_ID} characters without surrounding spaces",
             field=field,
             value=value,
         )

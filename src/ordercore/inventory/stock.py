@@ -30,6 +30,7 @@ from ordercore.errors import (
 )
 from ordercore.inventory.held import Reservations, Supplies
 from ordercore.inventory.ledger import (
+    MAX_KEY,
     MAX_REASON,
     RESERVATION_KINDS,
     EntryKind,
@@ -41,10 +42,9 @@ from ordercore.inventory.ledger import (
     check_key,
     check_reason,
     collect,
-    plain_key,
 )
 from ordercore.inventory.nodes import check_node_id
-from ordercore.values import Sku, check_aware, check_quantity
+from ordercore.values import Sku, check_aware, check_quantity, plain_text
 
 __all__ = ["Availability", "StockPosition", "earliest_date"]
 
@@ -382,8 +382,8 @@ class StockPosition:
             and expires_at is None
             and type(quantity) is int
             and quantity > 0
-            and plain_key(key)
-            and plain_key(reference)
+            and plain_text(key, MAX_KEY)
+            and plain_text(reference, MAX_KEY)
             and type(at) is datetime
             and at.tzinfo is UTC
             and type(reason) is str

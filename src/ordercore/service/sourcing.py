@@ -149,11 +149,11 @@ def stock_view(
         )
         for node in nodes
     ]
-    like = _last_views.get(network)
+    like = _first_views.get(network)
     if like is not None:  # the network's very nodes, in id order, as the view it lends from was built of
         return NetworkStock.trusted_like(like, stocks)
     view = NetworkStock(stocks, currency=network.currency)
-    _last_views[network] = view
+    _first_views[network] = view
     return view
 
 
@@ -161,7 +161,7 @@ def stock_view(
 # tables, shared by all of them) from it instead of working it out again. A network's nodes never change,
 # so later views hold the very node objects it was built of, checked then. Held weakly: a network dropped
 # by its application drops its view.
-_last_views: weakref.WeakKeyDictionary[FulfilmentNetwork, NetworkStock] = weakref.WeakKeyDictionary()
+_first_views: weakref.WeakKeyDictionary[FulfilmentNetwork, NetworkStock] = weakref.WeakKeyDictionary()
 
 
 def offline_nodes(uow: UnitOfWork) -> frozenset[str]:
