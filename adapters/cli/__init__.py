@@ -13,6 +13,7 @@ import ordercore
 from ordercore_adapters._urls import masked
 from ordercore_adapters.cli.demo import run_demo
 from ordercore_adapters.cli.migrate import run_migrate
+from ordercore_adapters.sqlite import file_url
 
 __all__ = ["main"]
 
@@ -47,7 +48,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 1
         return 0
     if args.command == "demo":
-        store = args.store or f"sqlite:///{Path(tempfile.mkdtemp(prefix='ordercore-demo-')) / 'orders.db'}"
+        store = args.store or file_url(Path(tempfile.mkdtemp(prefix="ordercore-demo-")) / "orders.db")
         print(f"store: {masked(store)}")
         try:
             run_demo(store, out=sys.stdout)

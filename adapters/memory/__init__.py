@@ -20,6 +20,7 @@ from ordercore.errors import (
     DuplicateOrder,
     InvalidValue,
     StoreUnavailable,
+    UnknownStore,
 )
 from ordercore.events import OrderEvent
 from ordercore.inventory import LedgerEntry, NodeDay, NodeStates, NodeStatus, StockPosition
@@ -158,7 +159,15 @@ def _index_expiries(store: MemoryStore, stored: StockPosition | None, position: 
 
 
 def open_store(url: str, *, lifecycle: Lifecycle = DEFAULT_LIFECYCLE) -> MemoryStore:
-    """Entry point for ``memory://`` URLs: a new, empty store."""
+    """Entry point for ``memory://`` URLs: a new, empty store. The URL names nothing more: a host, path or
+    parameters after ``memory://`` would be ignored, so they are refused (``InvalidValue`` on ``url``)."""
+    rest = url.split("://", 1)[1] if isinstance(url, str) and "://" in url else None
+    if rest is None or url.split("://", 1)[0].split("+", 1)[0].lower() != "memory":
+        raise UnknownStore(f"store URL {url!r} is not a memory URL (expected 'memory://')")
+    if rest:
+        raise InvalidValue(
+            "a memory store takes no host, path or parameters (expected 'memory://')", field="url", value=url
+        )
     return MemoryStore(lifecycle)
 
 

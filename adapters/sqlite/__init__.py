@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from ordercore_adapters.sqlite._processed import SqliteProcessedEvents
 from ordercore_adapters.sqlite._schema import SCHEMA_VERSION, STEP_DESCRIPTIONS, Migration
-from ordercore_adapters.sqlite._store import SqliteStore, migrate, open_store, parse_url
+from ordercore_adapters.sqlite._store import SqliteStore, file_url, migrate, open_store, parse_url
 from ordercore_adapters.sqlite._unit_of_work import SqliteUnitOfWork
 
 __all__ = [
@@ -21,6 +21,7 @@ __all__ = [
     "SqliteProcessedEvents",
     "SqliteStore",
     "SqliteUnitOfWork",
+    "file_url",
     "migrate",
     "open_store",
     "parse_url",

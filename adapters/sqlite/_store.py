@@ -6,6 +6,7 @@ import os
 import sqlite3
 import threading
 from contextlib import suppress
+from urllib.parse import quote, unquote
 
 import cattrs
 
@@ -19,7 +20,7 @@ from ordercore.values import OrderId
 from ordercore_adapters.sqlite._schema import Migration, ensure_schema
 from ordercore_adapters.sqlite._unit_of_work import SqliteUnitOfWork
 
-__all__ = ["Connection", "SqliteStore", "migrate", "open_store", "parse_url"]
+__all__ = ["Connection", "SqliteStore", "file_url", "migrate", "open_store", "parse_url"]
 
 _BUSY_TIMEOUT_MS = 5000
 _MAX_IDLE = 8  # idle file connections kept open for reuse; more are closed when given back
@@ -49,6 +50,16 @@ def parse_url(url: str) -> str | None:
         raise InvalidValue(
             f"query parameters are not supported (expected {_URL_FORMS})", field="url", value=url
         )
+    if "#" in rest:
+        raise InvalidValue(f"has a fragment (expected {_URL_FORMS})", field="url", value=url)
+    try:  # a URL's path is percent-encoded: ``my%20orders.db`` is the file ``my orders.db``
+        rest = unquote(rest, errors="strict")
+    except UnicodeDecodeError:
+        raise InvalidValue(
+            "has a percent-encoded byte sequence that is not UTF-8", field="url", value=url
+        ) from None
+    if "\x00" in rest:
+        raise InvalidValue("names a path with a NUL character", field="url", value=url)
     if rest in ("", ":memory:", "/:memory:"):
         return None
     if not rest.startswith("/"):
@@ -57,6 +68,12 @@ def parse_url(url: str) -> str | None:
     if not path or path.endswith("/"):
         raise InvalidValue(f"names no database file (expected {_URL_FORMS})", field="url", value=url)
     return os.path.abspath(path)
+
+
+def file_url(path: str | os.PathLike[str]) -> str:
+    """The ``sqlite://`` URL of the database file at ``path`` (made absolute), percent-encoded so that
+    :func:`parse_url` gives the very path back whatever characters it holds (``%``, ``?``, ``#``, spaces)."""
+    return "sqlite:///" + quote(os.path.abspath(os.fspath(path)), safe="/")
 
 
 class SqliteStore:
@@ -117,7 +134,7 @@ class SqliteStore:
 
     @property
     def url(self) -> str:
-        return "sqlite://:memory:" if self.path is None else f"sqlite:///{self.path}"
+        return "sqlite://:memory:" if self.path is None else file_url(self.path)
 
     def __repr__(self) -> str:
         return f"SqliteStore({self.url!r})"

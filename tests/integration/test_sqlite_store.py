@@ -37,6 +37,7 @@ from ordercore.testing.contracts import StoreContract
 from ordercore.values import Sku
 from ordercore_adapters.sqlite import SCHEMA_VERSION, SqliteStore, open_store, parse_url
 from ordercore_adapters.sqlite import _store as sqlite_store_module
+from ordercore_adapters.sqlite import file_url as url_of_file
 from ordercore_adapters.sqlite._schema import _VERSION_1
 from tests.unit.factories import ACTOR, AT, make_order, place_command
 
@@ -113,6 +114,40 @@ def test_a_malformed_url_is_a_typed_error(url: str, error: type[OrderCoreError])
     with pytest.raises(error) as info:
         open_store(url)
     assert "sqlite:///" in str(info.value)
+
+
+@pytest.mark.parametrize("name", ["my orders.db", "100%.db", "what?.db", "a#b.db", "ünïcødé.db", "%41.db"])
+def test_a_file_url_names_its_very_path_whatever_it_holds(tmp_path: Path, name: str) -> None:
+    path = tmp_path / name
+    url = url_of_file(path)
+    assert parse_url(url) == str(path)
+    store = open_store(url)
+    try:
+        assert store.url == url
+        assert parse_url(store.url) == str(path)
+    finally:
+        store.close()
+    assert path.exists()
+    assert sorted(p.name for p in tmp_path.iterdir() if p.suffix == ".db") == [name]
+
+
+def test_a_url_path_is_percent_decoded(tmp_path: Path) -> None:
+    assert parse_url(f"sqlite:///{tmp_path}/my%20orders.db") == str(tmp_path / "my orders.db")
+    assert parse_url(f"sqlite:///{tmp_path}/caf%C3%A9.db") == str(tmp_path / "café.db")
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("sqlite:///orders%00.db", "NUL"),
+        ("sqlite:///orders%FF.db", "not UTF-8"),
+        ("sqlite:///orders.db#main", "fragment"),
+    ],
+)
+def test_a_url_that_cannot_name_a_file_is_refused(url: str, reason: str) -> None:
+    with pytest.raises(InvalidValue, match=reason) as info:
+        open_store(url)
+    assert info.value.field == "url"
 
 
 def test_a_missing_directory_is_store_unavailable(tmp_path: Path) -> None:

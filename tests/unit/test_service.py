@@ -340,6 +340,17 @@ def test_stores_are_chosen_by_url_scheme() -> None:
         bootstrap("orders.db")
 
 
+@pytest.mark.parametrize(
+    "url", ["memory://orders", "memory:///tmp/orders.db", "memory://?name=a", "MEMORY://x"]
+)
+def test_a_memory_url_naming_anything_is_refused_not_ignored(url: str) -> None:
+    with pytest.raises(InvalidValue) as info:
+        open_store(url)
+    assert info.value.field == "url"
+    assert "memory://" in str(info.value)
+    assert open_store(url.split("://")[0] + "://").unit_of_work() is not None  # the bare URL opens
+
+
 def test_importing_ordercore_has_no_side_effects() -> None:
     code = (
         "import sys, threading; import ordercore; "
