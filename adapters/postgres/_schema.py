@@ -38,7 +38,11 @@ upgrading deletes the rows earlier versions kept marked published. 10 adds
 ones: housekeeping finds the lapsed carts without reading every open reservation; upgrading fills it from
 each row's JSON. 11 drops what version 9 left without use: the outbox's ``published`` column (every row
 still there is pending) and its partial index ``outbox_pending``; pending events are read in ``position``
-order, the table's primary key.
+order, the table's primary key. 12 (PostgreSQL only: the SQLite store has no step 12) compresses the
+bodies that outgrow a page's share, orders' (which hold their whole history) and events', with lz4
+instead of the default pglz, where the server has it (PostgreSQL 14 and later built with lz4): the same
+bodies, written for a fraction of the processor time; values stored before stay as they are, readable,
+and a server without lz4 keeps its default.
 
 A new (empty) schema is created at :data:`SCHEMA_VERSION` when opened. An older one is refused
 (``StoreUnavailable``) unless it is opened to migrate (``migrate=True``, or ``ordercore migrate``), which
@@ -89,7 +93,7 @@ __all__ = [
     "write_read_models",
 ]
 
-SCHEMA_VERSION = 11
+SCHEMA_VERSION = 12
 #: the SQLSTATE ``ordercore_check_rows`` raises (a class of its own, outside those PostgreSQL uses)
 ROW_CHECK_FAILED = "OC409"
 DEFAULT_SCHEMA = "ordercore"
@@ -107,6 +111,7 @@ STEP_DESCRIPTIONS: dict[int, str] = {
     9: "outbox: an event leaves it once published, as on memory://; the events kept published are deleted",
     10: "lapsed carts: stock_reservations.expires_at, indexed, filled from each soft reservation",
     11: "outbox: the published column and its index go; every row left is pending, read in position order",
+    12: "lz4 compression for order and event bodies, where the server has it (else its default stays)",
 }
 
 
@@ -543,6 +548,25 @@ def _lapse_index(conn: Connection, where: str, converter: cattrs.Converter) -> N
     _create(_VERSION_10)(conn, where, converter)
 
 
+def _lz4_bodies(conn: Connection, where: str, converter: cattrs.Converter) -> None:
+    """Version 12: order and event bodies compressed with lz4 from now on, where the server offers it."""
+    if lz4_available(conn):
+        for table in LZ4_TABLES:
+            conn.execute(f"ALTER TABLE {table} ALTER COLUMN body SET COMPRESSION lz4")
+
+
+#: the tables whose ``body`` version 12 compresses with lz4: those whose bodies outgrow TOAST's threshold
+LZ4_TABLES = ("orders", "outbox")
+
+
+def lz4_available(conn: Connection) -> bool:
+    """Whether the server can compress a column with lz4 (no such setting before PostgreSQL 14)."""
+    row = conn.execute(
+        "SELECT 'lz4' = ANY(enumvals) FROM pg_settings WHERE name = 'default_toast_compression'"
+    ).fetchone()
+    return bool(row and row[0])
+
+
 # the step that brings a schema to each version, from the one before
 _STEPS: dict[int, Step] = {
     1: _create(_VERSION_1),
@@ -556,6 +580,7 @@ _STEPS: dict[int, Step] = {
     9: _published_deleted,
     10: _lapse_index,
     11: _create(_VERSION_11),
+    12: _lz4_bodies,
 }
 
 

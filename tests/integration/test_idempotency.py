@@ -235,6 +235,6 @@ def test_a_schema_3_postgres_schema_is_upgraded_in_place() -> None:
             assert app.handle(place_command(idempotency_key="REQ-1")).order_id == placed
         with psycopg.connect(SERVER_URL, autocommit=True) as admin:
             version = admin.execute(sql.SQL("SELECT version FROM {}.schema_version").format(schema))
-            assert version.fetchall() == [(POSTGRES_VERSION,)] and POSTGRES_VERSION == 11
+            assert version.fetchall() == [(POSTGRES_VERSION,)] and POSTGRES_VERSION == 12
             keys = admin.execute(sql.SQL("SELECT key, order_id FROM {}.idempotency_keys").format(schema))
             assert keys.fetchall() == [("REQ-1", str(placed))]

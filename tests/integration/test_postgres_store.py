@@ -46,7 +46,7 @@ from ordercore.testing.contracts import StoreContract
 from ordercore.values import Sku
 from ordercore_adapters.postgres import SCHEMA_VERSION, PostgresStore, open_store, parse_url
 from ordercore_adapters.postgres import _store as postgres_store_module
-from ordercore_adapters.postgres._schema import _VERSION_1, _VERSION_TABLE
+from ordercore_adapters.postgres._schema import _VERSION_1, _VERSION_TABLE, LZ4_TABLES, lz4_available
 from tests.integration._postgres import SERVER_URL, admin_connection, schema_url
 from tests.unit.factories import ACTOR, AT, make_order, place_command
 
@@ -253,7 +253,7 @@ def test_the_schema_is_created_versioned_and_a_newer_one_is_refused(
     open_store(url).close()  # opening again is harmless
     schema = sql.Identifier(schema_of(url))
     rows = admin.execute(sql.SQL("SELECT version FROM {}.schema_version").format(schema)).fetchall()
-    assert rows == [(SCHEMA_VERSION,)] and SCHEMA_VERSION == 11
+    assert rows == [(SCHEMA_VERSION,)] and SCHEMA_VERSION == 12
     admin.execute(
         sql.SQL("UPDATE {}.schema_version SET version = {}").format(schema, sql.Literal(SCHEMA_VERSION + 1))
     )
@@ -714,7 +714,7 @@ def test_a_schema_1_database_is_upgraded_with_its_stock(
         store.close()
     schema = sql.Identifier(schema_of(url))
     assert admin.execute(sql.SQL("SELECT version FROM {}.schema_version").format(schema)).fetchall() == [
-        (11,)
+        (12,)
     ]
     assert admin.execute(sql.SQL("SELECT count(*) FROM {}.node_capacity").format(schema)).fetchone() == (0,)
 
@@ -727,15 +727,15 @@ def test_an_older_schema_is_refused_unless_opened_to_migrate(
         with pytest.raises(StoreUnavailable) as info:
             opener(url)
         message = str(info.value)
-        assert "schema version 1" in message and "version 11" in message
+        assert "schema version 1" in message and "version 12" in message
         assert "ordercore migrate --store postgresql://" in message and schema_of(url) in message
     schema = sql.Identifier(schema_of(url))
     assert admin.execute(sql.SQL("SELECT version FROM {}.schema_version").format(schema)).fetchall() == [(1,)]
     assert admin.execute("SELECT to_regclass(%s)", (f"{schema_of(url)}.stock_ledger",)).fetchone() == (None,)
     store = open_any_store(url, migrate=True)
     assert isinstance(store, PostgresStore)
-    assert (store.migration.found, store.migration.target, store.migration.applied) == (1, 11, True)
-    assert [version for version, _ in store.migration.steps] == [2, 3, 4, 5, 6, 7, 8, 9, 10, 11]
+    assert (store.migration.found, store.migration.target, store.migration.applied) == (1, 12, True)
+    assert [version for version, _ in store.migration.steps] == [2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]
     store.close()
     store = open_store(url)  # now at the current version: opens as usual
     with store.unit_of_work() as uow:
@@ -743,7 +743,7 @@ def test_an_older_schema_is_refused_unless_opened_to_migrate(
     store.close()
     assert position is not None and position.on_hand == 5
     assert admin.execute(sql.SQL("SELECT version FROM {}.schema_version").format(schema)).fetchall() == [
-        (11,)
+        (12,)
     ]
 
 
@@ -752,13 +752,13 @@ def test_a_dry_run_migration_changes_nothing(url: str, admin: psycopg.Connection
 
     schema_1(url, [level("WH-1", "SKU-1", 5)])
     planned = migrate(url, dry_run=True)
-    assert (planned.found, planned.target, planned.applied) == (1, 11, False)
-    assert [version for version, _ in planned.steps] == [2, 3, 4, 5, 6, 7, 8, 9, 10, 11]
+    assert (planned.found, planned.target, planned.applied) == (1, 12, False)
+    assert [version for version, _ in planned.steps] == [2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]
     schema = sql.Identifier(schema_of(url))
     assert admin.execute(sql.SQL("SELECT version FROM {}.schema_version").format(schema)).fetchall() == [(1,)]
     assert migrate(url).applied
     assert admin.execute(sql.SQL("SELECT version FROM {}.schema_version").format(schema)).fetchall() == [
-        (11,)
+        (12,)
     ]
     assert migrate(url).steps == ()
 
@@ -840,7 +840,7 @@ def test_a_schema_2_database_is_upgraded_in_place_and_keeps_its_data(
     finally:
         store.close()
     assert admin.execute(sql.SQL("SELECT version FROM {}.schema_version").format(schema)).fetchall() == [
-        (11,)
+        (12,)
     ]
     assert (
         admin.execute(columns, (schema_of(url),)).fetchall()
@@ -871,7 +871,7 @@ def test_a_schema_6_database_is_refused_then_given_its_row_checks(
         open_store(url)
     store = open_store(url, migrate=True)
     try:
-        assert [version for version, _ in store.migration.steps] == [7, 8, 9, 10, 11]
+        assert [version for version, _ in store.migration.steps] == [7, 8, 9, 10, 11, 12]
         # the checks work again: a stale write is refused with the versions, and nothing of it is written
         with store.unit_of_work() as first, store.unit_of_work() as second:
             mine, theirs = first.orders.get(OrderId("O-1")), second.orders.get(OrderId("O-1"))
@@ -887,7 +887,7 @@ def test_a_schema_6_database_is_refused_then_given_its_row_checks(
     finally:
         store.close()
     assert admin.execute(sql.SQL("SELECT version FROM {}.schema_version").format(schema)).fetchall() == [
-        (11,)
+        (12,)
     ]
     outbox = sql.SQL("SELECT type FROM {}.outbox ORDER BY position").format(schema)
     assert [t for (t,) in admin.execute(outbox).fetchall()] == [
@@ -1024,3 +1024,76 @@ def test_an_unreadable_node_day_is_store_unavailable(store: PostgresStore, url: 
             uow.capacity.get("WH-1", DAY)
         with pytest.raises(StoreUnavailable, match="capacity WH-1/2026-02-02 cannot be read"):
             uow.capacity.for_day(DAY, ["WH-1"])
+
+
+def _body_compression(admin: psycopg.Connection[tuple[object, ...]], schema: str) -> dict[str, str]:
+    rows = admin.execute(
+        "SELECT c.relname, a.attcompression FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid"
+        " JOIN pg_namespace n ON n.oid = c.relnamespace"
+        " WHERE n.nspname = %s AND a.attname = 'body' AND c.relname = ANY(%s)",
+        (schema, list(LZ4_TABLES)),
+    ).fetchall()
+    return {str(table): str(method) for table, method in rows}
+
+
+def _a_long_order(store: PostgresStore, order_id: str) -> Order:
+    """An order whose body outgrows TOAST's threshold (about 2 kB): many lines, a long history."""
+    order = make_order(order_id=order_id, quantities=[1 + i % 4 for i in range(40)])
+    for i in range(10):
+        order.hold("credit", actor=ACTOR, at=AT, message=f"check {i} " + "x" * 100)
+        order.release_hold("credit", actor=ACTOR, at=AT)
+    add(store, order)
+    return order
+
+
+def test_order_and_event_bodies_are_compressed_with_lz4_where_the_server_has_it(
+    url: str, admin: psycopg.Connection[tuple[object, ...]]
+) -> None:
+    store = open_store(url)
+    try:
+        has_lz4 = lz4_available(admin)
+        _a_long_order(store, "O-LONG")
+        assert load(store, "O-LONG").version == 22  # read back whole
+    finally:
+        store.close()
+    schema = schema_of(url)
+    assert _body_compression(admin, schema) == {t: "l" if has_lz4 else "" for t in LZ4_TABLES}
+    method = admin.execute(
+        sql.SQL("SELECT pg_column_compression(body) FROM {}.orders WHERE id = 'O-LONG'").format(
+            sql.Identifier(schema)
+        )
+    ).fetchone()
+    assert method == (("lz4" if has_lz4 else "pglz"),)
+
+
+def test_migrating_to_lz4_keeps_the_bodies_stored_before_readable(
+    url: str, admin: psycopg.Connection[tuple[object, ...]]
+) -> None:
+    schema = sql.Identifier(schema_of(url))
+    store = open_store(url)
+    try:
+        before = _a_long_order(store, "O-BEFORE")
+    finally:
+        store.close()
+    for table in LZ4_TABLES:  # as version 11 left them: the server's default compression
+        admin.execute(
+            sql.SQL("ALTER TABLE {}.{} ALTER COLUMN body SET COMPRESSION pglz").format(
+                schema, sql.Identifier(table)
+            )
+        )
+    admin.execute(sql.SQL("UPDATE {}.orders SET body = body || '{{}}'::jsonb").format(schema))  # pglz again
+    admin.execute(sql.SQL("UPDATE {}.schema_version SET version = 11").format(schema))
+    store = open_store(url, migrate=True)
+    try:
+        assert [version for version, _ in store.migration.steps] == [12]
+        assert load(store, "O-BEFORE").history == before.history
+        _a_long_order(store, "O-AFTER")
+        assert load(store, "O-AFTER").version == 22
+    finally:
+        store.close()
+    if lz4_available(admin):
+        assert set(_body_compression(admin, schema_of(url)).values()) == {"l"}
+        rows = admin.execute(
+            sql.SQL("SELECT id, pg_column_compression(body) FROM {}.orders ORDER BY id").format(schema)
+        ).fetchall()
+        assert rows == [("O-AFTER", "lz4"), ("O-BEFORE", "pglz")]

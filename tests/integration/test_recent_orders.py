@@ -238,5 +238,5 @@ def test_a_schema_5_postgres_schema_is_refused_then_upgraded_and_its_digests_fil
     finally:
         store.close()
     assert admin.execute(sql.SQL("SELECT version FROM {}.schema_version").format(schema)).fetchall() == [
-        (11,)
+        (12,)
     ]

@@ -124,5 +124,5 @@ def test_a_schema_4_postgres_schema_is_upgraded_and_its_read_models_filled(
     finally:
         store.close()
     assert admin.execute(sql.SQL("SELECT version FROM {}.schema_version").format(schema)).fetchall() == [
-        (11,)
+        (12,)
     ]
