@@ -265,6 +265,12 @@ def _exact(amount: Decimal, currency: str) -> Money:
     return money
 
 
+def exact_money(amount: Decimal, currency: str) -> Money:
+    """``Money(amount, currency)`` for an amount worked out exactly from amounts of ``currency`` (sums,
+    differences, products by an int): the checks are skipped where they could not fail, made otherwise."""
+    return _exact(amount, currency)
+
+
 def sum_money(items: Iterable[Money], currency: str) -> Money:
     """Add up ``items`` (which must all be in ``currency``); an empty iterable gives zero."""
     total = Money.zero(currency)

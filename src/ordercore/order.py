@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import date, datetime
-from decimal import Decimal
+from decimal import Decimal, Rounded, localcontext
 from typing import Any, TypeVar
 
 import attrs
@@ -58,7 +58,7 @@ from ordercore.lifecycle import (
     derive_status,
 )
 from ordercore.lines import BUCKETS, Adjustment, LineQuantities, NewLine, OrderLine, TaxLine
-from ordercore.money import Money, sum_money
+from ordercore.money import Money, exact_money, sum_money
 from ordercore.values import (
     Actor,
     Address,
@@ -121,6 +121,63 @@ class OrderTotals:
     tax_total: Money
     shipping_total: Money
     grand_total: Money
+
+
+def _plain_totals(order: Order) -> OrderTotals | None:
+    """``order.totals()`` for the usual order, summed on the amounts themselves rather than through a
+    ``Money`` per step: no line with cancelled units (nothing is pro-rated), every amount a ``Money`` of the
+    order's currency. The sums are made in the current decimal context with ``Rounded`` trapped, so each
+    is exact and keeps the currency's exponent, hence what :meth:`Order._totals` gives; None (work them out
+    in full) for any other order, or where a sum would have to drop a digit, even a trailing zero (amounts
+    beyond the context's precision, which ``_totals`` refuses as it always did)."""
+    cur = order.currency
+    zero = Money.zero(cur).amount
+
+    def total(items: Iterable[Adjustment | TaxLine]) -> Decimal | None:
+        amount = zero
+        for item in items:
+            m = item.amount
+            if type(m) is not Money or m.currency != cur:
+                return None
+            amount += m.amount
+        return amount
+
+    try:
+        with localcontext() as ctx:
+            ctx.traps[Rounded] = True
+            subtotal = line_disc = tax = zero
+            for line in order.lines:
+                price, qty = line.unit_price, line.qty
+                if qty.cancelled or type(price) is not Money or price.currency != cur:
+                    return None
+                discounts, taxes = total(line.discounts), total(line.taxes)
+                if discounts is None or taxes is None:
+                    return None
+                subtotal += price.amount * qty.ordered
+                line_disc += discounts
+                tax += taxes
+            order_disc = total(order.discounts)
+            shipping = total(order.shipping_charges)
+            shipping_tax = total(order.shipping_taxes)
+            if order_disc is None or shipping is None or shipping_tax is None:
+                return None
+            if not any(line.qty.ordered for line in order.lines):
+                return None  # nothing live: no discount nor shipping is due, as the full path says
+            order_disc = min(order_disc, subtotal - line_disc)  # never more than the net itself
+            tax += shipping_tax
+            discount_total = line_disc + order_disc
+            grand_total = subtotal - discount_total + tax + shipping
+    except Rounded:
+        return None
+    return OrderTotals(
+        subtotal=exact_money(subtotal, cur),
+        line_discounts=exact_money(line_disc, cur),
+        order_discounts=exact_money(order_disc, cur),
+        discount_total=exact_money(discount_total, cur),
+        tax_total=exact_money(tax, cur),
+        shipping_total=exact_money(shipping, cur),
+        grand_total=exact_money(grand_total, cur),
+    )
 
 
 def _totals_of(lines: Iterable[OrderLine]) -> LineQuantities:
@@ -395,6 +452,11 @@ class Order:
         return self.status.final
 
     def totals(self) -> OrderTotals:
+        fast = _plain_totals(self)
+        return fast if fast is not None else self._totals()
+
+    def _totals(self) -> OrderTotals:
+        """:meth:`totals` worked out in full, for any order (see :func:`_plain_totals`)."""
         cur = self.currency
         zero = Money.zero(cur)
         subtotal = sum_money((line.gross for line in self.lines), cur)

@@ -1,9 +1,14 @@
 """The order aggregate: creation, totals, holds, quantities, edits, events and replay."""
 
+import contextlib
+from collections.abc import Callable
 from datetime import datetime, timedelta
-from decimal import Decimal
+from decimal import Decimal, localcontext
 
+import attrs
 import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
 
 from ordercore import (
     Actor,
@@ -17,6 +22,7 @@ from ordercore import (
     Money,
     NewLine,
     Order,
+    OrderCoreError,
     OrderStatus,
     Sku,
     TaxLine,
@@ -383,3 +389,68 @@ def test_shipment_details_are_checked_before_anything_changes() -> None:
     with pytest.raises(InvalidValue):
         order.reject(actor=ACTOR, at=AT, reason="x", code=None)  # type: ignore[arg-type]
     assert order == before
+
+
+# -- the usual order's totals, summed on the amounts, are the full computation's ------------------------------
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_the_plain_totals_are_those_worked_out_in_full(data: st.DataObject) -> None:
+    from ordercore.order import _plain_totals
+
+    prec = data.draw(st.sampled_from([9, 12, 28]), label="context precision")
+    money = st.decimals(min_value=0, max_value=Decimal(10) ** (prec - 3), places=2).map(
+        lambda d: Money(d, "EUR")
+    )
+    with localcontext() as ctx:
+        ctx.prec = prec
+        try:
+            new_lines = [
+                NewLine(
+                    Sku(f"S{i}"),
+                    data.draw(st.integers(1, 10**6), label="quantity"),
+                    data.draw(money, label="unit price"),
+                    discounts=[
+                        Adjustment(f"D{j}", a) for j, a in enumerate(data.draw(st.lists(money, max_size=2)))
+                    ],
+                    taxes=[
+                        TaxLine("VAT", Decimal("0.19"), a) for a in data.draw(st.lists(money, max_size=2))
+                    ],
+                )
+                for i in range(data.draw(st.integers(1, 4), label="lines"))
+            ]
+            order = make_order(
+                new_lines=new_lines,
+                discounts=[Adjustment("O", a) for a in data.draw(st.lists(money, max_size=2))],
+                shipping_charges=[Adjustment("ship", a) for a in data.draw(st.lists(money, max_size=2))],
+                shipping_taxes=[
+                    TaxLine("VAT", Decimal("0.19"), a) for a in data.draw(st.lists(money, max_size=1))
+                ],
+            )
+        except OrderCoreError:
+            assume(False)
+        if data.draw(st.booleans(), label="cancel a unit"):
+            line = order.lines[0]
+            with contextlib.suppress(OrderCoreError):
+                order.accept(actor=ACTOR, at=AT)
+                order.cancel_lines({line.id.value: 1}, actor=ACTOR, at=AT, reason="short")
+
+        def outcome(work: Callable[[], object]) -> object:
+            try:
+                return work()
+            except OrderCoreError as e:
+                return (type(e), e.code)
+
+        def shown(totals: object) -> object:  # each amount as written: 1.00 and 1.0 are not the same
+            return (
+                attrs.asdict(totals, value_serializer=lambda _, __, v: str(v))
+                if attrs.has(type(totals))
+                else totals
+            )
+
+        full = outcome(order._totals)
+        plain = _plain_totals(order)
+        if plain is not None:
+            assert shown(plain) == shown(full)
+        assert shown(outcome(order.totals)) == shown(full)
+        if order.lines[0].qty.cancelled:
+            assert plain is None  # pro-rated: the full path's
