@@ -81,8 +81,8 @@ class _OrderReport:
         """The report of ``order``; with ``earlier``, its rows but the order's age are those (they did
         not change)."""
         age = OrderAge(order.id, order.status, status_since(order))
-        if earlier is not None:
-            return attrs.evolve(earlier, age=age)
+        if earlier is not None:  # built directly: attrs.evolve would look up every field by name
+            return cls(age, earlier.holds, earlier.backorders, earlier.digest)
         return cls(age, tuple(hold_rows(order)), tuple(backorder_rows(order)), order_digest(order))
 
 
