@@ -161,8 +161,8 @@ def _index_expiries(store: MemoryStore, stored: StockPosition | None, position: 
 def open_store(url: str, *, lifecycle: Lifecycle = DEFAULT_LIFECYCLE) -> MemoryStore:
     """Entry point for ``memory://`` URLs: a new, empty store. The URL names nothing more: a host, path or
     parameters after ``memory://`` would be ignored, so they are refused (``InvalidValue`` on ``url``)."""
-    rest = url.split("://", 1)[1] if isinstance(url, str) and "://" in url else None
-    if rest is None or url.split("://", 1)[0].split("+", 1)[0].lower() != "memory":
+    scheme, sep, rest = url.partition("://") if isinstance(url, str) else ("", "", "")
+    if not sep or scheme.split("+", 1)[0].lower() != "memory":
         raise UnknownStore(f"store URL {url!r} is not a memory URL (expected 'memory://')")
     if rest:
         raise InvalidValue(

@@ -116,7 +116,7 @@ class Money:
         except InvalidOperation:
             raise InvalidMoney("is too large", field="amount", value=value) from None
         if cls is Money:
-            return _exact(quantized, currency)
+            return exact_money(quantized, currency)
         return cls(quantized, currency)
 
     @classmethod
@@ -140,12 +140,12 @@ class Money:
 
     def __add__(self, other: Money) -> Money:
         if type(other) is Money and other.currency == self.currency:
-            return _exact(self.amount + other.amount, self.currency)
+            return exact_money(self.amount + other.amount, self.currency)
         return Money(self.amount + self._same(other, "add").amount, self.currency)
 
     def __sub__(self, other: Money) -> Money:
         if type(other) is Money and other.currency == self.currency:
-            return _exact(self.amount - other.amount, self.currency)
+            return exact_money(self.amount - other.amount, self.currency)
         return Money(self.amount - self._same(other, "subtract").amount, self.currency)
 
     def __neg__(self) -> Money:
@@ -161,7 +161,7 @@ class Money:
                 f"can only be multiplied by an int or a Decimal, not {type(factor).__name__}", value=factor
             )
         if type(factor) is int:  # exact: the product keeps the amount's exponent (unless it is too large)
-            return _exact(self.amount * factor, self.currency)
+            return exact_money(self.amount * factor, self.currency)
         return Money.rounded(self.amount * factor, self.currency)
 
     __rmul__ = __mul__
@@ -252,7 +252,7 @@ class Money:
 _ZEROS: dict[str, Money] = {}
 
 
-def _exact(amount: Decimal, currency: str) -> Money:
+def exact_money(amount: Decimal, currency: str) -> Money:
     """``Money(amount, currency)`` for a sum, a difference or a quantized amount of a valid currency: when
     ``amount`` already has the currency's exponent (it was computed exactly), the checks ``Money`` makes
     would pass and leave it as it is, so they are skipped; otherwise they are made (and refuse it)."""
@@ -263,12 +263,6 @@ def _exact(amount: Decimal, currency: str) -> Money:
     object.__setattr__(money, "amount", amount if amount else abs(amount))  # no "-0.00"
     object.__setattr__(money, "currency", currency)
     return money
-
-
-def exact_money(amount: Decimal, currency: str) -> Money:
-    """``Money(amount, currency)`` for an amount worked out exactly from amounts of ``currency`` (sums,
-    differences, products by an int): the checks are skipped where they could not fail, made otherwise."""
-    return _exact(amount, currency)
 
 
 def sum_money(items: Iterable[Money], currency: str) -> Money:

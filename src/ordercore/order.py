@@ -130,6 +130,8 @@ def _plain_totals(order: Order) -> OrderTotals | None:
     is exact and keeps the currency's exponent, hence what :meth:`Order._totals` gives; None (work them out
     in full) for any other order, or where a sum would have to drop a digit, even a trailing zero (amounts
     beyond the context's precision, which ``_totals`` refuses as it always did)."""
+    if not any(line.qty.ordered for line in order.lines):
+        return None  # nothing live: no discount nor shipping is due, as the full path says
     cur = order.currency
     zero = Money.zero(cur).amount
 
@@ -161,8 +163,6 @@ def _plain_totals(order: Order) -> OrderTotals | None:
             shipping_tax = total(order.shipping_taxes)
             if order_disc is None or shipping is None or shipping_tax is None:
                 return None
-            if not any(line.qty.ordered for line in order.lines):
-                return None  # nothing live: no discount nor shipping is due, as the full path says
             order_disc = min(order_disc, subtotal - line_disc)  # never more than the net itself
             tax += shipping_tax
             discount_total = line_disc + order_disc

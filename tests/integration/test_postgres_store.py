@@ -1026,6 +1026,12 @@ def test_an_unreadable_node_day_is_store_unavailable(store: PostgresStore, url: 
             uow.capacity.for_day(DAY, ["WH-1"])
 
 
+def _compresses_columns(admin: psycopg.Connection[tuple[object, ...]]) -> bool:
+    """Whether the server has per-column compression (PostgreSQL 14 and later), lz4 or not."""
+    row = admin.execute("SELECT current_setting('server_version_num')::int >= 140000").fetchone()
+    return bool(row and row[0])
+
+
 def _body_compression(admin: psycopg.Connection[tuple[object, ...]], schema: str) -> dict[str, str]:
     rows = admin.execute(
         "SELECT c.relname, a.attcompression FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid"
@@ -1057,6 +1063,9 @@ def test_order_and_event_bodies_are_compressed_with_lz4_where_the_server_has_it(
     finally:
         store.close()
     schema = schema_of(url)
+    if not _compresses_columns(admin):  # before 14: nothing to choose, the step changed nothing
+        assert not has_lz4
+        return
     assert _body_compression(admin, schema) == {t: "l" if has_lz4 else "" for t in LZ4_TABLES}
     method = admin.execute(
         sql.SQL("SELECT pg_column_compression(body) FROM {}.orders WHERE id = 'O-LONG'").format(
@@ -1075,7 +1084,7 @@ def test_migrating_to_lz4_keeps_the_bodies_stored_before_readable(
         before = _a_long_order(store, "O-BEFORE")
     finally:
         store.close()
-    for table in LZ4_TABLES:  # as version 11 left them: the server's default compression
+    for table in LZ4_TABLES if _compresses_columns(admin) else ():  # as version 11 left them: pglz
         admin.execute(
             sql.SQL("ALTER TABLE {}.{} ALTER COLUMN body SET COMPRESSION pglz").format(
                 schema, sql.Identifier(table)
