@@ -13,7 +13,7 @@ from typing import NamedTuple
 import attrs
 
 from ordercore.lifecycle import State, Trigger
-from ordercore.lines import Adjustment, OrderLine, TaxLine
+from ordercore.lines import Adjustment, OrderLine, TaxLine, frozen_attributes
 from ordercore.money import Money
 from ordercore.values import Actor, Address, Channel, CustomerRef, LineId, OrderId
 
@@ -88,7 +88,8 @@ class OrderCreated(OrderEvent):
     shipping_taxes: tuple[TaxLine, ...]
     service_level: str
     requested_delivery_date: date | None
-    attributes: dict[str, str] = attrs.field(hash=False)
+    #: a :class:`~ordercore.lines.FrozenAttributes`: events are immutable, and shared by the order's copies
+    attributes: dict[str, str] = attrs.field(hash=False, converter=frozen_attributes)
 
 
 @attrs.frozen

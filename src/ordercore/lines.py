@@ -4,17 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, NoReturn
 
 import attrs
 
 from ordercore.errors import InvalidQuantity, InvalidValue, QuantityExceeded
 from ordercore.money import Money, sum_money
-from ordercore.values import LineId, Sku, check_quantity
+from ordercore.values import LineId, Sku, check_quantity, check_text_fault, text_fault
 
 __all__ = [
     "BUCKETS",
+    "NO_ATTRIBUTES",
     "Adjustment",
+    "FrozenAttributes",
     "LineQuantities",
     "NewLine",
     "OrderLine",
@@ -36,6 +38,7 @@ def _text(max_len: int, *, required: bool = False) -> Any:
             raise InvalidValue(f"must be at most {max_len} characters", field=attribute.name, value=value)
         if required and not value.strip():
             raise InvalidValue("is required", field=attribute.name, value=value)
+        check_text_fault(value, attribute.name)
 
     return check
 
@@ -53,13 +56,55 @@ def new_lines(value: Iterable[NewLine]) -> tuple[NewLine, ...]:
     return tuple(value)
 
 
-def _str_mapping(value: object) -> dict[str, str]:
+class FrozenAttributes(dict[str, str]):
+    """Free attributes (strings to strings) that cannot be changed: those of a line and of an order's
+    creation event. Lines and events are immutable values that every copy of an order shares (and whose
+    text a store keeps), so a change made through one copy would reach them all, and the store; here it
+    raises ``TypeError`` instead. A ``dict`` in every other way (equality, JSON, ``isinstance``); ``dict(a)``
+    or ``a | {...}`` make a changed copy, and copying one gives it back (it cannot change)."""
+
+    __slots__ = ()
+
+    def _refuse(self, *args: object, **kwargs: object) -> NoReturn:
+        raise TypeError("these attributes cannot be changed: make a changed copy, dict(attributes) | {...}")
+
+    __setitem__ = __delitem__ = clear = pop = popitem = setdefault = update = _refuse
+
+    def __ior__(self, other: object) -> NoReturn:  # type: ignore[misc]
+        self._refuse()
+
+    def __reduce__(self) -> tuple[type[FrozenAttributes], tuple[dict[str, str]]]:
+        return (FrozenAttributes, (dict(self),))
+
+    def __copy__(self) -> FrozenAttributes:
+        return self
+
+    def __deepcopy__(self, memo: object) -> FrozenAttributes:
+        return self
+
+
+#: the attributes of a line that has none
+NO_ATTRIBUTES = FrozenAttributes()
+
+
+def frozen_attributes(value: object, field: str = "attributes") -> FrozenAttributes:
+    """``value`` as :class:`FrozenAttributes`: a mapping of strings to strings (InvalidValue naming the
+    entry otherwise), given back as it is when it is one already."""
+    if type(value) is FrozenAttributes:
+        return value
     if not isinstance(value, Mapping):
-        raise InvalidValue("must be a mapping of strings to strings", field="attributes", value=value)
+        raise InvalidValue("must be a mapping of strings to strings", field=field, value=value)
     for k, v in value.items():
         if not isinstance(k, str) or not isinstance(v, str):
-            raise InvalidValue("must map strings to strings", field=f"attributes[{k!r}]", value=v)
-    return dict(value)
+            raise InvalidValue("must map strings to strings", field=f"{field}[{k!r}]", value=v)
+        fault = text_fault(k) or text_fault(v)
+        if fault is not None:
+            raise InvalidValue(fault, field=f"{field}[{k!r}]", value=v)
+    return FrozenAttributes(value) if value else NO_ATTRIBUTES
+
+
+def _str_mapping(value: object) -> FrozenAttributes:
+    return frozen_attributes(value)
 
 
 @attrs.frozen
@@ -274,7 +319,7 @@ class _LineFields(NamedTuple):
     taxes: tuple[TaxLine, ...] = ()
     description: str = ""
     uom: str = "EA"
-    attributes: dict[str, str] = {}  # noqa: RUF012 - never mutated: from_new copies the channel's mapping
+    attributes: dict[str, str] = NO_ATTRIBUTES  # a FrozenAttributes: lines are shared by the order's copies
 
 
 class OrderLine(_LineFields):
@@ -310,7 +355,7 @@ class OrderLine(_LineFields):
             taxes=new.taxes,
             description=new.description,
             uom=new.uom,
-            attributes=dict(new.attributes),
+            attributes=frozen_attributes(new.attributes),
         )
 
     # Amounts follow the live (not cancelled) quantity. Discounts and taxes given for the ordered quantity

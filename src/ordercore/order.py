@@ -57,7 +57,16 @@ from ordercore.lifecycle import (
     Triggers,
     derive_status,
 )
-from ordercore.lines import BUCKETS, Adjustment, LineQuantities, NewLine, OrderLine, TaxLine
+from ordercore.lines import (
+    BUCKETS,
+    NO_ATTRIBUTES,
+    Adjustment,
+    LineQuantities,
+    NewLine,
+    OrderLine,
+    TaxLine,
+    frozen_attributes,
+)
 from ordercore.money import Money, exact_money, sum_money
 from ordercore.values import (
     Actor,
@@ -68,6 +77,8 @@ from ordercore.values import (
     OrderId,
     check_aware,
     check_quantity,
+    check_text_fault,
+    text_fault,
 )
 
 __all__ = ["Hold", "Order", "OrderTotals", "UnitsByLine"]
@@ -262,10 +273,14 @@ class Order:
             problems.append(
                 Problem("external_ref", InvalidValue.code, "must be 1-128 characters", external_ref)
             )
+        elif external_ref is not None and (fault := text_fault(external_ref)) is not None:
+            problems.append(Problem("external_ref", InvalidValue.code, fault, external_ref))
         if not isinstance(service_level, str) or not 0 < len(service_level) <= 64:
             problems.append(
                 Problem("service_level", InvalidValue.code, "must be 1-64 characters", service_level)
             )
+        elif (fault := text_fault(service_level)) is not None:
+            problems.append(Problem("service_level", InvalidValue.code, fault, service_level))
         if requested_delivery_date is not None and (
             not isinstance(requested_delivery_date, date) or isinstance(requested_delivery_date, datetime)
         ):
@@ -274,16 +289,12 @@ class Order:
                     "requested_delivery_date", InvalidValue.code, "must be a date", requested_delivery_date
                 )
             )
-        attrs_dict: dict[str, str] = {}
+        attrs_dict: Mapping[str, str] = NO_ATTRIBUTES
         if attributes is not None:
-            if not isinstance(attributes, Mapping) or not all(
-                isinstance(k, str) and isinstance(v, str) for k, v in attributes.items()
-            ):
-                problems.append(
-                    Problem("attributes", InvalidValue.code, "must map strings to strings", attributes)
-                )
-            else:
-                attrs_dict = dict(attributes)
+            try:
+                attrs_dict = frozen_attributes(attributes)
+            except InvalidValue as e:
+                problems.append(e.problem())
         currency_ok = True
         try:
             Money.zero(currency)
@@ -557,6 +568,7 @@ class Order:
 
     def hold(self, code: str, *, actor: Actor, at: datetime, message: str = "") -> HoldApplied | None:
         """Put the order on hold for ``code``. Holds stack; holding again for an active code does nothing."""
+        _check_text(message, "message", 1000)
         self._check_stamp(actor, at, message)
         _check_code(code)
         if any(h.code == code for h in self.holds):
@@ -566,6 +578,7 @@ class Order:
 
     def release_hold(self, code: str, *, actor: Actor, at: datetime, comment: str = "") -> HoldReleased:
         """Release one hold. When the last one goes, the order resumes where it was."""
+        _check_text(comment, "comment", 1000)
         self._check_stamp(actor, at, comment)
         if not any(h.code == code for h in self.holds):
             raise HoldNotFound(self.id, code)
@@ -900,6 +913,7 @@ class Order:
             check_aware(at, "at")
         if not isinstance(reason, str) or len(reason) > 1000:
             raise InvalidValue("must be a string of at most 1000 characters", field="reason", value=reason)
+        check_text_fault(reason, "reason")
 
     def _require(self, trigger: Trigger) -> None:
         """Refuse at once a trigger that the current state has no exit for."""
@@ -1086,11 +1100,13 @@ _ACCEPTED, _PLACED = OrderStatus.ACCEPTED.name, OrderStatus.PLACED.name  # state
 def _check_text(value: object, field: str, max_len: int) -> None:
     if not isinstance(value, str) or len(value) > max_len:
         raise InvalidValue(f"must be a string of at most {max_len} characters", field=field, value=value)
+    check_text_fault(value, field)
 
 
 def _check_code(code: object, field: str = "code") -> None:
     if not isinstance(code, str) or not code.strip() or len(code) > 64:
         raise InvalidValue("must be a non-empty string of at most 64 characters", field=field, value=code)
+    check_text_fault(code, field)
 
 
 # -- how each event changes the order (used live and by replay) -----------------------------------------------

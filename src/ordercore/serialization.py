@@ -45,7 +45,7 @@ from ordercore.errors import (
 from ordercore.events import EVENT_TYPES, LineQty, NodeAllocation, NodeRejected, OrderEvent, WaitingUnits
 from ordercore.inventory import Reservation, Reservations, StockPosition, Supplies, Supply
 from ordercore.lifecycle import DEFAULT_LIFECYCLE, Lifecycle, State, Trigger
-from ordercore.lines import LineQuantities, OrderLine
+from ordercore.lines import FrozenAttributes, LineQuantities, OrderLine, frozen_attributes
 from ordercore.money import Money, minor_units
 from ordercore.order import Order
 from ordercore.service.commands import PlaceOrder
@@ -105,9 +105,10 @@ def configure_converter(
     conv.register_structure_hook(LineQuantities, _quantities(conv))
     for named in (OrderLine, LineQty, NodeAllocation, WaitingUnits, NodeRejected):
         conv.register_unstructure_hook(named, namedtuple_dict_unstructure_factory(named, conv))
-        conv.register_structure_hook(
-            named, _objects_only(namedtuple_dict_structure_factory(named, conv, "from_converter", True))
-        )
+        structure_named = namedtuple_dict_structure_factory(named, conv, "from_converter", True)
+        if named is OrderLine:  # a line's attributes cannot change: the order's copies share its lines
+            structure_named = _with_frozen_attributes(structure_named)
+        conv.register_structure_hook(named, _objects_only(structure_named))
     conv.register_unstructure_hook(State, _name)
     conv.register_structure_hook(
         State, _located(lambda v, _: lifecycle.state(_strict(str, "a state name")(v, str)))
@@ -277,6 +278,18 @@ def _name(named: State | Trigger) -> str:
     return named.name
 
 
+def _with_frozen_attributes(hook: Callable[[Any, Any], OrderLine]) -> Callable[[Any, Any], OrderLine]:
+    """``hook``, giving each line it makes :class:`FrozenAttributes`."""
+
+    def structure(value: Any, cls: Any) -> OrderLine:
+        line = hook(value, cls)
+        if type(line.attributes) is FrozenAttributes:
+            return line
+        return line._replace(attributes=frozen_attributes(line.attributes))
+
+    return structure
+
+
 def _objects_only(hook: Callable[[Any, Any], T]) -> Callable[[Any, Any], T]:
     """A structure hook for a class, refusing anything but a JSON object."""
 
@@ -429,6 +442,9 @@ def parse(data: Any, cls: type[T], *, converter: cattrs.Converter | None = None)
     conv = converter or _default_converter()
     try:
         return conv.structure(data, cls)
+    except RecursionError:
+        problem = Problem("", InvalidValue.code, "is nested too deeply to be read", None)
+        raise ValidationFailed([problem], subject=getattr(cls, "__name__", str(cls))) from None
     except Exception as e:
         problems = _problems(e, "")
         if not problems:  # pragma: no cover - defensive
@@ -489,6 +505,10 @@ def from_json(text: str | bytes, cls: type[T], *, converter: cattrs.Converter | 
         data = json.loads(text)
     except (ValueError, TypeError) as e:
         raise ValidationFailed([Problem("", "invalid_json", str(e), None)], subject="JSON") from None
+    except RecursionError:  # arrays or objects nested thousands deep: no document of ours is
+        raise ValidationFailed(
+            [Problem("", "invalid_json", "is nested too deeply to be read", None)], subject="JSON"
+        ) from None
     return parse(data, cls, converter=converter)
 
 
@@ -698,10 +718,14 @@ class TextEncoders:
         return slot
 
 
+#: the mappings :func:`_str_dict` writes itself: a dict, and the attributes of lines and events
+_PLAIN_DICTS = (dict, FrozenAttributes)
+
+
 def _str_dict(value: Any) -> str:
     """A ``dict[str, str]`` as json.dumps(sort_keys=True) writes it."""
     if not value:
         return "{}" if isinstance(value, dict) else dumps_sorted(value)
-    if type(value) is dict and all(type(k) is str and type(v) is str for k, v in value.items()):
+    if type(value) in _PLAIN_DICTS and all(type(k) is str and type(v) is str for k, v in value.items()):
         return "{" + ", ".join([encode_str(k) + ": " + encode_str(v) for k, v in sorted(value.items())]) + "}"
     return dumps_sorted(value)

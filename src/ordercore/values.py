@@ -33,8 +33,10 @@ __all__ = [
     "LineId",
     "OrderId",
     "Sku",
+    "MAX_QUANTITY",
     "check_aware",
     "check_quantity",
+    "text_fault",
 ]
 
 # ISO 3166-1 alpha-2, officially assigned codes.
@@ -55,25 +57,57 @@ _IDENTIFIER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:\-/#]*")
 _MAX_ID = 64
 
 
+#: the most units one quantity may hold (a line, a receipt, a count, a reservation): 2**31 - 1, what every
+#: store keeps in a 32-bit integer column, so that a quantity one store takes no other store refuses
+MAX_QUANTITY = 2**31 - 1
+
+
 def check_quantity(value: object, field: str, *, allow_zero: bool = False) -> int:
-    """Return ``value`` if it is a whole number of units (>= 1, or >= 0 with ``allow_zero``)."""
+    """Return ``value`` if it is a whole number of units (>= 1, or >= 0 with ``allow_zero``), at most
+    :data:`MAX_QUANTITY`."""
     if isinstance(value, bool) or not isinstance(value, int):
         raise InvalidQuantity(f"must be a whole number, not {type(value).__name__}", field=field, value=value)
     if value < 0 or (value == 0 and not allow_zero):
         floor = 0 if allow_zero else 1
         raise InvalidQuantity(f"must be at least {floor}", field=field, value=value)
+    if value > MAX_QUANTITY:
+        raise InvalidQuantity(f"must be at most {MAX_QUANTITY:,}", field=field, value=value)
     return value
 
 
+def text_fault(value: str) -> str | None:
+    """Why ``value`` cannot be kept as text by every store, or None when it can: a NUL character
+    (PostgreSQL's text types refuse it) or a lone surrogate (a ``str`` decoded with ``surrogateescape``,
+    say: no UTF-8 encoding holds it). The checks of free text (reasons, messages, descriptions, names,
+    attributes, addresses) refuse both, naming the field, so that what one store takes every store takes."""
+    if "\x00" in value:
+        return "must not contain a NUL character"
+    if not value.isascii():  # isascii is a flag of the string: only other text is encoded to look
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return "must not contain a lone surrogate (text that is not valid Unicode)"
+    return None
+
+
+def check_text_fault(value: str, field: str) -> None:
+    """Raise InvalidValue naming ``field`` when :func:`text_fault` finds one in ``value``."""
+    fault = text_fault(value)
+    if fault is not None:
+        raise InvalidValue(fault, field=field, value=value)
+
+
 def plain_text(value: object, longest: int) -> bool:
-    """Whether ``value`` is a ``str`` (not a subclass) of 1 to ``longest`` characters without whitespace
-    at either end: what the key and node id checks take, recognised at a glance by the quick paths that
+    """Whether ``value`` is a ``str`` (not a subclass) of 1 to ``longest`` ASCII characters, no NUL, without
+    whitespace at either end: what the key and node id checks take, recognised at a glance by the quick paths that
     then skip them (anything else is checked in full)."""
     return (
         type(value) is str
         and 0 < len(value) <= longest
         and not value[0].isspace()
         and not value[-1].isspace()
+        and value.isascii()  # a flag of the string; other text takes the full check (see text_fault)
+        and "\x00" not in value
     )
 
 
@@ -211,6 +245,8 @@ def address_problems(address: Address) -> list[Problem]:
             problems.append(Problem(name, code, f"must be a string, not {type(v).__name__}", v))
         elif len(v) > 200:
             problems.append(Problem(name, code, "must be at most 200 characters", v))
+        elif (fault := text_fault(v)) is not None:
+            problems.append(Problem(name, code, fault, v))
     if problems:
         return problems
     if address.country not in COUNTRY_CODES:
@@ -244,6 +280,13 @@ class CustomerRef:
     def __attrs_post_init__(self) -> None:
         if not isinstance(self.id, CustomerId):
             raise InvalidIdentifier("must be a CustomerId", field="customer.id", value=self.id)
+        for name in ("segment", "email"):
+            v = getattr(self, name)
+            if not isinstance(v, str):
+                raise InvalidValue(
+                    f"must be a string, not {type(v).__name__}", field=f"customer.{name}", value=v
+                )
+            check_text_fault(v, f"customer.{name}")
 
 
 class ActorKind:
@@ -269,6 +312,7 @@ class Actor:
                 raise InvalidValue(
                     "must be a non-empty string of at most 128 characters", field=name, value=v
                 )
+            check_text_fault(v, f"actor.{name}")
 
     @classmethod
     def user(cls, user_id: str) -> Actor:

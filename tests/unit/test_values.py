@@ -44,7 +44,7 @@ from ordercore import (
     ValidationFailed,
 )
 from ordercore.lines import BUCKETS
-from ordercore.values import check_aware, check_quantity
+from ordercore.values import MAX_QUANTITY, check_aware, check_quantity, text_fault
 
 FAST = settings(max_examples=200, deadline=None)
 IDENTIFIER_TYPES = [OrderId, LineId, CustomerId, Channel, Sku]
@@ -715,3 +715,46 @@ def test_sequential_ids_refuse_a_prefix_or_start_that_makes_no_valid_id(
         SequentialIds(**settings)  # type: ignore[arg-type]
     assert err.value.field == field
     assert SequentialIds(order_prefix="W0", start=7).new_order_id() == OrderId("W0-000007")
+
+
+# -- text every store can keep --------------------------------------------------------------------------------
+_NUL, _LONE = "a\x00b", "caf\udce9"
+
+
+@pytest.mark.parametrize(
+    ("text", "fault"),
+    [
+        ("", None),
+        ("plain", None),
+        ("Łódź 東京 🚚", None),
+        (_NUL, "NUL"),
+        (_LONE, "surrogate"),
+        ("\ud83d", "surrogate"),
+    ],
+)
+def test_text_fault_names_what_no_store_can_keep(text: str, fault: str | None) -> None:
+    found = text_fault(text)
+    assert (found is None) if fault is None else (found is not None and fault in found)
+
+
+@pytest.mark.parametrize("bad", [_NUL, _LONE])
+def test_values_holding_text_no_store_can_keep_are_refused_naming_the_field(bad: str) -> None:
+    with pytest.raises(ValidationFailed) as failed:
+        Address(country="DE", postal_code="10115", city=bad, line1="Invalidenstr. 1")
+    assert [p.field for p in failed.value.problems] == ["city"]
+    with pytest.raises(InvalidValue) as one:
+        CustomerRef(CustomerId("C-1"), segment=bad)
+    assert one.value.field == "customer.segment"
+    with pytest.raises(InvalidValue) as one:
+        Actor.user(bad)
+    assert one.value.field == "actor.id"
+    with pytest.raises(InvalidValue) as one:
+        NewLine(Sku("MUG"), 1, Money.of("1.00", "EUR"), attributes={"note": bad})
+    assert one.value.field == "attributes['note']"
+
+
+def test_quantities_stop_at_what_a_32_bit_column_holds() -> None:
+    assert check_quantity(MAX_QUANTITY, "quantity") == MAX_QUANTITY == 2**31 - 1
+    with pytest.raises(InvalidQuantity) as e:
+        check_quantity(MAX_QUANTITY + 1, "quantity")
+    assert "at most 2,147,483,647" in str(e.value)

@@ -16,7 +16,7 @@ import attrs
 
 from ordercore.errors import InvalidQuantity, InvalidValue, Problem, ValidationFailed
 from ordercore.inventory.nodes import MAX_NODE_ID, check_node_id
-from ordercore.values import Sku, check_aware, check_quantity, plain_text
+from ordercore.values import MAX_QUANTITY, Sku, check_aware, check_quantity, check_text_fault, plain_text
 
 __all__ = [
     "RESERVATION_KINDS",
@@ -43,6 +43,7 @@ def check_key(value: object, field: str = "key") -> str:
             field=field,
             value=value,
         )
+    check_text_fault(value, field)
     return value
 
 
@@ -50,6 +51,7 @@ def check_reason(value: object, field: str = "reason") -> str:
     """Return ``value`` if it is a reason: a string of at most 1000 characters (empty is allowed)."""
     if not isinstance(value, str) or len(value) > MAX_REASON:
         raise InvalidValue(f"must be a string of at most {MAX_REASON} characters", field=field, value=value)
+    check_text_fault(value, field)
     return value
 
 
@@ -110,7 +112,7 @@ class Reservation:
             self.kind is ReservationKind.HARD
             and self.expires_at is None
             and type(self.quantity) is int
-            and self.quantity > 0
+            and 0 < self.quantity <= MAX_QUANTITY
             and type(self.sequence) is int
             and self.sequence >= 0
             and type(self.created_at) is datetime
@@ -288,7 +290,7 @@ class LedgerEntry:
             and self.supply_kind is None
             and self.backorderable is False
             and type(self.quantity) is int
-            and self.quantity > 0
+            and 0 < self.quantity <= MAX_QUANTITY
             and type(self.sequence) is int
             and self.sequence > 0
             and type(self.at) is datetime
@@ -296,6 +298,8 @@ class LedgerEntry:
             and type(self.sku) is Sku
             and type(self.reason) is str
             and len(self.reason) <= MAX_REASON
+            and self.reason.isascii()  # other text takes the full check (see text_fault)
+            and "\x00" not in self.reason
             and plain_text(self.key, MAX_KEY)
             and plain_text(self.reference, MAX_KEY)
             and plain_text(self.node_id, MAX_NODE_ID)

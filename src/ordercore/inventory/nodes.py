@@ -17,7 +17,7 @@ from dateutil import rrule, tz
 
 from ordercore.errors import InvalidValue, Problem, UnknownNode, ValidationFailed
 from ordercore.money import minor_units
-from ordercore.values import GeoPoint, check_aware
+from ordercore.values import GeoPoint, check_aware, check_text_fault, text_fault
 
 __all__ = [
     "Capability",
@@ -43,6 +43,7 @@ def check_node_id(value: object, field: str = "node_id") -> str:
             field=field,
             value=value,
         )
+    check_text_fault(value, field)
     return value
 
 
@@ -339,6 +340,8 @@ class FulfilmentNode:
             problems.append(
                 Problem("name", InvalidValue.code, "must be text of at most 200 characters", self.name)
             )
+        elif (fault := text_fault(self.name)) is not None:
+            problems.append(Problem("name", InvalidValue.code, fault, self.name))
         if problems:
             raise ValidationFailed(problems, subject=f"fulfilment node {self.node_id!r}")
 

@@ -44,7 +44,7 @@ from ordercore.inventory.ledger import (
     collect,
 )
 from ordercore.inventory.nodes import check_node_id
-from ordercore.values import Sku, check_aware, check_quantity, plain_text
+from ordercore.values import MAX_QUANTITY, Sku, check_aware, check_quantity, plain_text
 
 __all__ = ["Availability", "StockPosition", "earliest_date"]
 
@@ -381,13 +381,15 @@ class StockPosition:
             hard is True
             and expires_at is None
             and type(quantity) is int
-            and quantity > 0
+            and 0 < quantity <= MAX_QUANTITY
             and plain_text(key, MAX_KEY)
             and plain_text(reference, MAX_KEY)
             and type(at) is datetime
             and at.tzinfo is UTC
             and type(reason) is str
             and len(reason) <= MAX_REASON
+            and reason.isascii()  # other text takes the full check (see text_fault)
+            and "\x00" not in reason
         ):
             collect(
                 "reservation",

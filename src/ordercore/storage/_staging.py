@@ -31,7 +31,7 @@ from ordercore.storage._read_models import (
     check_limit,
     summarise_backorders,
 )
-from ordercore.values import Actor, Channel, OrderId, Sku
+from ordercore.values import Actor, Channel, OrderId, Sku, check_text_fault
 
 #: the longest idempotency key a store accepts (in characters)
 MAX_IDEMPOTENCY_KEY_LENGTH = 200
@@ -114,6 +114,7 @@ class StagedOrders(ABC):
             raise InvalidValue("must be a Channel", field="channel", value=channel)
         if not isinstance(external_ref, str):
             raise InvalidValue("must be a string", field="external_ref", value=external_ref)
+        check_text_fault(external_ref, "external_ref")  # no order holds it, and a SQL store cannot look it up
         for order in self.staged.values():
             if order.channel == channel and order.external_ref == external_ref:
                 return order
@@ -487,6 +488,7 @@ def check_idempotency_key(key: object, field: str = "key") -> str:
         raise InvalidValue("must be a non-blank string", field=field, value=key)
     if len(key) > MAX_IDEMPOTENCY_KEY_LENGTH:
         raise InvalidValue(f"must be at most {MAX_IDEMPOTENCY_KEY_LENGTH} characters", field=field, value=key)
+    check_text_fault(key, field)
     return key
 
 
