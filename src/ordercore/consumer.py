@@ -65,11 +65,17 @@ class TransactionalProcessedEvents(ProcessedEvents, Protocol):
 
 class InMemoryProcessedEvents:
     """Processed event ids in a set: for tests and single-process consumers whose effects are in memory too
-    (it forgets everything when the process ends)."""
+    (it forgets everything when the process ends).
+
+    :func:`process_once` and every :class:`ExactlyOnce` over one of these take turns on it, whatever thread
+    calls them: looking an id up, running the action and marking the id happen under one lock of the
+    set's, so two threads given the same event run its action once (and no two actions run at once)."""
 
     def __init__(self) -> None:
         self._ids: set[str] = set()
         self._lock = threading.Lock()
+        #: held by process_once from the look-up to the mark (re-entrant: an action may process others)
+        self.turn = threading.RLock()
 
     def seen(self, event_id: str) -> bool:
         with self._lock:
@@ -115,6 +121,18 @@ def _process_once(
     action: Callable[[], object],
 ) -> bool:
     """:func:`process_once` on arguments already checked, ``rollback`` that of ``processed`` if any."""
+    if isinstance(processed, InMemoryProcessedEvents):  # nothing else makes a second caller wait
+        with processed.turn:
+            return _process_once_now(processed, rollback, event_id, action)
+    return _process_once_now(processed, rollback, event_id, action)
+
+
+def _process_once_now(
+    processed: ProcessedEvents,
+    rollback: Callable[[], None] | None,
+    event_id: str,
+    action: Callable[[], object],
+) -> bool:
     try:
         duplicate = processed.seen(event_id)
         if not duplicate:

@@ -238,3 +238,54 @@ def test_a_malformed_argument_is_refused_naming_it_before_anything_runs(
     with pytest.raises(InvalidValue) as err:
         make()
     assert err.value.field == field
+
+
+def test_process_once_from_many_threads_on_one_in_memory_store_runs_the_action_once() -> None:
+    # without a wrapper of its own: the store itself makes the callers take turns
+    processed = InMemoryProcessedEvents()
+    runs: list[int] = []
+    gate = threading.Barrier(8)
+
+    def act() -> None:
+        runs.append(1)
+        threading.Event().wait(0.01)  # the others arrive while this one runs
+
+    def deliver() -> None:
+        gate.wait()
+        process_once(processed, "webhook-17", act)
+
+    threads = [threading.Thread(target=deliver) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert runs == [1] and "webhook-17" in processed
+
+
+def test_two_wrappers_over_one_in_memory_store_handle_an_event_once() -> None:
+    event = history()[0]
+    processed, handled = InMemoryProcessedEvents(), []
+    gate = threading.Barrier(2)
+
+    def slow(e: OrderEvent) -> None:
+        handled.append(e.event_id)
+        threading.Event().wait(0.01)
+
+    wrappers = [ExactlyOnce(slow, processed), ExactlyOnce(slow, processed)]
+
+    def deliver(once: ExactlyOnce) -> None:
+        gate.wait()
+        once(event)
+
+    threads = [threading.Thread(target=deliver, args=(w,)) for w in wrappers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert handled == [event.event_id]
+
+
+def test_an_action_may_process_another_event_on_the_same_in_memory_store() -> None:
+    processed, runs = InMemoryProcessedEvents(), []
+    assert process_once(processed, "outer", lambda: process_once(processed, "inner", lambda: runs.append(1)))
+    assert runs == [1] and "inner" in processed and "outer" in processed

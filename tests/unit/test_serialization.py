@@ -737,3 +737,14 @@ def test_anything_but_an_object_where_an_object_is_expected_is_refused_by_name()
     data["customer"] = 5
     data["lines"] = [3]
     assert _problems(data) == {"customer": "invalid_value", "lines[0]": "invalid_value"}
+
+
+@pytest.mark.parametrize("text", ["[" * 100_000, '{"a": ' * 50_000, "[" * 5_000 + "]" * 5_000])
+def test_json_nested_too_deeply_is_a_validation_failure(text: str) -> None:
+    # a message off a broker or a request body is not trusted: nesting deeper than the interpreter's
+    # recursion takes is bad input like any other
+    for cls in (OrderEvent, PlaceOrder, Money):
+        with pytest.raises(ValidationFailed) as info:
+            from_json(text, cls)
+        assert info.value.problems[0].code == "invalid_json"
+        assert "nested too deeply" in info.value.problems[0].message

@@ -626,3 +626,14 @@ def test_purge_drops_old_idempotency_keys_and_past_capacity_days() -> None:
         app.purge(keys_older_than=timedelta(days=-1))
     with pytest.raises(InvalidValue):
         app.purge(capacity_before="2026-01-01")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("size", [0, -5, 2.5, True, "10", None])
+def test_a_relay_batch_that_is_not_a_positive_whole_number_is_refused(size: object) -> None:
+    store = MemoryStore()
+    app = bootstrap(store, clock=ManualClock(AT), ids=SequentialIds(), publisher=Recording())
+    app.handle(place_command())
+    with pytest.raises(InvalidValue) as e:
+        app.bus.relay_outbox(batch_size=size)  # type: ignore[arg-type]
+    assert e.value.field == "batch_size"
+    assert app.bus.relay_outbox(batch_size=2**70) == 0  # a huge batch is every event (all published above)

@@ -62,6 +62,7 @@ from ordercore.events import OrderEvent
 from ordercore.ports import EventPublisher, UnitOfWork
 from ordercore.service.commands import Command
 from ordercore.service.handlers import COMMAND_HANDLERS, CommandResult, Handler, Services
+from ordercore.storage import MAX_LIMIT
 
 __all__ = ["EventHandler", "HandlerFailure", "MessageBus"]
 
@@ -160,8 +161,11 @@ class MessageBus:
         same outbox), this one's mark is refused: it marks nothing of that batch and reads the outbox
         again, at most ``_LOST_RACES`` times in a row; then it stops, leaving what is left to the relays
         racing it (or to the next one). A store error is raised."""
+        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+            raise InvalidValue("must be a whole number of at least 1", field="batch_size", value=batch_size)
         if self.publisher is None:
             return 0
+        batch_size = min(batch_size, MAX_LIMIT)
         published = lost = 0
         while True:
             with self.uow_factory() as uow:

@@ -31,6 +31,7 @@ from ordercore.storage._copies import (
 )
 from ordercore.storage._json import StoredJson
 from ordercore.storage._read_models import (
+    MAX_LIMIT,
     backorder_rows,
     check_limit,
     check_recent_orders_query,
@@ -67,6 +68,7 @@ __all__ = [
     "StagedOutbox",
     "StagedStock",
     "Behind",
+    "MAX_LIMIT",
     "Bounded",
     "StagedUnitOfWork",
     "Stale",

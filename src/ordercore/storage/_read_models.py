@@ -14,13 +14,17 @@ from ordercore.order import Hold, Order
 from ordercore.ports import BackorderedLine, BackorderSummary, HeldOrder, OrderDigest
 from ordercore.values import CustomerId, CustomerRef, OrderId, Sku
 
-
 # -- read models: what a store keeps next to each order, rewritten whenever the order is written ------------
+#: the largest limit a query passes on: SQL stores bind it as a 64-bit integer, and no store holds more rows
+MAX_LIMIT = 2**63 - 1
+
+
 def check_limit(limit: object) -> int:
-    """The most rows a query may return: an integer (InvalidValue otherwise), a negative one meaning none."""
+    """The most rows a query may return: an integer (InvalidValue otherwise), a negative one meaning none,
+    one above :data:`MAX_LIMIT` meaning that many (every row)."""
     if not isinstance(limit, int) or isinstance(limit, bool):
         raise InvalidValue("must be an integer", field="limit", value=limit)
-    return max(limit, 0)
+    return min(max(limit, 0), MAX_LIMIT)
 
 
 def status_since(order: Order) -> datetime:
