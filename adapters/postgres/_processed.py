@@ -12,6 +12,7 @@ from psycopg import sql
 from ordercore.errors import InvalidValue
 from ordercore_adapters._sql import check_event_id, check_table
 from ordercore_adapters.postgres._unit_of_work import unavailable
+from ordercore_adapters.postgres._unstorable import refused
 
 __all__ = ["PostgresProcessedEvents"]
 
@@ -85,10 +86,16 @@ class PostgresProcessedEvents:
     @contextmanager
     def _errors(self, *, writes: bool = False) -> Iterator[None]:
         """A psycopg error becomes a StoreUnavailable naming the table: when the connection broke under a
-        commit (``writes``), its outcome is unknown."""
+        commit (``writes``), its outcome is unknown. An event id PostgreSQL cannot store (a NUL, an unpaired
+        surrogate) is InvalidValue: refused before it was sent, the transaction left as it was."""
         try:
             yield
+        except UnicodeEncodeError as e:
+            raise refused(e, field="event_id") from e
         except psycopg.Error as e:
+            refusal = None if self.connection.broken else refused(e, field="event_id")
+            if refusal is not None:
+                raise refusal from e
             raise unavailable(
                 f"processed events ({self.table})", e, broken=self.connection.broken, writes=writes
             ) from e

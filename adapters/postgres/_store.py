@@ -43,7 +43,7 @@ _CONNECT_TIMEOUT_S = 10
 #: as long as a SQLite store waits for the write lock
 DEFAULT_LOCK_TIMEOUT_MS = 5_000
 _MAX_LOCK_TIMEOUT_MS = 2_147_483_647  # the server's limit
-_DURATION = re.compile(r"(\d{1,10})(ms|s|min)?")
+_DURATION = re.compile(r"([0-9]{1,10})(ms|s|min)?")
 _UNIT_MS = {"ms": 1, None: 1, "s": 1_000, "min": 60_000}
 #: TCP settings for a connection whose peer vanished without closing it (a network cut, a host gone):
 #: keepalive probes after 15 s of silence, every 5 s, 3 unanswered end it; data unacknowledged for 30 s
@@ -61,6 +61,13 @@ _MAX_POOL_SIZE = 1000
 _KEPT_ORDERS = 4_096  # decoded orders kept, by version, so that an unchanged row is not decoded again
 _KEPT_POSITIONS = 20_000  # decoded stock positions kept likewise
 _CHECK_IDLE_S = 2.0  # a pooled connection idle longer than this is checked with a round trip before use
+#: the client encoding of every connection the store opens: its text and JSON travel as UTF-8, whatever
+#: ``PGCLIENTENCODING`` or the server's default say (a URL naming another is refused)
+_CLIENT_ENCODING = "UTF8"
+_UTF8_NAMES = ("utf8", "unicode")  # as the server reads an encoding's name: letters and digits, any case
+_WHOLE = re.compile(r"[0-9]{1,10}")  # ASCII digits only: str.isdigit() takes '²', which int() refuses
+_PASSWORD_IN_CONNINFO = re.compile(r"(?i)(\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'|\S*)")
+_poll = getattr(select, "poll", None)  # not on every system (Windows has none)
 
 
 class PostgresTarget(NamedTuple):
@@ -83,7 +90,7 @@ def _check_ports(netloc: str) -> None:
     tries them in turn) has no port or a port number."""
     for host in netloc.rpartition("@")[2].split(","):
         _, colon, port = host.rpartition("]")[2].rpartition(":")  # past an IPv6 address's brackets
-        if colon and port and not (port.isdigit() and 0 < int(port) <= 65535):
+        if colon and port and not (_WHOLE.fullmatch(port) and 0 < int(port) <= 65535):
             raise ValueError(f"port {port!r} of {host!r} is not a number from 1 to 65535")
 
 
@@ -121,7 +128,7 @@ def parse_url(url: str) -> PostgresTarget:
     sizes = [value for key, value in query if key == "pool_size"]
     pool_size = DEFAULT_POOL_SIZE
     if sizes:
-        if len(sizes) > 1 or not sizes[0].isdigit() or not 1 <= int(sizes[0]) <= _MAX_POOL_SIZE:
+        if len(sizes) > 1 or not _WHOLE.fullmatch(sizes[0]) or not 1 <= int(sizes[0]) <= _MAX_POOL_SIZE:
             raise InvalidValue(
                 f"pool_size must be one whole number from 1 to {_MAX_POOL_SIZE} (expected {_URL_FORMS})",
                 field="url",
@@ -145,6 +152,14 @@ def parse_url(url: str) -> PostgresTarget:
                 field="url",
                 value=masked(url),
             )
+    encodings = [value for key, value in query if key == "client_encoding"]
+    if not all(_is_utf8(value) for value in encodings):
+        raise InvalidValue(
+            f"client_encoding must be {_CLIENT_ENCODING}: the store's text and JSON travel as UTF-8, and"
+            f" another encoding cannot carry every character they hold (expected {_URL_FORMS})",
+            field="url",
+            value=masked(url),
+        )
     ours = ("schema", "pool_size", "prepare", "lock_timeout")
     options = [(key, value) for key, value in query if key not in ours]
     # percent-encoded as libpq decodes it: a space as %20, never as + (libpq would keep the +); put
@@ -206,6 +221,17 @@ class PostgresStore:
                 field="lock_timeout_ms",
                 value=lock_timeout_ms,
             )
+        if not isinstance(schema, str) or not PLAIN_NAME.fullmatch(schema):
+            # the server would cut a longer name to 63 characters, while the advisory locks use it whole
+            raise InvalidValue(
+                "must be a plain identifier: letters, digits, underscores, not starting with a digit,"
+                " at most 63",
+                field="schema",
+                value=schema,
+            )
+        if not isinstance(prepare, bool):
+            raise InvalidValue("must be True or False", field="prepare", value=prepare)
+        given = _conninfo_params(conninfo)
         self.conninfo = conninfo
         self.schema = schema
         self.lifecycle = lifecycle
@@ -229,10 +255,9 @@ class PostgresStore:
         self._last_used: weakref.WeakKeyDictionary[psycopg.Connection[Any], float] = (
             weakref.WeakKeyDictionary()
         )
-        kwargs: dict[str, Any] = {"autocommit": True}
+        kwargs: dict[str, Any] = {"autocommit": True, "client_encoding": _CLIENT_ENCODING}
         if not prepare:
             kwargs["prepare_threshold"] = None  # psycopg prepares no repeated query either
-        given = conninfo_to_dict(conninfo)
         if "connect_timeout" not in given:
             kwargs["connect_timeout"] = _CONNECT_TIMEOUT_S
         kwargs.update({k: v for k, v in _TCP_DEFAULTS.items() if k not in given})
@@ -394,7 +419,7 @@ class PostgresStore:
             ConnectionPool.check_connection(conn)
         elif conn.closed or conn.pgconn.status != ConnStatus.OK:
             raise psycopg.OperationalError("the connection is closed or broken")
-        elif select.select([conn.fileno()], [], [], 0)[0]:
+        elif _input_waiting(conn):
             # an idle connection has nothing to say, unless the server is closing it (a shutdown, a
             # terminated backend): then the round trip tells
             ConnectionPool.check_connection(conn)
@@ -419,6 +444,57 @@ class PostgresStore:
             conn.close()
             raise StoreUnavailable(f"cannot prepare a connection to {self.url}: {e}") from e
         return conn
+
+
+def _input_waiting(conn: psycopg.Connection[Any]) -> bool:
+    """Whether the server sent ``conn`` something (or hung up), by a look at its socket that does not wait:
+    ``poll``, which takes any descriptor (``select`` refuses those from 1024 on, common in a busy server
+    process), where the system has it. True when the look fails, for whatever reason: a round trip tells."""
+    try:
+        fd = conn.fileno()
+        if _poll is None:
+            return bool(select.select([fd], [], [], 0)[0])
+        poller = _poll()
+        poller.register(fd, select.POLLIN)
+        return bool(poller.poll(0))
+    except Exception:  # any failure to look means a round trip, never a refused connection
+        return True
+
+
+def _conninfo_params(conninfo: object) -> dict[str, Any]:
+    """The parameters of a libpq connection string (``host=h dbname=d`` or a ``postgresql://`` URL), or
+    InvalidValue naming the field ``conninfo`` (its password masked)."""
+    if not isinstance(conninfo, str):
+        raise InvalidValue(
+            "must be a libpq connection string or a postgresql:// URL", field="conninfo", value=conninfo
+        )
+    try:
+        params = conninfo_to_dict(conninfo)
+    except psycopg.Error as e:
+        raise InvalidValue(
+            f"is not a valid connection string: {_masked_conninfo(str(e).strip())}",
+            field="conninfo",
+            value=_masked_conninfo(conninfo),
+        ) from e
+    encoding = params.get("client_encoding")
+    if encoding is not None and not _is_utf8(str(encoding)):
+        raise InvalidValue(
+            f"client_encoding must be {_CLIENT_ENCODING}: the store's text and JSON travel as UTF-8",
+            field="conninfo",
+            value=_masked_conninfo(conninfo),
+        )
+    return params
+
+
+def _is_utf8(encoding: str) -> bool:
+    """Whether the server reads ``encoding`` as UTF8 (``UTF8``, ``utf-8``, ``Unicode``...: it ignores case
+    and all but letters and digits)."""
+    return re.sub(r"[^0-9a-z]", "", encoding.lower()) in _UTF8_NAMES
+
+
+def _masked_conninfo(text: str) -> str:
+    """``text`` with its password, of a URL or of a ``password=...`` setting, shown as ``***``."""
+    return masked(text) if "://" in text else _PASSWORD_IN_CONNINFO.sub(r"\1***", text)
 
 
 def _whole_in(value: object, low: int, high: int) -> bool:

@@ -70,6 +70,7 @@ from ordercore_adapters.postgres._schema import (
     read_model_statements,
     reservation_statements,
 )
+from ordercore_adapters.postgres._unstorable import MAX_LIMIT, refused
 
 if TYPE_CHECKING:
     from ordercore_adapters.postgres._store import PostgresStore
@@ -130,7 +131,7 @@ class PostgresOrderRepository(StagedOrders):
     def list_ids(
         self, *, status: State | None = None, after: OrderId | None = None, limit: int = 100
     ) -> list[OrderId]:
-        limit = check_list_ids(status, after, limit)
+        limit = min(check_list_ids(status, after, limit), MAX_LIMIT)
         sql = "SELECT id FROM orders WHERE true"
         params: list[Any] = []
         if status is not None:
@@ -153,7 +154,7 @@ class PostgresOrderRepository(StagedOrders):
             sql += " AND status_since < %s"
             params.append(older_than)
         sql += " ORDER BY status_since, id LIMIT %s"
-        params.append(limit)
+        params.append(min(limit, MAX_LIMIT))
         with self._uow.db() as conn:
             rows = conn.execute(sql, params).fetchall()
         return [OrderAge(OrderId(i), status, since) for i, since in rows]
@@ -187,7 +188,7 @@ class PostgresOrderRepository(StagedOrders):
             sql += " WHERE code = %s"
             params.append(code)
         sql += " ORDER BY placed_at, order_id, code LIMIT %s"
-        params.append(limit)
+        params.append(min(limit, MAX_LIMIT))
         with self._uow.db() as conn:
             rows = conn.execute(sql, params).fetchall()
         return [HeldOrder(OrderId(i), c, m, at) for i, c, m, at in rows]
@@ -350,7 +351,7 @@ class PostgresOutbox(StagedOutbox):
         with self._uow.db() as conn:
             rows = conn.execute(
                 "SELECT position, event_id, body::text FROM outbox ORDER BY position LIMIT %s",
-                (check_limit(limit),),
+                (min(check_limit(limit), MAX_LIMIT),),
             ).fetchall()
         return [
             OutboxRecord(position, self._uow.decode(body, OrderEvent, f"outbox event {event_id}"))
@@ -476,7 +477,9 @@ class PostgresUnitOfWork(StagedUnitOfWork):
     def db(self, *, writes: bool = False) -> Iterator[Connection]:
         """This unit's connection, opened on first use; driver errors become StoreUnavailable (see
         :func:`unavailable`; ``writes``: the block commits), and a connection left broken by one is
-        dropped so that the next use reconnects."""
+        dropped so that the next use reconnects. A value PostgreSQL cannot store (text with a NUL or an
+        unpaired surrogate; with ``writes``, a number beyond its column) is InvalidValue instead: nothing
+        was written, and the connection stays in use."""
         self._store.check_open()
         if self._conn is None or self._conn.closed:
             self.close()
@@ -484,10 +487,15 @@ class PostgresUnitOfWork(StagedUnitOfWork):
         conn = self._conn
         try:
             yield conn
+        except UnicodeEncodeError as e:  # text UTF-8 cannot write: refused before anything was sent
+            raise refused(e) from e
         except psycopg.Error as e:
             broken = conn.broken
             if broken:
                 self.close()
+            refusal = None if broken else refused(e, writes=writes)
+            if refusal is not None:
+                raise refusal from e
             raise unavailable(self._store.url, e, broken=broken, writes=writes) from e
 
     def purge(self, *, keys_before: datetime | None, days_before: date | None) -> tuple[int, int]:
@@ -513,7 +521,7 @@ class PostgresUnitOfWork(StagedUnitOfWork):
             rows = conn.execute(
                 "SELECT DISTINCT node_id, sku FROM stock_reservations"
                 " WHERE expires_at IS NOT NULL AND expires_at <= %s ORDER BY node_id, sku LIMIT %s",
-                (at, check_limit(limit)),
+                (at, min(check_limit(limit), MAX_LIMIT)),
             ).fetchall()
         return [(node_id, Sku(sku)) for node_id, sku in rows]
 
@@ -550,45 +558,55 @@ class PostgresUnitOfWork(StagedUnitOfWork):
         commits take their row locks in the same order."""
         with self.db(writes=True) as conn:
             commit = _Commit(psycopg.ClientCursor(conn), self._store.statements)
-            if node_version is not None:
-                self._check_node_states(conn, commit, node_version, node_statuses)
-            for record in keys:
-                self._write_key(commit, record)
-            for order in changed:
-                self._write_order(conn, commit, order, new=order.id in new)
-            for position in positions:
-                self._write_position(conn, commit, position)
-            for node_day in days:
-                self._write_node_day(conn, commit, node_day)
-            for event_id in published:
-                self._mark_published(commit, event_id)
-            converter, stored_json = self._store.converter, self._store.json
-            for position in positions:
-                for statement in reservation_statements(position, stored_json.reservation):
-                    commit.add(*statement)
-                rows = ledger_rows(position, converter, stored_json.entry)
-                if rows:
-                    commit.add(*insert_rows(INSERT_LEDGER, rows))
             try:
+                if node_version is not None:
+                    self._check_node_states(conn, commit, node_version, node_statuses)
+                for record in keys:
+                    self._write_key(commit, record)
+                for order in changed:
+                    self._write_order(conn, commit, order, new=order.id in new)
+                for position in positions:
+                    self._write_position(conn, commit, position)
+                for node_day in days:
+                    self._write_node_day(conn, commit, node_day)
+                for event_id in published:
+                    self._mark_published(commit, event_id)
+                converter, stored_json = self._store.converter, self._store.json
+                for position in positions:
+                    for statement in reservation_statements(position, stored_json.reservation):
+                        commit.add(*statement)
+                    rows = ledger_rows(position, converter, stored_json.entry)
+                    if rows:
+                        commit.add(*insert_rows(INSERT_LEDGER, rows))
                 try:
-                    conn.execute(commit.text(conn), prepare=False)
-                except psycopg.errors.InvalidSqlStatementName:
-                    # a statement this store prepared on the connection is gone (someone ran DEALLOCATE on
-                    # it): the transaction failed before writing anything; ask the server what it has
-                    self._forget_prepared(conn)
-                    conn.execute(commit.text(conn), prepare=False)
-            except psycopg.errors.UniqueViolation as e:  # an order's new channel + reference is taken
-                taken = next((o for o in changed if o.id not in new and o.external_ref is not None), None)
-                if taken is None:
+                    try:
+                        conn.execute(commit.text(conn), prepare=False)
+                    except psycopg.errors.InvalidSqlStatementName:
+                        # a statement this store prepared on the connection is gone (someone ran
+                        # DEALLOCATE on it): the transaction failed before writing anything; ask the server
+                        # what it has
+                        self._forget_prepared(conn)
+                        conn.execute(commit.text(conn), prepare=False)
+                except psycopg.errors.UniqueViolation as e:  # an order's new channel + reference is taken
+                    taken = next((o for o in changed if o.id not in new and o.external_ref is not None), None)
+                    if taken is None:
+                        raise
+                    raise DuplicateOrder(f"{taken.channel} already sent {taken.external_ref!r}") from e
+                except psycopg.Error as e:
+                    failure = commit.failure(e)
+                    if failure is None:
+                        # not one of the writes the text runs after its PREPAREs: what ran is not known
+                        self._forget_prepared(conn)
+                        raise
+                    raise failure() from None
+            except (UnicodeEncodeError, psycopg.DataError) as e:
+                # a value PostgreSQL cannot store, refused by psycopg or the server: the transaction (if it
+                # began) was rolled back, and what the text's PREPAREs did is not known
+                refusal = None if conn.broken else refused(e, commit.statements, writes=True)
+                if refusal is None:
                     raise
-                raise DuplicateOrder(f"{taken.channel} already sent {taken.external_ref!r}") from e
-            except psycopg.Error as e:
-                failure = commit.failure(e)
-                if failure is None:
-                    # not one of the writes the text runs after its PREPAREs: what ran is not known
-                    self._forget_prepared(conn)
-                    raise
-                raise failure() from None
+                self._forget_prepared(conn)
+                raise refusal from e
         # what was just committed is what the next unit will read: keep it, so that it is not decoded
         keep_committed(
             self.orders_cache, self.stock_cache, self.node_states_cache, changed, positions, self.nodes
@@ -831,6 +849,8 @@ class _Commit:
     def __init__(self, cursor: psycopg.ClientCursor[Any], prepared: PreparedStatements | None = None) -> None:
         self._mogrify = cursor.mogrify
         self._parts: list[str] = []
+        #: each statement added, with its values (to say which value the server or psycopg refused)
+        self.statements: list[tuple[str, Sequence[Any]]] = []
         self._failures: list[Callable[[], OrderCoreError]] = []
         self._prepared = prepared
         self._needs: dict[str, str] = {}
@@ -842,6 +862,7 @@ class _Commit:
         )
 
     def _bound(self, query: str, params: Sequence[Any]) -> str:
+        self.statements.append((query, params))
         prepared = self._prepared
         entry = None if prepared is None else prepared.entry(query, len(params))
         if entry is None:
