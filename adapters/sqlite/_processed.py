@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 from ordercore.errors import InvalidValue
 from ordercore_adapters._sql import check_event_id, check_table
-from ordercore_adapters.sqlite._unit_of_work import unavailable
+from ordercore_adapters.sqlite._unit_of_work import unavailable, unstorable
 
 __all__ = ["SqliteProcessedEvents"]
 
@@ -51,7 +51,7 @@ class SqliteProcessedEvents:
 
     def seen(self, event_id: str) -> bool:
         check_event_id(event_id)
-        with self._errors("read"):
+        with self._errors("read", "event_id"):
             if not self.connection.in_transaction:
                 self.connection.execute("BEGIN IMMEDIATE")
             row = self.connection.execute(
@@ -61,7 +61,7 @@ class SqliteProcessedEvents:
 
     def mark(self, event_id: str) -> None:
         check_event_id(event_id)
-        with self._errors("mark"):
+        with self._errors("mark", "event_id"):
             self.connection.execute(
                 f"INSERT INTO {self.table} (event_id, processed_at) VALUES (?, ?) ON CONFLICT DO NOTHING",
                 (event_id, datetime.now(UTC).isoformat(timespec="microseconds")),
@@ -75,9 +75,12 @@ class SqliteProcessedEvents:
                 self.connection.execute("ROLLBACK")
 
     @contextmanager
-    def _errors(self, what: str) -> Iterator[None]:
-        """A sqlite3 error becomes a StoreUnavailable naming the table and what was being done."""
+    def _errors(self, what: str, field: str = "text") -> Iterator[None]:
+        """A sqlite3 error becomes a StoreUnavailable naming the table and what was being done; a text
+        SQLite cannot encode, an InvalidValue."""
         try:
             yield
         except sqlite3.Error as e:
             raise unavailable(f"processed events ({self.table}): cannot {what}", e) from e
+        except UnicodeEncodeError as e:
+            raise unstorable(e, field) from e

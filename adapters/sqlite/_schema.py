@@ -36,7 +36,8 @@ microseconds, so that they sort as text.
 
 A new (empty) database is created at :data:`SCHEMA_VERSION` when opened. An older one is refused
 (``StoreUnavailable``) unless it is opened to migrate (``migrate=True``, or ``ordercore migrate``), which
-applies every pending step in one transaction.
+applies every pending step in one transaction. A file that is not ordercore's (a negative
+``user_version``, or version 0 with tables ordercore never creates) is refused, unchanged.
 """
 
 from __future__ import annotations
@@ -46,12 +47,12 @@ import json
 import sqlite3
 from collections.abc import Callable
 from collections.abc import Set as AbstractSet
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
 import cattrs
 
-from ordercore.errors import StoreUnavailable
+from ordercore.errors import InvalidValue, StoreUnavailable
 from ordercore.inventory import LedgerEntry, Reservation, StockPosition
 from ordercore.order import Order
 from ordercore.serialization import make_converter, to_json
@@ -67,10 +68,12 @@ from ordercore.storage import (
 __all__ = [
     "DELETE_RESERVATION",
     "INSERT_LEDGER",
+    "OWN_TABLES",
     "SCHEMA_VERSION",
     "STEP_DESCRIPTIONS",
     "UPSERT_RESERVATION",
     "Migration",
+    "bound_time",
     "digest_items",
     "expiry_of",
     "read_time",
@@ -310,9 +313,33 @@ UPSERT_RESERVATION = (
 DELETE_RESERVATION = "DELETE FROM stock_reservations WHERE node_id = ? AND sku = ? AND key = ?"
 
 
-def stored_time(at: datetime) -> str:
-    """``at`` as the read models store it: UTC ISO 8601 with microseconds, which sorts as text."""
-    return at.astimezone(UTC).isoformat(timespec="microseconds")
+def stored_time(at: datetime, field: str = "time") -> str:
+    """``at`` as the read models store it: UTC ISO 8601 with microseconds, which sorts as text. A time whose
+    UTC instant is before year 1 or after year 9999 (year 1 at +01:00, say) has no such text: InvalidValue
+    naming ``field``."""
+    try:
+        return at.astimezone(UTC).isoformat(timespec="microseconds")
+    except OverflowError:
+        raise InvalidValue(
+            "cannot be stored: in UTC it is before year 1 or after year 9999", field=field, value=at
+        ) from None
+
+
+#: the texts a query bound beyond the UTC range compares as: just before and just after every text
+#: :func:`stored_time` gives (year 0, and the midnight that ends year 9999), never stored nor read back
+_BEFORE_EVERY_TIME = "0000-12-31T23:59:59.999999+00:00"
+_AFTER_EVERY_TIME = "9999-12-31T24:00:00.000000+00:00"
+
+
+def bound_time(at: datetime) -> str:
+    """``at`` as a query compares it with times written by :func:`stored_time`. A bound whose UTC instant
+    is before year 1 or after year 9999 is before or after every stored time: it is clamped to a text just
+    beyond them, so that the query answers as memory:// does."""
+    try:
+        return at.astimezone(UTC).isoformat(timespec="microseconds")
+    except OverflowError:  # a positive offset pushes an early time below year 1, a negative one above 9999
+        offset = at.utcoffset()
+        return _BEFORE_EVERY_TIME if offset is not None and offset > timedelta(0) else _AFTER_EVERY_TIME
 
 
 def read_time(text: str, what: str) -> datetime:
@@ -329,7 +356,7 @@ def read_time(text: str, what: str) -> datetime:
 
 def expiry_of(reservation: Reservation) -> str | None:
     """A reservation's ``expires_at`` column: its expiry as :func:`stored_time` (None for a hard one)."""
-    return None if reservation.expires_at is None else stored_time(reservation.expires_at)
+    return None if reservation.expires_at is None else stored_time(reservation.expires_at, "expires_at")
 
 
 def digest_items(items: AbstractSet[tuple[str, int]]) -> str:
@@ -347,7 +374,7 @@ def write_digest(conn: sqlite3.Connection, order: Order) -> None:
             (
                 digest.order_id.value,
                 digest.customer_id.value,
-                stored_time(digest.placed_at),
+                stored_time(digest.placed_at, "placed_at"),
                 digest_items(digest.items),
                 str(digest.total.amount),
                 digest.total.currency,
@@ -370,12 +397,15 @@ def write_read_models(
         write_digest(conn, order)
     conn.executemany(
         "INSERT INTO order_holds (order_id, code, message, placed_at) VALUES (?, ?, ?, ?)",
-        [(h.order_id.value, h.code, h.message, stored_time(h.placed_at)) for h in hold_rows(order)],
+        [
+            (h.order_id.value, h.code, h.message, stored_time(h.placed_at, "holds.placed_at"))
+            for h in hold_rows(order)
+        ],
     )
     conn.executemany(
         "INSERT INTO order_backorders (order_id, line_id, sku, quantity, placed_at) VALUES (?, ?, ?, ?, ?)",
         [
-            (b.order_id.value, b.line_id.value, sku.value, b.quantity, stored_time(b.placed_at))
+            (b.order_id.value, b.line_id.value, sku.value, b.quantity, stored_time(b.placed_at, "placed_at"))
             for sku, b in backorder_rows(order)
         ],
     )
@@ -443,7 +473,7 @@ def _read_models(conn: sqlite3.Connection, where: str, converter: cattrs.Convert
     _create(_VERSION_5)(conn, where, converter)
     for order_id, body in conn.execute("SELECT id, body FROM orders ORDER BY id").fetchall():
         order = decode_stored(body, Order, converter, f"{where}: order {order_id}")
-        since = stored_time(status_since(order))
+        since = stored_time(status_since(order), "status_since")
         conn.execute("UPDATE orders SET status_since = ? WHERE id = ?", (since, order.id.value))
         write_read_models(conn, order, digest=False)  # digests come with version 6
 
@@ -485,7 +515,12 @@ def _lapse_index(conn: sqlite3.Connection, where: str, converter: cattrs.Convert
         " WHERE json_extract(body, '$.expires_at') IS NOT NULL"
     ).fetchall()
     filled = [
-        (stored_time(read_time(text, f"{where}: reservation {key!r} of {node_id}/{sku}")), node_id, sku, key)
+        (
+            stored_time(read_time(text, f"{where}: reservation {key!r} of {node_id}/{sku}"), "expires_at"),
+            node_id,
+            sku,
+            key,
+        )
         for node_id, sku, key, text in rows
     ]
     conn.executemany(
@@ -509,6 +544,46 @@ _STEPS: dict[int, Step] = {
 }
 
 
+#: every table a version of the schema creates; a database at version 0 holding any other is not one of
+#: ours (another application's file), and is refused rather than adopted
+OWN_TABLES = frozenset(
+    {
+        "idempotency_keys",
+        "node_capacity",
+        "node_states",
+        "node_states_version",
+        "order_backorders",
+        "order_digests",
+        "order_holds",
+        "orders",
+        "outbox",
+        "stock",
+        "stock_ledger",
+        "stock_reservations",
+    }
+)
+_NAMED = 5  # the foreign tables a refusal names at most
+
+
+def _check_no_foreign_tables(conn: sqlite3.Connection, where: str) -> None:
+    """Refuse (``StoreUnavailable``) a database at version 0 that holds tables or views not ordercore's."""
+    names = [
+        name
+        for (name,) in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type IN ('table', 'view') ORDER BY name"
+        ).fetchall()
+        if name not in OWN_TABLES and not name.startswith("sqlite_")  # SQLite's own (sqlite_sequence)
+    ]
+    if names:
+        shown = ", ".join(names[:_NAMED]) + (
+            f" and {len(names) - _NAMED} more" if len(names) > _NAMED else ""
+        )
+        raise StoreUnavailable(
+            f"{where} is not an ordercore database: it has no schema version and holds tables that are"
+            f" not ordercore's ({shown})"
+        )
+
+
 def ensure_schema(
     conn: sqlite3.Connection,
     where: str,
@@ -518,24 +593,34 @@ def ensure_schema(
     dry_run: bool = False,
 ) -> Migration:
     """Create a new database at :data:`SCHEMA_VERSION`; refuse an older one (``StoreUnavailable``) unless
-    ``migrate``, which upgrades it in one transaction; refuse a newer one. With ``dry_run`` (and ``migrate``)
+    ``migrate``, which upgrades it in one transaction; refuse a newer one, and one that is not ordercore's (a
+    negative version, or version 0 with tables of its own). With ``dry_run`` (and ``migrate``)
     only work out the steps: the transaction is rolled back. ``converter`` decodes stored orders when an
     upgrade needs them (the store's own, for a store with its own lifecycle; by default one for the default
     lifecycle)."""
-    conn.execute("BEGIN IMMEDIATE")
     try:
+        conn.execute("BEGIN IMMEDIATE")  # in the try: an interrupt just after it still rolls it back
         (found,) = conn.execute("PRAGMA user_version").fetchone()
+        if found < 0:
+            raise StoreUnavailable(
+                f"{where} is not an ordercore database: its schema version (user_version) is {found}"
+            )
         if found > SCHEMA_VERSION:
             raise StoreUnavailable(
                 f"{where} has schema version {found}; this adapter knows version {SCHEMA_VERSION} at most"
             )
+        if found == 0:
+            _check_no_foreign_tables(conn, where)
         if 0 < found < SCHEMA_VERSION and not migrate:
             raise older_schema(where, found)
         steps = pending_steps(found)
         if not dry_run:
             decoder = converter or make_converter()
             for version, _ in steps:
-                _STEPS[version](conn, where, decoder)
+                try:
+                    _STEPS[version](conn, where, decoder)
+                except InvalidValue as e:  # a stored value the new schema cannot hold: the store's failure
+                    raise StoreUnavailable(f"{where}: cannot migrate to version {version}: {e}") from e
             if found < SCHEMA_VERSION:
                 conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         conn.execute("ROLLBACK" if dry_run else "COMMIT")

@@ -6,7 +6,7 @@ import os
 import sqlite3
 import threading
 from contextlib import suppress
-from urllib.parse import quote, unquote
+from urllib.parse import quote, unquote_to_bytes
 
 import cattrs
 
@@ -52,14 +52,24 @@ def parse_url(url: str) -> str | None:
         )
     if "#" in rest:
         raise InvalidValue(f"has a fragment (expected {_URL_FORMS})", field="url", value=url)
-    try:  # a URL's path is percent-encoded: ``my%20orders.db`` is the file ``my orders.db``
-        rest = unquote(rest, errors="strict")
-    except UnicodeDecodeError:
+    # a URL's path is percent-encoded bytes of the OS path (see file_url): ``my%20orders.db`` is the file
+    # ``my orders.db``, and on POSIX ``caf%E9.db`` the file whose name holds the byte 0xE9 (not UTF-8)
+    try:
+        named = unquote_to_bytes(os.fsencode(rest))
+    except UnicodeEncodeError:
         raise InvalidValue(
-            "has a percent-encoded byte sequence that is not UTF-8", field="url", value=url
+            "holds a character that no file name on this system can hold", field="url", value=url
         ) from None
-    if "\x00" in rest:
+    if b"\x00" in named:
         raise InvalidValue("names a path with a NUL character", field="url", value=url)
+    try:
+        rest = os.fsdecode(named)
+    except UnicodeDecodeError:  # where file names are text (Windows), the bytes must be UTF-8
+        raise InvalidValue(
+            "has a percent-encoded byte sequence that is not a file name on this system (not UTF-8)",
+            field="url",
+            value=url,
+        ) from None
     if rest in ("", ":memory:", "/:memory:"):
         return None
     if not rest.startswith("/"):
@@ -71,9 +81,32 @@ def parse_url(url: str) -> str | None:
 
 
 def file_url(path: str | os.PathLike[str]) -> str:
-    """The ``sqlite://`` URL of the database file at ``path`` (made absolute), percent-encoded so that
-    :func:`parse_url` gives the very path back whatever characters it holds (``%``, ``?``, ``#``, spaces)."""
-    return "sqlite:///" + quote(os.path.abspath(os.fspath(path)), safe="/")
+    """The ``sqlite://`` URL of the database file at ``path`` (made absolute): the bytes of the OS path,
+    percent-encoded, so that :func:`parse_url` gives the very path back whatever it holds (``%``, ``?``,
+    ``#``, spaces, and a name that is not UTF-8, which ``os.listdir`` gives with surrogate escapes)."""
+    return "sqlite:///" + _quoted(os.path.abspath(os.fspath(path)))
+
+
+def _quoted(path: str) -> str:
+    """``path`` as a URL path: its OS bytes (``os.fsencode``), percent-encoded but for the slashes."""
+    return quote(os.fsencode(path), safe="/")
+
+
+def _check_path(path: object) -> None:
+    """Refuse (InvalidValue naming ``path``) what cannot be the path of a database file, before any file
+    is created."""
+    if not isinstance(path, str) or not path.strip():
+        raise InvalidValue(
+            "must be the path of a database file, or None for memory", field="path", value=path
+        )
+    try:
+        named = os.fsencode(path)
+    except UnicodeEncodeError:
+        raise InvalidValue(
+            "holds a character that no file name on this system can hold", field="path", value=path
+        ) from None
+    if b"\x00" in named:
+        raise InvalidValue("holds a NUL character", field="path", value=path)
 
 
 class SqliteStore:
@@ -98,10 +131,8 @@ class SqliteStore:
         migrate: bool = False,
         dry_run: bool = False,
     ) -> None:
-        if path is not None and (not isinstance(path, str) or not path.strip()):
-            raise InvalidValue(
-                "must be the path of a database file, or None for memory", field="path", value=path
-            )
+        if path is not None:
+            _check_path(path)
         self.path = path
         self.lifecycle = lifecycle
         self.converter: cattrs.Converter = make_converter(lifecycle)
@@ -122,9 +153,14 @@ class SqliteStore:
             with self._shared.lock:
                 self.migration = self._init_schema(self._shared.raw, migrate, dry_run)
         else:
-            raw = self._open()
+            # a dry run neither creates a missing file nor changes an existing one (not even its journal
+            # mode); a file refused (newer, not ordercore's, a failed upgrade) is left in its journal mode
+            checking = dry_run and migrate
+            raw = self._open(write_ahead=False, create=not checking)
             try:
                 self.migration = self._init_schema(raw, migrate, dry_run)
+                if not checking:
+                    self._write_ahead(raw)
             except BaseException:
                 raw.close()
                 raise
@@ -178,8 +214,12 @@ class SqliteStore:
 
     def release(self, conn: Connection) -> None:
         """Take back a file connection a unit of work is done with: kept open for the next unit, unless
-        the store is closed, the pool is full or it is unusable."""
+        the store is closed, the pool is full or it is unusable. The shared in-memory connection stays
+        open, but never carries a transaction a unit left (interrupted, say) into the next unit."""
         if conn.shared:
+            with conn.lock, suppress(sqlite3.Error):  # a closed store's connection has none
+                if conn.raw.in_transaction:
+                    conn.raw.execute("ROLLBACK")
             return
         if conn.pid != os.getpid():
             return  # a parent's connection inherited by a fork: neither reused nor closed here
@@ -198,19 +238,35 @@ class SqliteStore:
         with suppress(sqlite3.Error):
             raw.close()
 
-    def _open(self) -> sqlite3.Connection:
-        target = ":memory:" if self.path is None else self.path
+    def _open(self, *, write_ahead: bool = True, create: bool = True) -> sqlite3.Connection:
+        """A new connection with its PRAGMAs; on a file, in WAL mode unless not ``write_ahead`` (the first
+        connection, until the schema check passed), and failing (StoreUnavailable) on a missing file
+        unless ``create``."""
+        target, uri = ":memory:", False
+        if self.path is not None:
+            target, uri = self.path, False
+            if not create:  # the file must exist: open it read-write through a URI, in mode=rw
+                absolute = os.path.abspath(self.path).replace(os.sep, "/")
+                target = "file://" + _quoted(absolute if absolute.startswith("/") else "/" + absolute)
+                target, uri = target + "?mode=rw", True
         try:
             raw = sqlite3.connect(
-                target, isolation_level=None, check_same_thread=False, timeout=_BUSY_TIMEOUT_MS / 1000
+                target,
+                isolation_level=None,
+                check_same_thread=False,
+                timeout=_BUSY_TIMEOUT_MS / 1000,
+                uri=uri,
             )
         except sqlite3.Error as e:
+            if not create and self.path is not None and not os.path.exists(self.path):
+                raise StoreUnavailable(f"no database at {self.url} (a dry run creates none)") from e
             raise StoreUnavailable(f"cannot open {self.url}: {e}") from e
         try:
             raw.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
             raw.execute("PRAGMA foreign_keys = ON")
             if self.path is not None:
-                raw.execute("PRAGMA journal_mode = WAL")
+                if write_ahead:
+                    raw.execute("PRAGMA journal_mode = WAL")
                 # a commit reported is on the disk, whatever the build's default for WAL (some make it
                 # NORMAL, which may lose the last commits at a power cut): the outbox relies on it
                 raw.execute("PRAGMA synchronous = FULL")
@@ -218,6 +274,15 @@ class SqliteStore:
             raw.close()
             raise StoreUnavailable(f"cannot open {self.url}: {e}") from e
         return raw
+
+    def _write_ahead(self, raw: sqlite3.Connection) -> None:
+        """Switch the file to WAL mode (with ``synchronous = FULL``, as every connection), once its schema
+        is known to be ours and current."""
+        try:
+            raw.execute("PRAGMA journal_mode = WAL")
+            raw.execute("PRAGMA synchronous = FULL")
+        except sqlite3.Error as e:
+            raise StoreUnavailable(f"cannot open {self.url}: {e}") from e
 
     def _init_schema(self, raw: sqlite3.Connection, migrate: bool, dry_run: bool) -> Migration:
         try:

@@ -62,6 +62,7 @@ from ordercore_adapters.sqlite._schema import (
     DELETE_RESERVATION,
     INSERT_LEDGER,
     UPSERT_RESERVATION,
+    bound_time,
     expiry_of,
     ledger_rows,
     read_time,
@@ -89,11 +90,59 @@ T = TypeVar("T")
 _BUSY = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
 
+#: the largest integer SQLite binds (a signed 64-bit INTEGER): a larger limit is as good as this one
+_MAX_LIMIT = 2**63 - 1
+
+
 def unavailable(where: str, error: sqlite3.Error) -> StoreUnavailable:
     """The StoreUnavailable a driver error becomes: retryable when it is a lock not granted in time or a
-    table locked by another connection of the process (another attempt may well get it)."""
-    busy = ((error.sqlite_errorcode or 0) & 0xFF) in _BUSY  # the primary code of an extended one
+    table locked by another connection of the process (another attempt may well get it). Errors the sqlite3
+    module raises itself (a closed connection, say) carry no result code: never retryable."""
+    code = getattr(error, "sqlite_errorcode", None) or 0
+    busy = (code & 0xFF) in _BUSY  # the primary code of an extended one
     return StoreUnavailable(f"{where}: {type(error).__name__}: {error}", retryable=busy)
+
+
+def unstorable(error: UnicodeEncodeError, field: str = "text") -> InvalidValue:
+    """The InvalidValue a text SQLite cannot encode as UTF-8 becomes (one holding an unpaired surrogate):
+    when the text is a JSON body, named by the path of the string in it that holds the character, else
+    ``field``."""
+    text = error.object if isinstance(error.object, str) else ""
+    value = text
+    with suppress(ValueError, RecursionError):
+        found = _unencodable_in(json.loads(text), "")
+        if found is not None:
+            field, value = found[0] or field, found[1]
+    return InvalidValue(
+        "holds a character that cannot be stored (an unpaired surrogate)", field=field, value=value
+    )
+
+
+def _unencodable_in(doc: object, path: str) -> tuple[str, str] | None:
+    """The path (from ``path``; "" for the document itself) and text of the first string in a decoded JSON
+    document that UTF-8 cannot encode."""
+    if isinstance(doc, str):
+        try:
+            doc.encode("utf-8")
+        except UnicodeEncodeError:
+            return path, doc
+        return None
+    items: list[tuple[str, object]] = []
+    if isinstance(doc, dict):
+        for key, item in doc.items():
+            items += [(path, key), (f"{path}.{key}" if path else str(key), item)]
+    elif isinstance(doc, list):
+        items = [(f"{path}[{i}]", item) for i, item in enumerate(doc)]
+    for where, item in items:
+        found = _unencodable_in(item, where)
+        if found is not None:
+            return found
+    return None
+
+
+def sql_limit(limit: int) -> int:
+    """A checked limit as SQLite binds it: one beyond a 64-bit INTEGER returns every row all the same."""
+    return min(limit, _MAX_LIMIT)
 
 
 class SqliteOrderRepository(StagedOrders):
@@ -144,7 +193,7 @@ class SqliteOrderRepository(StagedOrders):
             sql += " AND id > ?"
             params.append(after.value)
         sql += " ORDER BY id LIMIT ?"
-        params.append(limit)
+        params.append(sql_limit(limit))
         with self._uow.db() as conn:
             rows = conn.execute(sql, params).fetchall()
         return [OrderId(r[0]) for r in rows]
@@ -155,9 +204,9 @@ class SqliteOrderRepository(StagedOrders):
         params: list[Any] = [status.name]
         if older_than is not None:
             sql += " AND status_since < ?"
-            params.append(stored_time(older_than))
+            params.append(bound_time(older_than))
         sql += " ORDER BY status_since, id LIMIT ?"
-        params.append(limit)
+        params.append(sql_limit(limit))
         with self._uow.db() as conn:
             rows = conn.execute(sql, params).fetchall()
         return [OrderAge(OrderId(i), status, self._uow.time(since, f"order {i}")) for i, since in rows]
@@ -170,7 +219,7 @@ class SqliteOrderRepository(StagedOrders):
             rows = conn.execute(
                 "SELECT order_id, placed_at, items, total, currency FROM order_digests"
                 " WHERE customer_id = ? AND placed_at >= ? ORDER BY placed_at DESC, order_id DESC",
-                (customer_id.value, stored_time(since)),
+                (customer_id.value, bound_time(since)),
             ).fetchall()
         digests = []
         for order_id, placed_at, items, total, currency in rows:
@@ -192,7 +241,7 @@ class SqliteOrderRepository(StagedOrders):
             sql += " WHERE code = ?"
             params.append(code)
         sql += " ORDER BY placed_at, order_id, code LIMIT ?"
-        params.append(limit)
+        params.append(sql_limit(limit))
         with self._uow.db() as conn:
             rows = conn.execute(sql, params).fetchall()
         return [
@@ -350,7 +399,7 @@ class SqliteOutbox(StagedOutbox):
         with self._uow.db() as conn:
             rows = conn.execute(
                 "SELECT position, event_id, body FROM outbox ORDER BY position LIMIT ?",
-                (check_limit(limit),),
+                (sql_limit(check_limit(limit)),),
             ).fetchall()
         return [
             OutboxRecord(position, self._uow.decode(body, OrderEvent, f"outbox event {event_id}"))
@@ -468,7 +517,8 @@ class SqliteUnitOfWork(StagedUnitOfWork):
         """This unit's connection, opened on first use, held under its lock; driver errors become
         StoreUnavailable. Nothing of a failed write stays (its transaction is rolled back), and a write
         lock not granted within the busy timeout, or a table locked by another connection of the process,
-        may well be granted on another attempt: that StoreUnavailable is retryable."""
+        may well be granted on another attempt: that StoreUnavailable is retryable. A text SQLite cannot
+        encode (an unpaired surrogate) is InvalidValue, whatever the domain let through."""
         self._store.check_open()
         if self._conn is None:
             self._conn = self._store.connect()
@@ -477,15 +527,18 @@ class SqliteUnitOfWork(StagedUnitOfWork):
                 yield self._conn.raw
             except sqlite3.Error as e:
                 raise unavailable(self._store.url, e) from e
+            except UnicodeEncodeError as e:
+                raise unstorable(e) from e
 
     def purge(self, *, keys_before: datetime | None, days_before: date | None) -> tuple[int, int]:
         """Delete idempotency keys recorded before ``keys_before`` and capacity rows of days before
         ``days_before``, in one transaction of their own (see :class:`ordercore.ports.Housekeeping`)."""
         check_purge(keys_before, days_before)
+        keys: list[tuple[str]] = []
         with self.db() as conn:
-            conn.execute("BEGIN IMMEDIATE")
             try:
-                keys: list[tuple[str]] = []
+                # in the try: an interrupt (Ctrl-C) just after BEGIN returns still rolls it back
+                conn.execute("BEGIN IMMEDIATE")
                 if keys_before is not None:
                     # times are kept as ISO text with their offsets: compare them as times, not as text
                     for key, created_at in conn.execute("SELECT key, created_at FROM idempotency_keys"):
@@ -499,7 +552,9 @@ class SqliteUnitOfWork(StagedUnitOfWork):
                     ).rowcount
                 conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                if conn.in_transaction:
+                    with suppress(sqlite3.Error):  # the first error is the one worth reporting
+                        conn.execute("ROLLBACK")
                 raise
         return len(keys), days
 
@@ -513,7 +568,7 @@ class SqliteUnitOfWork(StagedUnitOfWork):
             rows = conn.execute(
                 "SELECT DISTINCT node_id, sku FROM stock_reservations"
                 " WHERE expires_at IS NOT NULL AND expires_at <= ? ORDER BY node_id, sku LIMIT ?",
-                (stored_time(at), check_limit(limit)),
+                (bound_time(at), sql_limit(check_limit(limit))),
             ).fetchall()
         return [(node_id, Sku(sku)) for node_id, sku in rows]
 
@@ -543,8 +598,10 @@ class SqliteUnitOfWork(StagedUnitOfWork):
         node_statuses: Sequence[NodeStatus],
     ) -> None:
         with self.db() as conn:
-            conn.execute("BEGIN IMMEDIATE")  # the write lock: no other commit runs until this one ends
             try:
+                # the write lock: no other commit runs until this one ends; taken in the try, so that an
+                # interrupt (Ctrl-C) just after BEGIN returns still rolls it back
+                conn.execute("BEGIN IMMEDIATE")
                 if node_version is not None:
                     self._check_node_states(conn, node_version)
                     if node_statuses:
@@ -603,7 +660,7 @@ class SqliteUnitOfWork(StagedUnitOfWork):
             raise key_taken(record.key)
 
     def _write_order(self, conn: sqlite3.Connection, order: Order, *, new: bool) -> None:
-        since = stored_time(status_since(order))
+        since = stored_time(status_since(order), "status_since")
         columns = (order.channel.value, order.external_ref, order.status.name, since, order.version)
         body = self._store.json.order(order)
         try:
