@@ -8,8 +8,10 @@ tests are skipped, except on CI (``CI=true``), where that is a failure.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import socket
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -19,6 +21,8 @@ import nats
 import nats.errors
 import nats.js.errors
 import pytest
+from nats.aio.msg import Msg
+from nats.js.api import StreamConfig
 
 from ordercore import AcceptOrder, HoldOrder, ManualClock, OrderCore, ReleaseHold, SequentialIds, bootstrap
 from ordercore import open_store as open_any_store
@@ -26,8 +30,15 @@ from ordercore.consumer import ExactlyOnce, InMemoryProcessedEvents
 from ordercore.errors import InvalidValue, StoreUnavailable, ValidationFailed
 from ordercore.events import OrderEvent
 from ordercore.ports import Store
-from ordercore.serialization import from_json
-from ordercore_adapters.broker import BrokerUnavailable, NatsJetStreamConsumer, NatsJetStreamPublisher
+from ordercore.serialization import from_json, to_json
+from ordercore_adapters.broker import (
+    MAX_POLL_MESSAGES,
+    BrokerRefused,
+    BrokerUnavailable,
+    NatsJetStreamConsumer,
+    NatsJetStreamPublisher,
+)
+from ordercore_adapters.broker import nats as nats_adapter
 from tests.unit.factories import AT, make_order, place_command
 
 SERVER_URL = os.environ.get("ORDERCORE_TEST_NATS_URL", "nats://127.0.0.1:4222")
@@ -120,6 +131,68 @@ class Names:
 
         return asyncio.run(read())
 
+    def create(self, **config: object) -> None:
+        """Create the stream beforehand, as an operator (or another program) would, with ``config``."""
+
+        async def create() -> None:
+            nc = await nats.connect(SERVER_URL, connect_timeout=2, error_cb=_no_error_log)
+            try:
+                stream = StreamConfig(name=self.stream, subjects=[f"{self.prefix}.>"], **config)  # type: ignore[arg-type]
+                await nc.jetstream().add_stream(stream)
+            finally:
+                await nc.close()
+
+        asyncio.run(create())
+
+    def update(self, **config: object) -> None:
+        """Change the stream's configuration, as an operator would."""
+
+        async def update() -> None:
+            nc = await nats.connect(SERVER_URL, connect_timeout=2, error_cb=_no_error_log)
+            try:
+                js = nc.jetstream()
+                stream = (await js.stream_info(self.stream)).config
+                await js.update_stream(stream.evolve(**config))
+            finally:
+                await nc.close()
+
+        asyncio.run(update())
+
+    def duplicate_window(self) -> float | None:
+        async def read() -> float | None:
+            nc = await nats.connect(SERVER_URL, connect_timeout=2, error_cb=_no_error_log)
+            try:
+                return (await nc.jetstream().stream_info(self.stream)).config.duplicate_window
+            finally:
+                await nc.close()
+
+        return asyncio.run(read())
+
+    def send(self, subject: str, *payloads: bytes) -> None:
+        """Publish raw messages (not events) to ``<prefix>.<subject>``."""
+
+        async def send() -> None:
+            nc = await nats.connect(SERVER_URL, connect_timeout=2, error_cb=_no_error_log)
+            try:
+                for payload in payloads:
+                    await nc.jetstream().publish(f"{self.prefix}.{subject}", payload)
+            finally:
+                await nc.close()
+
+        asyncio.run(send())
+
+    def unsettled(self, durable: str = "billing") -> int:
+        """How many messages ``durable`` was given and has not acknowledged or terminated yet."""
+
+        async def read() -> int:
+            nc = await nats.connect(SERVER_URL, connect_timeout=2, error_cb=_no_error_log)
+            try:
+                return int((await nc.jetstream().consumer_info(self.stream, durable)).num_ack_pending)
+            finally:
+                await nc.close()
+
+        return asyncio.run(read())
+
     def delete(self) -> None:
         async def delete() -> None:
             nc = await nats.connect(SERVER_URL, connect_timeout=2, error_cb=_no_error_log)
@@ -158,6 +231,44 @@ def pending(store: Store) -> list[OrderEvent]:
 
 def all_events(app: OrderCore) -> list[OrderEvent]:
     return [e for order_id in app.list_orders() for e in app.history(order_id)]
+
+
+def server_max_payload() -> int:
+    """The largest message (headers and payload) the test server takes."""
+
+    async def read() -> int:
+        nc = await nats.connect(SERVER_URL, connect_timeout=2, error_cb=_no_error_log)
+        try:
+            return nc.max_payload
+        finally:
+            await nc.close()
+
+    return asyncio.run(read())
+
+
+def events_with_a_large_one(json_size: int) -> list[OrderEvent]:
+    """The events of three orders, in commit order; the second order's first event (``O-000002#1``, the
+    third) is ``json_size`` bytes of JSON, through a long gift note."""
+
+    def events(note: str) -> list[OrderEvent]:
+        store = open_any_store("memory://")
+        app = bootstrap(store, clock=ManualClock(AT), ids=SequentialIds())
+        app.handle(place_command())
+        app.handle(place_command(external_ref="large", attributes={"gift_note": note}))
+        app.handle(place_command(external_ref="after"))
+        try:
+            return pending(store)
+        finally:
+            store.close()
+
+    base = len(to_json(events("")[2]).encode())
+    out = events("x" * (json_size - base))
+    assert out[2].event_id == "O-000002#1" and len(to_json(out[2]).encode()) == json_size
+    return out
+
+
+def retried(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if "retrying" in r.getMessage()]
 
 
 def free_port() -> int:
@@ -354,6 +465,125 @@ def bootstrap_with_events() -> Store:
     return store
 
 
+@pytest.mark.parametrize("over", ["by its JSON", "only with its headers"])
+def test_an_event_larger_than_the_server_takes_is_refused_by_id_and_only_the_events_before_it_are_stored(
+    names: Names, caplog: pytest.LogCaptureFixture, over: str
+) -> None:
+    max_payload = server_max_payload()
+    events = events_with_a_large_one(max_payload + 1000 if over == "by its JSON" else max_payload - 10)
+    with names.publisher() as publisher, caplog.at_level(logging.WARNING, logger="ordercore.broker.nats"):
+        for _ in range(2):  # the relay stops at that event every time, until an operator acts
+            with pytest.raises(BrokerRefused) as info:
+                publisher.publish(events)
+            refused = info.value
+            assert isinstance(refused, BrokerUnavailable)
+            assert refused.code == "broker_refused" and refused.retryable is False
+            assert refused.event_id == "O-000002#1"
+            assert "O-000002#1" in refused.message and "max_payload" in refused.message
+            assert f"{max_payload:,} bytes" in refused.message
+            assert [s.msg_id for s in names.stored()] == ["O-000001#1", "O-000001#2"]
+    assert retried(caplog) == []  # refused at once: another attempt would not help
+
+
+@pytest.mark.parametrize("ensure_stream", [True, False])
+def test_an_event_larger_than_the_streams_max_msg_size_is_refused_by_id_until_the_limit_is_raised(
+    names: Names, caplog: pytest.LogCaptureFixture, ensure_stream: bool
+) -> None:
+    names.create(max_msg_size=4000)
+    events = events_with_a_large_one(5000)
+    with (
+        names.publisher(ensure_stream=ensure_stream) as publisher,
+        caplog.at_level(logging.WARNING, logger="ordercore.broker.nats"),
+    ):
+        with pytest.raises(BrokerRefused) as info:
+            publisher.publish(events)
+        assert info.value.event_id == "O-000002#1" and info.value.retryable is False
+        assert retried(caplog) == []
+        stored = [s.msg_id for s in names.stored()]
+        if ensure_stream:
+            # the stream's limit was read on connecting: nothing from the refused event on is sent
+            assert "max_msg_size of stream" in info.value.message and "4,000 bytes" in info.value.message
+            assert stored == ["O-000001#1", "O-000001#2"]
+        else:  # the server refused it; later events of its window were in flight with it
+            assert stored[:2] == ["O-000001#1", "O-000001#2"] and "O-000002#1" not in stored
+
+        names.update(max_msg_size=8000)  # the operator acts: the same publisher relays them all now
+        publisher.publish(events)
+    stored = [s.msg_id for s in names.stored()]
+    if ensure_stream:
+        assert stored == [e.event_id for e in events]
+    else:
+        assert sorted(stored) == sorted(e.event_id for e in events)
+
+
+def test_a_stream_with_a_shorter_duplicate_window_is_warned_about_once_and_left_as_it_is(
+    names: Names, caplog: pytest.LogCaptureFixture
+) -> None:
+    names.create(duplicate_window=1.0)  # e.g. created first by a consumer with its own setting
+    events = pending(bootstrap_with_events())
+    with caplog.at_level(logging.WARNING, logger="ordercore.broker.nats"):
+        with names.publisher(duplicate_window=0.5) as shorter:
+            shorter.publish(events)
+        assert caplog.records == []
+        with names.publisher(duplicate_window=3600.0) as publisher:
+            publisher.publish(events)
+            publisher._run(publisher._connection._nc.close())  # type: ignore[union-attr]  # reconnects
+            publisher.publish(events)
+    [warning] = caplog.records
+    assert warning.levelno == logging.WARNING
+    said = warning.getMessage()
+    assert names.stream in said and "1s" in said and "3600s" in said and "by its id" in said
+    assert names.duplicate_window() == 1.0  # not changed
+
+
+@pytest.mark.parametrize(
+    "events",
+    [None, 42, "O-000001#1", b"events", ["not an event"], "with None", "a generator"],
+    ids=["None", "int", "str", "bytes", "list of str", "event and None", "generator"],
+)
+def test_publish_refuses_anything_but_a_sequence_of_events_before_connecting(events: object) -> None:
+    event = make_order().history[0]
+    if events == "with None":
+        events = [event, None]
+    elif events == "a generator":
+        events = (e for e in [event])
+    with NatsJetStreamPublisher(f"nats://127.0.0.1:{free_port()}", attempts=1, backoff=0.0) as down:
+        with pytest.raises(InvalidValue) as info:
+            down.publish(events)  # type: ignore[arg-type]
+        assert info.value.field == "events"
+        down.publish([])  # nothing to do: no connection needed
+
+
+def test_closing_a_publisher_while_it_publishes_makes_the_publish_broker_unavailable() -> None:
+    events = pending(bootstrap_with_events())
+    outcome: list[BaseException | None] = []
+    with socket.socket() as silent:  # a server that accepts connections and never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        silent.settimeout(10)
+        publisher = NatsJetStreamPublisher(
+            f"nats://127.0.0.1:{silent.getsockname()[1]}", connect_timeout=30.0, attempts=1
+        )
+
+        def publish() -> None:
+            try:
+                publisher.publish(events)
+                outcome.append(None)
+            except BaseException as e:
+                outcome.append(e)
+
+        thread = threading.Thread(target=publish, daemon=True)
+        thread.start()
+        connection, _ = silent.accept()  # the publish is waiting for the server
+        with connection:
+            publisher.close()
+            thread.join(timeout=10)
+    assert not thread.is_alive()
+    [error] = outcome
+    assert isinstance(error, BrokerUnavailable)
+    assert "closed while publishing" in error.message
+
+
 # -- consuming exactly once in effect ---------------------------------------------------------------------
 class Crash(BaseException):
     """The consumer process dies: nothing after this runs, not even a negative acknowledgement."""
@@ -454,3 +684,167 @@ def test_a_message_that_is_not_an_event_is_dropped(names: Names) -> None:
         assert c.drain(timeout=0.5) == len(events)
         assert c.poll(timeout=0.2) == 0
     assert effects == [e.event_id for e in events]
+
+
+def wait_until_settled(names: Names, durable: str = "billing") -> int:
+    """Wait (10 seconds at most) until the server has every delivered message of ``durable`` settled."""
+    deadline = time.monotonic() + 10
+    while (left := names.unsettled(durable)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return left
+
+
+def test_a_message_whose_decoding_fails_unexpectedly_is_terminated(
+    names: Names, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = open_any_store("memory://")
+    app = bootstrap(store, clock=ManualClock(AT), ids=SequentialIds())
+    drive(app)
+    events = pending(store)
+    with names.publisher() as publisher:
+        publisher.publish(events[:2])
+        names.send("Junk", b"[" * 100_000)
+        publisher.publish(events[2:])
+    store.close()
+    decode = nats_adapter.from_json
+
+    def decoder_that_recurses(data: bytes, cls: type[OrderEvent]) -> OrderEvent:
+        if data.startswith(b"[["):  # as from_json did before it read such JSON as invalid
+            raise RecursionError("maximum recursion depth exceeded while decoding a JSON array")
+        return decode(data, cls)
+
+    monkeypatch.setattr(nats_adapter, "from_json", decoder_that_recurses)
+    effects: list[str] = []
+    once = ExactlyOnce(lambda e: effects.append(e.event_id), InMemoryProcessedEvents())
+    with names.consumer(once, ack_wait=1.0) as consumer:
+        assert consumer.drain(timeout=0.5) == len(events)
+        assert wait_until_settled(names) == 0  # terminated: not waiting to be delivered again
+        assert consumer.poll(timeout=1.5) == 0
+    assert effects == [e.event_id for e in events]
+
+
+def test_a_failed_termination_is_logged_and_the_message_terminated_when_it_comes_back(
+    names: Names, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    events = published(names)
+    names.send("Junk", b'{"not": "an event"}')
+    terminate = Msg.term
+    terms: list[bytes] = []
+
+    async def term_failing_once(msg: Msg) -> None:
+        terms.append(msg.data)
+        if len(terms) == 1:
+            raise nats.errors.ConnectionClosedError
+        await terminate(msg)
+
+    monkeypatch.setattr(Msg, "term", term_failing_once)
+    effects: list[str] = []
+    once = ExactlyOnce(lambda e: effects.append(e.event_id), InMemoryProcessedEvents())
+    with (
+        names.consumer(once, ack_wait=1.0) as consumer,
+        caplog.at_level(logging.WARNING, logger="ordercore.broker.nats"),
+    ):
+        assert consumer.drain(timeout=0.5) == len(events)  # the batch went on past it
+        assert any("could not terminate" in r.getMessage() for r in caplog.records)
+        deadline = time.monotonic() + 10
+        while len(terms) < 2 and time.monotonic() < deadline:  # it comes back after ack_wait
+            consumer.poll(timeout=0.5)
+        assert len(terms) == 2
+        assert wait_until_settled(names) == 0
+    assert effects == [e.event_id for e in events]
+
+
+def test_a_broker_lost_while_acknowledging_is_broker_unavailable_and_every_event_comes_back(
+    names: Names,
+) -> None:
+    events = published(names)
+    effects: list[str] = []
+    once = ExactlyOnce(lambda e: effects.append(e.event_id), InMemoryProcessedEvents())
+    lost: list[str] = []
+
+    def loses_the_broker_after_the_first(event: OrderEvent) -> None:
+        once(event)
+        if not lost:  # the handler did its work; then the server goes away
+            lost.append(event.event_id)
+            consumer._run(consumer._connection._nc.close())  # type: ignore[union-attr]
+
+    consumer = names.consumer(loses_the_broker_after_the_first, ack_wait=1.0)
+    with consumer:
+        with pytest.raises(BrokerUnavailable, match=f"acknowledge event {events[0].event_id}") as info:
+            consumer.poll(timeout=0.5)
+        assert not isinstance(info.value, BrokerRefused)
+        deadline = time.monotonic() + 10
+        acknowledged = 0
+        while acknowledged < len(events) and time.monotonic() < deadline:
+            acknowledged += consumer.poll(timeout=0.5)  # unacknowledged: back after ack_wait
+        assert acknowledged == len(events)
+    assert effects == [e.event_id for e in events]  # the first one's redelivery was skipped
+
+
+def test_an_acknowledgement_that_fails_gives_the_rest_of_the_batch_back_at_once(
+    names: Names, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    events = published(names)
+    acknowledge = Msg.ack_sync
+    acks: list[bytes] = []
+
+    async def ack_timing_out_once(msg: Msg, timeout: float = 1.0) -> Msg:
+        acks.append(msg.data)
+        if len(acks) == 2:
+            raise nats.errors.TimeoutError
+        return await acknowledge(msg, timeout=timeout)
+
+    monkeypatch.setattr(Msg, "ack_sync", ack_timing_out_once)
+    effects: list[str] = []
+    once = ExactlyOnce(lambda e: effects.append(e.event_id), InMemoryProcessedEvents())
+    with names.consumer(once) as consumer:  # ack_wait=30: only the naks bring them back this soon
+        with pytest.raises(BrokerUnavailable, match=f"acknowledge event {events[1].event_id}"):
+            consumer.poll(timeout=0.5)
+        assert consumer.drain(timeout=0.5) == len(events) - 1
+    assert sorted(effects) == sorted(e.event_id for e in events) and len(set(effects)) == len(effects)
+
+
+def test_drain_goes_on_past_a_batch_of_messages_that_are_not_events(names: Names) -> None:
+    store = open_any_store("memory://")
+    app = bootstrap(store, clock=ManualClock(AT), ids=SequentialIds())
+    drive(app)
+    events = pending(store)
+    with names.publisher() as publisher:
+        publisher.publish(events[:2])
+        names.send("Junk", *[b'{"not": "an event"}'] * 3)
+        publisher.publish(events[2:])
+    store.close()
+    effects: list[str] = []
+    with names.consumer(ExactlyOnce(lambda e: effects.append(e.event_id), InMemoryProcessedEvents())) as c:
+        assert c.drain(max_messages=2, timeout=0.5) == len(events)
+    assert effects == [e.event_id for e in events]
+
+
+def test_a_consumer_fetches_at_most_max_poll_messages_at_once(names: Names) -> None:
+    down = NatsJetStreamConsumer(
+        lambda event: None, durable="worker-1", url=f"nats://127.0.0.1:{free_port()}", attempts=1
+    )
+    with down:
+        for too_many in (MAX_POLL_MESSAGES + 1, 2**63):
+            with pytest.raises(InvalidValue) as info:
+                down.poll(max_messages=too_many)
+            assert info.value.field == "max_messages"
+            with pytest.raises(InvalidValue):
+                down.drain(max_messages=too_many)
+    published(names)
+    with names.consumer(lambda event: None) as consumer:
+        assert consumer.poll(max_messages=MAX_POLL_MESSAGES, timeout=0.5) > 0
+
+
+def test_a_filter_subject_the_server_refuses_is_broker_refused_at_once(
+    names: Names, caplog: pytest.LogCaptureFixture
+) -> None:
+    published(names)
+    with (
+        names.consumer(lambda event: None, filter_subject="elsewhere.>", attempts=3) as consumer,
+        caplog.at_level(logging.WARNING, logger="ordercore.broker.nats"),
+    ):
+        with pytest.raises(BrokerRefused, match="BadRequestError") as info:
+            consumer.poll(timeout=0.5)
+        assert info.value.code == "broker_refused" and info.value.event_id is None
+    assert retried(caplog) == []
