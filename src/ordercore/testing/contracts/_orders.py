@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 
+import attrs
 import pytest
 
 from ordercore.clock import ManualClock
@@ -19,6 +21,7 @@ from ordercore.ids import SequentialIds
 from ordercore.lifecycle import OrderStatus
 from ordercore.lines import NewLine
 from ordercore.money import Money
+from ordercore.order import Order
 from ordercore.ports import (
     IdempotencyRecord,
     Store,
@@ -36,6 +39,7 @@ from ordercore.testing.contracts._support import (
     _together,
 )
 from ordercore.values import (
+    MAX_QUANTITY,
     Channel,
     CustomerId,
     CustomerRef,
@@ -183,6 +187,68 @@ class OrderContract(ContractBase):
             assert info.value.field == field
             assert uow.orders.get(OrderId("O-1")).id == OrderId("O-1")  # nothing broken by it
             assert uow.orders.list_ids() == [OrderId("O-1")]
+
+    def test_an_order_read_is_the_callers_own(self, store: Store) -> None:
+        # whatever a caller does to an order it read and does not save (change its attributes, record an
+        # event on it, try the attributes of its lines and of its creation event) reaches no other reader,
+        # however the store keeps what it read before
+        order = Order.create(
+            order_id=OrderId("O-1"),
+            channel=Channel("web"),
+            customer=CustomerRef(CustomerId("C-1")),
+            currency="EUR",
+            shipping_address=_ADDRESS,
+            lines=[NewLine(Sku("SKU-1"), 2, Money.of("9.99", "EUR"), attributes={"gift": "no"})],
+            attributes={"campaign": "spring"},
+            actor=_ACTOR,
+            at=_AT,
+        )
+        order.place(actor=_ACTOR, at=_AT)
+        self._add(store, order)
+        with store.unit_of_work() as uow:
+            mine = uow.orders.get(OrderId("O-1"))
+        mine.attributes["campaign"] = "autumn"
+        mine.hold("MINE", actor=_ACTOR, at=_AT)
+        for attributes in (mine.lines[0].attributes, mine.history[0].attributes):  # type: ignore[attr-defined]
+            with contextlib.suppress(TypeError):  # FrozenAttributes refuse; a store's own decoding may not
+                attributes["gift"] = "yes"
+        for _ in range(2):  # a store keeping copies hands out the kept one the second time
+            with store.unit_of_work() as uow:
+                again = uow.orders.get(OrderId("O-1"))
+            assert again == order and again.history == order.history
+            assert again.attributes == {"campaign": "spring"} and again.holds == ()
+            assert again.lines[0].attributes == {"gift": "no"}
+            assert again.history[0].attributes == {"campaign": "spring"}  # type: ignore[attr-defined]
+
+    def test_text_of_any_script_and_the_largest_quantity_read_back_whole(self, store: Store) -> None:
+        text = "Łódź — 東京 🚚 \u05e9\u05dc\u05d5\u05dd e\u0301 \t 'quotes' \"and\" \\ back;slash %s ?"
+        order = Order.create(
+            order_id=OrderId("O-1"),
+            channel=Channel("web"),
+            customer=CustomerRef(CustomerId("C-1"), segment=text),
+            currency="EUR",
+            shipping_address=attrs.evolve(_ADDRESS, line2=text),
+            lines=[NewLine(Sku("SKU-1"), MAX_QUANTITY, Money.of("0.01", "EUR"), description=text)],
+            external_ref=text,
+            attributes={text: text},
+            actor=_ACTOR,
+            at=_AT,
+        )
+        order.place(actor=_ACTOR, at=_AT)
+        order.hold("CHECK", actor=_ACTOR, at=_AT, message=text)
+        self._add(store, order)
+        with store.unit_of_work() as uow:
+            loaded = uow.orders.get(OrderId("O-1"))
+            assert uow.orders.find_by_external_ref(Channel("web"), text) == loaded
+        assert loaded == order and loaded.history == order.history
+        assert loaded.lines[0].qty.ordered == MAX_QUANTITY and loaded.holds[0].message == text
+
+    def test_a_limit_beyond_64_bits_lists_every_row(self, store: Store) -> None:
+        for i in (1, 2):
+            self._add(store, _order(f"O-{i}"))
+        with store.unit_of_work() as uow:
+            assert [o.value for o in uow.orders.list_ids(limit=2**64)] == ["O-1", "O-2"]
+            assert [r.event.event_id for r in uow.outbox.pending(limit=2**64)][:2] == ["O-1#1", "O-1#2"]
 
     def test_a_closed_store_refuses_work(self, store: Store) -> None:
         store.close()
