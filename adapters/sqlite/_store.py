@@ -54,12 +54,7 @@ def parse_url(url: str) -> str | None:
         raise InvalidValue(f"has a fragment (expected {_URL_FORMS})", field="url", value=url)
     # a URL's path is percent-encoded bytes of the OS path (see file_url): ``my%20orders.db`` is the file
     # ``my orders.db``, and on POSIX ``caf%E9.db`` the file whose name holds the byte 0xE9 (not UTF-8)
-    try:
-        named = unquote_to_bytes(os.fsencode(rest))
-    except UnicodeEncodeError:
-        raise InvalidValue(
-            "holds a character that no file name on this system can hold", field="url", value=url
-        ) from None
+    named = unquote_to_bytes(_os_bytes(rest, "url", url))
     if b"\x00" in named:
         raise InvalidValue("names a path with a NUL character", field="url", value=url)
     try:
@@ -99,14 +94,19 @@ def _check_path(path: object) -> None:
         raise InvalidValue(
             "must be the path of a database file, or None for memory", field="path", value=path
         )
+    if b"\x00" in _os_bytes(path, "path", path):
+        raise InvalidValue("holds a NUL character", field="path", value=path)
+
+
+def _os_bytes(text: str, field: str, value: object) -> bytes:
+    """``text`` as the bytes of a file name on this system (``os.fsencode``); InvalidValue naming
+    ``field`` when no file name can hold it."""
     try:
-        named = os.fsencode(path)
+        return os.fsencode(text)
     except UnicodeEncodeError:
         raise InvalidValue(
-            "holds a character that no file name on this system can hold", field="path", value=path
+            "holds a character that no file name on this system can hold", field=field, value=value
         ) from None
-    if b"\x00" in named:
-        raise InvalidValue("holds a NUL character", field="path", value=path)
 
 
 class SqliteStore:

@@ -229,6 +229,13 @@ def pending(store: Store) -> list[OrderEvent]:
         return [r.event for r in uow.outbox.pending(1000)]
 
 
+def driven() -> tuple[Store, list[OrderEvent]]:
+    """A memory store after :func:`drive`, and the events waiting in its outbox."""
+    store = open_any_store("memory://")
+    drive(bootstrap(store, clock=ManualClock(AT), ids=SequentialIds()))
+    return store, pending(store)
+
+
 def all_events(app: OrderCore) -> list[OrderEvent]:
     return [e for order_id in app.list_orders() for e in app.history(order_id)]
 
@@ -329,10 +336,7 @@ def test_republishing_after_a_relay_crash_leaves_one_copy_in_the_stream(names: N
 
 
 def test_a_dropped_connection_is_opened_again(names: Names) -> None:
-    store = open_any_store("memory://")
-    app = bootstrap(store, clock=ManualClock(AT), ids=SequentialIds())
-    drive(app)
-    events = pending(store)
+    store, events = driven()
     with names.publisher() as publisher:
         publisher.publish(events[:2])
         connection = publisher._connection
@@ -590,10 +594,7 @@ class Crash(BaseException):
 
 
 def published(names: Names) -> list[OrderEvent]:
-    store = open_any_store("memory://")
-    app = bootstrap(store, clock=ManualClock(AT), ids=SequentialIds())
-    drive(app)
-    events = pending(store)
+    store, events = driven()
     with names.publisher() as publisher:
         publisher.publish(events)
     store.close()
@@ -697,10 +698,7 @@ def wait_until_settled(names: Names, durable: str = "billing") -> int:
 def test_a_message_whose_decoding_fails_unexpectedly_is_terminated(
     names: Names, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    store = open_any_store("memory://")
-    app = bootstrap(store, clock=ManualClock(AT), ids=SequentialIds())
-    drive(app)
-    events = pending(store)
+    store, events = driven()
     with names.publisher() as publisher:
         publisher.publish(events[:2])
         names.send("Junk", b"[" * 100_000)
@@ -805,10 +803,7 @@ def test_an_acknowledgement_that_fails_gives_the_rest_of_the_batch_back_at_once(
 
 
 def test_drain_goes_on_past_a_batch_of_messages_that_are_not_events(names: Names) -> None:
-    store = open_any_store("memory://")
-    app = bootstrap(store, clock=ManualClock(AT), ids=SequentialIds())
-    drive(app)
-    events = pending(store)
+    store, events = driven()
     with names.publisher() as publisher:
         publisher.publish(events[:2])
         names.send("Junk", *[b'{"not": "an event"}'] * 3)
