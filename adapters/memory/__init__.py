@@ -120,8 +120,15 @@ class MemoryStore:
             raise StoreUnavailable("the store memory:// is closed")
         return MemoryUnitOfWork(self)
 
+    def locked(self) -> threading.RLock:
+        """The lock to read the committed state under; StoreUnavailable once the store is closed."""
+        if self.closed:
+            raise StoreUnavailable("the store memory:// is closed")
+        return self.lock
+
     def close(self) -> None:
-        self.closed = True
+        with self.lock:  # a commit under way finishes first; none starts afterwards
+            self.closed = True
 
 
 def _index_digest(store: MemoryStore, earlier: _OrderReport | None, report: _OrderReport) -> None:
@@ -179,23 +186,23 @@ class MemoryOrderRepository(StagedOrders):
         self._store = store
 
     def _load(self, order_id: OrderId) -> Order | None:
-        with self._store.lock:
+        with self._store.locked():
             committed = self._store.orders.get(order_id)
         return None if committed is None else committed.clone()
 
     def _stored_id(self, channel: Channel, external_ref: str) -> OrderId | None:
-        with self._store.lock:
+        with self._store.locked():
             return self._store.external_refs.get((channel, external_ref))
 
     def _exists(self, order_id: OrderId) -> bool:
-        with self._store.lock:
+        with self._store.locked():
             return order_id in self._store.orders
 
     def list_ids(
         self, *, status: State | None = None, after: OrderId | None = None, limit: int = 100
     ) -> list[OrderId]:
         limit = check_list_ids(status, after, limit)
-        with self._store.lock:
+        with self._store.locked():
             ids = [
                 oid
                 for oid, o in self._store.orders.items()
@@ -204,7 +211,7 @@ class MemoryOrderRepository(StagedOrders):
         return sorted(ids, key=lambda oid: oid.value)[:limit]
 
     def _orders_by_status(self, status: State, older_than: datetime | None, limit: int) -> list[OrderAge]:
-        with self._store.lock:
+        with self._store.locked():
             ages = [
                 r.age
                 for r in self._store.reports.values()
@@ -216,19 +223,19 @@ class MemoryOrderRepository(StagedOrders):
         """The customer's committed orders placed at or after ``since`` and neither rejected nor
         cancelled, newest first (see ordercore.ports.RecentOrders)."""
         check_recent_orders_query(customer_id, since)
-        with self._store.lock:
+        with self._store.locked():
             found = [d for d in self._store.digests.get(customer_id, {}).values() if d.placed_at >= since]
         return newest_first(found)
 
     def _held_orders(self, code: str | None, limit: int) -> list[HeldOrder]:
-        with self._store.lock:
+        with self._store.locked():
             holds = [
                 h for r in self._store.reports.values() for h in r.holds if code is None or h.code == code
             ]
         return sorted(holds, key=lambda h: (h.placed_at, h.order_id.value, h.code))[:limit]
 
     def _backorders(self, sku: Sku | None) -> list[tuple[Sku, BackorderedLine]]:
-        with self._store.lock:
+        with self._store.locked():
             rows = [
                 row
                 for r in self._store.reports.values()
@@ -250,7 +257,7 @@ class MemoryInventoryRepository(StagedStock):
         self._store = store
 
     def _load(self, node_id: str, sku: Sku) -> StockPosition | None:
-        with self._store.lock:
+        with self._store.locked():
             committed = self._store.stock.get((node_id, sku))
         return None if committed is None else committed.clone()
 
@@ -260,16 +267,16 @@ class MemoryInventoryRepository(StagedStock):
     def _shared_for_skus(self, skus: Sequence[Sku]) -> list[StockPosition]:
         # the committed positions themselves: a commit replaces them with new objects, never changes them
         by_sku = self._store.stock_by_sku
-        with self._store.lock:
+        with self._store.locked():
             return [p for sku in dict.fromkeys(skus) for p in by_sku.get(sku, {}).values()]
 
     def _load_for_node(self, node_id: str) -> list[StockPosition]:
-        with self._store.lock:
+        with self._store.locked():
             committed = list(self._store.stock_by_node.get(node_id, {}).values())
         return [p.clone() for p in committed]
 
     def _load_ledger(self, node_id: str, sku: Sku) -> list[LedgerEntry]:
-        with self._store.lock:
+        with self._store.locked():
             return list(self._store.ledger.get((node_id, sku), ()))
 
 
@@ -281,12 +288,12 @@ class MemoryCapacityRepository(StagedCapacity):
         self._store = store
 
     def _load(self, node_id: str, day: date) -> NodeDay | None:
-        with self._store.lock:
+        with self._store.locked():
             committed = self._store.capacity.get((node_id, day))
         return None if committed is None else committed.clone()
 
     def _load_for_day(self, day: date, node_ids: Sequence[str]) -> list[NodeDay]:
-        with self._store.lock:
+        with self._store.locked():
             committed = [self._store.capacity.get((node_id, day)) for node_id in node_ids]
         return [d.clone() for d in committed if d is not None]
 
@@ -299,7 +306,7 @@ class MemoryOutbox(StagedOutbox):
         self._store = store
 
     def pending(self, limit: int = 100) -> list[OutboxRecord]:
-        with self._store.lock:
+        with self._store.locked():
             return [OutboxRecord(e.position, e.event) for e in self._store.outbox if not e.published][
                 : check_limit(limit)
             ]
@@ -313,7 +320,7 @@ class MemoryIdempotency(StagedIdempotency):
         self._store = store
 
     def _load(self, key: str) -> IdempotencyRecord | None:
-        with self._store.lock:
+        with self._store.locked():
             return self._store.idempotency.get(key)
 
 
@@ -325,7 +332,7 @@ class MemoryNodes(StagedNodes):
         self._store = store
 
     def _load(self) -> NodeStates:
-        with self._store.lock:
+        with self._store.locked():
             return self._store.node_states
 
 
@@ -400,6 +407,8 @@ class MemoryUnitOfWork(StagedUnitOfWork):
     ) -> None:
         store = self._store
         with store.lock:
+            if store.closed:  # a unit opened before close() writes nothing afterwards
+                raise StoreUnavailable("the store memory:// is closed")
             # check everything first: a commit applies all of its changes or none
             if node_version is not None and store.node_states.version != node_version:
                 raise node_states_changed(node_version, store.node_states.version)

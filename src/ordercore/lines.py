@@ -43,17 +43,63 @@ def _text(max_len: int, *, required: bool = False) -> Any:
     return check
 
 
-# attrs converters: any iterable to a tuple, so that values stay immutable and hashable
-def adjustments(value: Iterable[Adjustment]) -> tuple[Adjustment, ...]:
+# attrs converters: any iterable (not text) to a tuple, so that values stay immutable and hashable; one per
+# field, so that a refusal names it. Elements are checked where nothing later does: the lines of an order
+# are checked by Order.create (``lines[0]: must be a NewLine``), its adjustments and tax lines are not.
+def _items(value: object, field: str) -> tuple[Any, ...]:
+    if type(value) is tuple:
+        return value
+    if type(value) is list:  # the common cases first: no ABC checks
+        return tuple(value)
+    if isinstance(value, str | bytes | bytearray | Mapping) or not isinstance(value, Iterable):
+        raise InvalidValue(f"must be a sequence, not {type(value).__name__}", field=field, value=value)
     return tuple(value)
+
+
+def _refuse(items: tuple[Any, ...], item: object, field: str, what: str) -> NoReturn:
+    i = next(j for j, x in enumerate(items) if x is item)
+    raise InvalidValue(f"must be {what}, not {type(item).__name__}", field=f"{field}[{i}]", value=item)
+
+
+def adjustments(value: Iterable[Adjustment]) -> tuple[Adjustment, ...]:
+    """Discounts (of a line or an order)."""
+    items = value if type(value) is tuple else _items(value, "discounts")
+    for item in items:
+        if not isinstance(item, Adjustment):
+            _refuse(items, item, "discounts", "an Adjustment")
+    return items
+
+
+def charges(value: Iterable[Adjustment]) -> tuple[Adjustment, ...]:
+    """An order's shipping charges."""
+    items = value if type(value) is tuple else _items(value, "shipping_charges")
+    for item in items:
+        if not isinstance(item, Adjustment):
+            _refuse(items, item, "shipping_charges", "an Adjustment")
+    return items
 
 
 def tax_lines(value: Iterable[TaxLine]) -> tuple[TaxLine, ...]:
-    return tuple(value)
+    """A line's taxes."""
+    items = value if type(value) is tuple else _items(value, "taxes")
+    for item in items:
+        if not isinstance(item, TaxLine):
+            _refuse(items, item, "taxes", "a TaxLine")
+    return items
+
+
+def shipping_taxes(value: Iterable[TaxLine]) -> tuple[TaxLine, ...]:
+    """An order's taxes on shipping."""
+    items = value if type(value) is tuple else _items(value, "shipping_taxes")
+    for item in items:
+        if not isinstance(item, TaxLine):
+            _refuse(items, item, "shipping_taxes", "a TaxLine")
+    return items
 
 
 def new_lines(value: Iterable[NewLine]) -> tuple[NewLine, ...]:
-    return tuple(value)
+    """An order's new lines (each checked by Order.create, with its position)."""
+    return _items(value, "lines")
 
 
 class FrozenAttributes(dict[str, str]):

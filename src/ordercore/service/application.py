@@ -11,9 +11,9 @@ import attrs
 
 from ordercore.errors import (
     ConcurrencyConflict,
+    EventHandlerFailed,
     IllegalTransition,
     InvalidValue,
-    OrderCoreError,
     SourcingFailed,
     StoreUnavailable,
 )
@@ -81,12 +81,32 @@ class OrderCore:
         """Carry out a command; see :class:`~ordercore.service.messagebus.MessageBus` for what follows.
 
         With a rule set, stock received or counted sends the orders held by inventory rules through the
-        rules again (each in its own transaction), so a stock hold clears when the stock is there."""
+        rules again (each in its own transaction), so a stock hold clears when the stock is there. The
+        stock command committed by then: a re-evaluation that fails is recorded (``failures``, as the bus
+        records a failing event handler) and the command's result still reaches the caller, who must not
+        run it again."""
         result = self.bus.handle(command)
         if isinstance(command, ReceiveStock | CountStock) and self.services.rules is not None:
-            codes = self.services.rules.codes(stages=[Stage.INVENTORY])
-            if codes:
-                self.reevaluate_held(codes, reason=f"stock of {command.sku} at {command.node_id} changed")
+            failures: list[HandlerFailure] = []
+
+            def failed(what: str, e: Exception) -> None:
+                if isinstance(e, EventHandlerFailed):  # a strict bus: its failures are recorded already
+                    failures.extend(e.failures)
+                else:
+                    self.bus.record_failure("", type(command).__name__, what, e, failures)
+
+            try:
+                codes = self.services.rules.codes(stages=[Stage.INVENTORY])
+                if codes:
+                    self._reevaluate_held(
+                        codes,
+                        f"stock of {command.sku} at {command.node_id} changed",
+                        lambda order_id, e: failed(f"re-evaluation of {order_id}", e),
+                    )
+            except Exception as e:  # recorded: the stock command committed
+                failed("re-evaluation of held orders", e)
+            if failures and self.bus.strict:
+                raise EventHandlerFailed(failures)
         return result
 
     # -- rules -----------------------------------------------------------------------------------------
@@ -108,11 +128,40 @@ class OrderCore:
     def reevaluate_held(self, codes: Iterable[str] | None = None, *, reason: str) -> list[CommandResult]:
         """Run the rule set again on every order held for one of ``codes`` (every code the rule set can
         give, and ``rule_error``, by default). Call it when something rules read changed outside
-        ordercore: payments authorised, credit limits raised, fraud reviews done."""
+        ordercore: payments authorised, credit limits raised, fraud reviews done. An order that fails does
+        not stop the others: once every order was tried, the first error is raised (naming the others in
+        its notes); re-evaluating again is harmless."""
         if codes is not None and (isinstance(codes, str) or not isinstance(codes, Iterable)):
             raise InvalidValue(
                 "must be a collection of hold codes, or None for all", field="codes", value=codes
             )
+        if codes is not None:
+            codes = list(codes)
+            for i, code in enumerate(codes):
+                if not isinstance(code, str) or not code:
+                    raise InvalidValue(
+                        "must be a hold code (a non-empty string)", field=f"codes[{i}]", value=code
+                    )
+        errors: list[Exception] = []
+        results = self._reevaluate_held(codes, reason, lambda order_id, e: errors.append(e))
+        if errors:  # every order was tried: the first error reaches the caller, naming the others
+            first = errors[0]
+            if len(errors) > 1:
+                first.add_note(
+                    f"{len(errors) - 1} more order(s) failed: "
+                    + "; ".join(f"{type(e).__name__}: {e}" for e in errors[1:])
+                )
+            raise first
+        return results
+
+    def _reevaluate_held(
+        self,
+        codes: Iterable[str] | None,
+        reason: str,
+        failed: Callable[[OrderId, Exception], object],
+    ) -> list[CommandResult]:
+        """Re-evaluate the orders held for ``codes``, each in its own command; an order that fails goes to
+        ``failed`` and does not stop the others."""
         rules = self.services.rules
         if rules is None:
             return []
@@ -126,6 +175,8 @@ class OrderCore:
                 results.append(self.handle(ReevaluateOrder(order_id=order_id, reason=reason)))
             except IllegalTransition:  # the order moved on meanwhile (cancelled by someone): nothing to do
                 continue
+            except Exception as e:  # this order failed; the others are still re-evaluated
+                failed(order_id, e)
         return results
 
     def hold_aging(self, *, now: datetime | None = None) -> list[HoldAging]:
@@ -188,7 +239,11 @@ class OrderCore:
         """Orders in ``status``, longest in it first (``since``: when they entered it); with
         ``older_than`` (a time, or an age counted back from the clock's now) only those in it since before
         then."""
-        cutoff = self.clock.now() - older_than if isinstance(older_than, timedelta) else older_than
+        cutoff = (
+            _before(self.clock.now(), older_than, "older_than")
+            if isinstance(older_than, timedelta)
+            else older_than
+        )
         with self.store.unit_of_work() as uow:
             return _reports(uow).orders_by_status(status, older_than=cutoff, limit=limit)
 
@@ -221,13 +276,11 @@ class OrderCore:
         ):
             raise InvalidValue("must be a date", field="capacity_before", value=capacity_before)
         now = self.clock.now()
+        keys_before = None if keys_older_than is None else _before(now, keys_older_than, "keys_older_than")
         with self.store.unit_of_work() as uow:
             if not isinstance(uow, Housekeeping):
                 raise StoreUnavailable(f"{type(self.store).__name__} offers no housekeeping")
-            return uow.purge(
-                keys_before=None if keys_older_than is None else now - keys_older_than,
-                days_before=capacity_before or now.date(),
-            )
+            return uow.purge(keys_before=keys_before, days_before=capacity_before or now.date())
 
     def expire_reservations(self, *, limit: int = 1000) -> int:
         """Housekeeping: record the lapse (EXPIRED) of every soft reservation whose expiry has passed, now
@@ -304,7 +357,7 @@ class OrderCore:
                 results.append(
                     self.handle(ResourceOrder(order_id=order_id, node_id=node_id, actor=actor, reason=why))
                 )
-            except OrderCoreError as e:  # the others are still moved; this one is named below
+            except Exception as e:  # the others are still moved; this one is named below
                 failed.append(f"{order_id}: {type(e).__name__}: {e}")
         if failed:
             raise SourcingFailed(
@@ -404,6 +457,16 @@ class WhatIf:
 
 def _gist(d: Decision) -> tuple[Outcome, frozenset[str], str | None]:
     return d.outcome, d.hold_codes, d.rejection[0] if d.rejection else None
+
+
+def _before(now: datetime, age: timedelta, field: str) -> datetime:
+    """``now`` minus ``age``; InvalidValue naming ``field`` for an age that leaves the range of datetimes."""
+    try:
+        return now - age
+    except OverflowError:
+        raise InvalidValue(
+            "reaches beyond the times a datetime can hold (years 1 to 9999)", field=field, value=age
+        ) from None
 
 
 def _reports(uow: UnitOfWork) -> OrderReports:

@@ -37,7 +37,7 @@ from ordercore.service.application import OrderCore
 from ordercore.service.commands import Command
 from ordercore.service.handlers import COMMAND_HANDLERS, Handler, Services
 from ordercore.service.inventory import INVENTORY_HANDLERS
-from ordercore.service.messagebus import EventHandler, HandlerFailure, MessageBus
+from ordercore.service.messagebus import EventHandler, HandlerFailure, MessageBus, check_event_handlers
 from ordercore.service.sourcing import default_policy
 from ordercore.service.stores import open_store
 from ordercore.sourcing import STRATEGIES, SourcingPolicy, SourcingStrategy
@@ -138,6 +138,12 @@ def bootstrap(
     for field, mapping in mappings:
         if mapping is not None and not isinstance(mapping, Mapping):
             problems.append(Problem(field, InvalidValue.code, "must be a mapping", mapping))
+    subscriptions: dict[type[OrderEvent], list[EventHandler]] = {}
+    if isinstance(event_handlers, Mapping):
+        try:  # each value a list of handlers (not one function), each key an event class
+            subscriptions = dict(check_event_handlers(event_handlers))
+        except InvalidValue as e:
+            problems.append(e.problem())
     ValidationFailed.raise_for(problems, subject="bootstrap")
     opened = open_store(store, lifecycle=lifecycle) if isinstance(store, str) else store
     services = Services(
@@ -169,7 +175,7 @@ def bootstrap(
         opened.unit_of_work,
         services,
         command_handlers={**COMMAND_HANDLERS, **INVENTORY_HANDLERS, **(command_handlers or {})},
-        event_handlers=event_handlers,
+        event_handlers=subscriptions,
         publisher=publisher,
         strict=strict,
         on_failure=on_failure,

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from datetime import date, datetime
+from typing import Any
 
 import attrs
 
 from ordercore.errors import InvalidValue
 from ordercore.inventory import Supply
 from ordercore.lifecycle import Trigger
-from ordercore.lines import Adjustment, NewLine, TaxLine, adjustments, new_lines, tax_lines
+from ordercore.lines import Adjustment, NewLine, TaxLine, adjustments, charges, new_lines, shipping_taxes
 from ordercore.order import UnitsByLine
 from ordercore.sourcing.batch import Fairness
 from ordercore.sourcing.model import SourcingPolicy
@@ -91,6 +92,39 @@ def _optional_unit_map(value: UnitsByLine | None) -> dict[LineId, int] | None:
     return None if value is None else _unit_map(value)
 
 
+# validators: a wrong type is refused when the command is built, naming the field
+def _bool(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value is not True and value is not False:
+        raise InvalidValue(
+            f"must be True or False, not {type(value).__name__}", field=attribute.name, value=value
+        )
+
+
+def _optional_bool(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value is not None:
+        _bool(instance, attribute, value)
+
+
+def _version(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value is None or (type(value) is int and value >= 0):
+        return
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise InvalidValue(
+            "must be a whole number of 0 or more (the version read), or None",
+            field=attribute.name,
+            value=value,
+        )
+
+
+def _strategy(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if not isinstance(value, str):
+        raise InvalidValue(
+            f"must be the name of a sourcing strategy (a string), not {type(value).__name__}",
+            field=attribute.name,
+            value=value,
+        )
+
+
 @attrs.frozen(kw_only=True)
 class Command:
     """Base of every command: who asks, and why."""
@@ -115,12 +149,12 @@ class PlaceOrder(Command):
     external_ref: str | None = None
     billing_address: Address | None = None
     discounts: tuple[Adjustment, ...] = attrs.field(default=(), converter=adjustments)
-    shipping_charges: tuple[Adjustment, ...] = attrs.field(default=(), converter=adjustments)
-    shipping_taxes: tuple[TaxLine, ...] = attrs.field(default=(), converter=tax_lines)
+    shipping_charges: tuple[Adjustment, ...] = attrs.field(default=(), converter=charges)
+    shipping_taxes: tuple[TaxLine, ...] = attrs.field(default=(), converter=shipping_taxes)
     service_level: str = "standard"
     requested_delivery_date: date | None = None
     attributes: dict[str, str] = attrs.field(factory=dict, hash=False)
-    draft: bool = False
+    draft: bool = attrs.field(default=False, validator=_bool)
     idempotency_key: str | None = None
 
 
@@ -130,7 +164,7 @@ class OrderCommand(Command):
     order changed since the caller read it."""
 
     order_id: OrderId = attrs.field(converter=_order_id)
-    expected_version: int | None = None
+    expected_version: int | None = attrs.field(default=None, validator=_version)
 
 
 @attrs.frozen(kw_only=True)
@@ -246,7 +280,7 @@ class SourceOrder(OrderCommand):
     when empty) under ``policy`` (the application's policy for the order when None), reserve the stock
     and record the plan with its explanation."""
 
-    strategy: str = ""
+    strategy: str = attrs.field(default="", validator=_strategy)
     policy: SourcingPolicy | None = None
 
 
@@ -256,7 +290,7 @@ class ResourceOrder(OrderCommand):
     reservations and source them again: after a node went offline, a cancellation, or new stock."""
 
     node_id: str | None = None
-    strategy: str = ""
+    strategy: str = attrs.field(default="", validator=_strategy)
     policy: SourcingPolicy | None = None
 
 
@@ -267,7 +301,7 @@ class ReportShortPick(OrderCommand):
 
     node_id: str
     lines: dict[LineId, int] = attrs.field(converter=_unit_map, hash=False)
-    resource: bool = True
+    resource: bool = attrs.field(default=True, validator=_bool)
 
 
 @attrs.frozen(kw_only=True)
@@ -280,8 +314,8 @@ class SourceWave(Command):
     order_ids: tuple[OrderId, ...] = attrs.field(converter=_order_ids)
     fairness: Fairness = Fairness.FIRST_COME
     priorities: dict[OrderId, int] = attrs.field(factory=dict, converter=_priorities, hash=False)
-    strategy: str = ""
-    joint: bool = True
+    strategy: str = attrs.field(default="", validator=_strategy)
+    joint: bool = attrs.field(default=True, validator=_bool)
 
 
 # -- inventory ------------------------------------------------------------------------------------------------
@@ -296,7 +330,7 @@ class SetNodeOnline(Command):
     stay there until sourced again (``OrderCore.set_node_online`` does that)."""
 
     node_id: str
-    online: bool
+    online: bool = attrs.field(validator=_bool)
 
 
 @attrs.frozen(kw_only=True)
@@ -314,7 +348,7 @@ class ReceiveStock(StockCommand):
 
     quantity: int
     supply_ref: str | None = None
-    backorderable: bool | None = None
+    backorderable: bool | None = attrs.field(default=None, validator=_optional_bool)
 
 
 @attrs.frozen(kw_only=True)

@@ -67,7 +67,7 @@ from ordercore.sourcing import batch
 from ordercore.sourcing.batch import WaveOrder
 from ordercore.sourcing.model import SourcingPolicy, SourcingRequest, SourcingStrategy
 from ordercore.storage import check_idempotency_key
-from ordercore.values import LineId
+from ordercore.values import LineId, OrderId
 
 __all__ = ["COMMAND_HANDLERS", "CommandResult", "Handler", "Services", "request_fingerprint"]
 
@@ -101,6 +101,8 @@ class Services:
 
     def strategy(self, name: str = "") -> SourcingStrategy:
         """The strategy called ``name`` (the default one when empty)."""
+        if not isinstance(name, str):
+            raise InvalidValue("must be the name of a sourcing strategy", field="strategy", value=name)
         chosen = name or self.default_strategy
         try:
             return self.strategies[chosen]
@@ -140,7 +142,13 @@ def place_order(cmd: c.PlaceOrder, uow: UnitOfWork, svc: Services) -> CommandRes
     key, fingerprint = cmd.idempotency_key, ""
     if key is not None:
         check_idempotency_key(key, "idempotency_key")
-        fingerprint = request_fingerprint(cmd)
+        try:
+            fingerprint = request_fingerprint(cmd)
+        except InvalidValue:
+            # a request that cannot be hashed is not a valid order: say what is wrong with it, as without
+            # a key (ValidationFailed); the fingerprint's own error when the order finds nothing wrong
+            _new_order(cmd, svc, cmd.order_id or _PROBE_ID, svc.clock.now())
+            raise
         record = uow.idempotency.get(key)
         if record is not None:
             if record.fingerprint != fingerprint:
@@ -160,8 +168,34 @@ def place_order(cmd: c.PlaceOrder, uow: UnitOfWork, svc: Services) -> CommandRes
                 uow.commit()
             return CommandResult(existing.id, existing.version, ())
     at = svc.clock.now()
-    order = Order.create(
-        order_id=cmd.order_id or svc.ids.new_order_id(),
+    order = _new_order(cmd, svc, cmd.order_id or svc.ids.new_order_id(), at)
+    if not cmd.draft:
+        order.place(actor=cmd.actor, at=at, reason=cmd.reason)
+        if svc.rules is not None:
+            apply_rules(order, svc.rules, rule_inputs(uow, svc, at), reason="placed")
+    events = tuple(order.new_events())
+    if key is not None:
+        uow.idempotency.add(IdempotencyRecord(key, order.id, fingerprint, at))
+    try:
+        uow.orders.add(order)
+        uow.commit()
+    except DuplicateOrder as e:
+        if cmd.external_ref is None or e.existing_order_id == order.id:
+            raise  # the order id is taken: running the command again would not change that
+        # another delivery with this channel and reference was stored since the lookup above: a lost race,
+        # run again (by the bus) on a fresh unit, where the lookup finds the winner's order and compares
+        raise ConcurrencyConflict(f"{cmd.channel} order {cmd.external_ref!r}", 0, 1) from e
+    return CommandResult(order.id, order.version, events)
+
+
+#: the id an order is checked under when it gets none (see place_order)
+_PROBE_ID = OrderId("O-000000")
+
+
+def _new_order(cmd: c.PlaceOrder, svc: Services, order_id: OrderId, at: datetime) -> Order:
+    """The draft order ``cmd`` asks for (ValidationFailed with every problem of its input)."""
+    return Order.create(
+        order_id=order_id,
         channel=cmd.channel,
         customer=cmd.customer,
         currency=cmd.currency,
@@ -180,16 +214,6 @@ def place_order(cmd: c.PlaceOrder, uow: UnitOfWork, svc: Services) -> CommandRes
         lifecycle=svc.lifecycle,
         reason=cmd.reason,
     )
-    if not cmd.draft:
-        order.place(actor=cmd.actor, at=at, reason=cmd.reason)
-        if svc.rules is not None:
-            apply_rules(order, svc.rules, rule_inputs(uow, svc, at), reason="placed")
-    events = tuple(order.new_events())
-    if key is not None:
-        uow.idempotency.add(IdempotencyRecord(key, order.id, fingerprint, at))
-    uow.orders.add(order)
-    uow.commit()
-    return CommandResult(order.id, order.version, events)
 
 
 #: fields of PlaceOrder that say who asks and why, or name the request, rather than what it asks for
@@ -216,9 +240,25 @@ def request_fingerprint(cmd: c.PlaceOrder) -> str:
             default = default.factory()
         if default is not attrs.NOTHING and value == default:
             continue
-        payload[field.name] = conv.unstructure(value)
-    canonical = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-    return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
+        payload[field.name] = value
+    try:
+        canonical = _canonical({name: conv.unstructure(value) for name, value in payload.items()})
+    except Exception:  # find the field that cannot be hashed, and say so
+        for name, value in payload.items():
+            try:
+                _canonical({name: conv.unstructure(value)})
+            except Exception as e:
+                raise InvalidValue(
+                    f"cannot be recorded with the idempotency key ({type(e).__name__}: {e})",
+                    field=name,
+                    value=value,
+                ) from e
+        raise
+    return "sha256:" + hashlib.sha256(canonical).hexdigest()
+
+
+def _canonical(payload: dict[str, Any]) -> bytes:
+    return json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 def _same_order(order: Order, cmd: c.PlaceOrder) -> bool:

@@ -8,7 +8,8 @@ Failure policy (documented in docs/concepts.md):
   :class:`HandlerFailure` (``bus.failures``, and the ``on_failure`` callback). With ``strict=True`` the bus
   raises :class:`EventHandlerFailed` once every handler ran (tests use this).
 * A handler may return follow-up commands (one or a list); the bus runs them after the current event's
-  handlers, each in its own unit of work. A follow-up that fails is recorded like a failing handler.
+  handlers, each in its own unit of work. A follow-up that fails is recorded like a failing handler, and
+  so is a handler that returns anything else than None, a command or a sequence of commands.
 * Events stay in the outbox until a publisher has taken them (:meth:`MessageBus.relay_outbox`), so an
   outage of the publisher delays publication but loses nothing. The relay that follows a command runs
   after it committed: a relay that fails (the publisher, or the store while marking) is recorded like a
@@ -28,7 +29,8 @@ Retry policy for conflicts:
 * A command that carries ``expected_version`` is never retried: its caller asked to be told when the order
   moved on, so the conflict reaches it at once.
 * A :class:`~ordercore.service.commands.PlaceOrder` that lost a race on its idempotency key (or external
-  reference) finds the winner's record when it runs again, and returns the winner's order without events.
+  reference: the store refusing the reference at commit counts as a conflict) finds the winner's record
+  when it runs again, and returns the winner's order without events (DuplicateOrder if its content differs).
 
 Retry policy for an unavailable store:
 
@@ -46,7 +48,7 @@ import logging
 import random
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar, cast
 
 import attrs
@@ -118,7 +120,7 @@ class MessageBus:
         self.services = services
         self.command_handlers: dict[type[Command], Handler] = dict(command_handlers or COMMAND_HANDLERS)
         self.subscriptions: list[tuple[type[OrderEvent], EventHandler]] = [
-            (event_type, h) for event_type, hs in (event_handlers or {}).items() for h in hs
+            (event_type, h) for event_type, hs in check_event_handlers(event_handlers) for h in hs
         ]
         self.publisher = publisher
         self.strict = strict
@@ -129,7 +131,9 @@ class MessageBus:
         self, event_type: type[E], handler: Callable[[E], Command | Sequence[Command] | None]
     ) -> None:
         """Call ``handler`` for every committed event that is an instance of ``event_type``. Handlers run
-        in the order they subscribed, whatever type they subscribed to."""
+        in the order they subscribed, whatever type they subscribed to. A type that is not an OrderEvent
+        class, or a handler that cannot be called, is refused here (InvalidValue), not at the next event."""
+        _check_subscription(event_type, handler, "event_type", "handler")
         # only instances of event_type reach it (see _dispatch)
         self.subscriptions.append((event_type, cast(EventHandler, handler)))
 
@@ -239,33 +243,96 @@ class MessageBus:
                 continue
             try:
                 out: Any = handler(event)
+                if out is None:
+                    continue
+                if isinstance(out, Command):
+                    follow_ups.append(out)
+                else:
+                    follow_ups.extend(_follow_ups(out))
             except Exception as e:  # recorded: see the module's failure policy
                 self._failed(event, _name(handler), e, failures)
-                continue
-            if isinstance(out, Command):
-                follow_ups.append(out)
-            elif out:
-                follow_ups.extend(out)
         return follow_ups
 
     def _failed(
         self, event: OrderEvent, handler: str, error: Exception, failures: list[HandlerFailure]
     ) -> None:
-        failure = HandlerFailure(
-            event.event_id, event.type, handler, f"{type(error).__name__}: {error}", error
-        )
-        log.error("event handler %s failed on %s: %s", handler, event.event_id, failure.error, exc_info=error)
+        self.record_failure(event.event_id, event.type, handler, error, failures)
+
+    def record_failure(
+        self,
+        event_id: str,
+        event_type: str,
+        handler: str,
+        error: Exception,
+        failures: list[HandlerFailure] | None = None,
+    ) -> HandlerFailure:
+        """Keep ``error`` of ``handler`` (run for ``event_id`` of ``event_type``, after a command
+        committed) as a :class:`HandlerFailure`: logged, in ``failures``, and passed to ``on_failure``."""
+        failure = HandlerFailure(event_id, event_type, handler, f"{type(error).__name__}: {error}", error)
+        log.error("event handler %s failed on %s: %s", handler, event_id, failure.error, exc_info=error)
         self.failures.append(failure)
-        failures.append(failure)
+        if failures is not None:
+            failures.append(failure)
         if self.on_failure is not None:
             try:
                 self.on_failure(failure)
             except Exception:
                 log.exception("on_failure callback failed")
+        return failure
 
 
 #: how many times in a row a relay reads the outbox again after another relay marked its batch first
 _LOST_RACES = 5
+
+
+def _follow_ups(out: object) -> list[Command]:
+    """What a handler returned besides None and a Command: a sequence (or an iterator) of Commands, or an
+    InvalidValue saying what else it was."""
+    if isinstance(out, str | bytes | bytearray | Mapping) or not isinstance(out, Sequence | Iterator):
+        raise InvalidValue(
+            f"an event handler must return None, a Command or a sequence of Commands, not {type(out).__name__}",
+            field="return value",
+            value=out,
+        )
+    commands = list(out)
+    for i, command in enumerate(commands):
+        if not isinstance(command, Command):
+            raise InvalidValue(
+                f"must be a Command, not {type(command).__name__}", field=f"return value[{i}]", value=command
+            )
+    return commands
+
+
+def _check_subscription(event_type: object, handler: object, type_field: str, handler_field: str) -> None:
+    if not isinstance(event_type, type) or not issubclass(event_type, OrderEvent):
+        raise InvalidValue(
+            "must be an OrderEvent class (or a subclass of one)", field=type_field, value=event_type
+        )
+    if not callable(handler):
+        raise InvalidValue("must be callable", field=handler_field, value=handler)
+
+
+def check_event_handlers(
+    event_handlers: Mapping[type[OrderEvent], Iterable[EventHandler]] | None,
+) -> list[tuple[type[OrderEvent], list[EventHandler]]]:
+    """``event_handlers`` checked (InvalidValue naming the entry): each key an OrderEvent class, each value
+    an iterable of callables (a list, not a single function)."""
+    if event_handlers is None:
+        return []
+    if not isinstance(event_handlers, Mapping):
+        raise InvalidValue(
+            "must map event types to lists of handlers", field="event_handlers", value=event_handlers
+        )
+    checked: list[tuple[type[OrderEvent], list[EventHandler]]] = []
+    for event_type, handlers in event_handlers.items():
+        where = f"event_handlers[{_name(event_type)}]"
+        if callable(handlers) or isinstance(handlers, str | bytes) or not isinstance(handlers, Iterable):
+            raise InvalidValue("must be a list of handlers", field=where, value=handlers)
+        listed = list(handlers)
+        for i, h in enumerate(listed):
+            _check_subscription(event_type, h, "event_handlers", f"{where}[{i}]")
+        checked.append((event_type, listed))
+    return checked
 
 
 def _name(handler: object) -> str:
