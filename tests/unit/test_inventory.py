@@ -386,11 +386,18 @@ def test_releasing_more_than_held_is_refused() -> None:
     refused(p, InvalidValue, lambda: p.release("K", at=AT, reason=None))  # type: ignore[arg-type]
 
 
-def test_a_lapsed_soft_reservation_can_still_be_released() -> None:
+def test_releasing_a_lapsed_soft_reservation_gives_back_nothing_and_records_its_expiry() -> None:
     p = position(10)
     p.reserve("C", 2, reference="CART-1", at=AT, hard=False, expires_at=LATER)
-    assert p.release("C", at=LATER + timedelta(hours=1), reason="cart emptied") == 2
-    assert p.reservations == {}
+    later = LATER + timedelta(hours=1)
+    available = p.available(later)
+    assert p.release("C", 1, at=later, reason="cart emptied") == 0  # the units were free already
+    assert p.reservations == {} and p.available(later) == available == 10
+    last = p.new_entries()[-1]
+    assert (last.kind, last.key, last.quantity, last.compensates) == (EntryKind.EXPIRED, "C", 2, 2)
+    assert StockPosition.replay(p.new_entries()) == p
+    assert p.release("C", at=later, reason="again") == 0  # the key is free: nothing more is recorded
+    assert p.new_entries()[-1] == last
 
 
 # -- consuming --------------------------------------------------------------------------------------------
@@ -888,7 +895,10 @@ class StockMachine(RuleBasedStateMachine):
         quantity = None if everything else self.units_of(key, delta)
         ok, released = self.attempt(lambda: self.p.release(key, quantity, at=self.now, reason="test"))
         if ok:
-            assert released == (0 if held is None else held.quantity if quantity is None else quantity)
+            if held is None or not held.live(self.now):  # nothing held (a lapsed one is recorded EXPIRED)
+                assert released == 0
+            else:
+                assert released == (held.quantity if quantity is None else quantity)
 
     @rule(key=keys_held, delta=DELTAS)
     def consume(self, key: str, delta: int) -> None:

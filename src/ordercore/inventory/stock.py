@@ -13,7 +13,7 @@ when it leaves reservations uncovered: :meth:`StockPosition.shortfall` then says
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, date, datetime
 from typing import NamedTuple
 
@@ -224,7 +224,7 @@ class StockPosition:
     def replay(cls, entries: Iterable[LedgerEntry]) -> StockPosition:
         """Rebuild a position from its full ledger: OPENED first, then sequence numbers 2, 3... without
         gaps, all of one node and SKU. Every entry counts as new (``persisted_version`` is 0)."""
-        it = iter(entries)
+        it = _entries(entries)
         first = next(it, None)
         if not isinstance(first, LedgerEntry) or first.kind is not EntryKind.OPENED or first.sequence != 1:
             raise InvalidValue("must start with OPENED, sequence 1", field="entries[0]", value=first)
@@ -295,8 +295,9 @@ class StockPosition:
                 field="position",
                 value=f"{self.node_id}/{self.sku}",
             )
+        it = _entries(entries)
         copy = self.clone()
-        copy._apply_next(entries, start=0)
+        copy._apply_next(it, start=0)
         copy.mark_persisted()
         return copy
 
@@ -445,8 +446,10 @@ class StockPosition:
 
     def release(self, key: str, quantity: int | None = None, *, at: datetime, reason: str) -> int:
         """Give back ``quantity`` units of reservation ``key`` (all of them by default); returns the units
-        released. An unknown (or already released) key releases nothing and records nothing. The RELEASED
-        entry's ``compensates`` is the reservation's RESERVED entry."""
+        released. An unknown (or already released) key releases nothing and records nothing. A soft
+        reservation lapsed by ``at`` holds nothing to give back: it is recorded as EXPIRED (which frees its
+        key, as :meth:`expire` does) and 0 is returned. The RELEASED entry's ``compensates`` is the
+        reservation's RESERVED entry."""
         collect(
             "release",
             lambda: check_key(key, "key"),
@@ -456,6 +459,10 @@ class StockPosition:
         )
         held = self.reservations.get(key)
         if held is None:
+            return 0
+        expires_at = held.expires_at
+        if expires_at is not None and not at < expires_at:  # lapsed: nothing is held any more
+            self._record(self._expiry(held, at))
             return 0
         units = held.quantity if quantity is None else quantity
         if units > held.quantity:
@@ -726,6 +733,18 @@ def _moved(summary: _Held, before: Reservation | None, after: Reservation | None
         elif expires_at < until:  # only an added one: none held expires in between
             until = expires_at
     return _Held(hard, soft, lapsed, since, until)
+
+
+def _entries(entries: Iterable[LedgerEntry]) -> Iterator[LedgerEntry]:
+    """An iterator over ``entries``; InvalidValue naming ``entries`` when it is not iterable."""
+    try:
+        return iter(entries)
+    except TypeError:
+        raise InvalidValue(
+            f"must be an iterable of ledger entries, not {type(entries).__name__}",
+            field="entries",
+            value=entries,
+        ) from None
 
 
 def _check_supply(value: object) -> Supply:

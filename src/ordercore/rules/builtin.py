@@ -69,6 +69,8 @@ _POSTAL = {country: re.compile(pattern, re.IGNORECASE) for country, pattern in P
 #: Countries whose addresses need a region (state, province, prefecture) besides city and postal code.
 REGION_REQUIRED = frozenset({"US", "CA", "AU", "BR", "MX", "IN", "JP"})
 
+#: The longest look-back of ``duplicate_order`` (a longer ``window`` is refused at load).
+MAX_DUPLICATE_WINDOW = timedelta(days=366)
 _DURATION = re.compile(r"(\d{1,6})\s*(w|d|h|m)")
 _UNITS = {"w": "weeks", "d": "days", "h": "hours", "m": "minutes"}
 
@@ -321,6 +323,9 @@ def _duplicate(p: _Params) -> PythonCondition:
         window = parse_duration(window_text)
     except InvalidValue as e:
         p.bad("window", e.reason)
+    if window > MAX_DUPLICATE_WINDOW:
+        p.bad("window", f"must be at most {MAX_DUPLICATE_WINDOW.days} days, not {window_text!r}")
+        window = timedelta(hours=24)
 
     def items(ctx: Any) -> frozenset[tuple[str, int]]:
         return frozenset((line.sku, line.quantity) for line in ctx.order.lines)

@@ -26,6 +26,7 @@ and column in the file.
 
 from __future__ import annotations
 
+import bisect
 import json
 import re
 import tomllib
@@ -45,6 +46,7 @@ from ordercore.rules.model import (
     Rule,
     RuleSet,
 )
+from ordercore.values import text_fault
 
 __all__ = ["MAX_RULES", "MAX_TEXT", "compile_condition", "compile_message", "load_rules"]
 
@@ -73,6 +75,9 @@ _RULE_KEYS = frozenset(
 )
 _TOP_KEYS = frozenset({"name", "version", "description", "stages", "on_error", "rules"})
 _PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([^{}]*)\}|[{}]")
+_RULES_HEADER = re.compile(r"\[\[rules\]\]")
+#: a rule's ``id`` key and its value, as written: in double quotes (escapes kept) or in single quotes
+_ID_KEY = re.compile(r"""["']?\bid["']?\s*[=:]\s*(?:"(?P<double>(?:[^"\\\n]|\\.)*)"|'(?P<single>[^'\n]*)')""")
 
 
 def compile_condition(text: str, *, schema: Schema = ORDER_SCHEMA, limits: Limits | None = None) -> Condition:
@@ -138,23 +143,42 @@ class _Positions:
         return lo + 1, offset - self.line_starts[lo] + 1
 
     def rule_spans(self, ids: list[str]) -> list[tuple[int, int]]:
-        """For each rule (by position in the list), the stretch of text that holds it, best effort."""
+        """For each rule (by position in the list), the stretch of text that holds it, best effort: every
+        ``id = "..."`` in the text is found in one pass, by its value as written and as decoded (a JSON
+        or TOML escape), and each rule takes the first one after the previous rule's."""
+        found: dict[str, list[tuple[int, int]]] = {}
+        for m in _ID_KEY.finditer(self.text):
+            raw = m["double"] if m["double"] is not None else m["single"]
+            where = (m.start(), m.end())
+            found.setdefault(raw, []).append(where)
+            if m["double"] is not None and "\\" in raw:
+                try:
+                    decoded = json.loads(f'"{raw}"')
+                except ValueError:
+                    continue
+                if decoded != raw:
+                    found.setdefault(decoded, []).append(where)
         starts: list[int] = []
         at = 0
         for rule_id in ids:
-            m = re.compile(r"""["']?\bid["']?\s*[=:]\s*["']""" + re.escape(rule_id) + r"""["']""").search(
-                self.text, at
-            )
-            start = m.start() if m else at
-            starts.append(start)
-            at = m.end() if m else at
-        blocks = [self._block_start(start) for start in starts]
+            places = found.get(rule_id, [])
+            i = bisect.bisect_left(places, (at, 0))
+            if i < len(places):
+                starts.append(places[i][0])
+                at = places[i][1]
+            else:
+                starts.append(at)
+        headers = [m.end() for m in _RULES_HEADER.finditer(self.text)]
+        blocks = [self._block_start(start, headers) for start in starts]
         return list(zip(blocks, [*blocks[1:], len(self.text)][: len(blocks)], strict=True))
 
-    def _block_start(self, offset: int) -> int:
-        header = self.text.rfind("[[rules]]", 0, offset)
-        if header < 0:  # JSON, or TOML written as an array of inline tables: the brace that opens the rule
-            header = self.text.rfind("{", 0, offset)
+    def _block_start(self, offset: int, headers: list[int]) -> int:
+        """The ``[[rules]]`` header before ``offset`` (``headers`` are where they end)."""
+        i = bisect.bisect_right(headers, offset)
+        if i:
+            return headers[i - 1] - len("[[rules]]")
+        # JSON, or TOML written as an array of inline tables: the brace that opens the rule
+        header = self.text.rfind("{", 0, offset)
         return header if header >= 0 else offset
 
     def key(self, span: tuple[int, int], key: str) -> tuple[int, int, int] | None:
@@ -178,12 +202,18 @@ def _parse(text: str, fmt: str) -> tuple[dict[str, Any] | None, list[RuleProblem
             m = re.search(r"\(at line (\d+), column (\d+)\)", str(e))
             line, col = (int(m[1]), int(m[2])) if m else (0, 0)
             return None, [RuleProblem("", "bad_toml", str(e), line, col)]
+        except RecursionError:
+            return None, [RuleProblem("", "bad_toml", "nested too deeply")]
+        except ValueError as e:  # a number Python will not convert (an integer of over 4,300 digits)
+            return None, [RuleProblem("", "bad_toml", f"unreadable value: {e}")]
     try:
         data = json.loads(text)
     except json.JSONDecodeError as e:
         return None, [RuleProblem("", "bad_json", e.msg, e.lineno, e.colno)]
     except RecursionError:
         return None, [RuleProblem("", "bad_json", "nested too deeply")]
+    except ValueError as e:  # a number Python will not convert (an integer of over 4,300 digits)
+        return None, [RuleProblem("", "bad_json", f"unreadable value: {e}")]
     if not isinstance(data, dict):
         return None, [
             RuleProblem("", "bad_json", "a rule file is an object with name, version and rules", 1, 1)
@@ -255,6 +285,13 @@ def _build(
     if not isinstance(stages, list) or not stages or not all(isinstance(s, str) and s for s in stages):
         top("stages", "bad_rule_set", "stages must be a non-empty list of names")
         stages = list(DEFAULT_STAGES)
+    for key, value in (("name", name), ("version", version), ("description", data.get("description"))):
+        fault = text_fault(value) if isinstance(value, str) else None
+        if fault is not None:
+            top(key, "bad_value", f"{key} {fault}")
+    fault = next((f for f in map(text_fault, stages) if f is not None), None)
+    if fault is not None:
+        top("stages", "bad_value", f"stages {fault}")
     on_error = data.get("on_error", "hold")
     if on_error not in ("hold", "ignore"):
         top("on_error", "bad_rule_set", "on_error must be 'hold' or 'ignore'")
@@ -323,12 +360,20 @@ def _rule(
         if not isinstance(v, str):
             bad(key, "bad_value", f"{key} must be a string, not {type(v).__name__}")
             return None
+        fault = text_fault(v)
+        if fault is not None:
+            bad(key, "bad_value", f"{key} {fault}")
+            return None
         return v
 
     def strings(key: str) -> frozenset[str]:
         v = raw.get(key, [])
         if not isinstance(v, list) or not all(isinstance(x, str) and x for x in v):
             bad(key, "bad_value", f"{key} must be a list of non-empty strings")
+            return frozenset()
+        fault = next((f for f in map(text_fault, v) if f is not None), None)
+        if fault is not None:
+            bad(key, "bad_value", f"{key} {fault}")
             return frozenset()
         return frozenset(v)
 

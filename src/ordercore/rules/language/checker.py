@@ -25,6 +25,7 @@ from .nodes import (
     unparse,
 )
 from .parser import QUANTIFIERS
+from .regex import regex_fault
 from .types import (
     BOOL,
     DATE,
@@ -341,6 +342,10 @@ class _Checker:
             self.problem(
                 pattern, "bad_regex", f"the pattern is longer than {self.limits.max_regex} characters"
             )
+            return
+        fault = regex_fault(pattern.value)
+        if fault is not None:
+            self.problem(pattern, "bad_regex", fault)
             return
         try:
             self.regexes[id(node)] = re.compile(pattern.value)

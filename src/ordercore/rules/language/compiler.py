@@ -14,13 +14,14 @@ from typing import Any
 
 import attrs
 
-from ordercore.errors import InvalidExpression, RuleEvaluationFailed
+from ordercore.errors import InvalidExpression, RuleEvaluationFailed, RuleProblem
 
 from .checker import Checked, check_collecting
 from .functions import FUNCTIONS, HELPERS
 from .limits import Limits
 from .nodes import Attribute, Binary, Call, ListLiteral, Literal, Name, Node, Quantifier, Unary, unparse
 from .parser import parse_collecting
+from .regex import bounded_search
 from .types import BOOL, DECIMAL, MONEY, Schema, Type, is_safe_identifier, strip
 
 __all__ = ["CompiledExpression", "compile_expression"]
@@ -186,8 +187,8 @@ class _Compiler:
     def call(self, node: Call) -> str:
         args = [self.emit(arg) for arg in node.args]
         if node.name == "matches":
-            search = self.constant(self.checked.regexes[id(node)].search)
-            return f"({search}({args[0]}) is not None)"
+            search = self.constant(bounded_search(self.checked.regexes[id(node)]))
+            return f"{search}({args[0]})"
         helper = FUNCTIONS[node.name].helper
         return f"{helper}({', '.join(args)})"
 
@@ -223,10 +224,16 @@ class _Compiler:
 def compile_checked(checked: Checked, source: str) -> CompiledExpression:
     """Generate, compile and bind the Python function of a checked tree."""
     compiler = _Compiler(checked)
-    body = compiler.emit(checked.tree)
-    python_source = f"lambda ctx: {body}"
-    code = compile(python_source, "<condition>", "eval")
-    function = eval(code, compiler.namespace)  # the namespace holds only helpers and constants
+    try:
+        body = compiler.emit(checked.tree)
+        python_source = f"lambda ctx: {body}"
+        code = compile(python_source, "<condition>", "eval")
+        function = eval(code, compiler.namespace)  # the namespace holds only helpers and constants
+    except (SyntaxError, RecursionError, MemoryError) as e:  # Python's own nesting limits
+        reason = type(e).__name__ if isinstance(e, MemoryError) else str(e)
+        raise InvalidExpression(
+            [RuleProblem("", "too_deep", f"expression nested too deeply to compile ({reason})", 1, 1)]
+        ) from None
     return CompiledExpression(
         source=source,
         type=checked.type,
