@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
-from typing import Any, NamedTuple, NoReturn
+from typing import Any, NamedTuple, NoReturn, TypeVar
 
 import attrs
 
@@ -26,6 +26,8 @@ __all__ = [
 #: The exclusive stages a unit of a line can be in; they always add up to ``ordered``.
 BUCKETS = ("open", "backordered", "allocated", "released", "shipped", "delivered", "returned", "cancelled")
 _INDEX = {name: i for i, name in enumerate(BUCKETS)}
+
+T = TypeVar("T")
 
 
 def _text(max_len: int, *, required: bool = False) -> Any:
@@ -61,39 +63,12 @@ def _refuse(items: tuple[Any, ...], item: object, field: str, what: str) -> NoRe
     raise InvalidValue(f"must be {what}, not {type(item).__name__}", field=f"{field}[{i}]", value=item)
 
 
-def adjustments(value: Iterable[Adjustment]) -> tuple[Adjustment, ...]:
-    """Discounts (of a line or an order)."""
-    items = value if type(value) is tuple else _items(value, "discounts")
+def _of_type(value: Iterable[T], kind: type[T], field: str, what: str) -> tuple[T, ...]:
+    """``value`` as a tuple of ``kind`` (``what`` in the refusal naming ``field``)."""
+    items = value if type(value) is tuple else _items(value, field)
     for item in items:
-        if not isinstance(item, Adjustment):
-            _refuse(items, item, "discounts", "an Adjustment")
-    return items
-
-
-def charges(value: Iterable[Adjustment]) -> tuple[Adjustment, ...]:
-    """An order's shipping charges."""
-    items = value if type(value) is tuple else _items(value, "shipping_charges")
-    for item in items:
-        if not isinstance(item, Adjustment):
-            _refuse(items, item, "shipping_charges", "an Adjustment")
-    return items
-
-
-def tax_lines(value: Iterable[TaxLine]) -> tuple[TaxLine, ...]:
-    """A line's taxes."""
-    items = value if type(value) is tuple else _items(value, "taxes")
-    for item in items:
-        if not isinstance(item, TaxLine):
-            _refuse(items, item, "taxes", "a TaxLine")
-    return items
-
-
-def shipping_taxes(value: Iterable[TaxLine]) -> tuple[TaxLine, ...]:
-    """An order's taxes on shipping."""
-    items = value if type(value) is tuple else _items(value, "shipping_taxes")
-    for item in items:
-        if not isinstance(item, TaxLine):
-            _refuse(items, item, "shipping_taxes", "a TaxLine")
+        if not isinstance(item, kind):
+            _refuse(items, item, field, what)
     return items
 
 
@@ -185,6 +160,26 @@ class TaxLine:
             raise InvalidValue("must be Money", field="amount", value=self.amount)
         if self.amount.is_negative:
             raise InvalidValue("must not be negative", field="amount", value=self.amount)
+
+
+def adjustments(value: Iterable[Adjustment]) -> tuple[Adjustment, ...]:
+    """Discounts (of a line or an order)."""
+    return _of_type(value, Adjustment, "discounts", "an Adjustment")
+
+
+def charges(value: Iterable[Adjustment]) -> tuple[Adjustment, ...]:
+    """An order's shipping charges."""
+    return _of_type(value, Adjustment, "shipping_charges", "an Adjustment")
+
+
+def tax_lines(value: Iterable[TaxLine]) -> tuple[TaxLine, ...]:
+    """A line's taxes."""
+    return _of_type(value, TaxLine, "taxes", "a TaxLine")
+
+
+def shipping_taxes(value: Iterable[TaxLine]) -> tuple[TaxLine, ...]:
+    """An order's taxes on shipping."""
+    return _of_type(value, TaxLine, "shipping_taxes", "a TaxLine")
 
 
 class _Quantities(NamedTuple):
