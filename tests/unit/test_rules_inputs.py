@@ -65,6 +65,24 @@ def test_a_pattern_that_can_backtrack_exponentially_is_refused_at_load(pattern: 
 
 
 @pytest.mark.parametrize(
+    "pattern", ["a*a*a*b", ".*x.*y", r"\w+\w+!", "^[a-z]+x[a-z]+$", "(?i)^[a-z]+X[a-z]+$", r"(\d+)\d+"]
+)
+def test_unbounded_repeats_that_can_share_characters_are_refused_at_load(pattern: str) -> None:
+    # each way of sharing a run between them is tried on a string that almost matches: n**k ways
+    [(code, message)] = codes(matching(pattern))
+    assert code == "bad_regex" and "backtrack polynomially" in message
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    [r"^\w+@\w+$", r"[^@]+@[^@]+", r"\d+\.\d+", r"\s+\S+", "gift.*wrap", "x*y*", "^.*$", r"^[A-Z]+-[0-9]+$"],
+)
+def test_repeats_kept_apart_by_a_character_only_one_takes_load(pattern: str) -> None:
+    rules = load_rules(matching(pattern))
+    assert [r.id for r in rules.rules] == ["r"]
+
+
+@pytest.mark.parametrize(
     "pattern",
     [
         "^(DE|AT)$",
