@@ -70,7 +70,7 @@ from ordercore_adapters.postgres._schema import (
     read_model_statements,
     reservation_statements,
 )
-from ordercore_adapters.postgres._unstorable import MAX_LIMIT, refused
+from ordercore_adapters.postgres._unstorable import refused
 
 if TYPE_CHECKING:
     from ordercore_adapters.postgres._store import PostgresStore
@@ -131,7 +131,7 @@ class PostgresOrderRepository(StagedOrders):
     def list_ids(
         self, *, status: State | None = None, after: OrderId | None = None, limit: int = 100
     ) -> list[OrderId]:
-        limit = min(check_list_ids(status, after, limit), MAX_LIMIT)
+        limit = check_list_ids(status, after, limit)
         sql = "SELECT id FROM orders WHERE true"
         params: list[Any] = []
         if status is not None:
@@ -154,7 +154,7 @@ class PostgresOrderRepository(StagedOrders):
             sql += " AND status_since < %s"
             params.append(older_than)
         sql += " ORDER BY status_since, id LIMIT %s"
-        params.append(min(limit, MAX_LIMIT))
+        params.append(limit)
         with self._uow.db() as conn:
             rows = conn.execute(sql, params).fetchall()
         return [OrderAge(OrderId(i), status, since) for i, since in rows]
@@ -188,7 +188,7 @@ class PostgresOrderRepository(StagedOrders):
             sql += " WHERE code = %s"
             params.append(code)
         sql += " ORDER BY placed_at, order_id, code LIMIT %s"
-        params.append(min(limit, MAX_LIMIT))
+        params.append(limit)
         with self._uow.db() as conn:
             rows = conn.execute(sql, params).fetchall()
         return [HeldOrder(OrderId(i), c, m, at) for i, c, m, at in rows]
@@ -351,7 +351,7 @@ class PostgresOutbox(StagedOutbox):
         with self._uow.db() as conn:
             rows = conn.execute(
                 "SELECT position, event_id, body::text FROM outbox ORDER BY position LIMIT %s",
-                (min(check_limit(limit), MAX_LIMIT),),
+                (check_limit(limit),),
             ).fetchall()
         return [
             OutboxRecord(position, self._uow.decode(body, OrderEvent, f"outbox event {event_id}"))
@@ -521,7 +521,7 @@ class PostgresUnitOfWork(StagedUnitOfWork):
             rows = conn.execute(
                 "SELECT DISTINCT node_id, sku FROM stock_reservations"
                 " WHERE expires_at IS NOT NULL AND expires_at <= %s ORDER BY node_id, sku LIMIT %s",
-                (at, min(check_limit(limit), MAX_LIMIT)),
+                (at, check_limit(limit)),
             ).fetchall()
         return [(node_id, Sku(sku)) for node_id, sku in rows]
 

@@ -13,11 +13,10 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from ordercore.errors import InvalidValue
+from ordercore.storage import find_in_document
+from ordercore.values import text_fault
 
-__all__ = ["MAX_LIMIT", "Statements", "refused"]
-
-#: the largest LIMIT the server takes (a bigint); a larger one asks for no fewer rows
-MAX_LIMIT = 2**63 - 1
+__all__ = ["Statements", "refused"]
 
 Statements = Iterable[tuple[str, Sequence[Any]]]
 
@@ -85,15 +84,7 @@ def _describe(text: str) -> str:
 
 
 def _unstorable_text(value: object) -> bool:
-    if type(value) is not str:
-        return False
-    if "\x00" in value:
-        return True
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return True
-    return False
+    return type(value) is str and text_fault(value) is not None
 
 
 def _beyond_integer(value: object) -> bool:
@@ -105,42 +96,28 @@ def _first(statements: Statements, bad: Any, *, documents: bool) -> tuple[str, o
     (with ``documents``, within JSON bodies too)."""
     for query, params in statements:
         for column, value in zip(_columns(query, len(params)), params, strict=True):
-            found = _search(value, bad, "", top=True, documents=documents)
+            found = _search(value, bad, documents=documents)
             if found is not None:
                 return found[0] or column or "text", found[1]
     return None
 
 
-def _search(
-    value: object, bad: Any, path: str, *, top: bool = False, documents: bool = True
-) -> tuple[str, object] | None:
+def _search(value: object, bad: Any, *, documents: bool) -> tuple[str, object] | None:
     """``value``, or the first part of it that is ``bad``, with its path: a JSON body (text or Jsonb) is
     searched within (with ``documents``), an array's items in turn (as the column's)."""
     if isinstance(value, Jsonb):
-        return _search(value.obj, bad, "") if documents else None
-    if top and documents and isinstance(value, str) and value[:1] in ("{", "["):
+        return find_in_document(value.obj, bad) if documents else None
+    if documents and isinstance(value, str) and value[:1] in ("{", "["):
         try:
             document = json.loads(value)
-        except ValueError:
+        except (ValueError, RecursionError):
             document = None
-        if document is not None:
-            found = _search(document, bad, "")
-            if found is not None:
-                return found
-    if isinstance(value, dict):
-        for key, item in value.items():
-            inner = f"{path}.{key}" if path else str(key)
-            found = _search(key, bad, inner) or _search(item, bad, inner)
-            if found is not None:
-                return found
-        return None
+        found = None if document is None else find_in_document(document, bad)
+        if found is not None:
+            return found
     if isinstance(value, list | tuple):
-        for i, item in enumerate(value):
-            found = _search(item, bad, path if top else f"{path}[{i}]")
-            if found is not None:
-                return found
-        return None
-    return (path, value) if bad(value) else None
+        return next((f for item in value if (f := find_in_document(item, bad)) is not None), None)
+    return find_in_document(value, bad)
 
 
 def _columns(query: str, n_params: int) -> list[str | None]:

@@ -49,6 +49,7 @@ from ordercore.storage import (
     decode_node_day,
     decode_positions,
     decode_stored,
+    find_in_document,
     keep_committed,
     key_taken,
     node_states_at,
@@ -90,10 +91,6 @@ T = TypeVar("T")
 _BUSY = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
 
-#: the largest integer SQLite binds (a signed 64-bit INTEGER): a larger limit is as good as this one
-_MAX_LIMIT = 2**63 - 1
-
-
 def unavailable(where: str, error: sqlite3.Error) -> StoreUnavailable:
     """The StoreUnavailable a driver error becomes: retryable when it is a lock not granted in time or a
     table locked by another connection of the process (another attempt may well get it). Errors the sqlite3
@@ -108,9 +105,9 @@ def unstorable(error: UnicodeEncodeError, field: str = "text") -> InvalidValue:
     when the text is a JSON body, named by the path of the string in it that holds the character, else
     ``field``."""
     text = error.object if isinstance(error.object, str) else ""
-    value = text
+    value: object = text
     with suppress(ValueError, RecursionError):
-        found = _unencodable_in(json.loads(text), "")
+        found = find_in_document(json.loads(text), _unencodable)
         if found is not None:
             field, value = found[0] or field, found[1]
     return InvalidValue(
@@ -118,31 +115,15 @@ def unstorable(error: UnicodeEncodeError, field: str = "text") -> InvalidValue:
     )
 
 
-def _unencodable_in(doc: object, path: str) -> tuple[str, str] | None:
-    """The path (from ``path``; "" for the document itself) and text of the first string in a decoded JSON
-    document that UTF-8 cannot encode."""
-    if isinstance(doc, str):
-        try:
-            doc.encode("utf-8")
-        except UnicodeEncodeError:
-            return path, doc
-        return None
-    items: list[tuple[str, object]] = []
-    if isinstance(doc, dict):
-        for key, item in doc.items():
-            items += [(path, key), (f"{path}.{key}" if path else str(key), item)]
-    elif isinstance(doc, list):
-        items = [(f"{path}[{i}]", item) for i, item in enumerate(doc)]
-    for where, item in items:
-        found = _unencodable_in(item, where)
-        if found is not None:
-            return found
-    return None
-
-
-def sql_limit(limit: int) -> int:
-    """A checked limit as SQLite binds it: one beyond a 64-bit INTEGER returns every row all the same."""
-    return min(limit, _MAX_LIMIT)
+def _unencodable(value: object) -> bool:
+    """Whether ``value`` is a string UTF-8 cannot encode."""
+    if type(value) is not str:
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 class SqliteOrderRepository(StagedOrders):
@@ -193,7 +174,7 @@ class SqliteOrderRepository(StagedOrders):
             sql += " AND id > ?"
             params.append(after.value)
         sql += " ORDER BY id LIMIT ?"
-        params.append(sql_limit(limit))
+        params.append(limit)
         with self._uow.db() as conn:
             rows = conn.execute(sql, params).fetchall()
         return [OrderId(r[0]) for r in rows]
@@ -206,7 +187,7 @@ class SqliteOrderRepository(StagedOrders):
             sql += " AND status_since < ?"
             params.append(bound_time(older_than))
         sql += " ORDER BY status_since, id LIMIT ?"
-        params.append(sql_limit(limit))
+        params.append(limit)
         with self._uow.db() as conn:
             rows = conn.execute(sql, params).fetchall()
         return [OrderAge(OrderId(i), status, self._uow.time(since, f"order {i}")) for i, since in rows]
@@ -241,7 +222,7 @@ class SqliteOrderRepository(StagedOrders):
             sql += " WHERE code = ?"
             params.append(code)
         sql += " ORDER BY placed_at, order_id, code LIMIT ?"
-        params.append(sql_limit(limit))
+        params.append(limit)
         with self._uow.db() as conn:
             rows = conn.execute(sql, params).fetchall()
         return [
@@ -399,7 +380,7 @@ class SqliteOutbox(StagedOutbox):
         with self._uow.db() as conn:
             rows = conn.execute(
                 "SELECT position, event_id, body FROM outbox ORDER BY position LIMIT ?",
-                (sql_limit(check_limit(limit)),),
+                (check_limit(limit),),
             ).fetchall()
         return [
             OutboxRecord(position, self._uow.decode(body, OrderEvent, f"outbox event {event_id}"))
@@ -568,7 +549,7 @@ class SqliteUnitOfWork(StagedUnitOfWork):
             rows = conn.execute(
                 "SELECT DISTINCT node_id, sku FROM stock_reservations"
                 " WHERE expires_at IS NOT NULL AND expires_at <= ? ORDER BY node_id, sku LIMIT ?",
-                (bound_time(at), sql_limit(check_limit(limit))),
+                (bound_time(at), check_limit(limit)),
             ).fetchall()
         return [(node_id, Sku(sku)) for node_id, sku in rows]
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from contextlib import nullcontext
 from typing import Protocol, runtime_checkable
 
 from ordercore.errors import InvalidValue
@@ -121,33 +122,23 @@ def _process_once(
     action: Callable[[], object],
 ) -> bool:
     """:func:`process_once` on arguments already checked, ``rollback`` that of ``processed`` if any."""
-    if isinstance(processed, InMemoryProcessedEvents):  # nothing else makes a second caller wait
-        with processed.turn:
-            return _process_once_now(processed, rollback, event_id, action)
-    return _process_once_now(processed, rollback, event_id, action)
-
-
-def _process_once_now(
-    processed: ProcessedEvents,
-    rollback: Callable[[], None] | None,
-    event_id: str,
-    action: Callable[[], object],
-) -> bool:
-    try:
-        duplicate = processed.seen(event_id)
-        if not duplicate:
-            action()
-            processed.mark(event_id)
-    except BaseException:
-        if rollback is not None:
-            try:
-                rollback()
-            except Exception:  # the first failure is the one to report; the store will say it again
-                log.warning("rollback after a failure on %s failed too", event_id, exc_info=True)
-        raise
-    if duplicate and rollback is not None:
-        rollback()  # outside the try: a failure here is reported as it is, and not rolled back twice
-    return not duplicate
+    # an in-memory set makes callers take turns (nothing else would make a second one wait)
+    with processed.turn if isinstance(processed, InMemoryProcessedEvents) else nullcontext():
+        try:
+            duplicate = processed.seen(event_id)
+            if not duplicate:
+                action()
+                processed.mark(event_id)
+        except BaseException:
+            if rollback is not None:
+                try:
+                    rollback()
+                except Exception:  # the first failure is the one to report; the store will say it again
+                    log.warning("rollback after a failure on %s failed too", event_id, exc_info=True)
+            raise
+        if duplicate and rollback is not None:
+            rollback()  # outside the try: a failure here is reported as it is, and not rolled back twice
+        return not duplicate
 
 
 class ExactlyOnce:

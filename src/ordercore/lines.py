@@ -124,10 +124,6 @@ def frozen_attributes(value: object, field: str = "attributes") -> FrozenAttribu
     return FrozenAttributes(value) if value else NO_ATTRIBUTES
 
 
-def _str_mapping(value: object) -> FrozenAttributes:
-    return frozen_attributes(value)
-
-
 @attrs.frozen
 class Adjustment:
     """A discount or a charge: a non-negative amount with a code (``SUMMER10``, ``shipping-express``)."""
@@ -339,7 +335,7 @@ class NewLine:
     taxes: tuple[TaxLine, ...] = attrs.field(default=(), converter=tax_lines)
     description: str = attrs.field(default="", validator=_text(500))
     uom: str = attrs.field(default="EA", validator=_text(16, required=True))
-    attributes: dict[str, str] = attrs.field(factory=dict, converter=_str_mapping, hash=False)
+    attributes: dict[str, str] = attrs.field(factory=dict, converter=frozen_attributes, hash=False)
 
     def __attrs_post_init__(self) -> None:
         if not isinstance(self.sku, Sku):

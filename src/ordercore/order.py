@@ -568,8 +568,7 @@ class Order:
 
     def hold(self, code: str, *, actor: Actor, at: datetime, message: str = "") -> HoldApplied | None:
         """Put the order on hold for ``code``. Holds stack; holding again for an active code does nothing."""
-        _check_text(message, "message", 1000)
-        self._check_stamp(actor, at, message)
+        self._check_stamp(actor, at, message, "message")
         _check_code(code)
         if any(h.code == code for h in self.holds):
             return None
@@ -578,8 +577,7 @@ class Order:
 
     def release_hold(self, code: str, *, actor: Actor, at: datetime, comment: str = "") -> HoldReleased:
         """Release one hold. When the last one goes, the order resumes where it was."""
-        _check_text(comment, "comment", 1000)
-        self._check_stamp(actor, at, comment)
+        self._check_stamp(actor, at, comment, "comment")
         if not any(h.code == code for h in self.holds):
             raise HoldNotFound(self.id, code)
         remaining = tuple(h for h in self.holds if h.code != code)
@@ -906,14 +904,13 @@ class Order:
         )
 
     # -- internals ----------------------------------------------------------------------------------------
-    def _check_stamp(self, actor: object, at: object, reason: object) -> None:
+    def _check_stamp(self, actor: object, at: object, reason: object, field: str = "reason") -> None:
+        """Who, when and why (``reason`` is checked as ``field``: a hold's message, a release's comment)."""
         if not isinstance(actor, Actor):
             raise InvalidValue("must be an Actor", field="actor", value=actor)
         if type(at) is not datetime or at.tzinfo is None:
             check_aware(at, "at")
-        if not isinstance(reason, str) or len(reason) > 1000:
-            raise InvalidValue("must be a string of at most 1000 characters", field="reason", value=reason)
-        check_text_fault(reason, "reason")
+        _check_text(reason, field, 1000)
 
     def _require(self, trigger: Trigger) -> None:
         """Refuse at once a trigger that the current state has no exit for."""

@@ -27,7 +27,6 @@ from ordercore.service.commands import HoldOrder
 from ordercore.values import Address, Sku
 from ordercore_adapters.postgres import PostgresProcessedEvents, PostgresStore, open_store, parse_url
 from ordercore_adapters.postgres import _store as postgres_store_module
-from ordercore_adapters.postgres import _unit_of_work as postgres_uow_module
 from ordercore_adapters.postgres._unit_of_work import PostgresUnitOfWork
 from tests.integration._postgres import SERVER_URL, schema_url
 from tests.integration.test_postgres_store import add, admin, load, schema_of, url
@@ -333,26 +332,3 @@ def test_a_quantity_beyond_an_integer_column_is_invalid_and_nothing_is_written(s
     with unit(store) as uow:
         assert uow.inventory.get("WH-1", SKU) is None
     still_served(store, conn)
-
-
-def test_a_limit_beyond_64_bits_lists_every_row(
-    store: PostgresStore, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # the limit reaches the adapter as given, as before the core bounded it
-    monkeypatch.setattr(postgres_uow_module, "check_limit", lambda limit: max(limit, 0))
-    monkeypatch.setattr(postgres_uow_module, "check_list_ids", lambda status, after, limit: limit)
-    add(store, make_order(order_id="O-1"))
-    with unit(store) as uow:
-        order = uow.orders.get(OrderId("O-1"))
-        order.hold("FRAUD", actor=ACTOR, at=AT)
-        uow.orders.save(order)
-        uow.commit()
-    huge, events = 2**64, len(load(store, "O-1").history)
-    with unit(store) as uow:
-        assert uow.orders.list_ids(limit=huge) == [OrderId("O-1")]
-        assert [h.order_id for h in uow.orders._held_orders(None, huge)] == [OrderId("O-1")]
-        assert [a.order_id for a in uow.orders._orders_by_status(OrderStatus.ON_HOLD, None, huge)] == [
-            OrderId("O-1")
-        ]
-        assert len(uow.outbox.pending(huge)) == events
-        assert uow.lapsed_positions(AT, huge) == []

@@ -36,7 +36,6 @@ from ordercore_adapters.sqlite import (
     open_store,
     parse_url,
 )
-from ordercore_adapters.sqlite import _unit_of_work as sqlite_unit_of_work
 from ordercore_adapters.sqlite import file_url as url_of_file
 from ordercore_adapters.sqlite._schema import OWN_TABLES
 from tests.integration.test_sqlite_store import DAY, add, file_url, level, load, schema_1_database, take
@@ -249,25 +248,6 @@ def test_a_limit_beyond_a_64_bit_integer_answers_as_memory_does(tmp_path: Path, 
             )
     memory, sqlite = results
     assert sqlite == memory and memory[0] == [OrderId("O-000001")]
-
-
-def test_the_adapter_itself_binds_a_limit_beyond_a_64_bit_integer_as_every_row(
-    store: SqliteStore, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Whatever the core's checks let through: here, limits as a core that does not clamp them checks them,
-    passed to the adapter's own queries."""
-    monkeypatch.setattr(sqlite_unit_of_work, "check_limit", lambda limit: max(limit, 0))
-    monkeypatch.setattr(sqlite_unit_of_work, "check_list_ids", lambda status, after, limit: max(limit, 0))
-    seeded(store)
-    huge = 2**64
-    with store.unit_of_work() as uow:
-        assert uow.orders.list_ids(limit=huge) == [OrderId("O-1")]
-        assert [a.order_id for a in uow.orders._orders_by_status(OrderStatus.PLACED, None, huge)] == [
-            OrderId("O-1")
-        ]
-        assert uow.orders._held_orders(None, huge) == []
-        assert len(uow.outbox.pending(limit=huge)) == 2
-        assert uow.lapsed_positions(AT, huge) == [("WH-1", Sku("SKU-1"))]
 
 
 # -- files that are not ordercore's, and dry runs -------------------------------------------------------------

@@ -631,9 +631,11 @@ def test_purge_drops_old_idempotency_keys_and_past_capacity_days() -> None:
 @pytest.mark.parametrize("size", [0, -5, 2.5, True, "10", None])
 def test_a_relay_batch_that_is_not_a_positive_whole_number_is_refused(size: object) -> None:
     store = MemoryStore()
-    app = bootstrap(store, clock=ManualClock(AT), ids=SequentialIds(), publisher=Recording())
-    app.handle(place_command())
+    bootstrap(store, clock=ManualClock(AT), ids=SequentialIds()).handle(place_command())  # 2 events wait
+    publisher = Recording()
+    app = bootstrap(store, publisher=publisher)
     with pytest.raises(InvalidValue) as e:
         app.bus.relay_outbox(batch_size=size)  # type: ignore[arg-type]
-    assert e.value.field == "batch_size"
-    assert app.bus.relay_outbox(batch_size=2**70) == 0  # a huge batch is every event (all published above)
+    assert e.value.field == "batch_size" and publisher.received == []  # nothing relayed
+    assert app.bus.relay_outbox(batch_size=2**70) == 2  # a huge batch is every event
+    assert publisher.received == ["O-000001#1", "O-000001#2"]

@@ -47,7 +47,6 @@ from ordercore.service.handlers import CommandResult, Services
 from ordercore.service.messagebus import E, HandlerFailure, MessageBus
 from ordercore.service.rules import rule_inputs
 from ordercore.service.sourcing import withdrawable
-from ordercore.storage import MAX_LIMIT
 from ordercore.values import Actor, OrderId, Sku, check_aware
 
 __all__ = ["OPERATOR", "DecisionChange", "HoldAging", "OrderCore", "WhatIf"]
@@ -295,7 +294,7 @@ class OrderCore:
         with self.store.unit_of_work() as uow:
             if not isinstance(uow, LapsedReservations):
                 raise StoreUnavailable(f"{type(self.store).__name__} cannot find lapsed reservations")
-            found = uow.lapsed_positions(at, min(limit, MAX_LIMIT))
+            found = uow.lapsed_positions(at, limit)
         expired = 0
         for node_id, sku in found:
             for attempt in range(1, _EXPIRY_ATTEMPTS + 1):

@@ -64,7 +64,6 @@ from ordercore.events import OrderEvent
 from ordercore.ports import EventPublisher, UnitOfWork
 from ordercore.service.commands import Command
 from ordercore.service.handlers import COMMAND_HANDLERS, CommandResult, Handler, Services
-from ordercore.storage import MAX_LIMIT
 
 __all__ = ["EventHandler", "HandlerFailure", "MessageBus"]
 
@@ -169,7 +168,6 @@ class MessageBus:
             raise InvalidValue("must be a whole number of at least 1", field="batch_size", value=batch_size)
         if self.publisher is None:
             return 0
-        batch_size = min(batch_size, MAX_LIMIT)
         published = lost = 0
         while True:
             with self.uow_factory() as uow:

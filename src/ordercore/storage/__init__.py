@@ -29,7 +29,7 @@ from ordercore.storage._copies import (
     reservation_changes,
     upgrade_stock_level,
 )
-from ordercore.storage._json import StoredJson
+from ordercore.storage._json import StoredJson, find_in_document
 from ordercore.storage._read_models import (
     MAX_LIMIT,
     backorder_rows,
@@ -77,6 +77,7 @@ __all__ = [
     "backorder_rows",
     "check_idempotency_key",
     "check_limit",
+    "find_in_document",
     "check_list_ids",
     "check_purge",
     "committed_copy_of_order",

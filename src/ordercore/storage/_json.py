@@ -273,3 +273,25 @@ _KEPT_TYPES = (Address, CustomerRef, Address | None, CustomerRef | None)
 def _dumps(data: Any) -> str:
     """JSON text as :func:`to_json` writes it."""
     return dumps_sorted(data)
+
+
+def find_in_document(
+    document: object, bad: Callable[[object], bool], path: str = ""
+) -> tuple[str, object] | None:
+    """The path (``holds[0].message``; ``path`` for the document itself) and value of the first part of a
+    decoded JSON document, keys included, that ``bad`` picks: what a store names when it cannot keep a value
+    of a body it was given."""
+    if isinstance(document, dict):
+        for key, item in document.items():
+            inner = f"{path}.{key}" if path else str(key)
+            found = find_in_document(key, bad, inner) or find_in_document(item, bad, inner)
+            if found is not None:
+                return found
+        return None
+    if isinstance(document, list):
+        for i, item in enumerate(document):
+            found = find_in_document(item, bad, f"{path}[{i}]")
+            if found is not None:
+                return found
+        return None
+    return (path, document) if bad(document) else None

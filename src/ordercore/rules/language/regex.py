@@ -37,8 +37,6 @@ _BACKREFS = tuple(
 )
 _IGNORECASE = re.IGNORECASE.value
 
-Ranges = list[tuple[int, int]]
-
 
 def regex_fault(pattern: str) -> str | None:
     """Why ``pattern`` could backtrack without bound (or cannot be parsed), or None when it cannot."""
@@ -48,7 +46,8 @@ def regex_fault(pattern: str) -> str | None:
         return f"invalid regular expression: {e}"
     flags = parsed.state.flags
     fold = bool(flags & _IGNORECASE)
-    return _walk(parsed, repeated=False, fold=fold) or _adjacent(parsed, fold, bool(flags & _DOTALL))
+    dotall = bool(flags & _DOTALL)
+    return _walk(parsed, repeated=False, fold=fold, dotall=dotall) or _adjacent(parsed, fold, dotall)
 
 
 # -- unbounded repeats that can take the same characters in turn -------------------------------------------------
@@ -177,7 +176,7 @@ def _category(c: str, code: Any) -> bool:
     return found != ("NOT" in name)
 
 
-def _walk(sub: Any, *, repeated: bool, fold: bool) -> str | None:
+def _walk(sub: Any, *, repeated: bool, fold: bool, dotall: bool) -> str | None:
     for op, av in sub.data:
         fault: str | None = None
         if op in _BACKREFS:
@@ -191,69 +190,48 @@ def _walk(sub: Any, *, repeated: bool, fold: bool) -> str | None:
                         "a repeated part must match a fixed length: nested quantifiers like (a+)+ or (a|aa)+"
                         " backtrack exponentially"
                     )
-                fault = _walk(body, repeated=True, fold=fold)
+                fault = _walk(body, repeated=True, fold=fold, dotall=dotall)
             else:
-                fault = _walk(body, repeated=repeated, fold=fold)
+                fault = _walk(body, repeated=repeated, fold=fold, dotall=dotall)
         elif op is _sre.SUBPATTERN:
             flags = av[1]
-            fault = _walk(av[3], repeated=repeated, fold=fold or bool(flags & _IGNORECASE))
+            fault = _walk(av[3], repeated=repeated, fold=fold or bool(flags & _IGNORECASE), dotall=dotall)
         elif op is _sre.ATOMIC_GROUP:
-            fault = _walk(av, repeated=repeated, fold=fold)
+            fault = _walk(av, repeated=repeated, fold=fold, dotall=dotall)
         elif op in (_sre.ASSERT, _sre.ASSERT_NOT):
-            fault = _walk(av[1], repeated=repeated, fold=fold)
+            fault = _walk(av[1], repeated=repeated, fold=fold, dotall=dotall)
         elif op is _sre.BRANCH:
             branches = av[1]
-            if repeated and not _disjoint([_first(b, fold) for b in branches]):
+            if repeated and not _disjoint([_starts(b, fold, dotall) for b in branches]):
                 return (
                     "the alternatives of a repeated group must start with different characters"
                     " (overlapping ones backtrack exponentially)"
                 )
             for branch in branches:
-                fault = fault or _walk(branch, repeated=repeated, fold=fold)
+                fault = fault or _walk(branch, repeated=repeated, fold=fold, dotall=dotall)
         if fault is not None:
             return fault
     return None
 
 
-def _first(sub: Any, fold: bool) -> Ranges | None:
-    """The code points the first character of ``sub`` may be, as ranges; None when not simply known."""
-    if not sub.data:
-        return None
-    op, av = sub.data[0]
-    if op is _sre.SUBPATTERN:
-        return _first(av[3], fold or bool(av[1] & _IGNORECASE))
-    if op is _sre.LITERAL:
-        return _folded(av, fold)
-    if op is _sre.IN:
-        ranges: Ranges = []
-        for item_op, item in av:
-            if item_op is _sre.LITERAL:
-                found = _folded(item, fold)
-            elif item_op is _sre.RANGE and not fold:
-                found = [item]
-            else:
-                return None  # a negated set, a category (\w, \d) or a range under IGNORECASE
-            ranges.extend(found)
-        return ranges
-    return None
+def _starts(sub: Any, fold: bool, dotall: bool) -> frozenset[str]:
+    """The sample characters a match of ``sub`` may start with: what its leading items take, up to and
+    including the first that must take one."""
+    found: set[str] = set()
+    for op, av in _flat(sub.data):
+        found |= _takes_item(op, av, fold, dotall)
+        width = _width(op, av)
+        if width is not None and width[0] > 0:
+            break
+    return frozenset(found)
 
 
-def _folded(code: int, fold: bool) -> Ranges:
-    if not fold:
-        return [(code, code)]
-    char = chr(code)
-    return [(ord(c), ord(c)) for c in {char, char.lower(), char.upper(), char.casefold()} if len(c) == 1]
-
-
-def _disjoint(firsts: list[Ranges | None]) -> bool:
-    seen: Ranges = []
-    for ranges in firsts:
-        if ranges is None:
+def _disjoint(starts: list[frozenset[str]]) -> bool:
+    seen: set[str] = set()
+    for chars in starts:
+        if not chars or chars & seen:  # an alternative that may start with nothing overlaps any other
             return False
-        for lo, hi in ranges:
-            if any(lo <= other_hi and other_lo <= hi for other_lo, other_hi in seen):
-                return False
-        seen.extend(ranges)
+        seen |= chars
     return True
 
 
