@@ -75,6 +75,7 @@ from ordercore.storage import (
     status_since,
     upgrade_stock_level,
 )
+from ordercore_adapters._sql import check_unversioned
 
 __all__ = [
     "DEFAULT_SCHEMA",
@@ -584,6 +585,17 @@ _STEPS: dict[int, Step] = {
 }
 
 
+def _check_unversioned(conn: Connection, schema: str, where: str) -> None:
+    """Refuse (``StoreUnavailable``) a schema without a version that holds any table or view besides the
+    ``schema_version`` table this transaction just made."""
+    rows = conn.execute(
+        "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+        " WHERE n.nspname = %s AND c.relkind IN ('r', 'p', 'v', 'm', 'f') AND c.relname <> 'schema_version'",
+        (schema,),
+    ).fetchall()
+    check_unversioned(where, (name for (name,) in rows), stamp="schema_version row")
+
+
 def ensure_schema(
     conn: Connection,
     schema: str,
@@ -594,7 +606,8 @@ def ensure_schema(
     dry_run: bool = False,
 ) -> Migration:
     """Create a new schema at :data:`SCHEMA_VERSION`; refuse an older one (``StoreUnavailable``) unless
-    ``migrate``, which upgrades it in one transaction; refuse a newer one. With ``dry_run`` (and ``migrate``)
+    ``migrate``, which upgrades it in one transaction; refuse a newer one, and one without a version that
+    holds tables (another application's, or ordercore's that lost their version). With ``dry_run`` (and ``migrate``)
     only work out the steps: the transaction is rolled back. ``converter`` decodes stored orders when an
     upgrade needs them (the store's own, for a store with its own lifecycle; by default one for the default
     lifecycle).
@@ -608,6 +621,8 @@ def ensure_schema(
         conn.execute(_VERSION_TABLE)
         row = conn.execute("SELECT version FROM schema_version").fetchone()
         found = 0 if row is None else row[0]
+        if row is None:
+            _check_unversioned(conn, schema, where)
         if found > SCHEMA_VERSION:
             raise StoreUnavailable(
                 f"{where} has schema version {found}; this adapter knows version {SCHEMA_VERSION} at most"

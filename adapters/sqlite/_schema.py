@@ -37,7 +37,8 @@ microseconds, so that they sort as text.
 A new (empty) database is created at :data:`SCHEMA_VERSION` when opened. An older one is refused
 (``StoreUnavailable``) unless it is opened to migrate (``migrate=True``, or ``ordercore migrate``), which
 applies every pending step in one transaction. A file that is not ordercore's (a negative
-``user_version``, or version 0 with tables ordercore never creates) is refused, unchanged.
+``user_version``, or version 0 with tables ordercore never creates) is refused, unchanged; so is one at version 0 that holds
+ordercore's own tables (its version stamp was lost: the version its tables are at cannot be told).
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ from ordercore.storage import (
     status_since,
     upgrade_stock_level,
 )
+from ordercore_adapters._sql import OWN_TABLES, check_unversioned
 
 __all__ = [
     "DELETE_RESERVATION",
@@ -544,44 +546,11 @@ _STEPS: dict[int, Step] = {
 }
 
 
-#: every table a version of the schema creates; a database at version 0 holding any other is not one of
-#: ours (another application's file), and is refused rather than adopted
-OWN_TABLES = frozenset(
-    {
-        "idempotency_keys",
-        "node_capacity",
-        "node_states",
-        "node_states_version",
-        "order_backorders",
-        "order_digests",
-        "order_holds",
-        "orders",
-        "outbox",
-        "stock",
-        "stock_ledger",
-        "stock_reservations",
-    }
-)
-_NAMED = 5  # the foreign tables a refusal names at most
-
-
-def _check_no_foreign_tables(conn: sqlite3.Connection, where: str) -> None:
-    """Refuse (``StoreUnavailable``) a database at version 0 that holds tables or views not ordercore's."""
-    names = [
-        name
-        for (name,) in conn.execute(
-            "SELECT name FROM sqlite_master WHERE type IN ('table', 'view') ORDER BY name"
-        ).fetchall()
-        if name not in OWN_TABLES and not name.startswith("sqlite_")  # SQLite's own (sqlite_sequence)
-    ]
-    if names:
-        shown = ", ".join(names[:_NAMED]) + (
-            f" and {len(names) - _NAMED} more" if len(names) > _NAMED else ""
-        )
-        raise StoreUnavailable(
-            f"{where} is not an ordercore database: it has no schema version and holds tables that are"
-            f" not ordercore's ({shown})"
-        )
+def _check_unversioned(conn: sqlite3.Connection, where: str) -> None:
+    """Refuse (``StoreUnavailable``) a database at version 0 that holds any table or view."""
+    rows = conn.execute("SELECT name FROM sqlite_master WHERE type IN ('table', 'view')").fetchall()
+    names = (name for (name,) in rows if not name.startswith("sqlite_"))  # SQLite's own (sqlite_sequence)
+    check_unversioned(where, names, stamp="version stamp (user_version)")
 
 
 def ensure_schema(
@@ -610,7 +579,7 @@ def ensure_schema(
                 f"{where} has schema version {found}; this adapter knows version {SCHEMA_VERSION} at most"
             )
         if found == 0:
-            _check_no_foreign_tables(conn, where)
+            _check_unversioned(conn, where)
         if 0 < found < SCHEMA_VERSION and not migrate:
             raise older_schema(where, found)
         steps = pending_steps(found)

@@ -261,6 +261,69 @@ def test_the_schema_is_created_versioned_and_a_newer_one_is_refused(
         open_store(url)
 
 
+def tables_of(admin: psycopg.Connection[tuple[object, ...]], schema: str) -> list[object]:
+    rows = admin.execute(
+        "SELECT tablename FROM pg_tables WHERE schemaname = %s ORDER BY tablename", (schema,)
+    ).fetchall()
+    return [name for (name,) in rows]
+
+
+def test_a_schema_that_lost_its_version_row_is_refused_and_left_as_it_is(
+    url: str, admin: psycopg.Connection[tuple[object, ...]]
+) -> None:
+    store = open_store(url)
+    add(store, make_order(order_id="O-1"))
+    store.close()
+    schema = schema_of(url)
+    admin.execute(sql.SQL("DELETE FROM {}.schema_version").format(sql.Identifier(schema)))
+    before = tables_of(admin, schema)
+    for opening in (lambda: open_store(url), lambda: open_store(url, migrate=True)):
+        with pytest.raises(StoreUnavailable, match="no schema version: its schema_version row was lost"):
+            opening()
+    assert tables_of(admin, schema) == before
+    assert admin.execute(
+        sql.SQL("SELECT count(*) FROM {}.schema_version").format(sql.Identifier(schema))
+    ).fetchall() == [(0,)]
+    assert admin.execute(sql.SQL("SELECT id FROM {}.orders").format(sql.Identifier(schema))).fetchall() == [
+        ("O-1",)
+    ]
+
+
+def test_a_schema_of_another_application_is_refused_naming_its_tables_and_left_as_it_is(
+    url: str, admin: psycopg.Connection[tuple[object, ...]]
+) -> None:
+    schema = sql.Identifier(schema_of(url))
+    admin.execute(sql.SQL("CREATE SCHEMA {}").format(schema))
+    for table in ("users", "invoices"):
+        admin.execute(sql.SQL("CREATE TABLE {}.{} (id INTEGER)").format(schema, sql.Identifier(table)))
+    with pytest.raises(StoreUnavailable, match=r"not an ordercore database: .*\(invoices, users\)"):
+        open_store(url)
+    assert tables_of(admin, schema_of(url)) == ["invoices", "users"]  # no schema_version table either
+
+
+def test_a_schema_holding_a_table_with_an_ordercore_name_is_refused_not_half_migrated(
+    url: str, admin: psycopg.Connection[tuple[object, ...]]
+) -> None:
+    schema = sql.Identifier(schema_of(url))
+    admin.execute(sql.SQL("CREATE SCHEMA {}").format(schema))
+    admin.execute(sql.SQL("CREATE TABLE {}.orders (id INTEGER)").format(schema))
+    with pytest.raises(StoreUnavailable, match=r"tables with ordercore's names \(orders\)"):
+        open_store(url)
+    assert tables_of(admin, schema_of(url)) == ["orders"]
+
+
+def test_an_empty_schema_made_beforehand_is_adopted(
+    url: str, admin: psycopg.Connection[tuple[object, ...]]
+) -> None:
+    admin.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema_of(url))))
+    store = open_store(url)
+    try:
+        add(store, make_order(order_id="O-1"))
+        assert load(store, "O-1").id == OrderId("O-1")
+    finally:
+        store.close()
+
+
 def test_the_default_schema_is_ordercore() -> None:
     assert parse_url(SERVER_URL.split("?", 1)[0]).schema == "ordercore"
 

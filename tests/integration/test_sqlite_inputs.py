@@ -274,6 +274,31 @@ def test_a_file_with_tables_of_its_own_is_refused_naming_a_few_and_stays_untouch
     assert journal_mode(path) == "delete"
 
 
+def test_a_file_that_lost_its_version_stamp_is_refused_and_stays_untouched(tmp_path: Path) -> None:
+    path = tmp_path / "orders.db"
+    store = SqliteStore(str(path))
+    try:
+        add(store, make_order(order_id="O-1"))
+    finally:
+        store.close()
+    with closing(sqlite3.connect(path)) as raw:
+        raw.execute("PRAGMA user_version = 0")
+    before = user_version_and_tables(path)
+    for opening in (lambda: open_store(file_url(tmp_path)), lambda: migrate(file_url(tmp_path))):
+        with pytest.raises(StoreUnavailable, match=r"no schema version: its version stamp \(user_version\)"):
+            opening()
+    assert user_version_and_tables(path) == before
+    with closing(sqlite3.connect(path)) as raw:
+        assert raw.execute("SELECT id FROM orders").fetchall() == [("O-1",)]
+
+
+def test_a_file_with_a_table_named_as_one_of_ordercores_is_refused_not_half_migrated(tmp_path: Path) -> None:
+    path = foreign_file(tmp_path / "orders.db", "CREATE TABLE orders (id INTEGER PRIMARY KEY)")
+    with pytest.raises(StoreUnavailable, match=r"tables with ordercore's names \(orders\)"):
+        open_store(file_url(tmp_path))
+    assert user_version_and_tables(path) == (0, ["orders"])
+
+
 def test_an_empty_file_is_adopted_and_only_the_tables_ordercore_makes_are_its_own(tmp_path: Path) -> None:
     empty = foreign_file(tmp_path / "empty.db", "PRAGMA user_version = 0")  # no tables at all
     store = SqliteStore(str(empty))
