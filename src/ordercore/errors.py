@@ -37,6 +37,7 @@ __all__ = [
     "OrderNotFound",
     "Problem",
     "QuantityExceeded",
+    "ReevaluationFailed",
     "ReservationConflict",
     "RuleEvaluationFailed",
     "RuleProblem",
@@ -428,6 +429,39 @@ class EventHandlerFailed(OrderCoreError):
             f"{len(self.failures)} event handler(s) failed: "
             + "; ".join(f"{f.handler} on {f.event_type}: {f.error}" for f in self.failures)
         )
+
+
+class ReevaluationFailed(OrderCoreError):
+    """Raised by ``OrderCore.reevaluate_held`` after every held order was tried, when one or more failed.
+
+    ``failures`` pairs each failed order's id with its error, in the order they were tried; ``results``
+    holds the results of the orders re-evaluated meanwhile (they committed). The first error is also the
+    ``__cause__``. Re-evaluating again is harmless: the orders that went through are no longer held for
+    those codes, or are held again for the same reasons."""
+
+    code: ClassVar[str] = "reevaluation_failed"
+
+    def __init__(self, failures: Sequence[tuple[Any, BaseException]], results: Sequence[Any] = ()) -> None:
+        self.failures = tuple(failures)
+        self.results = tuple(results)
+        super().__init__(
+            f"{len(self.failures)} held order(s) failed to be re-evaluated: "
+            + "; ".join(f"{order_id}: {type(e).__name__}: {e}" for order_id, e in self.failures)
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            **super().to_dict(),
+            "failures": [
+                {
+                    "order_id": str(order_id),
+                    "code": e.code if isinstance(e, OrderCoreError) else type(e).__name__,
+                    "message": str(e),
+                }
+                for order_id, e in self.failures
+            ],
+            "reevaluated": [str(r.order_id) for r in self.results],
+        }
 
 
 @attrs.frozen

@@ -29,6 +29,7 @@ from ordercore import (
     OrderEvent,
     OrderId,
     OrderStatus,
+    ReevaluationFailed,
     SequentialIds,
     Sku,
     SourcingFailed,
@@ -310,11 +311,48 @@ def test_re_evaluating_held_orders_goes_on_past_an_order_that_fails_and_then_rai
     second = app.handle(place_command(lines=[NewLine(Sku("MUG"), 1, eur("12.50"))])).order_id
     app.bus.handle(ReceiveStock(node_id="BER", sku="MUG", quantity=5))  # the bus alone re-evaluates nothing
 
-    with pytest.raises(ConnectionError, match="CRM timed out"):
+    with pytest.raises(ReevaluationFailed, match="O-000001: ConnectionError: CRM timed out") as info:
         app.reevaluate_held(reason="stock arrived")
 
     assert [h.code for h in app.get_order(first).holds] == ["out_of_stock"]
     assert app.get_order(second).holds == ()  # the order after the failing one was still re-evaluated
+    error = info.value
+    assert [(order_id, type(e)) for order_id, e in error.failures] == [(first, ConnectionError)]
+    assert [r.order_id for r in error.results] == [second]
+    assert isinstance(error.__cause__, ConnectionError)
+    assert error.to_dict() == {
+        "code": "reevaluation_failed",
+        "message": str(error),
+        "failures": [{"order_id": "O-000001", "code": "ConnectionError", "message": "CRM timed out"}],
+        "reevaluated": ["O-000002"],
+    }
+
+
+def test_re_evaluating_held_orders_names_every_order_that_failed_with_its_own_error() -> None:
+    errors = {
+        OrderId("O-000001"): ConnectionError("CRM timed out"),
+        OrderId("O-000003"): StoreUnavailable("database restarting", retryable=True),
+    }
+    app = app_with(
+        rules=load_rules(STOCK_RULES),
+        network=[BER],
+        command_handlers=flaky_reevaluation(lambda oid: errors.get(oid)),
+    )
+    ids = [app.handle(place_command(lines=[NewLine(Sku("MUG"), 1, eur("12.50"))])).order_id for _ in range(3)]
+    app.bus.handle(ReceiveStock(node_id="BER", sku="MUG", quantity=5))
+
+    with pytest.raises(ReevaluationFailed) as info:
+        app.reevaluate_held(reason="stock arrived")
+
+    assert [(order_id, e) for order_id, e in info.value.failures] == [
+        (ids[0], errors[ids[0]]),
+        (ids[2], errors[ids[2]]),
+    ]
+    assert [f["code"] for f in info.value.to_dict()["failures"]] == ["ConnectionError", "store_unavailable"]
+    assert [r.order_id for r in info.value.results] == [ids[1]]
+    errors.clear()  # the services are back: calling again re-evaluates the two left
+    assert [r.order_id for r in app.reevaluate_held(reason="stock arrived")] == [ids[0], ids[2]]
+    assert all(app.get_order(i).holds == () for i in ids)
 
 
 def test_a_node_going_offline_moves_the_other_orders_when_one_fails_with_any_error() -> None:

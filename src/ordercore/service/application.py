@@ -14,6 +14,7 @@ from ordercore.errors import (
     EventHandlerFailed,
     IllegalTransition,
     InvalidValue,
+    ReevaluationFailed,
     SourcingFailed,
     StoreUnavailable,
 )
@@ -47,6 +48,7 @@ from ordercore.service.handlers import CommandResult, Services
 from ordercore.service.messagebus import E, HandlerFailure, MessageBus
 from ordercore.service.rules import rule_inputs
 from ordercore.service.sourcing import withdrawable
+from ordercore.storage import MAX_LIMIT
 from ordercore.values import Actor, OrderId, Sku, check_aware
 
 __all__ = ["OPERATOR", "DecisionChange", "HoldAging", "OrderCore", "WhatIf"]
@@ -128,8 +130,9 @@ class OrderCore:
         """Run the rule set again on every order held for one of ``codes`` (every code the rule set can
         give, and ``rule_error``, by default). Call it when something rules read changed outside
         ordercore: payments authorised, credit limits raised, fraud reviews done. An order that fails does
-        not stop the others: once every order was tried, the first error is raised (naming the others in
-        its notes); re-evaluating again is harmless."""
+        not stop the others: once every order was tried, :class:`~ordercore.errors.ReevaluationFailed` is
+        raised, naming each failed order with its error
+        and holding the results of the others; re-evaluating again is harmless."""
         if codes is not None and (isinstance(codes, str) or not isinstance(codes, Iterable)):
             raise InvalidValue(
                 "must be a collection of hold codes, or None for all", field="codes", value=codes
@@ -141,16 +144,10 @@ class OrderCore:
                     raise InvalidValue(
                         "must be a hold code (a non-empty string)", field=f"codes[{i}]", value=code
                     )
-        errors: list[Exception] = []
-        results = self._reevaluate_held(codes, reason, lambda order_id, e: errors.append(e))
-        if errors:  # every order was tried: the first error reaches the caller, naming the others
-            first = errors[0]
-            if len(errors) > 1:
-                first.add_note(
-                    f"{len(errors) - 1} more order(s) failed: "
-                    + "; ".join(f"{type(e).__name__}: {e}" for e in errors[1:])
-                )
-            raise first
+        failures: list[tuple[OrderId, Exception]] = []
+        results = self._reevaluate_held(codes, reason, lambda order_id, e: failures.append((order_id, e)))
+        if failures:  # every order was tried
+            raise ReevaluationFailed(failures, results) from failures[0][1]
         return results
 
     def _reevaluate_held(
@@ -167,7 +164,7 @@ class OrderCore:
         wanted = sorted(set(codes) if codes is not None else rules.codes() | {RULE_ERROR})
         ids: set[OrderId] = set()
         for code in wanted:
-            ids.update(h.order_id for h in self.held_orders(code, limit=100_000))
+            ids.update(h.order_id for h in self.held_orders(code, limit=MAX_LIMIT))  # every one
         results = []
         for order_id in sorted(ids, key=lambda i: i.value):
             try:
