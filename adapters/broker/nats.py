@@ -255,8 +255,11 @@ class _Connection:
         self.backoff = backoff
         self._nc: Client | None = None
         self._js: JetStreamContext | None = None
-        #: the stream's max_msg_size as the last connection read it (None: not read, ensure_stream=False)
+        #: the stream's max_msg_size as the last connection read it (None: not read)
         self._max_msg_size: int | None = None
+        #: False once reading the stream's settings failed with ensure_stream=False (no permission for the
+        #: JetStream API, say): later connections do not try again, and rely on the server's max_payload
+        self._limit_readable = True
         #: the stream's shorter duplicate window last warned about, so that reconnecting does not repeat it
         self._warned_window: float | None = None
 
@@ -285,6 +288,8 @@ class _Connection:
         self._nc, self._js = nc, nc.jetstream(timeout=max(self.connect_timeout, 1.0))
         if self.ensure_stream:
             await self._ensure_stream(self._js)
+        elif self._limit_readable:
+            await self._read_stream_limit_if_allowed(self._js)
         return self._js
 
     async def _ensure_stream(self, js: JetStreamContext) -> None:
@@ -306,9 +311,41 @@ class _Connection:
         self._max_msg_size = info.config.max_msg_size
         self._check_duplicate_window(info)
 
+    async def _read_stream_limit_if_allowed(self, js: JetStreamContext) -> None:
+        """Read the stream's max_msg_size, for a stream someone else manages (``ensure_stream=False``), so
+        that an event it would refuse is not sent with later ones in flight behind it. A stream that does
+        not exist (yet) leaves it unknown until the next connection; any other failure (no permission for
+        the JetStream API, say) is logged once, and the server's max_payload is the only limit checked."""
+        try:
+            info = await js.stream_info(self.stream)
+        except nats.js.errors.NotFoundError:
+            self._max_msg_size = None
+            return
+        except (TimeoutError, nats.errors.Error) as e:
+            self._limit_readable, self._max_msg_size = False, None
+            log.warning(
+                "NATS %s: cannot read the settings of stream %s (%s: %s); an event larger than its "
+                "max_msg_size is then refused by the stream only after later events were sent with it",
+                self.shown,
+                self.stream,
+                type(e).__name__,
+                e,
+            )
+            return
+        self._max_msg_size = info.config.max_msg_size
+
+    @property
+    def limit_known(self) -> bool:
+        """Whether the stream's max_msg_size can be read (always with ensure_stream; without it, unless
+        reading it failed)."""
+        return self.ensure_stream or self._limit_readable
+
     async def read_stream_limit(self, js: JetStreamContext) -> None:
         """Read the stream's max_msg_size again."""
-        self._max_msg_size = (await js.stream_info(self.stream)).config.max_msg_size
+        if self.ensure_stream:
+            self._max_msg_size = (await js.stream_info(self.stream)).config.max_msg_size
+        else:
+            await self._read_stream_limit_if_allowed(js)
 
     def _check_duplicate_window(self, info: StreamInfo) -> None:
         """Warn (once per window seen) when the stream exists with a shorter duplicate window than asked for:
@@ -443,13 +480,15 @@ class NatsJetStreamPublisher(_Client):
     and must skip it by its id (:class:`ordercore.consumer.ExactlyOnce`). A stream that exists keeps its own
     duplicate window: a shorter one than ``duplicate_window`` is logged as a warning, not changed.
 
-    An event larger than the server (its ``max_payload``) or the stream (its ``max_msg_size``, read when
-    ``ensure_stream`` is on) takes, with its headers, is never sent: the events before it are published,
+    An event larger than the server (its ``max_payload``) or the stream (its ``max_msg_size``, read on
+    connecting) takes, with its headers, is never sent: the events before it are published,
     then :class:`BrokerRefused` names it (``event_id``), its size and the limit, and the relay stops at it
     on every attempt until an operator acts (raises the limit, or delivers the event another way and marks
-    it published). When the server refuses an event it was sent (for another reason, or with
-    ``ensure_stream=False``), that is BrokerRefused too, at once; the later events of its window, in flight
-    with it, may have been stored.
+    it published). With ``ensure_stream=False`` the stream's settings are read too; where they cannot be
+    (no permission for the JetStream API), a warning says so once and only the server's limit is checked.
+    When the server refuses an event it was sent (for another reason, or over a stream limit it could not
+    read), that is BrokerRefused too, at once; the later events of its window, in flight with it, may
+    have been stored.
     """
 
     def __init__(
@@ -508,7 +547,7 @@ class NatsJetStreamPublisher(_Client):
                 js: JetStreamContext, encoded: list[tuple[str, bytes, str]] = encoded, before: int = start
             ) -> tuple[int, BrokerRefused | None]:
                 sent, refused = self._fitting(encoded, before=before)
-                if refused is not None and self._connection.ensure_stream:
+                if refused is not None and self._connection.limit_known:
                     # an operator may have raised the stream's limit since this connection read it
                     await self._connection.read_stream_limit(js)
                     sent, refused = self._fitting(encoded, before=before)

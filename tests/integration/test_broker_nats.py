@@ -22,6 +22,7 @@ import nats.errors
 import nats.js.errors
 import pytest
 from nats.aio.msg import Msg
+from nats.js import JetStreamContext
 from nats.js.api import StreamConfig
 
 from ordercore import AcceptOrder, HoldOrder, ManualClock, OrderCore, ReleaseHold, SequentialIds, bootstrap
@@ -503,21 +504,41 @@ def test_an_event_larger_than_the_streams_max_msg_size_is_refused_by_id_until_th
             publisher.publish(events)
         assert info.value.event_id == "O-000002#1" and info.value.retryable is False
         assert retried(caplog) == []
-        stored = [s.msg_id for s in names.stored()]
-        if ensure_stream:
-            # the stream's limit was read on connecting: nothing from the refused event on is sent
-            assert "max_msg_size of stream" in info.value.message and "4,000 bytes" in info.value.message
-            assert stored == ["O-000001#1", "O-000001#2"]
-        else:  # the server refused it; later events of its window were in flight with it
-            assert stored[:2] == ["O-000001#1", "O-000001#2"] and "O-000002#1" not in stored
+        # the stream's limit was read on connecting (by a publisher that manages no stream as well):
+        # nothing from the refused event on is sent
+        assert "max_msg_size of stream" in info.value.message and "4,000 bytes" in info.value.message
+        assert [s.msg_id for s in names.stored()] == ["O-000001#1", "O-000001#2"]
 
         names.update(max_msg_size=8000)  # the operator acts: the same publisher relays them all now
         publisher.publish(events)
-    stored = [s.msg_id for s in names.stored()]
-    if ensure_stream:
-        assert stored == [e.event_id for e in events]
-    else:
-        assert sorted(stored) == sorted(e.event_id for e in events)
+    assert [s.msg_id for s in names.stored()] == [e.event_id for e in events]
+
+
+def test_a_publisher_that_may_not_read_the_streams_settings_warns_once_and_checks_the_servers_limit(
+    names: Names, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    names.create(max_msg_size=4000)
+    calls: list[str] = []
+
+    async def refused(self: JetStreamContext, name: str, *args: object, **kwargs: object) -> object:
+        calls.append(name)
+        raise nats.errors.TimeoutError  # what a request the account may not send ends with
+
+    monkeypatch.setattr(JetStreamContext, "stream_info", refused)
+    events = events_with_a_large_one(5000)
+    with (
+        names.publisher(ensure_stream=False) as publisher,
+        caplog.at_level(logging.WARNING, logger="ordercore.broker.nats"),
+    ):
+        publisher.publish(events[:2])  # small ones go through
+        with pytest.raises(BrokerRefused) as info:  # refused by the stream itself, once sent
+            publisher.publish(events)
+        assert info.value.event_id == "O-000002#1"
+        publisher._run(publisher._connection._nc.close())  # type: ignore[union-attr]  # reconnects
+        publisher.publish(events[:2])
+    assert calls == [names.stream]  # tried once, not on every connection
+    [warning] = [r for r in caplog.records if "cannot read the settings" in r.getMessage()]
+    assert names.stream in warning.getMessage() and "TimeoutError" in warning.getMessage()
 
 
 def test_a_stream_with_a_shorter_duplicate_window_is_warned_about_once_and_left_as_it_is(
