@@ -37,7 +37,8 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, Header, Stream
 
 from ordercore.errors import InvalidValue, Problem, StoreUnavailable, ValidationFailed
 from ordercore.events import OrderEvent
-from ordercore.serialization import from_json, to_json
+from ordercore.lifecycle import DEFAULT_LIFECYCLE, Lifecycle
+from ordercore.serialization import from_json, make_converter, to_json
 from ordercore_adapters._urls import masked
 
 __all__ = [
@@ -608,7 +609,9 @@ class NatsJetStreamConsumer(_Client):
 
     ``handler`` is typically an :class:`ordercore.consumer.ExactlyOnce`, so a message delivered again (the
     consumer crashed before acknowledging, or the relay re-published after the duplicate window) is
-    skipped. A message that is not an event (whatever its decoding raised) is logged and terminated (never
+    skipped. Events are decoded with ``lifecycle``: give the one the publishing application's store
+    uses, when it extends the default (a status of its own states is not an event of the default one). A
+    message that is not an event (whatever its decoding raised) is logged and terminated (never
     delivered again); if terminating it fails, that is logged, the message comes back after ``ack_wait``
     (and is terminated then) and the batch goes on. When the handler raises, that message and the rest of
     the batch are negatively acknowledged (delivered again) and the error propagates. When acknowledging a
@@ -637,8 +640,11 @@ class NatsJetStreamConsumer(_Client):
         connect_timeout: float = 2.0,
         attempts: int = 3,
         backoff: float = 0.2,
+        lifecycle: Lifecycle = DEFAULT_LIFECYCLE,
     ) -> None:
         problems: list[Problem] = []
+        if not isinstance(lifecycle, Lifecycle):
+            problems.append(Problem("lifecycle", InvalidValue.code, "must be a Lifecycle", lifecycle))
         if not callable(handler):
             problems.append(Problem("handler", InvalidValue.code, "must be callable with an event", handler))
         problems += _problems_of_name("durable", durable)
@@ -667,6 +673,8 @@ class NatsJetStreamConsumer(_Client):
         self.filter_subject = filter_subject or f"{subject_prefix}.>"
         self.ack_wait = ack_wait
         self.max_ack_pending = max_ack_pending
+        self.lifecycle = lifecycle
+        self._converter = make_converter(lifecycle)
         self._subscription: JetStreamContext.PullSubscription | None = None
         self._subscribed_on: JetStreamContext | None = None
 
@@ -701,7 +709,7 @@ class NatsJetStreamConsumer(_Client):
         done = 0
         for i, msg in enumerate(messages):
             try:
-                event = from_json(msg.data, OrderEvent)
+                event = from_json(msg.data, OrderEvent, converter=self._converter)
             except Exception as e:  # whatever the decoder raised, this is no event of ours
                 log.error(
                     "NATS %s: message on %s is not an event, terminated: %s: %s",

@@ -15,6 +15,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import attrs
 import nats
@@ -25,7 +26,22 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import StreamConfig
 
-from ordercore import AcceptOrder, HoldOrder, ManualClock, OrderCore, ReleaseHold, SequentialIds, bootstrap
+from ordercore import (
+    DEFAULT_LIFECYCLE,
+    AcceptOrder,
+    FireTrigger,
+    HoldOrder,
+    ManualClock,
+    OrderCore,
+    OrderStatus,
+    ReleaseHold,
+    SequentialIds,
+    State,
+    Transition,
+    Trigger,
+    Triggers,
+    bootstrap,
+)
 from ordercore import open_store as open_any_store
 from ordercore.consumer import ExactlyOnce, InMemoryProcessedEvents
 from ordercore.errors import InvalidValue, StoreUnavailable, ValidationFailed
@@ -708,6 +724,39 @@ def test_a_message_that_is_not_an_event_is_dropped(names: Names) -> None:
     assert effects == [e.event_id for e in events]
 
 
+REVIEW = State("awaiting_fraud_review")
+SEND_TO_REVIEW = Trigger("send_to_fraud_review")
+WITH_REVIEW = DEFAULT_LIFECYCLE.extend(
+    name="with-review",
+    states=[REVIEW],
+    triggers=[SEND_TO_REVIEW],
+    transitions=[
+        Transition(SEND_TO_REVIEW, OrderStatus.PLACED, REVIEW),
+        Transition(Triggers.CANCEL, REVIEW, OrderStatus.CANCELLED),
+    ],
+)
+
+
+def test_a_consumer_given_the_applications_lifecycle_receives_the_events_of_its_own_states(
+    names: Names,
+) -> None:
+    with names.publisher() as publisher:
+        app = bootstrap("memory://", lifecycle=WITH_REVIEW, publisher=publisher, ids=SequentialIds())
+        order_id = app.handle(place_command()).order_id
+        app.handle(FireTrigger(order_id=order_id, trigger=SEND_TO_REVIEW))
+        assert app.failures == ()
+        history = [e.event_id for e in app.get_order(order_id).history]
+    effects: list[OrderEvent] = []
+    once = ExactlyOnce(effects.append, InMemoryProcessedEvents())
+    with names.consumer(once, lifecycle=WITH_REVIEW) as consumer:
+        assert consumer.drain(timeout=0.5) == len(history)
+    assert [e.event_id for e in effects] == history
+    assert effects[-1] == app.get_order(order_id).history[-1]  # the status is the lifecycle's own state
+    with pytest.raises(InvalidValue) as info:
+        names.consumer(once, lifecycle="with-review")
+    assert info.value.field == "lifecycle"
+
+
 def wait_until_settled(names: Names, durable: str = "billing") -> int:
     """Wait (10 seconds at most) until the server has every delivered message of ``durable`` settled."""
     deadline = time.monotonic() + 10
@@ -727,10 +776,10 @@ def test_a_message_whose_decoding_fails_unexpectedly_is_terminated(
     store.close()
     decode = nats_adapter.from_json
 
-    def decoder_that_recurses(data: bytes, cls: type[OrderEvent]) -> OrderEvent:
+    def decoder_that_recurses(data: bytes, cls: type[OrderEvent], **options: Any) -> OrderEvent:
         if data.startswith(b"[["):  # as from_json did before it read such JSON as invalid
             raise RecursionError("maximum recursion depth exceeded while decoding a JSON array")
-        return decode(data, cls)
+        return decode(data, cls, **options)
 
     monkeypatch.setattr(nats_adapter, "from_json", decoder_that_recurses)
     effects: list[str] = []
