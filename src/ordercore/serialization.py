@@ -14,6 +14,7 @@ from __future__ import annotations
 import enum
 import json
 import keyword
+import threading
 from collections.abc import Callable, Mapping
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
@@ -562,6 +563,8 @@ class TextEncoders:
         self._conv = converter
         self._encoders: dict[Any, Callable[[Any], str]] = {}  # by type: as it is now
         self._final: dict[Any, Callable[[Any], str]] = {}  # by type: once checked (or needing no check)
+        self._building: dict[Any, Callable[[Any], str]] = {}  # stand-ins of the types being built
+        self._building_lock = threading.RLock()
         self._known: dict[Any, Callable[[Any], str]] = {
             _isoformat: lambda v: encode_str(v.isoformat()),
             _unstructure_money: lambda m: (
@@ -577,12 +580,21 @@ class TextEncoders:
         return self.for_type(type(value))(value)
 
     def for_type(self, hint: Any) -> Callable[[Any], str]:
-        """The encoder of values of type ``hint`` (a class or a type hint)."""
+        """The encoder of values of type ``hint`` (a class or a type hint). Safe to call from several threads:
+        encoders are built one at a time, and a thread never sees one that is still being built."""
         encoder = self._final.get(hint) or self._encoders.get(hint)
-        if encoder is None:
-            # a stand-in while it is built, for a type that refers to itself
-            self._encoders[hint] = lambda value: self._encoders[hint](value)
-            encoder = self._encoders[hint] = self._build(hint)
+        if encoder is not None:
+            return encoder
+        with self._building_lock:  # re-entrant: building a type builds the types of its parts
+            encoder = self._final.get(hint) or self._encoders.get(hint) or self._building.get(hint)
+            if encoder is None:
+                # a stand-in while it is built, for a type that refers to itself: seen only by this
+                # thread (the lock holder), called only once the encoder is in place
+                self._building[hint] = lambda value: self._encoders[hint](value)
+                try:
+                    encoder = self._encoders[hint] = self._build(hint)
+                finally:
+                    del self._building[hint]
         return encoder
 
     def _build(self, hint: Any) -> Callable[[Any], str]:

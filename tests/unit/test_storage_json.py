@@ -2,6 +2,7 @@
 event's text kept by identity so that a history is not encoded again on every write; TextEncoders: text
 written directly from each type's attributes, again exactly to_json's."""
 
+import threading
 from datetime import timedelta
 
 import attrs
@@ -116,6 +117,43 @@ def test_every_event_and_value_of_full_lives_is_written_as_to_json_writes_it() -
     for cls in (*seen, OrderLine, NodeAllocation, Address, CustomerRef, Money, LineQuantities):
         if cls is not Money:
             assert _generated(texts.for_type(cls)), cls
+
+
+def test_a_thread_asking_for_an_encoder_another_is_building_waits_for_it_and_writes_the_text() -> None:
+    # a stand-in used to be visible to other threads while a type's encoder was built: calling it looked
+    # itself up again, and a commit on a new store failed with RecursionError
+    texts = TextEncoders(CONVERTER)
+    building, go = threading.Event(), threading.Event()
+    compose = texts._composite
+
+    def slow_composite(hint: object) -> object:
+        if hint is OrderLine:
+            building.set()
+            go.wait(5)
+        return compose(hint)
+
+    texts._composite = slow_composite  # type: ignore[method-assign,assignment]
+    line = make_order().lines[0]
+    results: dict[str, object] = {}
+
+    def encode(name: str) -> None:
+        try:
+            results[name] = texts.text(line)
+        except BaseException as e:
+            results[name] = e
+
+    first = threading.Thread(target=encode, args=("first",))
+    first.start()
+    assert building.wait(5)
+    second = threading.Thread(target=encode, args=("second",))
+    second.start()
+    second.join(0.3)  # asks while the first is building
+    go.set()
+    first.join(5)
+    second.join(5)
+    expected = to_json(line, converter=CONVERTER)
+    assert results == {"first": expected, "second": expected}
+    assert texts._building == {}
 
 
 # any text a store can keep: no NUL, no lone surrogate (every text check refuses those, see text_fault)
