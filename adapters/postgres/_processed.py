@@ -17,9 +17,25 @@ from ordercore_adapters.postgres._unstorable import refused
 __all__ = ["PostgresProcessedEvents"]
 
 
+def _check_isolation(connection: psycopg.Connection[Any], level: object) -> None:
+    """InvalidValue unless ``level`` (psycopg's setting, or the server's name of one) is READ COMMITTED, or
+    None (the server's default, checked when the instance is made)."""
+    if level is None or level in (psycopg.IsolationLevel.READ_COMMITTED, "read committed"):
+        return
+    shown = level.name if isinstance(level, psycopg.IsolationLevel) else str(level).upper()
+    raise InvalidValue(
+        f"must run its transactions at READ COMMITTED, not {shown}: a consumer waiting for another's lock"
+        " on an event would then look it up in a snapshot taken before that one committed, miss its mark"
+        " and run the action again",
+        field="connection",
+        value=connection,
+    )
+
+
 class PostgresProcessedEvents:
     """A :class:`~ordercore.consumer.TransactionalProcessedEvents` over a psycopg connection of the
-    consumer's own (not in autocommit mode), holding the ids in ``table`` of the connection's search path
+    consumer's own (not in autocommit mode, at READ COMMITTED isolation: the default, checked), holding the
+    ids in ``table`` of the connection's search path
     (created if missing: the id as primary key, and when it was processed).
 
     ``seen`` takes a transaction-scoped advisory lock on the id, then looks it up: a consumer in another
@@ -39,11 +55,19 @@ class PostgresProcessedEvents:
                 field="connection",
                 value=connection,
             )
+        _check_isolation(connection, connection.isolation_level)
         self.connection = connection
         self.table = check_table(table)
         self._name = sql.Identifier(self.table)
         was_idle = connection.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
         with self._errors():
+            (level,) = connection.execute("SELECT current_setting('transaction_isolation')").fetchone() or (
+                "read committed",
+            )
+            if level != "read committed":  # the session's default (a setting of the role, the database...)
+                if was_idle:
+                    connection.rollback()
+                _check_isolation(connection, level)
             # two consumers starting at once would both try to create the table (CREATE TABLE IF NOT EXISTS
             # is not safe against that): the second waits for the first's commit, then finds it
             connection.execute(
@@ -60,6 +84,7 @@ class PostgresProcessedEvents:
 
     def seen(self, event_id: str) -> bool:
         check_event_id(event_id)
+        _check_isolation(self.connection, self.connection.isolation_level)
         with self._errors():
             self.connection.execute(
                 "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"{self.table} {event_id}",)

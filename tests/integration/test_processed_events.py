@@ -142,6 +142,35 @@ def test_a_postgres_connection_in_autocommit_mode_is_refused(postgres_consumer: 
         assert err.value.field == "connection"
 
 
+def test_a_postgres_session_defaulting_to_repeatable_read_is_refused_and_left_idle(
+    postgres_consumer: Consumer,
+) -> None:
+    # under REPEATABLE READ or SERIALIZABLE, the snapshot is taken before waiting at the event's lock: a
+    # consumer let through after another committed would not see its mark, and would run the action again
+    for level in ("repeatable read", "serializable"):
+        options = f"-c default_transaction_isolation={level.replace(' ', chr(92) + ' ')}"
+        with closing(psycopg.connect(SERVER_URL, options=options)) as conn:
+            with pytest.raises(InvalidValue, match=f"READ COMMITTED, not {level.upper()}") as err:
+                PostgresProcessedEvents(conn)
+            assert err.value.field == "connection"
+            assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+            conn.isolation_level = psycopg.IsolationLevel.READ_COMMITTED  # what the caller can do instead
+            processed = PostgresProcessedEvents(conn)
+            assert processed.seen("E-1") is False
+            processed.rollback()
+
+
+def test_a_postgres_connection_switched_to_serializable_is_refused_at_the_next_event(
+    postgres_consumer: Consumer,
+) -> None:
+    with closing(postgres_consumer.connect()) as conn:
+        processed = PostgresProcessedEvents(conn)
+        conn.isolation_level = psycopg.IsolationLevel.SERIALIZABLE
+        with pytest.raises(InvalidValue, match="READ COMMITTED, not SERIALIZABLE"):
+            processed.seen("E-1")
+        assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE  # nothing sent
+
+
 def test_a_postgres_transaction_of_the_callers_own_is_not_committed_by_the_setup(
     postgres_consumer: Consumer,
 ) -> None:
