@@ -35,7 +35,7 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, Header, StreamConfig, StreamInfo
 
-from ordercore.errors import InvalidValue, Problem, StoreUnavailable, ValidationFailed
+from ordercore.errors import InvalidValue, Problem, PublishRefused, StoreUnavailable, ValidationFailed
 from ordercore.events import OrderEvent
 from ordercore.lifecycle import DEFAULT_LIFECYCLE, Lifecycle
 from ordercore.serialization import from_json, make_converter, to_json
@@ -146,19 +146,13 @@ class BrokerUnavailable(StoreUnavailable):
     code: ClassVar[str] = "broker_unavailable"
 
 
-class BrokerRefused(BrokerUnavailable):
+class BrokerRefused(BrokerUnavailable, PublishRefused):
     """The broker refused a message or a request in a way no retry gets past (an event larger than the server
     or the stream takes, a setting the server rejects): raised at once, not retryable; an operator must act.
-    ``event_id`` names the event refused, when the refusal was about one."""
+    ``event_id`` names the event refused, when the refusal was about one: every event given before it was
+    stored (a :class:`~ordercore.errors.PublishRefused`, which the outbox relay marks up to it)."""
 
     code: ClassVar[str] = "broker_refused"
-
-    def __init__(self, message: str, *, event_id: str | None = None) -> None:
-        super().__init__(message, retryable=False)
-        self.event_id = event_id
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**super().to_dict(), "event_id": self.event_id}
 
 
 class _LoopThread:

@@ -36,6 +36,7 @@ __all__ = [
     "OrderCoreError",
     "OrderNotFound",
     "Problem",
+    "PublishRefused",
     "QuantityExceeded",
     "ReevaluationFailed",
     "ReservationConflict",
@@ -416,6 +417,23 @@ class StoreUnavailable(OrderCoreError):
 
     def to_dict(self) -> dict[str, Any]:
         return {**super().to_dict(), "retryable": self.retryable, "outcome_unknown": self.outcome_unknown}
+
+
+class PublishRefused(StoreUnavailable):
+    """An event publisher refused an event for good (too large for the broker, say): not retryable.
+
+    ``event_id`` names the first event of those given that was not stored; every event given before it
+    was stored, so the outbox relay marks those published and stops at this one, which waits in the outbox
+    until an operator acts. None when the refusal is not about one event (nothing is marked then)."""
+
+    code: ClassVar[str] = "publish_refused"
+
+    def __init__(self, message: str, *, event_id: str | None = None) -> None:
+        super().__init__(message, retryable=False)
+        self.event_id = event_id
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**super().to_dict(), "event_id": self.event_id}
 
 
 class EventHandlerFailed(OrderCoreError):

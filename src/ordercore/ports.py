@@ -352,7 +352,11 @@ class Store(Protocol):
 
 
 class EventPublisher(Protocol):
-    """Sends events to the outside (a broker, a webhook...). Must be idempotent by ``event.event_id``."""
+    """Sends events to the outside (a broker, a webhook...). Must be idempotent by ``event.event_id``.
+
+    ``publish`` stores the events in the order given, or raises. An event refused for good (not a
+    failure another attempt may get past) is :class:`~ordercore.errors.PublishRefused` naming it, once
+    every event before it is stored: the relay marks those published and stops at it."""
 
     def publish(self, events: Sequence[OrderEvent]) -> None: ...
 

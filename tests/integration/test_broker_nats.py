@@ -557,6 +557,33 @@ def test_a_publisher_that_may_not_read_the_streams_settings_warns_once_and_check
     assert names.stream in warning.getMessage() and "TimeoutError" in warning.getMessage()
 
 
+def test_the_relay_marks_the_events_stored_before_a_refused_one_and_does_not_send_them_again(
+    names: Names,
+) -> None:
+    names.create(max_msg_size=4000)
+    store = open_any_store("memory://")
+    app = bootstrap(store, clock=ManualClock(AT), ids=SequentialIds())  # no publisher yet: all wait
+    app.handle(place_command())
+    app.handle(place_command(external_ref="large", attributes={"gift_note": "x" * 5000}))
+    app.handle(place_command(external_ref="after"))
+    with names.publisher() as publisher:
+        relay = bootstrap(store, publisher=publisher)
+        assert relay.relay_outbox() == 2  # the first order's events, stored before the refused one
+        assert [e.event_id for e in pending(store)] == [
+            "O-000002#1",
+            "O-000002#2",
+            "O-000003#1",
+            "O-000003#2",
+        ]
+        [failure] = relay.failures
+        assert failure.event_id == "O-000002#1" and isinstance(failure.exception, BrokerRefused)
+        for _ in range(2):  # every later relay stops at it again, sending nothing before it
+            assert relay.relay_outbox() == 0
+        assert publisher.duplicates == 0
+        assert [s.msg_id for s in names.stored()] == ["O-000001#1", "O-000001#2"]
+    store.close()
+
+
 def test_a_stream_with_a_shorter_duplicate_window_is_warned_about_once_and_left_as_it_is(
     names: Names, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -30,6 +30,7 @@ from ordercore import (
     OrderId,
     OrderNotFound,
     OrderStatus,
+    PublishRefused,
     RecordDelivery,
     RecordShipment,
     SequentialIds,
@@ -210,6 +211,75 @@ def test_events_are_published_from_the_outbox_and_survive_a_publisher_outage() -
     app.handle(AcceptOrder(order_id=order_id))
     assert publisher.received == ["O-000001#1", "O-000001#2", "O-000001#3"]
     assert outbox_ids(app) == []
+    assert app.relay_outbox() == 0
+
+
+class Refusing:
+    """A publisher that stores events until it meets one of ``refused``, then refuses it for good, as a
+    broker refuses an event too large for it; or fails with ``error`` instead, storing nothing."""
+
+    def __init__(self, refused: set[str], error: Exception | None = None) -> None:
+        self.refused = refused
+        self.error = error
+        self.down = False  # unreachable: stores nothing
+        self.stored: list[str] = []
+        self.calls: list[list[str]] = []
+
+    def publish(self, events: list[OrderEvent]) -> None:
+        self.calls.append([e.event_id for e in events])
+        if self.down:
+            raise ConnectionError("broker unreachable")
+        for event in events:
+            if event.event_id in self.refused:
+                raise self.error or PublishRefused(f"{event.event_id} is too large", event_id=event.event_id)
+            if event.event_id not in self.stored:
+                self.stored.append(event.event_id)
+
+
+def test_the_events_stored_before_a_refused_one_are_marked_and_the_relay_stops_at_it() -> None:
+    publisher = Refusing({"O-000002#1"})
+    publisher.down = True
+    app = app_with(publisher=publisher)
+    for _ in range(3):  # the broker is down meanwhile: every event waits in the outbox
+        app.handle(place_command())
+    publisher.down = False  # back, and refusing the second order's first event for good
+    publisher.calls.clear()
+    assert app.relay_outbox() == 2
+    assert publisher.stored == ["O-000001#1", "O-000001#2"]
+    # marked, the first order's events are not sent again on every later relay
+    assert outbox_ids(app) == ["O-000002#1", "O-000002#2", "O-000003#1", "O-000003#2"]
+    assert app.relay_outbox() == 0
+    assert publisher.calls == [[f"O-00000{n}#{k}" for n in (1, 2, 3) for k in (1, 2)], outbox_ids(app)]
+    refusals = [f for f in app.failures if isinstance(f.exception, PublishRefused)]
+    assert [f.event_id for f in refusals] == ["O-000002#1"] * 2  # the refused event, not the batch's first
+
+    publisher.refused.clear()  # the operator raised the limit
+    assert app.relay_outbox() == 4
+    assert outbox_ids(app) == []
+    assert publisher.stored == [f"O-00000{n}#{k}" for n in (1, 2, 3) for k in (1, 2)]
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        PublishRefused("refused, but not about one event"),
+        PublishRefused("names an event not in the batch", event_id="X-1#1"),
+        ConnectionError("a failure that says nothing of what was stored"),
+    ],
+)
+def test_a_publisher_error_that_names_no_event_of_the_batch_marks_nothing(error: Exception) -> None:
+    publisher = Refusing({"O-000001#2"}, error=error)
+    app = app_with(publisher=publisher)
+    app.handle(place_command())
+    assert outbox_ids(app) == ["O-000001#1", "O-000001#2"]
+    assert [f.event_id for f in app.failures] == ["O-000001#1"]
+
+
+def test_a_refusal_of_the_first_event_of_a_batch_marks_nothing() -> None:
+    publisher = Refusing({"O-000001#1"})
+    app = app_with(publisher=publisher)
+    app.handle(place_command())
+    assert outbox_ids(app) == ["O-000001#1", "O-000001#2"] and publisher.stored == []
     assert app.relay_outbox() == 0
 
 

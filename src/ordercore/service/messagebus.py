@@ -58,6 +58,7 @@ from ordercore.errors import (
     EventHandlerFailed,
     InvalidValue,
     OrderCoreError,
+    PublishRefused,
     StoreUnavailable,
 )
 from ordercore.events import OrderEvent
@@ -87,6 +88,16 @@ class HandlerFailure:
     handler: str
     error: str
     exception: BaseException = attrs.field(eq=False, repr=False)
+
+
+def _stored_before(error: Exception, events: Sequence[OrderEvent]) -> int:
+    """How many of ``events`` a publisher that raised ``error`` stored: those before the event a
+    :class:`~ordercore.errors.PublishRefused` names; none for any other error."""
+    if isinstance(error, PublishRefused) and error.event_id is not None:
+        for i, event in enumerate(events):
+            if event.event_id == error.event_id:
+                return i
+    return 0
 
 
 class MessageBus:
@@ -160,7 +171,8 @@ class MessageBus:
     def relay_outbox(self, batch_size: int = 500) -> int:
         """Publish pending outbox events in commit order, in batches of ``batch_size``; returns how many
         this call published and marked published. A publisher error leaves them pending (and is recorded
-        as a failure). When another relay marked some of a batch first (another worker relaying from the
+        as a failure), except for the events a :class:`~ordercore.errors.PublishRefused` says were stored
+        before the one refused: those are marked, and the relay stops at the refused one. When another relay marked some of a batch first (another worker relaying from the
         same outbox), this one's mark is refused: it marks nothing of that batch and reads the outbox
         again, at most ``_LOST_RACES`` times in a row; then it stops, leaving what is left to the relays
         racing it (or to the next one). A store error is raised."""
@@ -175,18 +187,24 @@ class MessageBus:
                 if not records:
                     return published
                 events = [r.event for r in records]
+                refused = False
                 try:
                     self.publisher.publish(events)
                 except Exception as e:
-                    self._failed(events[0], f"publisher {type(self.publisher).__name__}", e, [])
-                    return published
+                    stored = _stored_before(e, events)
+                    self._failed(events[stored], f"publisher {type(self.publisher).__name__}", e, [])
+                    if not stored:
+                        return published
+                    # the events before the refused one are stored: marked, they are not sent again
+                    # on every later relay (nor stored again once the duplicate window has passed)
+                    events, refused = events[:stored], True
                 uow.outbox.mark_published([ev.event_id for ev in events])
                 try:
                     uow.commit()
                 except InvalidValue as e:
                     if e.field != "event_id":
                         raise
-                    if lost >= _LOST_RACES:
+                    if refused or lost >= _LOST_RACES:
                         log.info(
                             "another relay marked %s first, %d times in a row; stopping", e.value, lost + 1
                         )
@@ -196,6 +214,8 @@ class MessageBus:
                     continue
                 lost = 0
                 published += len(events)
+                if refused:
+                    return published
 
     # -- internals ----------------------------------------------------------------------------------------
     def _run(self, command: Command) -> CommandResult:
