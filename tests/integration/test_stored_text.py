@@ -17,6 +17,7 @@ import pytest
 
 from ordercore import (
     AcceptOrder,
+    CountStock,
     ManualClock,
     NewLine,
     OrderCore,
@@ -110,6 +111,25 @@ def test_quantities_beyond_a_32_bit_column_are_refused_on_every_store(app: Order
     app.handle(ReceiveStock(node_id="WH-1", sku="MUG", quantity=MAX_QUANTITY, reason="the most"))
     position = app.stock("WH-1", "MUG")
     assert position is not None and position.on_hand == MAX_QUANTITY
+
+
+@pytest.mark.parametrize("first", [MAX_QUANTITY, MAX_QUANTITY - 5])
+def test_receipts_that_would_take_stock_on_hand_past_the_most_a_store_keeps_are_refused(
+    app: OrderCore, first: int
+) -> None:
+    app.handle(ReceiveStock(node_id="WH-1", sku="MUG", quantity=first, reason="first"))
+    before = app.stock("WH-1", "MUG")
+    with pytest.raises(InvalidQuantity, match="beyond the most a position holds") as e:
+        app.handle(ReceiveStock(node_id="WH-1", sku="MUG", quantity=6, reason="one too many"))
+    assert e.value.field == "quantity" and e.value.value == 6
+    position = app.stock("WH-1", "MUG")
+    assert position == before and position is not None and position.on_hand == first  # as it was
+    if first < MAX_QUANTITY:  # up to the most is taken
+        app.handle(ReceiveStock(node_id="WH-1", sku="MUG", quantity=MAX_QUANTITY - first, reason="rest"))
+        assert app.stock("WH-1", "MUG").on_hand == MAX_QUANTITY  # type: ignore[union-attr]
+    app.handle(CountStock(node_id="WH-1", sku="MUG", on_hand=0, reason="counted"))  # correctable everywhere
+    position = app.stock("WH-1", "MUG")
+    assert position is not None and position.on_hand == 0
 
 
 def test_a_limit_beyond_a_64_bit_integer_means_every_row(app: OrderCore) -> None:

@@ -529,6 +529,13 @@ class StockPosition:
             lambda: check_reason(reason),
             lambda: supply_ref is None or check_key(supply_ref, "supply_ref"),
         )
+        if self.on_hand + quantity > MAX_QUANTITY:  # what every store keeps, and a count may set
+            raise InvalidQuantity(
+                f"would take the units on hand to {self.on_hand + quantity:,}, beyond the most a position"
+                f" holds ({MAX_QUANTITY:,}); {self.on_hand:,} are on hand",
+                field="quantity",
+                value=quantity,
+            )
         self._record(self._entry(EntryKind.RECEIVED, quantity, at, reason, key=supply_ref or ""))
 
     def adjust(self, on_hand: int, *, at: datetime, reason: str) -> None:
