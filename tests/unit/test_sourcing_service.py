@@ -28,6 +28,7 @@ from ordercore import (
     RecordShipment,
     ReleaseHold,
     ReleaseToFulfilment,
+    ReservationConflict,
     SequentialIds,
     Sku,
     SourcingFailed,
@@ -368,6 +369,33 @@ def test_a_wave_is_sourced_jointly_without_taking_units_from_earlier_orders(join
         assert nodes == {first: ["BER"], second: ["BER", "HAM"]}
     assert reserved(app, "BER", "MUG") + reserved(app, "HAM", "MUG") == 2
     assert app.get_order(held).status == S.ON_HOLD
+
+
+def test_an_orders_hard_reservation_is_not_released_by_key_while_the_order_allocates_it() -> None:
+    app = make_app({("BER", "MUG"): 1})
+    first = placed(app, ("MUG", 1))
+    app.handle(SourceOrder(order_id=first))
+    [allocation] = app.get_order(first).allocations
+    before = app.stock("BER", "MUG")
+    with pytest.raises(ReservationConflict, match=f"allocated to order {first}") as info:
+        app.handle(ReleaseReservation(node_id="BER", sku="MUG", key=allocation.key, reason="cart cleanup"))
+    assert info.value.key == allocation.key
+    assert app.stock("BER", "MUG") == before and reserved(app, "BER", "MUG") == 1
+    second = placed(app, ("MUG", 1))  # the only mug stays the first order's
+    app.handle(SourceOrder(order_id=second))
+    assert app.get_order(second).allocations == ()
+    app.handle(RecordShipment(order_id=first, shipment_id="S-1"))
+    assert app.get_order(first).status == S.SHIPPED
+
+
+def test_a_hard_reservation_of_a_reference_that_is_no_order_is_released_by_key() -> None:
+    app = make_app({("BER", "MUG"): 5})
+    app.handle(ReserveStock(node_id="BER", sku="MUG", key="quote-7", quantity=2, reference="quote 7/b"))
+    app.handle(ReserveStock(node_id="BER", sku="MUG", key="b2b-1", quantity=1, reference="O-999999"))
+    assert reserved(app, "BER", "MUG") == 3
+    app.handle(ReleaseReservation(node_id="BER", sku="MUG", key="quote-7"))  # not an order's id
+    app.handle(ReleaseReservation(node_id="BER", sku="MUG", key="b2b-1"))  # no such order
+    assert reserved(app, "BER", "MUG") == 0
 
 
 def test_inventory_commands_keep_the_ledger() -> None:

@@ -6,11 +6,13 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import TypeVar
 
-from ordercore.errors import StockNotFound
-from ordercore.inventory import StockPosition, check_node_id
+from ordercore.errors import InvalidValue, ReservationConflict, StockNotFound
+from ordercore.inventory import ReservationKind, StockPosition, check_node_id
+from ordercore.order import Order
 from ordercore.ports import UnitOfWork
 from ordercore.service import commands as c
 from ordercore.service.handlers import CommandResult, Handler, Services
+from ordercore.values import OrderId
 
 __all__ = ["INVENTORY_HANDLERS"]
 
@@ -84,8 +86,36 @@ def _reserve(p: StockPosition, cmd: c.ReserveStock, at: datetime) -> object:
     )
 
 
-def _release(p: StockPosition, cmd: c.ReleaseReservation, at: datetime) -> object:
-    return p.release(cmd.key, cmd.quantity, at=at, reason=cmd.reason or "released")
+def release_reservation(cmd: c.ReleaseReservation, uow: UnitOfWork, svc: Services) -> CommandResult:
+    """Release a reservation (a cart's, a quote's, one of your own). An order's hard reservation is not
+    released this way while the order still allocates it: the order would keep an allocation its stock
+    no longer backs, and the units would be sourced to another order too. Cancel the order's lines, or
+    re-source it, instead (both release what they no longer need)."""
+    at = svc.clock.now()
+    position = _load(cmd, uow, svc, create=False, at=at)
+    held = position.reservations.get(cmd.key) if isinstance(cmd.key, str) else None
+    if held is not None and held.kind is ReservationKind.HARD:
+        order = _order_of(held.reference, uow)
+        if order is not None and any(a.key == held.key for a in order.allocations):
+            raise ReservationConflict(
+                f"reservation {held.key!r} at {position.node_id} holds {held.quantity} units allocated to"
+                f" order {order.id}; cancel its lines or re-source it to release them",
+                key=held.key,
+            )
+    position.release(cmd.key, cmd.quantity, at=at, reason=cmd.reason or "released")
+    if position.new_entries():
+        uow.inventory.save(position)
+        uow.commit()
+    return CommandResult(f"{position.node_id}/{position.sku}", position.version, ())
+
+
+def _order_of(reference: str, uow: UnitOfWork) -> Order | None:
+    """The stored order ``reference`` names, if it is an order's id."""
+    try:
+        order_id = OrderId(reference)
+    except InvalidValue:  # a cart's or a quote's reference: no order
+        return None
+    return uow.orders.find(order_id)
 
 
 def set_node_online(cmd: c.SetNodeOnline, uow: UnitOfWork, svc: Services) -> CommandResult:
@@ -109,6 +139,6 @@ INVENTORY_HANDLERS: dict[type[c.Command], Handler] = {
     c.ExpectSupply: _on_stock(_expect, create=True),
     c.CancelSupply: _on_stock(_cancel_supply),
     c.ReserveStock: _on_stock(_reserve),
-    c.ReleaseReservation: _on_stock(_release),
+    c.ReleaseReservation: release_reservation,
     c.SetNodeOnline: set_node_online,
 }
