@@ -20,6 +20,7 @@ from ordercore.errors import (
     LineNotFound,
     OrderCoreError,
     Problem,
+    QuantityExceeded,
     ValidationFailed,
 )
 from ordercore.events import (
@@ -1028,6 +1029,8 @@ class Order:
         self._check_stamp(actor, at, reason)
         t = self.lifecycle.exit(self, trigger)
         new_lines, moved, totals = self._moved(kind, None if lines is None else self._parse_moves(lines))
+        if kind is ShipmentRecorded and self.allocations and extra[3]:
+            _check_shipped_from(self.allocations, self.lines, new_lines, str(extra[3]))
         target = self._resolve(totals)
         if t.guards or target.name not in t.target_names:  # the common case needs no call
             self.lifecycle.admit(self, t, target)
@@ -1173,6 +1176,34 @@ def _reduce_allocations(
         out[i] = a._replace(quantity=a.quantity - take)
         units -= take
     return tuple(a for a in out if a.quantity)
+
+
+def _check_shipped_from(
+    allocations: tuple[NodeAllocation, ...],
+    before: tuple[OrderLine, ...],
+    after: tuple[OrderLine, ...],
+    node_id: str,
+) -> None:
+    """QuantityExceeded (on ``node_id``) when a shipment named as leaving ``node_id`` takes more of a line's
+    sourced units than are allocated there: they are reserved at other nodes, and shipping them from this
+    one would use up those nodes' stock while the parcel left this one. Units allocated by hand (without a
+    node) are taken first, as :func:`_follow_allocations` does."""
+    for old, new in zip(before, after, strict=True):
+        dropped = (old.qty.allocated + old.qty.released) - (new.qty.allocated + new.qty.released)
+        if dropped <= 0:
+            continue
+        tracked = [a for a in allocations if a.line_id == old.id]
+        by_hand = old.qty.allocated + old.qty.released - sum(a.quantity for a in tracked)
+        here = sum(a.quantity for a in tracked if a.node_id == node_id)
+        if dropped - max(by_hand, 0) > here:
+            elsewhere = sorted({a.node_id for a in tracked if a.node_id != node_id})
+            raise QuantityExceeded(
+                f"the shipment takes {dropped} sourced units of line {old.id} but {here} are allocated at"
+                f" {node_id} (the others at {', '.join(elsewhere)}); name the node they leave from, or"
+                " re-source the order first",
+                field="node_id",
+                value=node_id,
+            )
 
 
 def _follow_allocations(

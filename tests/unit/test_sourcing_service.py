@@ -25,6 +25,7 @@ from ordercore import (
     OrderCore,
     OrderCoreError,
     OrderStatus,
+    QuantityExceeded,
     RecordShipment,
     ReleaseHold,
     ReleaseToFulfilment,
@@ -396,6 +397,25 @@ def test_a_hard_reservation_of_a_reference_that_is_no_order_is_released_by_key()
     app.handle(ReleaseReservation(node_id="BER", sku="MUG", key="quote-7"))  # not an order's id
     app.handle(ReleaseReservation(node_id="BER", sku="MUG", key="b2b-1"))  # no such order
     assert reserved(app, "BER", "MUG") == 0
+
+
+def test_a_shipment_named_as_leaving_a_node_cannot_take_units_sourced_at_another() -> None:
+    app = make_app({("BER", "MUG"): 5, ("HAM", "MUG"): 5})
+    oid = placed(app, ("MUG", 2))
+    app.handle(SourceOrder(order_id=oid))
+    [allocation] = app.get_order(oid).allocations
+    other = "HAM" if allocation.node_id == "BER" else "BER"
+    stock_before = {n: app.stock(n, "MUG") for n in ("BER", "HAM")}
+    with pytest.raises(QuantityExceeded, match=f"0 are allocated at {other}") as info:
+        app.handle(RecordShipment(order_id=oid, shipment_id="S-1", node_id=other))
+    assert info.value.field == "node_id"
+    assert {n: app.stock(n, "MUG") for n in ("BER", "HAM")} == stock_before  # neither node's stock used
+    assert app.get_order(oid).status == S.ALLOCATED
+    app.handle(RecordShipment(order_id=oid, shipment_id="S-1", node_id=allocation.node_id, lines={"1": 1}))
+    app.handle(RecordShipment(order_id=oid, shipment_id="S-2", node_id=allocation.node_id))
+    assert app.stock(allocation.node_id, "MUG").on_hand == 3  # type: ignore[union-attr]
+    assert app.stock(other, "MUG").on_hand == 5  # type: ignore[union-attr]
+    assert app.get_order(oid).status == S.SHIPPED
 
 
 def test_inventory_commands_keep_the_ledger() -> None:
