@@ -475,6 +475,29 @@ def test_a_node_ships_no_more_parcels_a_day_than_its_capacity() -> None:
     assert day.used == 1 and set(day.taken) == {third}
 
 
+@pytest.mark.parametrize("then", ["cancel the rest", "a short pick of the rest"])
+def test_a_partial_shipment_keeps_its_slot_whatever_happens_to_the_rest_of_the_order(then: str) -> None:
+    network = [node("BER", 52.52, 13.40, daily_capacity=1), node("HAM", 53.55, 9.99)]
+    app = bootstrap(clock=ManualClock(AT), ids=SequentialIds(), network=network)
+    for node_id in ("BER", "HAM"):
+        app.handle(ReceiveStock(node_id=node_id, sku="MUG", quantity=10))
+    first = placed(app, ("MUG", 2))
+    app.handle(SourceOrder(order_id=first))
+    assert [(a.node_id, a.quantity) for a in app.get_order(first).allocations] == [("BER", 2)]
+    app.handle(RecordShipment(order_id=first, shipment_id="S-1", node_id="BER", lines={"1": 1}))
+    if then == "cancel the rest":
+        app.handle(CancelLines(order_id=first, lines={"1": 1}, reason="customer"))
+    else:  # Berlin cannot find the second mug: it is sourced again, from Hamburg
+        app.handle(ReportShortPick(order_id=first, node_id="BER", lines={"1": 1}))
+        assert [a.node_id for a in app.get_order(first).allocations] == ["HAM"]
+    second = placed(app, ("MUG", 1))
+    app.handle(SourceOrder(order_id=second))  # S-1 left Berlin today: its one parcel a day is taken
+    assert [a.node_id for a in app.get_order(second).allocations] == ["HAM"]
+    with app.store.unit_of_work() as uow:
+        day = uow.capacity.get("BER", network[0].calendar.dispatch_date(AT))
+    assert day.used == 1
+
+
 OPS = st.lists(
     st.tuples(
         st.sampled_from(

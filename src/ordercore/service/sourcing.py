@@ -404,6 +404,24 @@ def withdrawable(order: Order, node_id: str | None = None) -> dict[str, dict[Lin
     return {n: out[n] for n in sorted(out)}
 
 
+def shipped_slot_key(order: Order) -> str:
+    """The key a node day's slot is kept under once the order shipped from that node that day."""
+    return f"{order.id.value} shipped"
+
+
+def keep_shipped_slot(uow: UnitOfWork, order: Order, node_id: str, day: date) -> None:
+    """Move the order's slot at ``node_id`` on ``day`` to :func:`shipped_slot_key`: the shipment left, so
+    cancelling or moving the rest of the order must not give it back (another order would take the day
+    beyond its limit)."""
+    node_day = uow.capacity.get(node_id, day)
+    held = node_day.taken.get(order.id.value)
+    if held is None:
+        return
+    node_day.give_back(order.id.value)
+    node_day.take(shipped_slot_key(order), limit=None, shipments=held)  # the same shipments, moved
+    uow.capacity.save(node_day)
+
+
 def sync_reservations(
     uow: UnitOfWork,
     order: Order,
@@ -432,8 +450,12 @@ def sync_reservations(
         else:
             pos.release(a.key, gone, at=at, reason=why)
         uow.inventory.save(pos)
-    if shipped:
-        return  # a shipment used the capacity it took
+    if shipped:  # a shipment used the capacity it took: its slot stays taken whatever the order does next
+        left = {(a.node_id, a.dispatch_on) for a in before if a.quantity > after.get(a.key, 0)}
+        for node_id, day in sorted(left, key=str):
+            if day is not None:
+                keep_shipped_slot(uow, order, node_id, day)
+        return
     still = {(a.node_id, a.dispatch_on) for a in order.allocations}
     for node_id, day in sorted({(a.node_id, a.dispatch_on) for a in before} - still, key=str):
         if day is not None:  # the order no longer ships from this node that day: its slot is free again
