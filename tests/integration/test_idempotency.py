@@ -55,6 +55,15 @@ def place_with_key(app: OrderCore, n: int, key: str) -> Outcome:
         return e.code, str(e)
 
 
+def place_with_key_and_id(app: OrderCore, n: int, key: str) -> Outcome:
+    """As :func:`place_with_key`, each caller naming the same order id of its own (a channel's)."""
+    try:
+        command = place_command(idempotency_key=key, order_id=OrderId("WEB-1001"), reason=f"caller {n}")
+        return "ok", str(app.handle(command).order_id)
+    except OrderCoreError as e:
+        return e.code, str(e)
+
+
 def hold(app: OrderCore, n: int, target: tuple[str, int | None]) -> Outcome:
     order_id, expected = target
     try:
@@ -171,6 +180,13 @@ def test_twenty_callers_with_one_key_create_one_order_and_all_get_its_id(race: R
     ids = {order_id for _, order_id in outcomes}
     assert len(ids) == 1
     assert _with_app(race, lambda app: app.list_orders(limit=100)) == [OrderId(ids.pop())]
+
+
+def test_twenty_callers_with_one_key_and_one_order_id_of_their_own_all_get_that_order(race: Race) -> None:
+    # every loser must see the key taken (and get the order), not the order id (a duplicate order)
+    outcomes = race.run(place_with_key_and_id, CALLERS, "REQ-1")
+    assert outcomes == [("ok", "WEB-1001")] * CALLERS
+    assert _with_app(race, lambda app: app.list_orders(limit=100)) == [OrderId("WEB-1001")]
 
 
 def test_another_payload_under_a_used_key_is_refused(race: Race) -> None:

@@ -115,6 +115,43 @@ def test_exactly_once_over_the_shipped_stores_skips_a_redelivered_order_event(co
     assert sorted(consumer.committed_effects()) == sorted([first.event_id, second.event_id])
 
 
+REFUSE_MARKS = {
+    "sqlite": [
+        "CREATE TRIGGER refuse_marks BEFORE INSERT ON processed_events BEGIN"
+        " SELECT RAISE(ABORT, 'marks refused'); END"
+    ],
+    "postgres": [
+        "CREATE FUNCTION refuse_marks() RETURNS trigger LANGUAGE plpgsql AS"
+        " $$ BEGIN RAISE EXCEPTION 'marks refused'; END $$",
+        "CREATE TRIGGER refuse_marks BEFORE INSERT ON processed_events"
+        " FOR EACH ROW EXECUTE FUNCTION refuse_marks()",
+    ],
+}
+
+
+def test_a_mark_the_database_refuses_takes_the_effects_with_it(consumer: Consumer) -> None:
+    # the effects and the mark commit together: a mark that fails after the action ran leaves no effect,
+    # so the event, delivered again, is applied once
+    event = make_order().history[0]
+    with closing(consumer.connect()) as conn:
+        processed = consumer.processed(conn)
+        conn.commit()
+        for statement in REFUSE_MARKS[consumer.dialect]:
+            conn.execute(statement)
+        conn.commit()
+        once = ExactlyOnce(lambda e: consumer.write_effect(processed, e.event_id), processed)
+        with pytest.raises(StoreUnavailable, match="marks refused"):
+            once(event)
+        assert consumer.committed_effects() == []
+        conn.execute(
+            "DROP TRIGGER refuse_marks" + (" ON processed_events" if consumer.dialect == "postgres" else "")
+        )
+        conn.commit()
+        assert once(event) is True  # delivered again: applied now, once
+        assert once(event) is False
+    assert consumer.committed_effects() == [event.event_id]
+
+
 def test_bad_arguments_are_refused_naming_the_field(consumer: Consumer) -> None:
     with closing(consumer.connect()) as conn:
         with pytest.raises(InvalidValue) as err:

@@ -656,3 +656,36 @@ def test_a_stored_expiry_without_an_offset_stops_the_migration_to_schema_10(data
         else database.run("SELECT version FROM schema_version", ())
     )
     assert version == [(9,)]  # nothing was applied
+
+
+REFUSE_OUTBOX = {
+    "sqlite": [
+        "CREATE TRIGGER refuse_outbox BEFORE INSERT ON outbox BEGIN SELECT RAISE(ABORT, 'outbox refused'); END"
+    ],
+    "postgres": [
+        "CREATE FUNCTION refuse_outbox() RETURNS trigger LANGUAGE plpgsql AS"
+        " $$ BEGIN RAISE EXCEPTION 'outbox refused'; END $$",
+        "CREATE TRIGGER refuse_outbox BEFORE INSERT ON outbox FOR EACH ROW EXECUTE FUNCTION refuse_outbox()",
+    ],
+}
+
+
+def test_an_order_whose_events_the_outbox_refuses_is_not_stored_either(database: Database) -> None:
+    # the state and its events are one transaction: no order without its events, nor the other way round
+    database.open().close()  # the schema
+    for statement in REFUSE_OUTBOX[database.dialect]:
+        database.run(statement, ())
+    store = database.open()
+    app = bootstrap(store, clock=ManualClock(AT), ids=SequentialIds())
+    with pytest.raises(OrderCoreError, match="outbox refused"):
+        app.handle(place_command())
+    assert app.list_orders() == []
+    assert database.run("SELECT count(*) FROM orders", ()) == [(0,)]
+    assert database.run("SELECT count(*) FROM order_digests", ()) == [(0,)]
+    drop = "DROP TRIGGER refuse_outbox" + (" ON outbox" if database.dialect == "postgres" else "")
+    database.run(drop, ())
+    order_id = app.handle(place_command()).order_id  # placed once the outbox takes events again
+    assert app.list_orders() == [order_id]
+    with store.unit_of_work() as uow:
+        assert [r.event.event_id for r in uow.outbox.pending()] == [f"{order_id}#1", f"{order_id}#2"]
+    app.close()

@@ -307,6 +307,28 @@ class OrderContract(ContractBase):
         with store.unit_of_work() as uow:
             assert uow.idempotency.get("K-1") is None and uow.idempotency.get("K-2") is None
 
+    def test_a_commit_refused_for_a_stale_order_stores_none_of_its_keys_nor_its_new_orders(
+        self, store: Store
+    ) -> None:
+        self._add(store, _order("O-1"))
+        with store.unit_of_work() as stale:
+            old = stale.orders.get(OrderId("O-1"))
+            with store.unit_of_work() as other:  # someone else changes O-1 meanwhile
+                fresh = other.orders.get(OrderId("O-1"))
+                fresh.accept(actor=_ACTOR, at=_AT)
+                other.orders.save(fresh)
+                other.commit()
+            old.hold("CHECK", actor=_ACTOR, at=_AT)
+            stale.orders.save(old)
+            stale.orders.add(_order("O-2"))
+            stale.idempotency.add(self._record("K-2", order_id="O-2"))
+            with pytest.raises(ConcurrencyConflict):
+                stale.commit()
+        with store.unit_of_work() as uow:
+            assert uow.idempotency.get("K-2") is None
+            assert uow.orders.find(OrderId("O-2")) is None
+            assert uow.orders.get(OrderId("O-1")).holds == ()  # the other's change, not this one's
+
     def test_a_taken_idempotency_key_is_refused_as_a_conflict(self, store: Store) -> None:
         with store.unit_of_work() as uow:
             uow.orders.add(_order("O-1"))
