@@ -498,6 +498,25 @@ def test_a_partial_shipment_keeps_its_slot_whatever_happens_to_the_rest_of_the_o
     assert day.used == 1
 
 
+def test_two_parcels_of_one_order_from_a_node_in_a_day_keep_two_slots() -> None:
+    network = [node("BER", 52.52, 13.40, daily_capacity=2), node("HAM", 53.55, 9.99)]
+    app = bootstrap(clock=ManualClock(AT), ids=SequentialIds(), network=network)
+    for node_id in ("BER", "HAM"):
+        app.handle(ReceiveStock(node_id=node_id, sku="MUG", quantity=10))
+    first = placed(app, ("MUG", 2))
+    app.handle(SourceOrder(order_id=first))
+    app.handle(RecordShipment(order_id=first, shipment_id="S-1", node_id="BER", lines={"1": 1}))
+    app.handle(ResourceOrder(order_id=first))  # the rest sourced again: at Berlin, the same day
+    assert [a.node_id for a in app.get_order(first).allocations] == ["BER"]
+    app.handle(RecordShipment(order_id=first, shipment_id="S-2", node_id="BER"))
+    with app.store.unit_of_work() as uow:
+        day = uow.capacity.get("BER", network[0].calendar.dispatch_date(AT))
+    assert day.used == 2  # two parcels left Berlin
+    second = placed(app, ("MUG", 1))
+    app.handle(SourceOrder(order_id=second))
+    assert [a.node_id for a in app.get_order(second).allocations] == ["HAM"]
+
+
 OPS = st.lists(
     st.tuples(
         st.sampled_from(

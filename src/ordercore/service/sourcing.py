@@ -417,8 +417,12 @@ def keep_shipped_slot(uow: UnitOfWork, order: Order, node_id: str, day: date) ->
     held = node_day.taken.get(order.id.value)
     if held is None:
         return
+    key = shipped_slot_key(order)
+    shipped = node_day.taken.get(key, 0)  # an earlier shipment of the order from there that day
     node_day.give_back(order.id.value)
-    node_day.take(shipped_slot_key(order), limit=None, shipments=held)  # the same shipments, moved
+    if shipped:
+        node_day.give_back(key)
+    node_day.take(key, limit=None, shipments=shipped + held)  # the same shipments, moved
     uow.capacity.save(node_day)
 
 
