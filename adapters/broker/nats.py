@@ -252,9 +252,11 @@ class _Connection:
         self._js: JetStreamContext | None = None
         #: the stream's max_msg_size as the last connection read it (None: not read)
         self._max_msg_size: int | None = None
-        #: False once reading the stream's settings failed with ensure_stream=False (no permission for the
-        #: JetStream API, say): later connections do not try again, and rely on the server's max_payload
+        #: False once reading the stream's settings failed on this connection, with ensure_stream=False (no
+        #: permission for the JetStream API, a slow reply): not read again before the next connection
         self._limit_readable = True
+        #: whether that failure was logged (once per publisher, not on every connection)
+        self._warned_limit = False
         #: the stream's shorter duplicate window last warned about, so that reconnecting does not repeat it
         self._warned_window: float | None = None
 
@@ -283,7 +285,8 @@ class _Connection:
         self._nc, self._js = nc, nc.jetstream(timeout=max(self.connect_timeout, 1.0))
         if self.ensure_stream:
             await self._ensure_stream(self._js)
-        elif self._limit_readable:
+        else:
+            self._limit_readable = True  # a new connection: try again
             await self._read_stream_limit_if_allowed(self._js)
         return self._js
 
@@ -310,29 +313,33 @@ class _Connection:
         """Read the stream's max_msg_size, for a stream someone else manages (``ensure_stream=False``), so
         that an event it would refuse is not sent with later ones in flight behind it. A stream that does
         not exist (yet) leaves it unknown until the next connection; any other failure (no permission for
-        the JetStream API, say) is logged once, and the server's max_payload is the only limit checked."""
+        the JetStream API, a reply too slow) keeps what was read before (nothing, on a new connection): it is
+        logged once per publisher, and not tried again before the next connection."""
         try:
             info = await js.stream_info(self.stream)
         except nats.js.errors.NotFoundError:
             self._max_msg_size = None
             return
         except (TimeoutError, nats.errors.Error) as e:
-            self._limit_readable, self._max_msg_size = False, None
-            log.warning(
-                "NATS %s: cannot read the settings of stream %s (%s: %s); an event larger than its "
-                "max_msg_size is then refused by the stream only after later events were sent with it",
-                self.shown,
-                self.stream,
-                type(e).__name__,
-                e,
-            )
+            self._limit_readable = False
+            if not self._warned_limit:
+                self._warned_limit = True
+                log.warning(
+                    "NATS %s: cannot read the settings of stream %s (%s: %s); until they can be read, an "
+                    "event larger than its max_msg_size is refused by the stream only after later events "
+                    "were sent with it (tried again on each new connection)",
+                    self.shown,
+                    self.stream,
+                    type(e).__name__,
+                    e,
+                )
             return
         self._max_msg_size = info.config.max_msg_size
 
     @property
     def limit_known(self) -> bool:
-        """Whether the stream's max_msg_size can be read (always with ensure_stream; without it, unless
-        reading it failed)."""
+        """Whether the stream's max_msg_size can be read on this connection (always with ensure_stream;
+        without it, unless reading it failed on this connection)."""
         return self.ensure_stream or self._limit_readable
 
     async def read_stream_limit(self, js: JetStreamContext) -> None:
@@ -480,7 +487,8 @@ class NatsJetStreamPublisher(_Client):
     then :class:`BrokerRefused` names it (``event_id``), its size and the limit, and the relay stops at it
     on every attempt until an operator acts (raises the limit, or delivers the event another way and marks
     it published). With ``ensure_stream=False`` the stream's settings are read too; where they cannot be
-    (no permission for the JetStream API), a warning says so once and only the server's limit is checked.
+    (no permission for the JetStream API, a reply too slow), a warning says so once, only the server's
+    limit is checked, and each new connection tries again.
     When the server refuses an event it was sent (for another reason, or over a stream limit it could not
     read), that is BrokerRefused too, at once; the later events of its window, in flight with it, may
     have been stored.

@@ -530,17 +530,21 @@ def test_an_event_larger_than_the_streams_max_msg_size_is_refused_by_id_until_th
     assert [s.msg_id for s in names.stored()] == [e.event_id for e in events]
 
 
-def test_a_publisher_that_may_not_read_the_streams_settings_warns_once_and_checks_the_servers_limit(
+def test_a_publisher_that_may_not_read_the_streams_settings_warns_once_and_tries_on_each_connection(
     names: Names, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     names.create(max_msg_size=4000)
     calls: list[str] = []
+    real = JetStreamContext.stream_info
+    failing = [True]
 
-    async def refused(self: JetStreamContext, name: str, *args: object, **kwargs: object) -> object:
+    async def stream_info(self: JetStreamContext, name: str, *args: Any, **kwargs: Any) -> Any:
         calls.append(name)
-        raise nats.errors.TimeoutError  # what a request the account may not send ends with
+        if failing[0]:
+            raise nats.errors.TimeoutError  # what a request the account may not send ends with
+        return await real(self, name, *args, **kwargs)
 
-    monkeypatch.setattr(JetStreamContext, "stream_info", refused)
+    monkeypatch.setattr(JetStreamContext, "stream_info", stream_info)
     events = events_with_a_large_one(5000)
     with (
         names.publisher(ensure_stream=False) as publisher,
@@ -550,10 +554,16 @@ def test_a_publisher_that_may_not_read_the_streams_settings_warns_once_and_check
         with pytest.raises(BrokerRefused) as info:  # refused by the stream itself, once sent
             publisher.publish(events)
         assert info.value.event_id == "O-000002#1"
+        assert calls == [names.stream]  # not asked again on this connection, refusal or not
         publisher._run(publisher._connection._nc.close())  # type: ignore[union-attr]  # reconnects
         publisher.publish(events[:2])
-    assert calls == [names.stream]  # tried once, not on every connection
-    [warning] = [r for r in caplog.records if "cannot read the settings" in r.getMessage()]
+        assert calls == [names.stream] * 2  # asked again on the new connection: still failing
+        failing[0] = False  # a slow reply, say, rather than no permission: the next connection reads it
+        publisher._run(publisher._connection._nc.close())  # type: ignore[union-attr]
+        with pytest.raises(BrokerRefused) as info:
+            publisher.publish(events)
+        assert "max_msg_size of stream" in info.value.message  # checked before sending, this time
+    [warning] = [r for r in caplog.records if "cannot read the settings" in r.getMessage()]  # once
     assert names.stream in warning.getMessage() and "TimeoutError" in warning.getMessage()
 
 
