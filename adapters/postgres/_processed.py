@@ -17,10 +17,20 @@ from ordercore_adapters.postgres._unstorable import refused
 __all__ = ["PostgresProcessedEvents"]
 
 
+#: the levels PostgreSQL runs as READ COMMITTED (READ UNCOMMITTED is the same there), by psycopg and by name
+_READ_COMMITTED = (
+    psycopg.IsolationLevel.READ_COMMITTED,
+    psycopg.IsolationLevel.READ_UNCOMMITTED,
+    "read committed",
+    "read uncommitted",
+)
+
+
 def _check_isolation(connection: psycopg.Connection[Any], level: object) -> None:
-    """InvalidValue unless ``level`` (psycopg's setting, or the server's name of one) is READ COMMITTED, or
-    None (the server's default, checked when the instance is made)."""
-    if level is None or level in (psycopg.IsolationLevel.READ_COMMITTED, "read committed"):
+    """InvalidValue unless ``level`` (psycopg's setting, or the server's name of one) is READ COMMITTED (or
+    READ UNCOMMITTED, which PostgreSQL runs as READ COMMITTED), or None (the server's default, checked when
+    the instance is made)."""
+    if level is None or level in _READ_COMMITTED:
         return
     shown = level.name if isinstance(level, psycopg.IsolationLevel) else str(level).upper()
     raise InvalidValue(
@@ -64,7 +74,7 @@ class PostgresProcessedEvents:
             (level,) = connection.execute("SELECT current_setting('transaction_isolation')").fetchone() or (
                 "read committed",
             )
-            if level != "read committed":  # the session's default (a setting of the role, the database...)
+            if level not in _READ_COMMITTED:  # the session's default (a setting of the role, the database...)
                 if was_idle:
                     connection.rollback()
                 _check_isolation(connection, level)

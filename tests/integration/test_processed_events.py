@@ -197,6 +197,21 @@ def test_a_postgres_session_defaulting_to_repeatable_read_is_refused_and_left_id
             processed.rollback()
 
 
+def test_a_postgres_connection_at_read_uncommitted_is_taken_since_postgresql_runs_it_as_read_committed(
+    postgres_consumer: Consumer,
+) -> None:
+    options = "-c default_transaction_isolation=read\\ uncommitted"
+    with closing(psycopg.connect(SERVER_URL, options=options)) as conn:
+        processed = PostgresProcessedEvents(conn)
+        assert processed.seen("E-1") is False
+        processed.rollback()
+    with closing(postgres_consumer.connect()) as conn:
+        conn.isolation_level = psycopg.IsolationLevel.READ_UNCOMMITTED
+        processed = PostgresProcessedEvents(conn)
+        assert processed.seen("E-1") is False
+        processed.rollback()
+
+
 def test_a_postgres_connection_switched_to_serializable_is_refused_at_the_next_event(
     postgres_consumer: Consumer,
 ) -> None:
