@@ -587,10 +587,12 @@ _STEPS: dict[int, Step] = {
 
 def _check_unversioned(conn: Connection, schema: str, where: str) -> None:
     """Refuse (``StoreUnavailable``) a schema without a version that holds any table or view besides the
-    ``schema_version`` table this transaction just made."""
+    ``schema_version`` table this transaction just made and those an extension installed there."""
     rows = conn.execute(
         "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
-        " WHERE n.nspname = %s AND c.relkind IN ('r', 'p', 'v', 'm', 'f') AND c.relname <> 'schema_version'",
+        " WHERE n.nspname = %s AND c.relkind IN ('r', 'p', 'v', 'm', 'f') AND c.relname <> 'schema_version'"
+        " AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass"
+        " AND d.objid = c.oid AND d.deptype = 'e')",  # an extension's own (pg_stat_statements in public)
         (schema,),
     ).fetchall()
     check_unversioned(where, (name for (name,) in rows), stamp="schema_version row")

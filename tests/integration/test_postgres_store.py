@@ -312,6 +312,35 @@ def test_a_schema_holding_a_table_with_an_ordercore_name_is_refused_not_half_mig
     assert tables_of(admin, schema_of(url)) == ["orders"]
 
 
+def test_a_schema_holding_only_an_extensions_views_is_adopted(
+    url: str, admin: psycopg.Connection[tuple[object, ...]]
+) -> None:
+    # public with pg_stat_statements installed in it, say: those views are the extension's, not a table
+    # of another application's
+    available = {
+        name
+        for (name,) in admin.execute(
+            "SELECT name FROM pg_available_extensions WHERE installed_version IS NULL"
+            " AND name IN ('pg_buffercache', 'pg_stat_statements')"
+        ).fetchall()
+    }
+    if not available:
+        pytest.skip("neither pg_buffercache nor pg_stat_statements can be installed on this server")
+    extension = sorted(available)[0]
+    schema = sql.Identifier(schema_of(url))
+    admin.execute(sql.SQL("CREATE SCHEMA {}").format(schema))
+    admin.execute(sql.SQL("CREATE EXTENSION {} SCHEMA {}").format(sql.Identifier(extension), schema))
+    try:
+        store = open_store(url)
+        try:
+            add(store, make_order(order_id="O-1"))
+        finally:
+            store.close()
+        assert "orders" in tables_of(admin, schema_of(url))
+    finally:
+        admin.execute(sql.SQL("DROP EXTENSION {}").format(sql.Identifier(extension)))
+
+
 def test_an_empty_schema_made_beforehand_is_adopted(
     url: str, admin: psycopg.Connection[tuple[object, ...]]
 ) -> None:
