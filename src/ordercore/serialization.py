@@ -581,7 +581,8 @@ class TextEncoders:
 
     def for_type(self, hint: Any) -> Callable[[Any], str]:
         """The encoder of values of type ``hint`` (a class or a type hint). Safe to call from several threads:
-        encoders are built one at a time, and a thread never sees one that is still being built."""
+        encoders are built one at a time; a thread that reaches one still being built (through the encoder
+        of a part of it, for a type that refers to itself) waits until it is."""
         encoder = self._final.get(hint) or self._encoders.get(hint)
         if encoder is not None:
             return encoder
@@ -590,11 +591,21 @@ class TextEncoders:
             if encoder is None:
                 # a stand-in while it is built, for a type that refers to itself: seen only by this
                 # thread (the lock holder), called only once the encoder is in place
-                self._building[hint] = lambda value: self._encoders[hint](value)
+                self._building[hint] = lambda value: self._current(hint)(value)
                 try:
                     encoder = self._encoders[hint] = self._build(hint)
                 finally:
                     del self._building[hint]
+        return encoder
+
+    def _current(self, hint: Any) -> Callable[[Any], str]:
+        """The encoder of ``hint`` as it is now. Called by a stand-in (or a slot) that another thread reached
+        through an encoder built as part of ``hint``'s, while ``hint``'s is still being built: that thread
+        waits for the build to end."""
+        encoder = self._encoders.get(hint)
+        if encoder is None:
+            with self._building_lock:
+                encoder = self._encoders[hint]
         return encoder
 
     def _build(self, hint: Any) -> Callable[[Any], str]:
@@ -723,7 +734,7 @@ class TextEncoders:
         def slot(value: Any) -> str:
             final = self._final.get(hint)
             if final is None:
-                return self._encoders[hint](value)
+                return self._current(hint)(value)
             namespace[name] = final
             return final(value)
 

@@ -4,6 +4,7 @@ written directly from each type's attributes, again exactly to_json's."""
 
 import threading
 from datetime import timedelta
+from typing import Any
 
 import attrs
 from hypothesis import HealthCheck, given, settings
@@ -154,6 +155,51 @@ def test_a_thread_asking_for_an_encoder_another_is_building_waits_for_it_and_wri
     expected = to_json(line, converter=CONVERTER)
     assert results == {"first": expected, "second": expected}
     assert texts._building == {}
+
+
+@attrs.frozen
+class _Node:
+    """A type that refers to itself, as a caller's own may."""
+
+    name: str
+    children: "tuple[_Node, ...]" = ()
+
+
+def test_a_thread_reaching_a_type_being_built_through_one_of_its_parts_waits_for_it() -> None:
+    texts = TextEncoders(CONVERTER)
+    building, go = threading.Event(), threading.Event()
+    generate = texts._generate
+
+    def slow_generate(hint: Any, expression: str, parts: list[Any]) -> Any:
+        out = generate(hint, expression, parts)
+        if hint is _Node:  # its part, tuple[_Node, ...], is built and published already
+            building.set()
+            go.wait(5)
+        return out
+
+    texts._generate = slow_generate  # type: ignore[method-assign]
+    tree = (_Node("a", (_Node("b"),)),)
+    results: dict[str, object] = {}
+
+    def encode(name: str, hint: Any) -> None:
+        try:
+            results[name] = texts.for_type(hint)(tree if hint != _Node else tree[0])
+        except BaseException as e:
+            results[name] = e
+
+    first = threading.Thread(target=encode, args=("builder", _Node))
+    first.start()
+    assert building.wait(5)
+    second = threading.Thread(target=encode, args=("other", tuple[_Node, ...]))
+    second.start()
+    second.join(0.3)  # reaches _Node's stand-in while _Node is being built
+    go.set()
+    first.join(5)
+    second.join(5)
+    assert results == {
+        "builder": to_json(tree[0], converter=CONVERTER),
+        "other": to_json(tree, converter=CONVERTER),
+    }
 
 
 # any text a store can keep: no NUL, no lone surrogate (every text check refuses those, see text_fault)
