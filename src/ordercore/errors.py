@@ -51,14 +51,27 @@ __all__ = [
 ]
 
 
+def _rebuilt(cls: type[OrderCoreError], args: tuple[Any, ...], state: dict[str, Any]) -> OrderCoreError:
+    """An error unpickled: its arguments and attributes as they were, without running its ``__init__``
+    (whose parameters differ from class to class and from ``args``)."""
+    error = cls.__new__(cls)
+    error.args = args
+    error.__dict__.update(state)
+    return error
+
+
 class OrderCoreError(Exception):
-    """Root of every error raised by ordercore. ``code`` is stable and machine-readable."""
+    """Root of every error raised by ordercore. ``code`` is stable and machine-readable. Every error pickles
+    with what it carries (to pass it to another process)."""
 
     code: ClassVar[str] = "ordercore_error"
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuilt, (type(self), self.args, dict(self.__dict__)))
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-friendly description, for APIs and logs."""
