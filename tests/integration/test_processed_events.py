@@ -179,6 +179,13 @@ def test_a_postgres_connection_in_autocommit_mode_is_refused(postgres_consumer: 
         assert err.value.field == "connection"
 
 
+def assert_taken(conn: psycopg.Connection[Any]) -> None:
+    """The connection makes a PostgresProcessedEvents that looks events up."""
+    processed = PostgresProcessedEvents(conn)
+    assert processed.seen("E-1") is False
+    processed.rollback()
+
+
 def test_a_postgres_session_defaulting_to_repeatable_read_is_refused_and_left_idle(
     postgres_consumer: Consumer,
 ) -> None:
@@ -192,9 +199,7 @@ def test_a_postgres_session_defaulting_to_repeatable_read_is_refused_and_left_id
             assert err.value.field == "connection"
             assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
             conn.isolation_level = psycopg.IsolationLevel.READ_COMMITTED  # what the caller can do instead
-            processed = PostgresProcessedEvents(conn)
-            assert processed.seen("E-1") is False
-            processed.rollback()
+            assert_taken(conn)
 
 
 def test_a_postgres_connection_at_read_uncommitted_is_taken_since_postgresql_runs_it_as_read_committed(
@@ -202,14 +207,10 @@ def test_a_postgres_connection_at_read_uncommitted_is_taken_since_postgresql_run
 ) -> None:
     options = "-c default_transaction_isolation=read\\ uncommitted"
     with closing(psycopg.connect(SERVER_URL, options=options)) as conn:
-        processed = PostgresProcessedEvents(conn)
-        assert processed.seen("E-1") is False
-        processed.rollback()
+        assert_taken(conn)
     with closing(postgres_consumer.connect()) as conn:
         conn.isolation_level = psycopg.IsolationLevel.READ_UNCOMMITTED
-        processed = PostgresProcessedEvents(conn)
-        assert processed.seen("E-1") is False
-        processed.rollback()
+        assert_taken(conn)
 
 
 def test_a_postgres_connection_switched_to_serializable_is_refused_at_the_next_event(

@@ -475,12 +475,18 @@ def test_a_node_ships_no_more_parcels_a_day_than_its_capacity() -> None:
     assert day.used == 1 and set(day.taken) == {third}
 
 
-@pytest.mark.parametrize("then", ["cancel the rest", "a short pick of the rest"])
-def test_a_partial_shipment_keeps_its_slot_whatever_happens_to_the_rest_of_the_order(then: str) -> None:
-    network = [node("BER", 52.52, 13.40, daily_capacity=1), node("HAM", 53.55, 9.99)]
-    app = bootstrap(clock=ManualClock(AT), ids=SequentialIds(), network=network)
+def berlin_with_parcels_a_day(parcels: int) -> tuple[OrderCore, FulfilmentNode]:
+    """An application whose Berlin node ships ``parcels`` parcels a day, Hamburg any number; ten mugs each."""
+    berlin = node("BER", 52.52, 13.40, daily_capacity=parcels)
+    app = bootstrap(clock=ManualClock(AT), ids=SequentialIds(), network=[berlin, node("HAM", 53.55, 9.99)])
     for node_id in ("BER", "HAM"):
         app.handle(ReceiveStock(node_id=node_id, sku="MUG", quantity=10))
+    return app, berlin
+
+
+@pytest.mark.parametrize("then", ["cancel the rest", "a short pick of the rest"])
+def test_a_partial_shipment_keeps_its_slot_whatever_happens_to_the_rest_of_the_order(then: str) -> None:
+    app, berlin = berlin_with_parcels_a_day(1)
     first = placed(app, ("MUG", 2))
     app.handle(SourceOrder(order_id=first))
     assert [(a.node_id, a.quantity) for a in app.get_order(first).allocations] == [("BER", 2)]
@@ -494,15 +500,12 @@ def test_a_partial_shipment_keeps_its_slot_whatever_happens_to_the_rest_of_the_o
     app.handle(SourceOrder(order_id=second))  # S-1 left Berlin today: its one parcel a day is taken
     assert [a.node_id for a in app.get_order(second).allocations] == ["HAM"]
     with app.store.unit_of_work() as uow:
-        day = uow.capacity.get("BER", network[0].calendar.dispatch_date(AT))
+        day = uow.capacity.get("BER", berlin.calendar.dispatch_date(AT))
     assert day.used == 1
 
 
 def test_two_parcels_of_one_order_from_a_node_in_a_day_keep_two_slots() -> None:
-    network = [node("BER", 52.52, 13.40, daily_capacity=2), node("HAM", 53.55, 9.99)]
-    app = bootstrap(clock=ManualClock(AT), ids=SequentialIds(), network=network)
-    for node_id in ("BER", "HAM"):
-        app.handle(ReceiveStock(node_id=node_id, sku="MUG", quantity=10))
+    app, berlin = berlin_with_parcels_a_day(2)
     first = placed(app, ("MUG", 2))
     app.handle(SourceOrder(order_id=first))
     app.handle(RecordShipment(order_id=first, shipment_id="S-1", node_id="BER", lines={"1": 1}))
@@ -510,7 +513,7 @@ def test_two_parcels_of_one_order_from_a_node_in_a_day_keep_two_slots() -> None:
     assert [a.node_id for a in app.get_order(first).allocations] == ["BER"]
     app.handle(RecordShipment(order_id=first, shipment_id="S-2", node_id="BER"))
     with app.store.unit_of_work() as uow:
-        day = uow.capacity.get("BER", network[0].calendar.dispatch_date(AT))
+        day = uow.capacity.get("BER", berlin.calendar.dispatch_date(AT))
     assert day.used == 2  # two parcels left Berlin
     second = placed(app, ("MUG", 1))
     app.handle(SourceOrder(order_id=second))

@@ -312,14 +312,7 @@ class OrderContract(ContractBase):
     ) -> None:
         self._add(store, _order("O-1"))
         with store.unit_of_work() as stale:
-            old = stale.orders.get(OrderId("O-1"))
-            with store.unit_of_work() as other:  # someone else changes O-1 meanwhile
-                fresh = other.orders.get(OrderId("O-1"))
-                fresh.accept(actor=_ACTOR, at=_AT)
-                other.orders.save(fresh)
-                other.commit()
-            old.hold("CHECK", actor=_ACTOR, at=_AT)
-            stale.orders.save(old)
+            self._stale_change(store, stale)  # someone else changed O-1 meanwhile
             stale.orders.add(_order("O-2"))
             stale.idempotency.add(self._record("K-2", order_id="O-2"))
             with pytest.raises(ConcurrencyConflict):
