@@ -304,3 +304,89 @@ def test_long_rendered_messages_are_clipped_not_fatal() -> None:
     havana = Address(country="CU", postal_code="10400", city="Havana", line1="Calle 1", name="X")
     rejected = app.get_order(place(app, address=havana))
     assert rejected.status is S.REJECTED and len(rejected.history[-1].reason) == 1000
+
+
+# -- rules that cannot be evaluated ---------------------------------------------------------------------------
+FAILING_RULES = """
+name = "shop"
+version = "1"
+
+[[rules]]
+id = "paid"
+builtin = "payment_authorised"
+
+[[rules]]
+id = "fraud"
+stage = "fraud"
+python = "fraud"
+outcome = "hold"
+reason = "fraud_hit"
+"""
+
+
+class FlakyPayments(InMemoryPaymentRecords):
+    """Payment records whose service can be down: then every question about them raises."""
+
+    down = False
+
+    def authorised(self, order_id: Any) -> Any:
+        if self.down:
+            raise ConnectionError("payment service unreachable")
+        return super().authorised(order_id)
+
+
+def failing_rules_app(fraud: Any) -> tuple[OrderCore, FlakyPayments]:
+    payments = FlakyPayments()
+    app = bootstrap(
+        clock=ManualClock(AT),
+        ids=SequentialIds(),
+        rules=load_rules(FAILING_RULES, python={"fraud": fraud}),
+        payments=payments,
+    )
+    return app, payments
+
+
+def test_a_rule_that_cannot_be_evaluated_keeps_the_hold_it_gave_and_a_new_failure_holds_again() -> None:
+    fraud_down = [True]
+
+    def fraud(ctx: Any) -> bool:
+        if fraud_down[0]:
+            raise RuntimeError("fraud backend down")
+        return False
+
+    app, payments = failing_rules_app(fraud)
+    order_id = place(app)
+    assert {h.code for h in app.get_order(order_id).holds} == {"payment_pending", RULE_ERROR}
+    app.handle(ReleaseHold(order_id=order_id, code=RULE_ERROR, actor=ALICE, comment="fraud checked by hand"))
+    fraud_down[0], payments.down = False, True  # the next day: fraud back, payments down
+    app.reevaluate_held(["payment_pending"], reason="nightly")
+    order = app.get_order(order_id)
+    # the payment rule failed: its hold stays, and its failure (not the one alice checked) holds again
+    assert order.status is S.ON_HOLD and {h.code for h in order.holds} == {"payment_pending", RULE_ERROR}
+    payments.down = False
+    payments.authorise(order_id, eur("80.00"))
+    app.reevaluate_held(reason="payments back")
+    assert app.get_order(order_id).status is S.ACCEPTED
+
+
+def test_a_failure_a_person_accepted_does_not_hold_the_order_again_while_it_lasts() -> None:
+    def fraud(ctx: Any) -> bool:
+        raise RuntimeError("fraud backend down")
+
+    app, payments = failing_rules_app(fraud)
+    order_id = place(app)
+    app.handle(ReleaseHold(order_id=order_id, code=RULE_ERROR, actor=ALICE, comment="fraud checked by hand"))
+    payments.authorise(order_id, eur("80.00"))
+    app.reevaluate_held(reason="payment authorised")  # fraud still fails: the failure alice accepted
+    assert app.get_order(order_id).status is S.ACCEPTED
+
+
+@pytest.mark.parametrize("returned", [None, 0, 1, "no", [], float("nan")])
+def test_a_python_rule_returning_anything_but_a_bool_is_a_rule_error_never_a_pass(returned: Any) -> None:
+    app, payments = failing_rules_app(lambda ctx: returned)
+    payments.authorise("O-000001", eur("80.00"))
+    order_id = place(app)
+    order = app.get_order(order_id)
+    assert order.status is S.ON_HOLD and [h.code for h in order.holds] == [RULE_ERROR]
+    [verdict] = [v for v in decisions(app, order_id)[-1].verdicts if v.rule_id == "fraud"]
+    assert "not True or False" in verdict.error

@@ -110,11 +110,16 @@ class PythonCondition:
 
     def evaluate(self, ctx: Any) -> bool:
         try:
-            return bool(self.check(ctx))
+            result = self.check(ctx)
         except RuleEvaluationFailed:
             raise
         except Exception as e:  # a user's callable: whatever it raises becomes the rule's error
             raise RuleEvaluationFailed(f"{self.name} failed: {type(e).__name__}: {e}") from e
+        if not isinstance(result, bool):  # None (a forgotten return), 0, "no": a bug, never a pass
+            raise RuleEvaluationFailed(
+                f"{self.name} returned {type(result).__name__} {result!r:.80}, not True or False"
+            )
+        return result
 
     def inputs(self, ctx: Any) -> dict[str, object]:
         seen: dict[str, object] = {}

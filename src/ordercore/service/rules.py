@@ -11,12 +11,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from ordercore.events import HoldApplied, HoldReleased
+from ordercore.events import HoldApplied, HoldReleased, RulesEvaluated
 from ordercore.lifecycle import OrderStatus, Triggers
 from ordercore.order import Order
 from ordercore.ports import RecentOrders, UnitOfWork
 from ordercore.rules.context import RuleInputs, order_context
-from ordercore.rules.engine import Decision, evaluate
+from ordercore.rules.engine import RULE_ERROR, Decision, evaluate
 from ordercore.rules.model import Outcome, RuleSet
 from ordercore.service.sourcing import offline_nodes
 from ordercore.values import Actor, Sku
@@ -24,7 +24,7 @@ from ordercore.values import Actor, Sku
 if TYPE_CHECKING:  # handlers import this module: the type only, to avoid a cycle
     from ordercore.service.handlers import Services
 
-__all__ = ["RULES_ACTOR", "apply_rules", "overridden_codes", "rule_inputs"]
+__all__ = ["RULES_ACTOR", "accepted_failures", "apply_rules", "overridden_codes", "rule_inputs"]
 
 #: Who holds, rejects and accepts orders on the rules' behalf.
 RULES_ACTOR = Actor.system("rules")
@@ -67,7 +67,9 @@ def _recent_orders_of(uow: UnitOfWork) -> RecentOrders | None:
 
 
 def overridden_codes(order: Order) -> frozenset[str]:
-    """Rule hold codes a person released on this order: re-evaluation leaves them alone."""
+    """Rule hold codes a person released on this order: re-evaluation leaves them alone (``rule_error``
+    only while the rules that fail are those that failed when the person released it, see
+    :func:`accepted_failures`)."""
     by_rules: set[str] = set()
     overridden: set[str] = set()
     for ev in order.history:
@@ -76,6 +78,20 @@ def overridden_codes(order: Order) -> frozenset[str]:
         elif isinstance(ev, HoldReleased) and ev.actor != RULES_ACTOR and ev.code in by_rules:
             overridden.add(ev.code)
     return frozenset(overridden)
+
+
+def accepted_failures(order: Order) -> frozenset[str]:
+    """The rules whose failure a person accepted on this order: those that could not be evaluated when a
+    person last released its ``rule_error`` hold. A failure of any other rule later is a new unknown,
+    and holds the order again."""
+    failing: frozenset[str] = frozenset()
+    accepted: frozenset[str] = frozenset()
+    for ev in order.history:
+        if isinstance(ev, RulesEvaluated):
+            failing = frozenset(v.rule_id for v in ev.verdicts if v.error)
+        elif isinstance(ev, HoldReleased) and ev.actor != RULES_ACTOR and ev.code == RULE_ERROR:
+            accepted = failing
+    return accepted
 
 
 def apply_rules(
@@ -105,12 +121,17 @@ def apply_rules(
         order.reject(actor=RULES_ACTOR, at=at, reason=_clip(message or code, 1000), code=code)
         return decision
     skip = overridden_codes(order)
+    failed = [v for v in decision.verdicts if v.error]
+    if RULE_ERROR in skip and not {v.rule_id for v in failed} <= accepted_failures(order):
+        skip -= {RULE_ERROR}  # a rule fails that had not when a person released the hold: hold again
     wanted = {code: message for code, message in decision.holds if code not in skip}
+    # a rule that could not be evaluated says nothing: the holds it gave before stay until it says
+    unknown = {v.code for v in failed if v.code}
     for code, message in wanted.items():
         if not any(h.code == code for h in order.holds) and _may_hold(order):
             order.hold(code, actor=RULES_ACTOR, at=at, message=_clip(message, 1000))
     for hold in list(order.holds):
-        if hold.actor == RULES_ACTOR and hold.code not in wanted:
+        if hold.actor == RULES_ACTOR and hold.code not in wanted and hold.code not in unknown:
             order.release_hold(
                 hold.code,
                 actor=RULES_ACTOR,
