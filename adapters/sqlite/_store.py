@@ -134,6 +134,10 @@ class SqliteStore:
         if path is not None:
             _check_path(path)
         self.path = path
+        #: the file's absolute path (later connections open it there, whatever the working directory
+        #: becomes), and its device and inode once opened: a file removed or replaced meanwhile is refused
+        self._file = None if path is None else os.path.abspath(path)
+        self._identity: tuple[int, int] | None = None
         self.lifecycle = lifecycle
         self.converter: cattrs.Converter = make_converter(lifecycle)
         self.json = StoredJson(self.converter)
@@ -161,6 +165,7 @@ class SqliteStore:
                 self.migration = self._init_schema(raw, migrate, dry_run)
                 if not checking:
                     self._write_ahead(raw)
+                self._identity = self._identity_now()
             except BaseException:
                 raw.close()
                 raise
@@ -198,19 +203,40 @@ class SqliteStore:
         if self.closed:
             raise StoreUnavailable(f"the store {self.url} is closed")
 
+    def _identity_now(self) -> tuple[int, int] | None:
+        """The device and inode of the file at the store's path now (None: no file there)."""
+        assert self._file is not None
+        try:
+            found = os.stat(self._file)
+        except OSError:
+            return None
+        return found.st_dev, found.st_ino
+
+    def check_file(self) -> None:
+        """Refuse (StoreUnavailable, not retryable) to go on when the database file was removed, moved or
+        replaced since the store opened it: connections still open would write to a file no path leads to
+        any more (lost when they close), and new ones would find another file, or none."""
+        if self._identity is None or self._identity_now() == self._identity:
+            return
+        raise StoreUnavailable(
+            f"the database file of {self.url} was removed, moved or replaced since the store opened it;"
+            " nothing was written. Open the store again (on the file as it is now, or restored)"
+        )
+
     def connect(self) -> Connection:
         """A connection for one unit of work: the shared one in memory; on a file, an idle pooled one of
         this process, or a new one."""
         self.check_open()
         if self._shared is not None:
             return self._shared
+        self.check_file()
         pid = os.getpid()
         with self._pool_lock:
             if self._pool_pid != pid:  # forked: the parent's connections are not ours to use or close
                 self._idle, self._pool_pid = [], pid
             if self._idle:
                 return self._idle.pop()
-        return Connection(self._open(), shared=False)
+        return Connection(self._open(create=False), shared=False)  # the file exists: never a new one
 
     def release(self, conn: Connection) -> None:
         """Take back a file connection a unit of work is done with: kept open for the next unit, unless
@@ -243,10 +269,10 @@ class SqliteStore:
         connection, until the schema check passed), and failing (StoreUnavailable) on a missing file
         unless ``create``."""
         target, uri = ":memory:", False
-        if self.path is not None:
-            target, uri = self.path, False
+        if self._file is not None:
+            target, uri = self._file, False
             if not create:  # the file must exist: open it read-write through a URI, in mode=rw
-                absolute = os.path.abspath(self.path).replace(os.sep, "/")
+                absolute = self._file.replace(os.sep, "/")
                 target = "file://" + _quoted(absolute if absolute.startswith("/") else "/" + absolute)
                 target, uri = target + "?mode=rw", True
         try:
@@ -258,7 +284,11 @@ class SqliteStore:
                 uri=uri,
             )
         except sqlite3.Error as e:
-            if not create and self.path is not None and not os.path.exists(self.path):
+            if not create and self._file is not None and not os.path.exists(self._file):
+                if self._identity is not None:  # opened before: the file went since
+                    raise StoreUnavailable(
+                        f"the database file of {self.url} was removed or moved since the store opened it"
+                    ) from e
                 raise StoreUnavailable(f"no database at {self.url} (a dry run creates none)") from e
             raise StoreUnavailable(f"cannot open {self.url}: {e}") from e
         try:

@@ -519,6 +519,7 @@ class SqliteUnitOfWork(StagedUnitOfWork):
         with self.db() as conn:
             try:
                 # in the try: an interrupt (Ctrl-C) just after BEGIN returns still rolls it back
+                self._store.check_file()  # a file removed or replaced since: write nothing to it
                 conn.execute("BEGIN IMMEDIATE")
                 if keys_before is not None:
                     # times are kept as ISO text with their offsets: compare them as times, not as text
@@ -582,6 +583,7 @@ class SqliteUnitOfWork(StagedUnitOfWork):
             try:
                 # the write lock: no other commit runs until this one ends; taken in the try, so that an
                 # interrupt (Ctrl-C) just after BEGIN returns still rolls it back
+                self._store.check_file()  # a file removed or replaced since: write nothing to it
                 conn.execute("BEGIN IMMEDIATE")
                 if node_version is not None:
                     self._check_node_states(conn, node_version)

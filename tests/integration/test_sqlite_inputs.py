@@ -432,3 +432,59 @@ def test_a_text_sqlite_cannot_encode_is_invalid_value_wherever_it_is_bound(
         assert info.value.field == "event_id"
         processed.rollback()
         assert not processed.seen("O-1#1")
+
+
+# -- the file under the store ----------------------------------------------------------------------------
+def test_a_database_file_removed_while_the_store_is_open_is_refused_and_not_created_anew(
+    tmp_path: Path,
+) -> None:
+    store = SqliteStore(str(tmp_path / "orders.db"))
+    try:
+        add(store, make_order(order_id="O-1"))
+        (tmp_path / "orders.db").unlink()  # by an operator, a clean-up job...
+        for _ in range(2):  # a pooled connection, then a new one
+            with pytest.raises(StoreUnavailable, match="removed, moved or replaced") as info:
+                add(store, make_order(order_id="O-2"))
+            assert info.value.retryable is False
+        assert not (tmp_path / "orders.db").exists()  # no empty database in its place
+    finally:
+        store.close()
+
+
+def test_a_database_file_replaced_while_the_store_is_open_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "orders.db"
+    store = SqliteStore(str(path))
+    try:
+        add(store, make_order(order_id="O-1"))
+        other = SqliteStore(str(tmp_path / "restored.db"))
+        other.close()
+        os.replace(tmp_path / "restored.db", path)  # a backup restored over it
+        with pytest.raises(StoreUnavailable, match="removed, moved or replaced"):
+            add(store, make_order(order_id="O-2"))
+    finally:
+        store.close()
+    again = SqliteStore(str(path))  # opened anew: the file as it is now
+    try:
+        add(again, make_order(order_id="O-2"))
+        assert load(again, "O-2").id == OrderId("O-2")
+    finally:
+        again.close()
+
+
+def test_a_relative_path_keeps_naming_the_same_file_after_the_working_directory_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    monkeypatch.chdir(tmp_path / "a")
+    store = SqliteStore("orders.db")
+    try:
+        add(store, make_order(order_id="O-1"))
+        monkeypatch.chdir(tmp_path / "b")
+        with store.unit_of_work() as one, store.unit_of_work() as two:  # a second, new connection
+            assert one.orders.get(OrderId("O-1")).id == two.orders.get(OrderId("O-1")).id
+        add(store, make_order(order_id="O-2"))
+    finally:
+        store.close()
+    assert not (tmp_path / "b" / "orders.db").exists()
+    assert sorted(p.name for p in (tmp_path / "a").iterdir() if p.suffix == ".db") == ["orders.db"]
