@@ -32,6 +32,7 @@ from ordercore import (
     StatusChanged,
     bootstrap,
 )
+from ordercore.errors import InvalidValue
 from ordercore.inventory import FulfilmentNode, NodeKind, ShippingCost
 from ordercore.ports import CustomerProfile
 from ordercore.rules import RULE_ERROR, Outcome, load_rules
@@ -390,3 +391,50 @@ def test_a_python_rule_returning_anything_but_a_bool_is_a_rule_error_never_a_pas
     assert order.status is S.ON_HOLD and [h.code for h in order.holds] == [RULE_ERROR]
     [verdict] = [v for v in decisions(app, order_id)[-1].verdicts if v.rule_id == "fraud"]
     assert "not True or False" in verdict.error
+
+
+# -- which held orders are evaluated again ------------------------------------------------------------------
+def test_stock_of_another_sku_does_not_evaluate_an_order_held_for_stock_again() -> None:
+    app, payments = make_app()
+    payments.authorise("O-000001", eur("80.00"))
+    order_id = place(app)
+    assert [h.code for h in app.get_order(order_id).holds] == ["out_of_stock"]
+    version = app.get_order(order_id).version
+    for _ in range(3):
+        stock(app, 5, sku="DESK")  # none of its lines: nothing to evaluate again
+    assert app.get_order(order_id).version == version and len(decisions(app, order_id)) == 1
+    stock(app, 5)  # its mugs arrived
+    assert app.get_order(order_id).status is S.ACCEPTED and len(decisions(app, order_id)) == 2
+
+
+def test_orders_held_for_codes_only_an_earlier_rule_set_gives_are_evaluated_again_by_default() -> None:
+    app, _ = make_app()
+    stock(app, 10)
+    order_id = place(app)  # no payment yet
+    assert [h.code for h in app.get_order(order_id).holds] == ["payment_pending"]
+    retired = '[[rules]]\nid = "payment"\nbuiltin = "payment_authorised"\n'
+    assert retired in RULES
+    app.use_rules(load_rules(RULES.replace(retired, "").replace('version = "1"', 'version = "2"')))
+    assert "payment_pending" not in app.rules.codes()  # type: ignore[union-attr]
+    [result] = app.reevaluate_held(reason="payment rule retired")
+    assert result.order_id == order_id and app.get_order(order_id).status is S.ACCEPTED
+
+
+@pytest.mark.parametrize("code", ["a\x00b", "\udce9", "", 7])
+def test_a_hold_code_no_store_can_keep_is_refused_naming_the_parameter(code: Any) -> None:
+    app, _ = make_app()
+    with pytest.raises(InvalidValue) as info:
+        app.held_orders(code)
+    assert info.value.field == "code"
+    with pytest.raises(InvalidValue) as info:
+        app.reevaluate_held([code], reason="x")
+    assert info.value.field == "codes[0]"
+
+
+@pytest.mark.parametrize("reason", [5, "x" * 1001, "a\x00b"])
+def test_a_bad_reason_for_re_evaluation_is_refused_before_any_order_is_read(reason: Any) -> None:
+    app, _ = make_app()
+    place(app)  # held: out of stock, payment pending
+    with pytest.raises(InvalidValue) as info:
+        app.reevaluate_held(reason=reason)
+    assert info.value.field == "reason"

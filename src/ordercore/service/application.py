@@ -20,6 +20,7 @@ from ordercore.errors import (
 )
 from ordercore.events import OrderEvent
 from ordercore.inventory import NodeStates, ReservationKind, StockPosition
+from ordercore.inventory.ledger import check_reason
 from ordercore.lifecycle import Lifecycle, State
 from ordercore.order import Order
 from ordercore.ports import (
@@ -34,7 +35,7 @@ from ordercore.ports import (
     UnitOfWork,
 )
 from ordercore.rules.context import order_context
-from ordercore.rules.engine import RULE_ERROR, Decision, evaluate
+from ordercore.rules.engine import Decision, evaluate
 from ordercore.rules.model import Outcome, RuleSet, Stage
 from ordercore.service.commands import (
     Command,
@@ -49,7 +50,7 @@ from ordercore.service.messagebus import E, HandlerFailure, MessageBus
 from ordercore.service.rules import rule_inputs
 from ordercore.service.sourcing import withdrawable
 from ordercore.storage import MAX_LIMIT
-from ordercore.values import Actor, OrderId, Sku, check_aware
+from ordercore.values import Actor, OrderId, Sku, check_aware, text_fault
 
 __all__ = ["OPERATOR", "DecisionChange", "HoldAging", "OrderCore", "WhatIf"]
 
@@ -103,6 +104,7 @@ class OrderCore:
                         codes,
                         f"stock of {command.sku} at {command.node_id} changed",
                         lambda order_id, e: failed(f"re-evaluation of {order_id}", e),
+                        sku=Sku(command.sku) if isinstance(command.sku, str) else command.sku,
                     )
             except Exception as e:  # recorded: the stock command committed
                 failed("re-evaluation of held orders", e)
@@ -127,8 +129,8 @@ class OrderCore:
         return previous
 
     def reevaluate_held(self, codes: Iterable[str] | None = None, *, reason: str) -> list[CommandResult]:
-        """Run the rule set again on every order held for one of ``codes`` (every code the rule set can
-        give, and ``rule_error``, by default). Call it when something rules read changed outside
+        """Run the rule set again on every order held for one of ``codes`` (by default every order on hold,
+        whatever its codes: those of an earlier rule set too, after :meth:`use_rules`). Call it when something rules read changed outside
         ordercore: payments authorised, credit limits raised, fraud reviews done. An order that fails does
         not stop the others: once every order was tried, :class:`~ordercore.errors.ReevaluationFailed` is
         raised, naming each failed order with its error
@@ -140,10 +142,8 @@ class OrderCore:
         if codes is not None:
             codes = list(codes)
             for i, code in enumerate(codes):
-                if not isinstance(code, str) or not code:
-                    raise InvalidValue(
-                        "must be a hold code (a non-empty string)", field=f"codes[{i}]", value=code
-                    )
+                _check_code(code, f"codes[{i}]")
+        check_reason(reason)  # before any order is read: a bad reason fails every one of them
         failures: list[tuple[OrderId, Exception]] = []
         results = self._reevaluate_held(codes, reason, lambda order_id, e: failures.append((order_id, e)))
         if failures:  # every order was tried
@@ -155,18 +155,26 @@ class OrderCore:
         codes: Iterable[str] | None,
         reason: str,
         failed: Callable[[OrderId, Exception], object],
+        sku: Sku | None = None,
     ) -> list[CommandResult]:
-        """Re-evaluate the orders held for ``codes``, each in its own command; an order that fails goes to
-        ``failed`` and does not stop the others."""
+        """Re-evaluate the orders held for ``codes``, each in its own command (only those with a line of
+        ``sku``, when given); an order that fails goes to ``failed`` and does not stop the others. By
+        default the codes are those the rule set gives, ``rule_error``, and every other code an order is
+        held for now (one an earlier rule set gave, before :meth:`use_rules`)."""
         rules = self.services.rules
         if rules is None:
             return []
-        wanted = sorted(set(codes) if codes is not None else rules.codes() | {RULE_ERROR})
-        ids: set[OrderId] = set()
-        for code in wanted:
-            ids.update(h.order_id for h in self.held_orders(code, limit=MAX_LIMIT))  # every one
+        if codes is None:
+            held = self.held_orders(limit=MAX_LIMIT)
+            ids = {h.order_id for h in held}
+        else:
+            ids = set()
+            for code in sorted(set(codes)):
+                ids.update(h.order_id for h in self.held_orders(code, limit=MAX_LIMIT))  # every one
         results = []
         for order_id in sorted(ids, key=lambda i: i.value):
+            if sku is not None and not any(line.sku == sku for line in self.get_order(order_id).lines):
+                continue  # the stock that changed is none of this order's
             try:
                 results.append(self.handle(ReevaluateOrder(order_id=order_id, reason=reason)))
             except IllegalTransition:  # the order moved on meanwhile (cancelled by someone): nothing to do
@@ -182,7 +190,7 @@ class OrderCore:
             check_aware(now, "now")
         at = now or self.clock.now()
         by_code: dict[str, list[HeldOrder]] = {}
-        for hold in self.held_orders(limit=1_000_000):
+        for hold in self.held_orders(limit=MAX_LIMIT):
             by_code.setdefault(hold.code, []).append(hold)
         aging = [
             HoldAging(code, len(holds), oldest.order_id, oldest.placed_at, at - oldest.placed_at)
@@ -245,6 +253,8 @@ class OrderCore:
 
     def held_orders(self, code: str | None = None, *, limit: int = 100) -> list[HeldOrder]:
         """Active holds (only those of ``code``, if given), oldest first."""
+        if code is not None:
+            _check_code(code, "code")
         with self.store.unit_of_work() as uow:
             return _reports(uow).held_orders(code, limit=limit)
 
@@ -471,3 +481,12 @@ def _reports(uow: UnitOfWork) -> OrderReports:
     if not isinstance(orders, OrderReports):
         raise StoreUnavailable(f"{type(orders).__name__} keeps no read models")
     return orders
+
+
+def _check_code(code: object, field: str) -> None:
+    """InvalidValue naming ``field`` unless ``code`` is a hold code: a non-empty string any store keeps."""
+    if not isinstance(code, str) or not code:
+        raise InvalidValue("must be a hold code (a non-empty string)", field=field, value=code)
+    fault = text_fault(code)
+    if fault is not None:
+        raise InvalidValue(fault, field=field, value=code)
