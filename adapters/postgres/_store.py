@@ -16,7 +16,7 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.pq import ConnStatus, TransactionStatus
-from psycopg_pool import ConnectionPool
+from psycopg_pool import ConnectionPool, PoolTimeout
 
 from ordercore.errors import InvalidValue, StoreUnavailable, UnknownStore
 from ordercore.inventory import NodeStates, StockPosition
@@ -38,6 +38,10 @@ _URL_FORMS = (
     " optionally with ?schema=NAME&pool_size=N&prepare=false&lock_timeout=5s"
 )
 _CONNECT_TIMEOUT_S = 10
+#: how long connect() waits for a pooled connection before asking the pool to connect now, and how long
+#: the pool keeps retrying one failed connection attempt (with its own pauses) before giving it up
+_WAIT_SLICE_S = 0.5
+_RECONNECT_S = 1.0
 #: how long a statement waits for a row or table lock another session holds before the server gives up
 #: (and the transaction, rolled back, is retryable), unless the URL or the server's settings say otherwise:
 #: as long as a SQLite store waits for the write lock
@@ -340,15 +344,33 @@ class PostgresStore:
             raise StoreUnavailable(f"the store {self.url} is closed")
 
     def connect(self) -> psycopg.Connection[Any]:
-        """A pooled connection for one unit of work; give it back with :meth:`release`."""
+        """A pooled connection for one unit of work; give it back with :meth:`release`.
+
+        It waits at most ``connect_timeout`` seconds, in slices: after each slice with no connection, the
+        pool is asked to connect now (``ConnectionPool.check``, a no-op while it is trying). Left to
+        itself, a pool whose server went away retries with growing pauses (1, 2, 4... seconds), so a
+        server back after an outage would wait for the pool's next try; this way it is found within a
+        slice or so."""
         pool = self._current_pool()
-        try:
-            conn: psycopg.Connection[Any] = pool.getconn(
-                timeout=self._connect_kwargs.get("connect_timeout", _CONNECT_TIMEOUT_S)
-            )
-        except psycopg.Error as e:
-            self.check_open()
-            raise StoreUnavailable(f"cannot connect to {self.url}: {type(e).__name__}: {e}") from e
+        deadline = monotonic() + float(self._connect_kwargs.get("connect_timeout", _CONNECT_TIMEOUT_S))
+        while True:
+            try:
+                conn: psycopg.Connection[Any] = pool.getconn(
+                    timeout=max(0.01, min(_WAIT_SLICE_S, deadline - monotonic()))
+                )
+                break
+            except PoolTimeout as e:
+                if monotonic() < deadline:
+                    try:
+                        pool.check()  # none came: let the pool try to connect now
+                    except psycopg.Error:
+                        pass  # its own connections' checks: the pool replaces those that fail
+                    continue
+                self.check_open()
+                raise StoreUnavailable(f"cannot connect to {self.url}: {type(e).__name__}: {e}") from e
+            except psycopg.Error as e:
+                self.check_open()
+                raise StoreUnavailable(f"cannot connect to {self.url}: {type(e).__name__}: {e}") from e
         with self._lock:
             if not self.closed and pool is self._pool:
                 self._live[conn] = pool
@@ -402,7 +424,9 @@ class PostgresStore:
                 open=False,
                 configure=self._configure,
                 check=self._check,
-                reconnect_timeout=float(self._connect_kwargs.get("connect_timeout", _CONNECT_TIMEOUT_S)) * 3,
+                # a failed connection attempt is given up soon: connect() asks for a new one in its place
+                # while a unit waits, rather than the pool pausing longer and longer between tries
+                reconnect_timeout=_RECONNECT_S,
                 name=f"ordercore-{self.schema}-{pid}",
             )
             pool.open(wait=False)
