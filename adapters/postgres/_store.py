@@ -7,6 +7,7 @@ import re
 import select
 import threading
 import weakref
+from contextlib import suppress
 from time import monotonic
 from typing import Any, NamedTuple
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit
@@ -361,10 +362,10 @@ class PostgresStore:
                 break
             except PoolTimeout as e:
                 if monotonic() < deadline:
-                    try:
-                        pool.check()  # none came: let the pool try to connect now
-                    except psycopg.Error:
-                        pass  # its own connections' checks: the pool replaces those that fail
+                    # none came: let the pool try to connect now (a check of one of its own connections
+                    # that fails is the pool's to handle: it replaces that connection)
+                    with suppress(psycopg.Error):
+                        pool.check()
                     continue
                 self.check_open()
                 raise StoreUnavailable(f"cannot connect to {self.url}: {type(e).__name__}: {e}") from e
