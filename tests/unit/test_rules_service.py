@@ -438,3 +438,14 @@ def test_a_bad_reason_for_re_evaluation_is_refused_before_any_order_is_read(reas
     with pytest.raises(InvalidValue) as info:
         app.reevaluate_held(reason=reason)
     assert info.value.field == "reason"
+
+
+def test_re_evaluating_every_held_order_leaves_those_held_by_people_only_alone() -> None:
+    app, payments = make_app()
+    stock(app, 10)
+    payments.authorise("O-000001", eur("80.00"))
+    order_id = place(app)  # passes every rule: accepted
+    app.handle(HoldOrder(order_id=order_id, code="customer_call", actor=ALICE))
+    version = app.get_order(order_id).version
+    assert app.reevaluate_held(reason="nightly") == []
+    assert app.get_order(order_id).version == version  # no decision recorded for a person's hold

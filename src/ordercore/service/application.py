@@ -47,7 +47,7 @@ from ordercore.service.commands import (
 )
 from ordercore.service.handlers import CommandResult, Services
 from ordercore.service.messagebus import E, HandlerFailure, MessageBus
-from ordercore.service.rules import rule_inputs
+from ordercore.service.rules import RULES_ACTOR, rule_inputs
 from ordercore.service.sourcing import withdrawable
 from ordercore.storage import MAX_LIMIT
 from ordercore.values import Actor, OrderId, Sku, check_aware, text_fault
@@ -129,8 +129,9 @@ class OrderCore:
         return previous
 
     def reevaluate_held(self, codes: Iterable[str] | None = None, *, reason: str) -> list[CommandResult]:
-        """Run the rule set again on every order held for one of ``codes`` (by default every order on hold,
-        whatever its codes: those of an earlier rule set too, after :meth:`use_rules`). Call it when something rules read changed outside
+        """Run the rule set again on every order held for one of ``codes`` (by default every order the rules
+        hold, whatever its codes: those of an earlier rule set too, after :meth:`use_rules`; not one held
+        by people only). Call it when something rules read changed outside
         ordercore: payments authorised, credit limits raised, fraud reviews done. An order that fails does
         not stop the others: once every order was tried, :class:`~ordercore.errors.ReevaluationFailed` is
         raised, naming each failed order with its error
@@ -173,8 +174,12 @@ class OrderCore:
                 ids.update(h.order_id for h in self.held_orders(code, limit=MAX_LIMIT))  # every one
         results = []
         for order_id in sorted(ids, key=lambda i: i.value):
-            if sku is not None and not any(line.sku == sku for line in self.get_order(order_id).lines):
-                continue  # the stock that changed is none of this order's
+            if sku is not None or codes is None:
+                order = self.get_order(order_id)
+                if sku is not None and not any(line.sku == sku for line in order.lines):
+                    continue  # the stock that changed is none of this order's
+                if codes is None and not any(h.actor == RULES_ACTOR for h in order.holds):
+                    continue  # held by people only: the rules release none of it (a release runs them)
             try:
                 results.append(self.handle(ReevaluateOrder(order_id=order_id, reason=reason)))
             except IllegalTransition:  # the order moved on meanwhile (cancelled by someone): nothing to do
