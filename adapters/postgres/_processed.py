@@ -71,10 +71,12 @@ class PostgresProcessedEvents:
         self._name = sql.Identifier(self.table)
         was_idle = connection.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
         with self._errors():
-            (level,) = connection.execute("SELECT current_setting('transaction_isolation')").fetchone() or (
-                "read committed",
-            )
-            if level not in _READ_COMMITTED:  # the session's default (a setting of the role, the database...)
+            row = connection.execute("SELECT current_setting('transaction_isolation')").fetchone()
+            level = None if row is None else row[0]
+            if level not in (
+                None,
+                *_READ_COMMITTED,
+            ):  # the session's default (a setting of the role, the database...)
                 if was_idle:
                     connection.rollback()
                 _check_isolation(connection, level)

@@ -157,14 +157,6 @@ def parse_url(url: str) -> PostgresTarget:
                 field="url",
                 value=masked(url),
             )
-    encodings = [value for key, value in query if key == "client_encoding"]
-    if not all(_is_utf8(value) for value in encodings):
-        raise InvalidValue(
-            f"client_encoding must be {_CLIENT_ENCODING}: the store's text and JSON travel as UTF-8, and"
-            f" another encoding cannot carry every character they hold (expected {_URL_FORMS})",
-            field="url",
-            value=masked(url),
-        )
     ours = ("schema", "pool_size", "prepare", "lock_timeout")
     options = [(key, value) for key, value in query if key not in ours]
     # percent-encoded as libpq decodes it: a space as %20, never as + (libpq would keep the +); put
@@ -172,14 +164,7 @@ def parse_url(url: str) -> PostgresTarget:
     # local server's socket), which libpq then cannot read
     query_text = urlencode(options, quote_via=quote)
     conninfo = f"postgresql://{parts.netloc}{parts.path}" + (f"?{query_text}" if query_text else "")
-    try:
-        conninfo_to_dict(conninfo)
-    except psycopg.Error as e:
-        raise InvalidValue(
-            f"is not a valid connection string: {masked(str(e))} (expected {_URL_FORMS})",
-            field="url",
-            value=masked(url),
-        ) from e
+    _conninfo_params(conninfo, field="url", shown=masked(url), hint=f" (expected {_URL_FORMS})")
     return PostgresTarget(conninfo, schema, pool_size, prepare, lock_timeout_ms)
 
 
@@ -486,27 +471,33 @@ def _input_waiting(conn: psycopg.Connection[Any]) -> bool:
         return True
 
 
-def _conninfo_params(conninfo: object) -> dict[str, Any]:
+def _conninfo_params(
+    conninfo: object, *, field: str = "conninfo", shown: str | None = None, hint: str = ""
+) -> dict[str, Any]:
     """The parameters of a libpq connection string (``host=h dbname=d`` or a ``postgresql://`` URL), or
-    InvalidValue naming the field ``conninfo`` (its password masked)."""
+    InvalidValue naming ``field`` (the value ``shown``, by default the string with its password masked;
+    ``hint`` ends the message): not a string, not one libpq reads, or asking for an encoding other than
+    UTF-8."""
     if not isinstance(conninfo, str):
         raise InvalidValue(
-            "must be a libpq connection string or a postgresql:// URL", field="conninfo", value=conninfo
+            "must be a libpq connection string or a postgresql:// URL", field=field, value=conninfo
         )
+    value = _masked_conninfo(conninfo) if shown is None else shown
     try:
         params = conninfo_to_dict(conninfo)
     except psycopg.Error as e:
         raise InvalidValue(
-            f"is not a valid connection string: {_masked_conninfo(str(e).strip())}",
-            field="conninfo",
-            value=_masked_conninfo(conninfo),
+            f"is not a valid connection string: {_masked_conninfo(str(e).strip())}{hint}",
+            field=field,
+            value=value,
         ) from e
     encoding = params.get("client_encoding")
     if encoding is not None and not _is_utf8(str(encoding)):
         raise InvalidValue(
-            f"client_encoding must be {_CLIENT_ENCODING}: the store's text and JSON travel as UTF-8",
-            field="conninfo",
-            value=_masked_conninfo(conninfo),
+            f"client_encoding must be {_CLIENT_ENCODING}: the store's text and JSON travel as UTF-8, and"
+            f" another encoding cannot carry every character they hold{hint}",
+            field=field,
+            value=value,
         )
     return params
 

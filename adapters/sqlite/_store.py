@@ -268,13 +268,13 @@ class SqliteStore:
         """A new connection with its PRAGMAs; on a file, in WAL mode unless not ``write_ahead`` (the first
         connection, until the schema check passed), and failing (StoreUnavailable) on a missing file
         unless ``create``."""
-        target, uri = ":memory:", False
-        if self._file is not None:
-            target, uri = self._file, False
-            if not create:  # the file must exist: open it read-write through a URI, in mode=rw
-                absolute = self._file.replace(os.sep, "/")
-                target = "file://" + _quoted(absolute if absolute.startswith("/") else "/" + absolute)
-                target, uri = target + "?mode=rw", True
+        target, uri = self._file or ":memory:", False
+        if self._file is not None and not create:  # the file must exist: open it through a URI, mode=rw
+            absolute = self._file.replace(os.sep, "/")
+            target = (
+                "file://" + _quoted(absolute if absolute.startswith("/") else "/" + absolute) + "?mode=rw"
+            )
+            uri = True
         try:
             raw = sqlite3.connect(
                 target,

@@ -37,7 +37,9 @@ class ProcessedEvents(Protocol):
 
     ``mark`` must be idempotent (marking a marked id changes nothing). Where the consumer's effects live in
     a transactional store, ``mark`` should write the id in the same transaction as the effects and commit
-    them together, so that effects and mark are atomic.
+    them together, so that effects and mark are atomic. A store with no transaction to make a second
+    caller wait may offer ``turn``, a (re-entrant) lock that :func:`process_once` holds from the look-up
+    to the mark, as :class:`InMemoryProcessedEvents` does.
     """
 
     def seen(self, event_id: str) -> bool:
@@ -122,8 +124,7 @@ def _process_once(
     action: Callable[[], object],
 ) -> bool:
     """:func:`process_once` on arguments already checked, ``rollback`` that of ``processed`` if any."""
-    # an in-memory set makes callers take turns (nothing else would make a second one wait)
-    with processed.turn if isinstance(processed, InMemoryProcessedEvents) else nullcontext():
+    with getattr(processed, "turn", None) or nullcontext():  # callers take turns where nothing else waits
         try:
             duplicate = processed.seen(event_id)
             if not duplicate:

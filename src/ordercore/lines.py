@@ -58,17 +58,14 @@ def _items(value: object, field: str) -> tuple[Any, ...]:
     return tuple(value)
 
 
-def _refuse(items: tuple[Any, ...], item: object, field: str, what: str) -> NoReturn:
-    i = next(j for j, x in enumerate(items) if x is item)
-    raise InvalidValue(f"must be {what}, not {type(item).__name__}", field=f"{field}[{i}]", value=item)
-
-
 def _of_type(value: Iterable[T], kind: type[T], field: str, what: str) -> tuple[T, ...]:
     """``value`` as a tuple of ``kind`` (``what`` in the refusal naming ``field``)."""
-    items = value if type(value) is tuple else _items(value, field)
-    for item in items:
+    items = _items(value, field)
+    for i, item in enumerate(items):
         if not isinstance(item, kind):
-            _refuse(items, item, field, what)
+            raise InvalidValue(
+                f"must be {what}, not {type(item).__name__}", field=f"{field}[{i}]", value=item
+            )
     return items
 
 

@@ -82,7 +82,7 @@ from ordercore.values import (
     text_fault,
 )
 
-__all__ = ["Hold", "Order", "OrderTotals", "UnitsByLine"]
+__all__ = ["Hold", "Order", "OrderTotals", "UnitsByLine", "check_code"]
 
 #: Units by line, keyed by line id or its string form: ``{"1": 2, LineId("2"): 1}``.
 UnitsByLine = Mapping[LineId, int] | Mapping[str, int] | Mapping[LineId | str, int]
@@ -570,7 +570,7 @@ class Order:
     def hold(self, code: str, *, actor: Actor, at: datetime, message: str = "") -> HoldApplied | None:
         """Put the order on hold for ``code``. Holds stack; holding again for an active code does nothing."""
         self._check_stamp(actor, at, message, "message")
-        _check_code(code)
+        check_code(code)
         if any(h.code == code for h in self.holds):
             return None
         self.lifecycle.check(self, Triggers.HOLD, OrderStatus.ON_HOLD)
@@ -756,7 +756,7 @@ class Order:
     ) -> AllocationWithdrawn:
         """Put units sourced at ``node_id`` back to open (all of them when ``lines`` is None): the node
         short-picked (``code="short_pick"``), went offline, or the order is sourced again."""
-        _check_code(code)
+        check_code(code)
         at_node: dict[LineId, int] = {}
         for a in self.allocations:
             if a.node_id == node_id:
@@ -814,7 +814,7 @@ class Order:
     ) -> ShipmentRecorded:
         """Record a shipment of units (every unit not yet shipped when ``lines`` is None). Units are taken
         from released, then allocated, then open stock."""
-        _check_code(shipment_id, "shipment_id")
+        check_code(shipment_id, "shipment_id")
         _check_text(carrier, "carrier", 64)
         _check_text(tracking_number, "tracking_number", 128)
         _check_text(node_id, "node_id", 64)
@@ -829,6 +829,7 @@ class Order:
             carrier,
             tracking_number,
             node_id,
+            leaves=node_id,
         )
 
     def deliver(
@@ -1024,13 +1025,15 @@ class Order:
         at: datetime,
         reason: str,
         *extra: object,
+        leaves: str = "",
     ) -> _L:
-        """Move units of lines as ``kind`` does; ``extra`` are the event's own fields, in order."""
+        """Move units of lines as ``kind`` does; ``extra`` are the event's own fields, in order. ``leaves``:
+        the node a shipment names, whose allocations must hold the sourced units it takes."""
         self._check_stamp(actor, at, reason)
         t = self.lifecycle.exit(self, trigger)
         new_lines, moved, totals = self._moved(kind, None if lines is None else self._parse_moves(lines))
-        if kind is ShipmentRecorded and self.allocations and extra[3]:
-            _check_shipped_from(self.allocations, self.lines, new_lines, str(extra[3]))
+        if leaves and self.allocations:
+            _check_shipped_from(self.allocations, self.lines, new_lines, leaves)
         target = self._resolve(totals)
         if t.guards or target.name not in t.target_names:  # the common case needs no call
             self.lifecycle.admit(self, t, target)
@@ -1103,7 +1106,9 @@ def _check_text(value: object, field: str, max_len: int) -> None:
     check_text_fault(value, field)
 
 
-def _check_code(code: object, field: str = "code") -> None:
+def check_code(code: object, field: str = "code") -> None:
+    """InvalidValue naming ``field`` unless ``code`` is a code (of a hold, a shipment...): 1 to 64
+    characters, not only spaces, that every store keeps."""
     if not isinstance(code, str) or not code.strip() or len(code) > 64:
         raise InvalidValue("must be a non-empty string of at most 64 characters", field=field, value=code)
     check_text_fault(code, field)

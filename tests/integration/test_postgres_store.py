@@ -99,6 +99,16 @@ def schema_of(url: str) -> str:
     return parse_url(url).schema
 
 
+def keeps_an_order(url: str) -> None:
+    """Open a store on ``url``, store an order, read it back, close the store."""
+    store = open_store(url)
+    try:
+        add(store, make_order(order_id="O-1"))
+        assert load(store, "O-1").id == OrderId("O-1")
+    finally:
+        store.close()
+
+
 # -- URLs -------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("given", "conninfo", "schema"),
@@ -159,14 +169,11 @@ def test_a_url_without_a_host_reaches_the_server_through_its_socket(
         pytest.skip("the test server has no Unix socket in /var/run/postgresql, /run/postgresql or /tmp")
     params = admin.info.get_parameters()
     schema = f"t_{uuid.uuid4().hex}"
-    store = open_store(
-        f"postgresql:///{params['dbname']}?host={socket_dir}&user={params['user']}&schema={schema}"
-    )
     try:
-        add(store, make_order(order_id="O-1"))
-        assert load(store, "O-1").id == OrderId("O-1")
+        keeps_an_order(
+            f"postgresql:///{params['dbname']}?host={socket_dir}&user={params['user']}&schema={schema}"
+        )
     finally:
-        store.close()
         admin.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
 
 
@@ -331,11 +338,7 @@ def test_a_schema_holding_only_an_extensions_views_is_adopted(
     admin.execute(sql.SQL("CREATE SCHEMA {}").format(schema))
     admin.execute(sql.SQL("CREATE EXTENSION {} SCHEMA {}").format(sql.Identifier(extension), schema))
     try:
-        store = open_store(url)
-        try:
-            add(store, make_order(order_id="O-1"))
-        finally:
-            store.close()
+        keeps_an_order(url)
         assert "orders" in tables_of(admin, schema_of(url))
     finally:
         admin.execute(sql.SQL("DROP EXTENSION {}").format(sql.Identifier(extension)))
@@ -345,12 +348,7 @@ def test_an_empty_schema_made_beforehand_is_adopted(
     url: str, admin: psycopg.Connection[tuple[object, ...]]
 ) -> None:
     admin.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema_of(url))))
-    store = open_store(url)
-    try:
-        add(store, make_order(order_id="O-1"))
-        assert load(store, "O-1").id == OrderId("O-1")
-    finally:
-        store.close()
+    keeps_an_order(url)
 
 
 def test_the_default_schema_is_ordercore() -> None:

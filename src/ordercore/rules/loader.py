@@ -30,7 +30,7 @@ import bisect
 import json
 import re
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from ordercore.errors import InvalidExpression, InvalidRuleSet, InvalidValue, RuleProblem
@@ -78,6 +78,11 @@ _PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([^{}]*)\}|[{}]")
 _RULES_HEADER = re.compile(r"\[\[rules\]\]")
 #: a rule's ``id`` key and its value, as written: in double quotes (escapes kept) or in single quotes
 _ID_KEY = re.compile(r"""["']?\bid["']?\s*[=:]\s*(?:"(?P<double>(?:[^"\\\n]|\\.)*)"|'(?P<single>[^'\n]*)')""")
+
+
+def _first_fault(texts: Iterable[str]) -> str | None:
+    """What :func:`~ordercore.values.text_fault` finds in the first of ``texts`` it finds something in."""
+    return next((f for f in map(text_fault, texts) if f is not None), None)
 
 
 def compile_condition(text: str, *, schema: Schema = ORDER_SCHEMA, limits: Limits | None = None) -> Condition:
@@ -289,7 +294,7 @@ def _build(
         fault = text_fault(value) if isinstance(value, str) else None
         if fault is not None:
             top(key, "bad_value", f"{key} {fault}")
-    fault = next((f for f in map(text_fault, stages) if f is not None), None)
+    fault = _first_fault(stages)
     if fault is not None:
         top("stages", "bad_value", f"stages {fault}")
     on_error = data.get("on_error", "hold")
@@ -371,7 +376,7 @@ def _rule(
         if not isinstance(v, list) or not all(isinstance(x, str) and x for x in v):
             bad(key, "bad_value", f"{key} must be a list of non-empty strings")
             return frozenset()
-        fault = next((f for f in map(text_fault, v) if f is not None), None)
+        fault = _first_fault(v)
         if fault is not None:
             bad(key, "bad_value", f"{key} {fault}")
             return frozenset()

@@ -22,7 +22,7 @@ from ordercore.events import OrderEvent
 from ordercore.inventory import NodeStates, ReservationKind, StockPosition
 from ordercore.inventory.ledger import check_reason
 from ordercore.lifecycle import Lifecycle, State
-from ordercore.order import Order
+from ordercore.order import Order, check_code
 from ordercore.ports import (
     BackorderSummary,
     Clock,
@@ -50,7 +50,7 @@ from ordercore.service.messagebus import E, HandlerFailure, MessageBus
 from ordercore.service.rules import RULES_ACTOR, rule_inputs
 from ordercore.service.sourcing import withdrawable
 from ordercore.storage import MAX_LIMIT
-from ordercore.values import Actor, OrderId, Sku, check_aware, text_fault
+from ordercore.values import Actor, OrderId, Sku, check_aware
 
 __all__ = ["OPERATOR", "DecisionChange", "HoldAging", "OrderCore", "WhatIf"]
 
@@ -104,7 +104,7 @@ class OrderCore:
                         codes,
                         f"stock of {command.sku} at {command.node_id} changed",
                         lambda order_id, e: failed(f"re-evaluation of {order_id}", e),
-                        sku=Sku(command.sku) if isinstance(command.sku, str) else command.sku,
+                        sku=command.sku,
                     )
             except Exception as e:  # recorded: the stock command committed
                 failed("re-evaluation of held orders", e)
@@ -143,7 +143,7 @@ class OrderCore:
         if codes is not None:
             codes = list(codes)
             for i, code in enumerate(codes):
-                _check_code(code, f"codes[{i}]")
+                check_code(code, f"codes[{i}]")
         check_reason(reason)  # before any order is read: a bad reason fails every one of them
         failures: list[tuple[OrderId, Exception]] = []
         results = self._reevaluate_held(codes, reason, lambda order_id, e: failures.append((order_id, e)))
@@ -159,19 +159,16 @@ class OrderCore:
         sku: Sku | None = None,
     ) -> list[CommandResult]:
         """Re-evaluate the orders held for ``codes``, each in its own command (only those with a line of
-        ``sku``, when given); an order that fails goes to ``failed`` and does not stop the others. By
-        default the codes are those the rule set gives, ``rule_error``, and every other code an order is
-        held for now (one an earlier rule set gave, before :meth:`use_rules`)."""
+        ``sku``, when given); an order that fails goes to ``failed`` and does not stop the others. Without
+        ``codes``, every order the rules hold, whatever its codes (one an earlier rule set gave, before
+        :meth:`use_rules`, too)."""
         rules = self.services.rules
         if rules is None:
             return []
         if codes is None:
-            held = self.held_orders(limit=MAX_LIMIT)
-            ids = {h.order_id for h in held}
+            ids = {h.order_id for h in self.held_orders(limit=MAX_LIMIT)}  # every one
         else:
-            ids = set()
-            for code in sorted(set(codes)):
-                ids.update(h.order_id for h in self.held_orders(code, limit=MAX_LIMIT))  # every one
+            ids = {h.order_id for code in set(codes) for h in self.held_orders(code, limit=MAX_LIMIT)}
         results = []
         for order_id in sorted(ids, key=lambda i: i.value):
             if sku is not None or codes is None:
@@ -259,7 +256,7 @@ class OrderCore:
     def held_orders(self, code: str | None = None, *, limit: int = 100) -> list[HeldOrder]:
         """Active holds (only those of ``code``, if given), oldest first."""
         if code is not None:
-            _check_code(code, "code")
+            check_code(code, "code")
         with self.store.unit_of_work() as uow:
             return _reports(uow).held_orders(code, limit=limit)
 
@@ -486,12 +483,3 @@ def _reports(uow: UnitOfWork) -> OrderReports:
     if not isinstance(orders, OrderReports):
         raise StoreUnavailable(f"{type(orders).__name__} keeps no read models")
     return orders
-
-
-def _check_code(code: object, field: str) -> None:
-    """InvalidValue naming ``field`` unless ``code`` is a hold code: a non-empty string any store keeps."""
-    if not isinstance(code, str) or not code:
-        raise InvalidValue("must be a hold code (a non-empty string)", field=field, value=code)
-    fault = text_fault(code)
-    if fault is not None:
-        raise InvalidValue(fault, field=field, value=code)

@@ -106,9 +106,7 @@ def _optional_bool(instance: object, attribute: attrs.Attribute[Any], value: Any
 
 
 def _version(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
-    if value is None or (type(value) is int and value >= 0):
-        return
-    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+    if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
         raise InvalidValue(
             "must be a whole number of 0 or more (the version read), or None",
             field=attribute.name,

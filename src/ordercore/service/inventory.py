@@ -34,11 +34,19 @@ def _load(
 
 
 def _on_stock(
-    change: Callable[[StockPosition, S, datetime], object], *, create: bool = False
+    change: Callable[[StockPosition, S, datetime], object],
+    *,
+    create: bool = False,
+    guard: Callable[[StockPosition, S, UnitOfWork], None] | None = None,
 ) -> Callable[[S, UnitOfWork, Services], CommandResult]:
+    """The handler that loads the command's position (opened when ``create``), lets ``guard`` refuse the
+    command with what else the unit holds, applies ``change``, and commits what it recorded."""
+
     def handle(cmd: S, uow: UnitOfWork, svc: Services) -> CommandResult:
         at = svc.clock.now()
         position = _load(cmd, uow, svc, create=create, at=at)
+        if guard is not None:
+            guard(position, cmd, uow)
         change(position, cmd, at)
         if position.new_entries():
             uow.inventory.save(position)
@@ -86,27 +94,25 @@ def _reserve(p: StockPosition, cmd: c.ReserveStock, at: datetime) -> object:
     )
 
 
-def release_reservation(cmd: c.ReleaseReservation, uow: UnitOfWork, svc: Services) -> CommandResult:
-    """Release a reservation (a cart's, a quote's, one of your own). An order's hard reservation is not
-    released this way while the order still allocates it: the order would keep an allocation its stock
-    no longer backs, and the units would be sourced to another order too. Cancel the order's lines, or
-    re-source it, instead (both release what they no longer need)."""
-    at = svc.clock.now()
-    position = _load(cmd, uow, svc, create=False, at=at)
-    held = position.reservations.get(cmd.key) if isinstance(cmd.key, str) else None
-    if held is not None and held.kind is ReservationKind.HARD:
-        order = _order_of(held.reference, uow)
-        if order is not None and any(a.key == held.key for a in order.allocations):
-            raise ReservationConflict(
-                f"reservation {held.key!r} at {position.node_id} holds {held.quantity} units allocated to"
-                f" order {order.id}; cancel its lines or re-source it to release them",
-                key=held.key,
-            )
-    position.release(cmd.key, cmd.quantity, at=at, reason=cmd.reason or "released")
-    if position.new_entries():
-        uow.inventory.save(position)
-        uow.commit()
-    return CommandResult(f"{position.node_id}/{position.sku}", position.version, ())
+def _release(p: StockPosition, cmd: c.ReleaseReservation, at: datetime) -> object:
+    return p.release(cmd.key, cmd.quantity, at=at, reason=cmd.reason or "released")
+
+
+def _not_allocated(p: StockPosition, cmd: c.ReleaseReservation, uow: UnitOfWork) -> None:
+    """Refuse to release an order's hard reservation while the order still allocates it: the order would
+    keep an allocation its stock no longer backs, and the units would be sourced to another order too.
+    Cancel the order's lines, or re-source it, instead (both release what they no longer need). A cart's,
+    a quote's, or a hard reservation of your own is released as asked."""
+    held = p.reservations.get(cmd.key) if isinstance(cmd.key, str) else None
+    if held is None or held.kind is not ReservationKind.HARD:
+        return
+    order = _order_of(held.reference, uow)
+    if order is not None and any(a.key == held.key for a in order.allocations):
+        raise ReservationConflict(
+            f"reservation {held.key!r} at {p.node_id} holds {held.quantity} units allocated to"
+            f" order {order.id}; cancel its lines or re-source it to release them",
+            key=held.key,
+        )
 
 
 def _order_of(reference: str, uow: UnitOfWork) -> Order | None:
@@ -139,6 +145,6 @@ INVENTORY_HANDLERS: dict[type[c.Command], Handler] = {
     c.ExpectSupply: _on_stock(_expect, create=True),
     c.CancelSupply: _on_stock(_cancel_supply),
     c.ReserveStock: _on_stock(_reserve),
-    c.ReleaseReservation: release_reservation,
+    c.ReleaseReservation: _on_stock(_release, guard=_not_allocated),
     c.SetNodeOnline: set_node_online,
 }

@@ -49,7 +49,7 @@ import random
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import Any, TypeVar, cast
+from typing import TypeVar, cast
 
 import attrs
 
@@ -172,10 +172,11 @@ class MessageBus:
         """Publish pending outbox events in commit order, in batches of ``batch_size``; returns how many
         this call published and marked published. A publisher error leaves them pending (and is recorded
         as a failure), except for the events a :class:`~ordercore.errors.PublishRefused` says were stored
-        before the one refused: those are marked, and the relay stops at the refused one. When another relay marked some of a batch first (another worker relaying from the
-        same outbox), this one's mark is refused: it marks nothing of that batch and reads the outbox
-        again, at most ``_LOST_RACES`` times in a row; then it stops, leaving what is left to the relays
-        racing it (or to the next one). A store error is raised."""
+        before the one refused: those are marked, and the relay stops at the refused one. When another
+        relay marked some of a batch first (another worker relaying from the same outbox), this one's mark
+        is refused: it marks nothing of that batch and reads the outbox again, at most ``_LOST_RACES``
+        times in a row; then it stops, leaving what is left to the relays racing it (or to the next one).
+        A store error is raised."""
         if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
             raise InvalidValue("must be a whole number of at least 1", field="batch_size", value=batch_size)
         if self.publisher is None:
@@ -260,13 +261,7 @@ class MessageBus:
             if not isinstance(event, event_type):
                 continue
             try:
-                out: Any = handler(event)
-                if out is None:
-                    continue
-                if isinstance(out, Command):
-                    follow_ups.append(out)
-                else:
-                    follow_ups.extend(_follow_ups(out))
+                follow_ups.extend(_follow_ups(handler(event)))
             except Exception as e:  # recorded: see the module's failure policy
                 self._failed(event, _name(handler), e, failures)
         return follow_ups
@@ -304,8 +299,12 @@ _LOST_RACES = 5
 
 
 def _follow_ups(out: object) -> list[Command]:
-    """What a handler returned besides None and a Command: a sequence (or an iterator) of Commands, or an
+    """The commands a handler returned: None, a Command, or a sequence (or an iterator) of Commands; an
     InvalidValue saying what else it was."""
+    if out is None:
+        return []
+    if isinstance(out, Command):
+        return [out]
     if isinstance(out, str | bytes | bytearray | Mapping) or not isinstance(out, Sequence | Iterator):
         raise InvalidValue(
             f"an event handler must return None, a Command or a sequence of Commands, not {type(out).__name__}",
